@@ -1,0 +1,61 @@
+//! Engine configuration: one documented knob per limit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the engine runs handlers. `Default` gives the documented values.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most instances alive at once (running or parked); each holds one pooled memory slot.
+    /// Default 1024.
+    pub max_instances: u32,
+    /// Memory limit of an execution whose request names none. Default 64 MiB.
+    pub default_memory_limit: u64,
+    /// Largest memory limit a request may ask for (the size of a pooled memory slot).
+    /// Default 256 MiB.
+    pub max_memory_limit: u64,
+    /// QuickJS's maximum stack size. Deep recursion ends as `STACK_OVERFLOW` at this depth,
+    /// well before the guest's 1 MiB shadow stack or wasmtime's native limit. Default 256 KiB.
+    pub max_js_stack: u32,
+    /// Native stack wasm may use (wasmtime `max_wasm_stack`); must stay below the stack of the
+    /// threads that call into the engine. Default 1 MiB.
+    pub max_wasm_stack: usize,
+    /// Granularity of timeouts: the epoch ticker's period. Default 1 ms.
+    pub epoch_tick: Duration,
+    /// Bytes of records (mutations, events, view commands, logs, pending calls) one execution
+    /// may make the host keep; beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
+    pub output_limit: usize,
+    /// Linear-memory bytes kept resident (not returned to the OS) when a pooled slot is
+    /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB.
+    pub memory_keep_resident: usize,
+    /// Table bytes kept resident likewise. Default 64 KiB.
+    pub table_keep_resident: usize,
+    /// Directory for the compiled guest module, so a new process skips compiling it.
+    /// Default `$XDG_CACHE_HOME/nexus` or `~/.cache/nexus`; `None` compiles in every process.
+    pub module_cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_instances: 1024,
+            default_memory_limit: 64 << 20,
+            max_memory_limit: 256 << 20,
+            max_js_stack: 256 << 10,
+            max_wasm_stack: 1 << 20,
+            epoch_tick: Duration::from_millis(1),
+            output_limit: 16 << 20,
+            memory_keep_resident: 2 << 20,
+            table_keep_resident: 64 << 10,
+            module_cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    Some(base.join("nexus"))
+}

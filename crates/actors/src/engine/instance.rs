@@ -1,0 +1,112 @@
+//! One fresh guest instance: its store (host state and limits) and the calling convention of
+//! its exports (write a MessagePack input, call, read the MessagePack reply).
+
+use wasmtime::error::Context as _;
+use wasmtime::{Result, format_err as anyhow};
+use nexus_abi::{decode, encode, exports, unpack_reply};
+use nexus_host_fns::{HostAccess, HostState};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, TypedFunc};
+
+/// What a store holds besides the instance: the host side of the execution and its limits.
+pub struct StoreData {
+    pub host: HostState,
+    pub limits: MemoryLimit,
+    memory: Option<Memory>,
+}
+
+impl HostAccess for StoreData {
+    fn host(&mut self) -> &mut HostState {
+        &mut self.host
+    }
+
+    fn memory(&self) -> Memory {
+        // Host functions can only be called by a running instance, and the memory is set
+        // right after instantiation, before any guest code runs.
+        self.memory.expect("the guest memory is set at instantiation")
+    }
+}
+
+/// Refuses memory growth past the execution's limit, and remembers that it did: the guest's
+/// allocator aborting right after a refusal is an out-of-memory, not a sandbox failure.
+pub struct MemoryLimit {
+    pub max_bytes: usize,
+    pub refused: bool,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+        let allowed = desired <= self.max_bytes;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+        // QuickJS never grows its function table; a guest that tries is refused.
+        Ok(desired <= 1 << 16)
+    }
+}
+
+type Entry = TypedFunc<(u32, u32), i64>;
+
+/// A live guest instance and the store that owns it.
+pub struct GuestInstance {
+    pub store: Store<StoreData>,
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    run: Entry,
+    resume: Entry,
+    compile: Entry,
+}
+
+/// Which entry point to call.
+#[derive(Clone, Copy)]
+pub enum EntryPoint {
+    Run,
+    Resume,
+    Compile,
+}
+
+impl GuestInstance {
+    pub fn instantiate(pre: &InstancePre<StoreData>, host: HostState, max_memory: usize) -> Result<Self> {
+        let data = StoreData { host, limits: MemoryLimit { max_bytes: max_memory, refused: false }, memory: None };
+        let mut store = Store::new(pre.module().engine(), data);
+        store.limiter(|data| &mut data.limits);
+        let instance = pre.instantiate(&mut store).context("instantiating the guest")?;
+        let memory = instance.get_memory(&mut store, "memory").context("the guest exports its memory")?;
+        store.data_mut().memory = Some(memory);
+        Ok(GuestInstance {
+            alloc: instance.get_typed_func(&mut store, exports::ALLOC)?,
+            run: instance.get_typed_func(&mut store, exports::RUN)?,
+            resume: instance.get_typed_func(&mut store, exports::RESUME)?,
+            compile: instance.get_typed_func(&mut store, exports::COMPILE)?,
+            memory,
+            store,
+        })
+    }
+
+    /// Calls an entry point with `input`; an `Err` is a trap (or host-function failure) that
+    /// leaves the instance unusable.
+    pub fn call<I: Serialize, O: DeserializeOwned>(&mut self, entry: EntryPoint, input: &I) -> Result<O> {
+        let input = encode(input);
+        let len = u32::try_from(input.len()).context("input larger than 4 GiB")?;
+        let ptr = self.alloc.call(&mut self.store, len)?;
+        self.memory.write(&mut self.store, ptr as usize, &input).context("writing the guest input")?;
+        let func = match entry {
+            EntryPoint::Run => &self.run,
+            EntryPoint::Resume => &self.resume,
+            EntryPoint::Compile => &self.compile,
+        };
+        let (ptr, len) = unpack_reply(func.call(&mut self.store, (ptr, len))?);
+        let data = self.memory.data(&self.store);
+        let reply = data
+            .get(ptr as usize..ptr as usize + len as usize)
+            .ok_or_else(|| anyhow!("the guest's reply lies outside its memory"))?;
+        decode(reply).context("decoding the guest's reply")
+    }
+
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.data_size(&self.store) as u64
+    }
+}

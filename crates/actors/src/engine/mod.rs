@@ -1,0 +1,269 @@
+//! The engine: runs one handler in a fresh guest instance, and resumes it when suspended.
+//!
+//! Every execution instantiates the pre-initialized guest (a Wizer snapshot of QuickJS with
+//! its prelude) from an [`InstancePre`] into a pooled memory slot whose copy-on-write image is
+//! the snapshot, so a fresh instance costs a few page resets rather than a QuickJS start-up.
+//! Limits: a timeout through epoch interruption, memory through the store's limiter and
+//! QuickJS's own heap limit, stack through QuickJS's stack limit and `max_wasm_stack`.
+//! A trap discards the instance and nothing else.
+//!
+//! ```no_run
+//! use nexus_actors::engine::{Engine, EngineConfig, ExecutionRequest, Status};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let outcome = engine.execute(ExecutionRequest::source("return 1 + 2"));
+//! assert_eq!(outcome.result.status, Status::Success);
+//! assert_eq!(outcome.result.return_value, 3);
+//! # wasmtime::Result::Ok(())
+//! ```
+
+mod config;
+mod errors;
+mod instance;
+mod module;
+mod request;
+mod ticker;
+
+use std::time::{Duration, Instant};
+
+use wasmtime::Result;
+use wasmtime::error::Context as _;
+use nexus_abi::{
+    Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput,
+};
+use nexus_host_fns::{Checker, HostState};
+use serde_json::Value;
+use wasmtime::{InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
+
+pub use config::EngineConfig;
+pub use module::GUEST_WASM;
+pub use request::{
+    ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, Status, Suspension,
+    SuspensionId,
+};
+
+use instance::{EntryPoint, GuestInstance, StoreData};
+
+/// The wasmtime engine, the linked guest, and the epoch ticker behind its timeouts.
+#[derive(Clone)]
+pub struct Engine {
+    pre: InstancePre<StoreData>,
+    config: EngineConfig,
+}
+
+/// The result of a step of execution and, when the handler is suspended, the execution to
+/// resume later.
+pub struct Outcome {
+    pub result: ExecutionResult,
+    pub parked: Option<ParkedExecution>,
+}
+
+/// A suspended execution: its instance, kept alive until it is resumed or dropped.
+pub struct ParkedExecution {
+    id: SuspensionId,
+    instance: GuestInstance,
+    source: Option<String>,
+    /// Running time still allowed (time parked does not count).
+    time_left: Duration,
+}
+
+impl ParkedExecution {
+    pub fn id(&self) -> &SuspensionId {
+        &self.id
+    }
+
+    /// The extension calls the handler is waiting for.
+    pub fn pending_calls(&self) -> &[nexus_host_fns::records::PendingCall] {
+        self.instance.store.data().host.pending_calls()
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_core_instances(config.max_instances)
+            .total_memories(config.max_instances)
+            .total_tables(config.max_instances)
+            .max_memory_size(config.max_memory_limit as usize)
+            .linear_memory_keep_resident(config.memory_keep_resident)
+            .table_keep_resident(config.table_keep_resident);
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = wasmtime::Engine::new(&wasm).context("configuring wasmtime")?;
+
+        let module = module::guest_module(&engine, config.module_cache_dir.as_deref())?;
+        let mut linker = Linker::new(&engine);
+        nexus_host_fns::imports::add_to_linker(&mut linker)?;
+        nexus_host_fns::wasi::add_to_linker(&mut linker)?;
+        let pre = linker.instantiate_pre(&module).context("linking the guest")?;
+        ticker::start(&engine, config.epoch_tick);
+        Ok(Engine { pre, config })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Runs a handler in a fresh instance until it settles or suspends.
+    pub fn execute(&self, request: ExecutionRequest) -> Outcome {
+        let started = Instant::now();
+        let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
+        if memory_limit > self.config.max_memory_limit {
+            return failed(ErrorCode::InvalidArgument, format!(
+                "memory limit {memory_limit} exceeds the engine's maximum {}",
+                self.config.max_memory_limit
+            ));
+        }
+        let (code, source) = match request.handler {
+            Handler::Source(source) => (Code::Source(source.clone()), Some(source)),
+            Handler::Bytecode(bytecode) => (Code::Bytecode(bytecode), None),
+        };
+        let host = HostState::new(
+            request.state_snapshot,
+            Checker::new(request.capabilities),
+            request.extension_registry,
+            self.config.output_limit,
+        );
+        let instance = match GuestInstance::instantiate(&self.pre, host, memory_limit as usize) {
+            Ok(instance) => instance,
+            Err(e) => return failed(ErrorCode::Internal, format!("{e:#}")),
+        };
+        let input = RunInput {
+            code,
+            args: request.args,
+            scope: request.scope,
+            random_seed: random_seed(),
+            // QuickJS's heap limit sits below the store's, leaving room for the snapshot's static
+            // data and shadow stack, so running out is a JavaScript out-of-memory error rather
+            // than a refused memory.grow.
+            memory_limit: memory_limit.saturating_sub(memory_limit / 8),
+            max_stack: self.config.max_js_stack,
+        };
+        let step = Step { instance, source, time_left: request.timeout, started };
+        self.step(step, EntryPoint::Run, &input)
+    }
+
+    /// Settles one pending call of a parked execution and runs it on. A call id that is not
+    /// pending is refused and the execution stays parked.
+    pub fn resume(
+        &self,
+        mut parked: ParkedExecution,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<Outcome, (ExecutionError, ParkedExecution)> {
+        if !parked.instance.store.data_mut().host.settle_call(call_id) {
+            let error = ExecutionError::new(
+                ErrorCode::InvalidArgument,
+                format!("suspension {} has no pending call {call_id}", parked.id),
+            );
+            return Err((error, parked));
+        }
+        let step = Step {
+            instance: parked.instance,
+            source: parked.source,
+            time_left: parked.time_left,
+            started: Instant::now(),
+        };
+        Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
+    }
+
+    /// Compiles handler source to bytecode inside a fresh sandbox instance.
+    pub fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
+        let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
+        let mut instance = GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
+            .map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
+        instance.store.set_epoch_deadline(ticker::ticks(Duration::from_secs(10), self.config.epoch_tick));
+        let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
+        match output {
+            Ok(CompileOutput::Bytecode(bytecode)) => Ok(bytecode),
+            Ok(CompileOutput::Threw(error)) => Err(errors::from_guest(error, Some(source))),
+            Err(trap) => {
+                let data = instance.store.data();
+                Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
+            }
+        }
+    }
+
+    /// Calls into the guest with the time left, and turns what it reports into a result.
+    fn step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
+        step.instance.store.set_epoch_deadline(ticker::ticks(step.time_left, self.config.epoch_tick) + 1);
+        let running = Instant::now();
+        let output = step.instance.call::<_, RunOutput>(entry, input);
+        step.time_left = step.time_left.saturating_sub(running.elapsed());
+
+        let data = step.instance.store.data_mut();
+        let records = data.host.take_records();
+        let metrics = ExecutionMetrics {
+            execution_time_us: step.started.elapsed().as_micros() as u64,
+            compile_time_us: 0,
+            host_calls: data.host.host_calls(),
+            memory_bytes: step.instance.memory_bytes(),
+            cache_hit: false,
+        };
+        let mut result = ExecutionResult {
+            status: Status::Error,
+            return_value: Value::Null,
+            records,
+            suspension: None,
+            error: None,
+            metrics,
+        };
+        let data = step.instance.store.data();
+        let output = match output {
+            // Past the output budget the handler may have caught the error; it still failed.
+            Ok(_) if data.host.output_exhausted() => Err(ExecutionError::new(
+                ErrorCode::MemoryLimit,
+                format!("the handler exceeded its output limit of {} bytes", self.config.output_limit),
+            )),
+            Ok(output) => Ok(output),
+            Err(trap) => Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output())),
+        };
+        match output {
+            Ok(RunOutput::Returned(value)) => {
+                result.status = Status::Success;
+                result.return_value = value.unwrap_or(Value::Null);
+            }
+            Ok(RunOutput::Threw(error)) => result.error = Some(errors::from_guest(error, step.source.as_deref())),
+            Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
+                result.error = Some(ExecutionError::new(
+                    ErrorCode::Unsettled,
+                    "the handler's promise can never settle: it awaits nothing the host is performing",
+                ));
+            }
+            Ok(RunOutput::Pending) => {
+                let id = SuspensionId::random();
+                result.status = Status::Suspended;
+                result.suspension = Some(Suspension { id: id.clone(), calls: data.host.pending_calls().to_vec() });
+                let parked =
+                    ParkedExecution { id, instance: step.instance, source: step.source, time_left: step.time_left };
+                return Outcome { result, parked: Some(parked) };
+            }
+            Err(error) => result.error = Some(error),
+        }
+        Outcome { result, parked: None }
+    }
+}
+
+struct Step {
+    instance: GuestInstance,
+    source: Option<String>,
+    time_left: Duration,
+    started: Instant,
+}
+
+fn failed(code: ErrorCode, message: String) -> Outcome {
+    Outcome { result: ExecutionResult::failed(ExecutionError::new(code, message)), parked: None }
+}
+
+fn random_seed() -> [u64; 2] {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("host randomness is available");
+    [
+        u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+        u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
+    ]
+}

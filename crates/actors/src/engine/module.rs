@@ -1,0 +1,65 @@
+//! The compiled guest module: compiled once per process and engine configuration, and cached
+//! serialized on disk so a new process (a CLI run, a test binary) skips the compilation.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use wasmtime::Result;
+use wasmtime::error::Context as _;
+use wasmtime::{Engine, Module};
+
+/// The pre-initialized guest (Wizer snapshot), rebuilt by `scripts/build-guest.sh`.
+pub const GUEST_WASM: &[u8] = include_bytes!("../../../../guest/nexus_guest.wasm");
+
+/// Returns the guest module for `engine`, compiling it at most once per process per
+/// compatible engine configuration.
+pub fn guest_module(engine: &Engine, cache_dir: Option<&Path>) -> Result<Module> {
+    static COMPILED: OnceLock<Mutex<HashMap<u64, Vec<u8>>>> = OnceLock::new();
+    let key = cache_key(engine);
+    let compiled = COMPILED.get_or_init(Default::default);
+    let mut compiled = compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(bytes) = compiled.get(&key) {
+        // SAFETY: these bytes were serialized by this process for an engine with the same
+        // compatibility hash.
+        return unsafe { Module::deserialize(engine, bytes) }.context("loading the compiled guest");
+    }
+    let file = cache_dir.map(|dir| dir.join(format!("guest-{key:016x}.cwasm")));
+    let module = match file.as_deref().and_then(|file| load(engine, file)) {
+        Some(module) => module,
+        None => {
+            let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
+            if let Some(file) = &file {
+                // A cache that cannot be written only costs the next process a compilation.
+                let _ = store(&module, file);
+            }
+            module
+        }
+    };
+    compiled.insert(key, module.serialize().context("serializing the guest module")?);
+    Ok(module)
+}
+
+fn cache_key(engine: &Engine) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    GUEST_WASM.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn load(engine: &Engine, file: &Path) -> Option<Module> {
+    // SAFETY: the file is in the user's own cache directory and was written by `store`;
+    // wasmtime checks it was made by this wasmtime version with a compatible configuration.
+    unsafe { Module::deserialize_file(engine, file) }.ok()
+}
+
+fn store(module: &Module, file: &Path) -> Result<()> {
+    let dir = file.parent().context("cache file has a directory")?;
+    std::fs::create_dir_all(dir)?;
+    // Written beside and renamed, so a concurrent reader never sees half a module.
+    let partial = dir.join(format!(".{}.{}", std::process::id(), file.file_name().and_then(|n| n.to_str()).unwrap_or("guest")));
+    std::fs::write(&partial, module.serialize()?)?;
+    std::fs::rename(&partial, file)?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! An execution request and its result, as the product contract describes them
+//! (JSON field names in camelCase).
+
+use std::time::Duration;
+
+use nexus_abi::ErrorCode;
+use nexus_host_fns::records::{PendingCall, Records};
+use nexus_host_fns::{Capability, ExtensionRegistry};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The handler to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Handler {
+    /// The body of an async function.
+    Source(String),
+    /// Bytecode from [`crate::engine::Engine::precompile`].
+    Bytecode(Vec<u8>),
+}
+
+/// One execution of a handler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExecutionRequest {
+    pub handler: Handler,
+    pub panel_id: String,
+    pub handler_name: String,
+    pub state_snapshot: Map<String, Value>,
+    pub args: Value,
+    pub scope: Value,
+    /// Parsed tokens: a malformed token fails deserialization (`INVALID_ARGUMENT`), never
+    /// silently grants or drops anything.
+    pub capabilities: Vec<Capability>,
+    pub extension_registry: ExtensionRegistry,
+    /// Time allowed for running wasm (time parked in a suspension does not count).
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    /// Memory limit in bytes; the engine's default when absent.
+    pub memory_limit: Option<u64>,
+}
+
+impl Default for ExecutionRequest {
+    fn default() -> Self {
+        ExecutionRequest {
+            handler: Handler::Source(String::new()),
+            panel_id: String::new(),
+            handler_name: String::new(),
+            state_snapshot: Map::new(),
+            args: Value::Null,
+            scope: Value::Null,
+            capabilities: Vec::new(),
+            extension_registry: ExtensionRegistry::new(),
+            timeout: Duration::from_secs(5),
+            memory_limit: None,
+        }
+    }
+}
+
+impl ExecutionRequest {
+    /// A request for `source` with defaults for everything else.
+    pub fn source(source: impl Into<String>) -> Self {
+        ExecutionRequest { handler: Handler::Source(source.into()), ..Default::default() }
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Error,
+    Suspended,
+}
+
+/// An unguessable, single-use handle on a parked execution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SuspensionId(pub String);
+
+impl SuspensionId {
+    /// 128 bits of host randomness, hex-encoded.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("host randomness is available");
+        SuspensionId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl std::fmt::Display for SuspensionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub id: SuspensionId,
+    /// Every extension call still pending.
+    pub calls: Vec<PendingCall>,
+}
+
+/// 1-based position in the handler's own source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The handler's source line at `location`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
+}
+
+impl ExecutionError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ExecutionError { code, message: message.into(), stack: None, location: None, snippet: None }
+    }
+}
+
+impl std::fmt::Display for ExecutionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(Location { line, column }) = self.location {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ExecutionError {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionMetrics {
+    /// Wall time of this stretch of execution, instantiation included.
+    pub execution_time_us: u64,
+    /// Time spent compiling source to bytecode (0 when bytecode was given or cached).
+    pub compile_time_us: u64,
+    pub host_calls: u64,
+    /// Size of the instance's linear memory at the end.
+    pub memory_bytes: u64,
+    pub cache_hit: bool,
+}
+
+/// The result of an execution, or of one resume of a suspended execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResult {
+    pub status: Status,
+    pub return_value: Value,
+    #[serde(flatten)]
+    pub records: Records,
+    pub suspension: Option<Suspension>,
+    pub error: Option<ExecutionError>,
+    pub metrics: ExecutionMetrics,
+}
+
+impl ExecutionResult {
+    /// A result for a request that failed before any handler code ran.
+    pub fn failed(error: ExecutionError) -> Self {
+        ExecutionResult {
+            status: Status::Error,
+            return_value: Value::Null,
+            records: Records::default(),
+            suspension: None,
+            error: Some(error),
+            metrics: ExecutionMetrics::default(),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The Nexus guest: QuickJS (through rquickjs) compiled to `wasm32-wasip1`.
+//!
+//! Its whole job is to run one handler and report where the handler's promise stands. It is
+//! pre-initialized by Wizer ([`initialize`] builds the QuickJS runtime, context and prelude),
+//! so every execution starts from that snapshot in a fresh instance. The entry points follow
+//! the calling convention of [`nexus_abi`]; all policy (capabilities, limits, error
+//! classification) lives on the host.
+
+mod host;
+mod natives;
+
+use std::cell::RefCell;
+
+use nexus_abi::{
+    Code, CompileInput, CompileOutput, ExtOutcome, GUEST_ABI_VERSION, GuestError, HANDLER_FILE, HANDLER_PREFIX,
+    HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, decode, encode, pack_reply,
+};
+use rquickjs::{
+    Context, Ctx, Function, Object, Persistent, Runtime, Value, context::EvalOptions, prelude::Coerced, qjs,
+};
+
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// Bytecode starts with this magic and [`GUEST_ABI_VERSION`]; QuickJS does not validate
+/// bytecode from another build, so anything else is refused before it reaches QuickJS.
+const BYTECODE_MAGIC: &[u8; 4] = b"NXBC";
+
+struct Guest {
+    // Field order matters for drop, though the snapshot never drops them.
+    api: Persistent<Object<'static>>,
+    context: Context,
+    _runtime: Runtime,
+}
+
+thread_local! {
+    static GUEST: RefCell<Option<Guest>> = const { RefCell::new(None) };
+    static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wizer's initialization function: everything computed here is frozen into the snapshot.
+#[unsafe(export_name = "wizer-initialize")]
+pub extern "C" fn initialize() {
+    let runtime = Runtime::new().expect("creating the QuickJS runtime");
+    let context = Context::full(&runtime).expect("creating the QuickJS context");
+    let api = context
+        .with(|ctx| {
+            let mut options = EvalOptions::default();
+            options.filename = Some("prelude.js".into());
+            options.strict = true;
+            let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
+            let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
+            Ok::<_, rquickjs::Error>(Persistent::save(&ctx, api))
+        })
+        .expect("evaluating the prelude");
+    runtime.run_gc();
+    GUEST.set(Some(Guest { api, context, _runtime: runtime }));
+}
+
+/// Returns a buffer of `len` bytes for the host to write the next entry point's input into.
+#[unsafe(no_mangle)]
+pub extern "C" fn nexus_alloc(len: u32) -> *mut u8 {
+    INPUT.with_borrow_mut(|input| {
+        input.clear();
+        input.resize(len as usize, 0);
+        input.as_mut_ptr()
+    })
+}
+
+/// Starts the handler of a [`RunInput`]; returns a [`RunOutput`].
+#[unsafe(no_mangle)]
+pub extern "C" fn nexus_run(_ptr: u32, len: u32) -> i64 {
+    let output = match take_input::<RunInput>(len) {
+        Ok(input) => with_guest(|guest| guest.run(input)),
+        Err(error) => RunOutput::Threw(error),
+    };
+    reply(&output)
+}
+
+/// Settles one extension call of a suspended handler; returns a [`RunOutput`].
+#[unsafe(no_mangle)]
+pub extern "C" fn nexus_resume(_ptr: u32, len: u32) -> i64 {
+    let output = match take_input::<ResumeInput>(len) {
+        Ok(input) => with_guest(|guest| guest.resume(input)),
+        Err(error) => RunOutput::Threw(error),
+    };
+    reply(&output)
+}
+
+/// Compiles handler source to bytecode; returns a [`CompileOutput`].
+#[unsafe(no_mangle)]
+pub extern "C" fn nexus_compile(_ptr: u32, len: u32) -> i64 {
+    let output = match take_input::<CompileInput>(len) {
+        Ok(input) => with_guest(|guest| guest.compile(&input.source)),
+        Err(error) => CompileOutput::Threw(error),
+    };
+    reply(&output)
+}
+
+fn take_input<T: for<'a> serde::Deserialize<'a>>(len: u32) -> Result<T, GuestError> {
+    INPUT.with_borrow(|input| {
+        decode(&input[..(len as usize).min(input.len())]).map_err(|e| GuestError {
+            name: "InternalError".into(),
+            message: format!("malformed input from the host: {e}"),
+            ..GuestError::default()
+        })
+    })
+}
+
+fn reply<T: serde::Serialize>(message: &T) -> i64 {
+    OUTPUT.with_borrow_mut(|output| {
+        *output = encode(message);
+        pack_reply(output.as_ptr() as u32, output.len() as u32)
+    })
+}
+
+fn with_guest<R>(f: impl FnOnce(&Guest) -> R) -> R {
+    GUEST.with_borrow(|guest| f(guest.as_ref().expect("the guest runs only from its Wizer snapshot")))
+}
+
+impl Guest {
+    /// Makes QuickJS measure its stack from this entry frame: the frame recorded when the
+    /// runtime was created belongs to the snapshotting run, not to this instance's call.
+    fn enter(&self, ctx: &Ctx<'_>) {
+        // SAFETY: the context pointer is live for the duration of `Context::with`.
+        unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
+    }
+
+    fn run(&self, input: RunInput) -> RunOutput {
+        natives::seed_random(input.random_seed);
+        self.context.with(|ctx| {
+            self.enter(&ctx);
+            // SAFETY: plain setters on the live runtime.
+            unsafe {
+                let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+                qjs::JS_SetMemoryLimit(rt, input.memory_limit as _);
+                qjs::JS_SetMaxStackSize(rt, input.max_stack as _);
+            }
+            let handler = match load(&ctx, &input.code) {
+                Ok(handler) => handler,
+                Err(error) => return RunOutput::Threw(GuestError { at_load: true, ..error }),
+            };
+            let started = (|| {
+                let api = self.api.clone().restore(&ctx)?;
+                let start: Function = api.get("start")?;
+                let args = natives::from_json(&ctx, &input.args)?;
+                let scope = natives::from_json(&ctx, &input.scope)?;
+                start.call::<_, ()>((handler, args, scope))
+            })();
+            match started {
+                Ok(()) => self.settle(&ctx),
+                Err(e) => RunOutput::Threw(caught(&ctx, e)),
+            }
+        })
+    }
+
+    fn resume(&self, input: ResumeInput) -> RunOutput {
+        self.context.with(|ctx| {
+            self.enter(&ctx);
+            let resumed = (|| {
+                let api = self.api.clone().restore(&ctx)?;
+                let resume: Function = api.get("resume")?;
+                let undefined = Value::new_undefined(ctx.clone());
+                match input.outcome {
+                    ExtOutcome::Ok(value) => {
+                        let value = natives::from_json(&ctx, &value)?;
+                        resume.call::<_, bool>((input.call_id, true, value, undefined.clone(), undefined))
+                    }
+                    ExtOutcome::Err { code, message } => {
+                        resume.call::<_, bool>((input.call_id, false, undefined, code, message))
+                    }
+                }
+            })();
+            match resumed {
+                Ok(_) => self.settle(&ctx),
+                Err(e) => RunOutput::Threw(caught(&ctx, e)),
+            }
+        })
+    }
+
+    /// Runs the job queue dry, then reports the handler's promise.
+    fn settle(&self, ctx: &Ctx<'_>) -> RunOutput {
+        // SAFETY: the runtime pointer is live; the out-pointer receives the job's context.
+        let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
+        loop {
+            let mut job_ctx = std::ptr::null_mut();
+            match unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } {
+                0 => break,
+                r if r < 0 => return RunOutput::Threw(error_info(ctx.catch())),
+                _ => {}
+            }
+        }
+        let outcome = (|| {
+            let api = self.api.clone().restore(ctx)?;
+            let outcome: Function = api.get("outcome")?;
+            let outcome: rquickjs::Array = outcome.call(())?;
+            Ok::<_, rquickjs::Error>((outcome.get::<i32>(0)?, outcome.get::<Value>(1)?))
+        })();
+        match outcome {
+            Ok((0, _)) => RunOutput::Pending,
+            Ok((1, value)) if value.is_undefined() => RunOutput::Returned(None),
+            Ok((1, value)) => match natives::to_json(ctx, value) {
+                Ok(json) => RunOutput::Returned(Some(json)),
+                Err(e) => RunOutput::Threw(caught(ctx, e)),
+            },
+            Ok((_, error)) => RunOutput::Threw(error_info(error)),
+            Err(e) => RunOutput::Threw(caught(ctx, e)),
+        }
+    }
+
+    fn compile(&self, source: &str) -> CompileOutput {
+        self.context.with(|ctx| {
+            self.enter(&ctx);
+            match compile_source(&ctx, source).and_then(|function| write_bytecode(&ctx, function)) {
+                Ok(bytecode) => CompileOutput::Bytecode(bytecode),
+                Err(error) => CompileOutput::Threw(GuestError { at_load: true, ..error }),
+            }
+        })
+    }
+}
+
+/// Turns the handler into the async function to call.
+fn load<'js>(ctx: &Ctx<'js>, code: &Code) -> Result<Value<'js>, GuestError> {
+    let function = match code {
+        Code::Source(source) => compile_source(ctx, source)?,
+        Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode)?,
+    };
+    // SAFETY: JS_EvalFunction takes ownership of the compiled function object.
+    let raw = function.as_raw();
+    std::mem::forget(function);
+    let value = unsafe { qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), raw) };
+    checked(ctx, value)
+}
+
+/// Compiles the handler wrapped as an async function expression, without running it.
+fn compile_source<'js>(ctx: &Ctx<'js>, source: &str) -> Result<Value<'js>, GuestError> {
+    // QuickJS requires a NUL after the source.
+    let mut wrapped = String::with_capacity(HANDLER_PREFIX.len() + source.len() + HANDLER_SUFFIX.len() + 1);
+    wrapped.push_str(HANDLER_PREFIX);
+    wrapped.push_str(source);
+    wrapped.push_str(HANDLER_SUFFIX);
+    wrapped.push('\0');
+    let filename = std::ffi::CString::new(HANDLER_FILE).expect("no NUL in the file name");
+    // SAFETY: `wrapped` is NUL-terminated and outlives the call.
+    let value = unsafe {
+        qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            wrapped.as_ptr().cast(),
+            (wrapped.len() - 1) as _,
+            filename.as_ptr(),
+            (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+        )
+    };
+    checked(ctx, value)
+}
+
+fn write_bytecode<'js>(ctx: &Ctx<'js>, function: Value<'js>) -> Result<Vec<u8>, GuestError> {
+    let mut len = 0;
+    // SAFETY: JS_WriteObject returns a js_malloc'ed buffer of `len` bytes or NULL.
+    let data = unsafe {
+        qjs::JS_WriteObject(ctx.as_raw().as_ptr(), &mut len, function.as_raw(), qjs::JS_WRITE_OBJ_BYTECODE as i32)
+    };
+    if data.is_null() {
+        return Err(error_info(ctx.catch()));
+    }
+    let len = len as usize;
+    let mut bytecode = Vec::with_capacity(8 + len);
+    bytecode.extend_from_slice(BYTECODE_MAGIC);
+    bytecode.extend_from_slice(&GUEST_ABI_VERSION.to_le_bytes());
+    // SAFETY: `data` holds `len` bytes and is freed right after the copy.
+    unsafe {
+        bytecode.extend_from_slice(std::slice::from_raw_parts(data, len));
+        qjs::js_free(ctx.as_raw().as_ptr(), data.cast());
+    }
+    Ok(bytecode)
+}
+
+fn read_bytecode<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>, GuestError> {
+    let body = match bytecode.split_at_checked(8) {
+        Some((header, body))
+            if header[..4] == *BYTECODE_MAGIC && header[4..] == GUEST_ABI_VERSION.to_le_bytes() =>
+        {
+            body
+        }
+        _ => {
+            return Err(GuestError {
+                name: "TypeError".into(),
+                message: "not bytecode of this guest version (precompile the handler again)".into(),
+                code: Some(nexus_abi::ErrorCode::InvalidArgument.as_str().into()),
+                ..GuestError::default()
+            });
+        }
+    };
+    // SAFETY: QuickJS reads `body.len()` bytes. Hostile bytecode can corrupt the QuickJS heap,
+    // but only inside this instance's linear memory, and every host call is still checked.
+    let value = unsafe {
+        qjs::JS_ReadObject(ctx.as_raw().as_ptr(), body.as_ptr(), body.len() as _, qjs::JS_READ_OBJ_BYTECODE as i32)
+    };
+    checked(ctx, value)
+}
+
+/// Takes ownership of a raw result, turning `JS_EXCEPTION` into the pending exception.
+fn checked<'js>(ctx: &Ctx<'js>, value: qjs::JSValue) -> Result<Value<'js>, GuestError> {
+    // SAFETY: `value` is an owned value fresh from a QuickJS call on this context.
+    let value = unsafe { Value::from_raw(ctx.clone(), value) };
+    if value.is_exception() { Err(error_info(ctx.catch())) } else { Ok(value) }
+}
+
+fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> GuestError {
+    if error.is_exception() {
+        error_info(ctx.catch())
+    } else {
+        GuestError { name: "InternalError".into(), message: error.to_string(), ..GuestError::default() }
+    }
+}
+
+/// Describes a thrown value. Reading its properties may run handler getters; a getter that
+/// never returns is stopped by the host's epoch deadline like any other handler code.
+fn error_info<'js>(thrown: Value<'js>) -> GuestError {
+    let text = |object: &Object<'js>, key: &str| -> Option<String> {
+        object.get::<_, Option<Coerced<String>>>(key).ok().flatten().map(|s| s.0)
+    };
+    match thrown.as_object() {
+        Some(object) => {
+            let code = object.get::<_, Value>("code").ok().and_then(|c| c.as_string().and_then(|s| s.to_string().ok()));
+            GuestError {
+                name: text(object, "name").unwrap_or_default(),
+                message: text(object, "message").unwrap_or_default(),
+                stack: text(object, "stack"),
+                code,
+                at_load: false,
+            }
+        }
+        None => {
+            let message = thrown.get::<Coerced<String>>().map(|s| s.0).unwrap_or_else(|_| "[unprintable]".into());
+            GuestError { message, ..GuestError::default() }
+        }
+    }
+}

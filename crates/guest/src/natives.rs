@@ -1,0 +1,189 @@
+//! The native functions behind the prelude's `$state`, `$emit`, `$view`, `$ext` and `$log`:
+//! each converts its JavaScript arguments to a wire message, calls the host, and turns the
+//! host's answer back into a JavaScript value or a thrown `Error` with a `code`.
+
+use std::cell::Cell;
+
+use nexus_abi::{ErrorCode, ExtCall, HostStatus, Value as Json, ViewCommandCall, encode};
+use rquickjs::{Ctx, Exception, Function, Object, Value, prelude::Coerced};
+
+use crate::host::{self, Answer};
+
+/// The object of native functions handed to the prelude (never reachable from handler code).
+pub fn host_object<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    let host = Object::new(ctx.clone())?;
+    host.set("stateGet", Function::new(ctx.clone(), state_get)?)?;
+    host.set("stateSet", Function::new(ctx.clone(), state_set)?)?;
+    host.set("stateDelete", Function::new(ctx.clone(), state_delete)?)?;
+    host.set("stateHas", Function::new(ctx.clone(), state_has)?)?;
+    host.set("stateKeys", Function::new(ctx.clone(), state_keys)?)?;
+    host.set("emit", Function::new(ctx.clone(), emit)?)?;
+    host.set("view", Function::new(ctx.clone(), view)?)?;
+    host.set("extCall", Function::new(ctx.clone(), ext_call)?)?;
+    host.set("log", Function::new(ctx.clone(), log)?)?;
+    host.set("random", Function::new(ctx.clone(), random)?)?;
+    Ok(host)
+}
+
+/// Throws a JavaScript `Error` carrying `code` (so handlers can test `e.code`).
+pub fn throw_code(ctx: &Ctx<'_>, code: ErrorCode, message: &str) -> rquickjs::Error {
+    match Exception::from_message(ctx.clone(), message) {
+        Ok(error) => match error.as_object().set("code", code.as_str()) {
+            Ok(()) => error.throw(),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+fn refused(ctx: &Ctx<'_>, status: HostStatus, what: impl FnOnce() -> String) -> rquickjs::Error {
+    match status {
+        HostStatus::UnknownExtension => {
+            throw_code(ctx, ErrorCode::UnknownExtension, &format!("unknown extension: {}", what()))
+        }
+        HostStatus::OutputLimit => throw_code(
+            ctx,
+            ErrorCode::MemoryLimit,
+            "the execution's output limit is exhausted",
+        ),
+        HostStatus::Denied | HostStatus::Absent => throw_code(
+            ctx,
+            ErrorCode::PermissionDenied,
+            &format!("permission denied: requires capability {}", what()),
+        ),
+    }
+}
+
+/// A JavaScript value as a JSON value, with `JSON.stringify` semantics (`toJSON`, dropped
+/// functions, a `TypeError` for cycles); `undefined` becomes `null`.
+pub fn to_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Json> {
+    match ctx.json_stringify(value)? {
+        None => Ok(Json::Null),
+        Some(text) => serde_json::from_str(&text.to_string()?)
+            .map_err(|e| Exception::throw_type(ctx, &format!("value is not serializable: {e}"))),
+    }
+}
+
+/// A JSON value as a fresh JavaScript value (own properties only: a `__proto__` key stays a key).
+pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'js>> {
+    ctx.json_parse(value.to_string())
+}
+
+fn from_wire<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
+    let value: Json = nexus_abi::decode(bytes)
+        .map_err(|e| Exception::throw_internal(ctx, &format!("malformed host reply: {e}")))?;
+    from_json(ctx, &value)
+}
+
+fn state_get<'js>(ctx: Ctx<'js>, key: Coerced<String>) -> rquickjs::Result<Value<'js>> {
+    match host::get(&key) {
+        Answer::Data(bytes) => from_wire(&ctx, &bytes),
+        Answer::Status(HostStatus::Absent) | Answer::Value(_) => Ok(Value::new_undefined(ctx)),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", key.0))),
+    }
+}
+
+fn state_set<'js>(ctx: Ctx<'js>, key: Coerced<String>, value: Value<'js>) -> rquickjs::Result<()> {
+    let value = encode(&to_json(&ctx, value)?);
+    match host::set(&key, &value) {
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", key.0))),
+        _ => Ok(()),
+    }
+}
+
+fn state_delete(ctx: Ctx<'_>, key: Coerced<String>) -> rquickjs::Result<()> {
+    match host::delete(&key) {
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", key.0))),
+        _ => Ok(()),
+    }
+}
+
+fn state_has(ctx: Ctx<'_>, key: Coerced<String>) -> rquickjs::Result<bool> {
+    match host::has(&key) {
+        Answer::Value(present) => Ok(present != 0),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", key.0))),
+        Answer::Data(_) => Ok(false),
+    }
+}
+
+fn state_keys<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+    match host::keys() {
+        Answer::Data(bytes) => from_wire(&ctx, &bytes),
+        Answer::Status(status) => Err(refused(&ctx, status, || "state:read:*".into())),
+        Answer::Value(_) => from_json(&ctx, &Json::Array(Vec::new())),
+    }
+}
+
+fn emit<'js>(ctx: Ctx<'js>, name: Coerced<String>, payload: Value<'js>) -> rquickjs::Result<()> {
+    let payload = encode(&to_json(&ctx, payload)?);
+    match host::emit_event(&name, &payload) {
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("events:emit:{}", name.0))),
+        _ => Ok(()),
+    }
+}
+
+fn view<'js>(
+    ctx: Ctx<'js>,
+    kind: Coerced<String>,
+    component_id: Coerced<String>,
+    args: Value<'js>,
+) -> rquickjs::Result<()> {
+    let call = ViewCommandCall { kind: kind.0, component_id: component_id.0, args: to_json(&ctx, args)? };
+    match host::view(&encode(&call)) {
+        Answer::Status(status) => {
+            Err(refused(&ctx, status, || format!("view:update:{}", call.component_id)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Records an extension call on the host and returns its call id.
+fn ext_call<'js>(
+    ctx: Ctx<'js>,
+    extension: Coerced<String>,
+    method: Coerced<String>,
+    args: Value<'js>,
+) -> rquickjs::Result<u32> {
+    let args = match to_json(&ctx, args)? {
+        Json::Array(args) => args,
+        _ => Vec::new(),
+    };
+    let call = ExtCall { extension: extension.0, method: method.0, args };
+    match host::extension_call(&encode(&call)) {
+        Answer::Value(call_id) => Ok(call_id),
+        Answer::Status(HostStatus::UnknownExtension) => {
+            Err(refused(&ctx, HostStatus::UnknownExtension, || format!("{}.{}", call.extension, call.method)))
+        }
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("ext:{}", call.extension))),
+        Answer::Data(_) => Err(Exception::throw_internal(&ctx, "unexpected host reply")),
+    }
+}
+
+fn log(ctx: Ctx<'_>, level: i32, line: Coerced<String>) -> rquickjs::Result<()> {
+    match host::log_line(level, &line) {
+        Answer::Status(status) => Err(refused(&ctx, status, || "log".into())),
+        _ => Ok(()),
+    }
+}
+
+thread_local! {
+    /// xorshift128+ state; seeded from host randomness at every execution, because a value
+    /// computed during snapshotting would otherwise repeat in every instance.
+    static RANDOM: Cell<[u64; 2]> = const { Cell::new([0x9e37_79b9_7f4a_7c15, 0xbf58_476d_1ce4_e5b9]) };
+}
+
+pub fn seed_random(seed: [u64; 2]) {
+    // An all-zero state would only ever produce zeros.
+    let seed = if seed == [0, 0] { [1, 0] } else { seed };
+    RANDOM.set(seed);
+}
+
+/// `Math.random`: a double in [0, 1) from the top 53 bits of xorshift128+.
+fn random() -> f64 {
+    let [mut s1, s0] = RANDOM.get();
+    let result = s0.wrapping_add(s1);
+    s1 ^= s1 << 23;
+    s1 ^= s1 >> 17 ^ s0 ^ (s0 >> 26);
+    RANDOM.set([s0, s1]);
+    (result >> 11) as f64 / (1u64 << 53) as f64
+}

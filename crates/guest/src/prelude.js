@@ -1,0 +1,167 @@
+// The handler prelude: evaluated once when the guest is pre-initialized (so it is part of the
+// snapshot), it builds the handler API over the native `host` functions and returns the
+// entry points the guest calls. It decides nothing about permissions: every native call is
+// checked by the host. Built-ins it relies on are captured here, before any handler runs,
+// so a handler that patches them only confuses itself.
+(function (host) {
+  'use strict';
+  const { freeze, isFrozen, getOwnPropertyNames, defineProperty, create } = Object;
+  const { stringify } = JSON;
+  const { apply } = Reflect;
+  const ProxyCtor = Proxy;
+  const PromiseCtor = Promise;
+  const ErrorCtor = Error;
+  const StringCtor = String;
+  const then = Promise.prototype.then;
+
+  function deepFreeze(value) {
+    if (value !== null && typeof value === 'object' && !isFrozen(value)) {
+      freeze(value);
+      for (const key of getOwnPropertyNames(value)) deepFreeze(value[key]);
+    }
+    return value;
+  }
+
+  const $state = new ProxyCtor(create(null), {
+    get(_, key) {
+      return typeof key === 'string' ? host.stateGet(key) : undefined;
+    },
+    set(_, key, value) {
+      if (typeof key !== 'string') return false;
+      host.stateSet(key, value);
+      return true;
+    },
+    deleteProperty(_, key) {
+      if (typeof key === 'string') host.stateDelete(key);
+      return true;
+    },
+    has(_, key) {
+      return typeof key === 'string' && host.stateHas(key);
+    },
+    ownKeys() {
+      return host.stateKeys();
+    },
+    getOwnPropertyDescriptor(_, key) {
+      if (typeof key !== 'string') return undefined;
+      const value = host.stateGet(key);
+      return value === undefined ? undefined : { value, writable: true, enumerable: true, configurable: true };
+    },
+    defineProperty(_, key, descriptor) {
+      if (typeof key !== 'string' || !('value' in descriptor)) return false;
+      host.stateSet(key, descriptor.value);
+      return true;
+    },
+    getPrototypeOf() {
+      return null;
+    },
+    setPrototypeOf() {
+      return false;
+    },
+    preventExtensions() {
+      return false;
+    },
+  });
+
+  function $emit(name, payload) {
+    host.emit(name, payload);
+  }
+
+  const $view = freeze({
+    update(componentId, patch) {
+      host.view('update', componentId, patch);
+    },
+    command(type, componentId, args) {
+      host.view(type, componentId, args);
+    },
+  });
+
+  // callId -> [resolve, reject] of the promise the handler awaits.
+  const pending = create(null);
+
+  function callExtension(extension, method, args) {
+    const callId = host.extCall(extension, method, args);
+    return new PromiseCtor((resolve, reject) => {
+      pending[callId] = [resolve, reject];
+    });
+  }
+
+  const $ext = new ProxyCtor(create(null), {
+    get(_, extension) {
+      if (typeof extension !== 'string') return undefined;
+      return new ProxyCtor(create(null), {
+        get(_, method) {
+          if (typeof method !== 'string') return undefined;
+          return (...args) => callExtension(extension, method, args);
+        },
+      });
+    },
+  });
+
+  function show(value) {
+    if (typeof value === 'string') return value;
+    try {
+      if (value instanceof ErrorCtor) return StringCtor(value);
+      const json = stringify(value);
+      if (json !== undefined) return json;
+    } catch (_) {
+      // fall through to String()
+    }
+    try {
+      return StringCtor(value);
+    } catch (_) {
+      return '[unprintable]';
+    }
+  }
+
+  function logger(level) {
+    return (...args) => {
+      let line = '';
+      for (let i = 0; i < args.length; i++) line += (i ? ' ' : '') + show(args[i]);
+      host.log(level, line);
+    };
+  }
+
+  const $log = logger(1);
+  $log.debug = logger(0);
+  $log.info = logger(1);
+  $log.warn = logger(2);
+  $log.error = logger(3);
+  freeze($log);
+
+  const console = freeze({ log: logger(1), debug: logger(0), info: logger(1), warn: logger(2), error: logger(3) });
+  defineProperty(globalThis, 'console', { value: console, writable: true, configurable: true });
+  defineProperty(Math, 'random', { value: host.random, writable: true, configurable: true });
+
+  // [0] pending, [1, value] returned, [2, error] thrown.
+  let outcome = [0];
+
+  return freeze({
+    start(handler, args, scope) {
+      const promise = apply(handler, undefined, [$state, deepFreeze(args), deepFreeze(scope), $emit, $view, $ext, $log]);
+      apply(then, promise, [
+        (value) => {
+          outcome = [1, value];
+        },
+        (error) => {
+          outcome = [2, error];
+        },
+      ]);
+    },
+    outcome() {
+      return outcome;
+    },
+    resume(callId, ok, value, code, message) {
+      const settle = pending[callId];
+      if (settle === undefined) return false;
+      delete pending[callId];
+      if (ok) {
+        settle[0](value);
+      } else {
+        const error = new ErrorCtor(message);
+        if (code !== undefined && code !== null) error.code = code;
+        settle[1](error);
+      }
+      return true;
+    },
+  });
+});

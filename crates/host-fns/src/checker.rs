@@ -1,0 +1,86 @@
+//! The capability checker: the set of tokens an execution holds, and the one question the
+//! host functions ask of it.
+
+use std::collections::HashSet;
+
+use crate::capability::{Capability, Kind, Resource};
+
+/// The capabilities granted to one execution.
+#[derive(Debug, Clone, Default)]
+pub struct Checker {
+    wildcards: HashSet<Kind>,
+    named: HashSet<(Kind, String)>,
+}
+
+impl Checker {
+    pub fn new(capabilities: impl IntoIterator<Item = Capability>) -> Self {
+        let mut checker = Checker::default();
+        for capability in capabilities {
+            match capability.resource {
+                Resource::Any => {
+                    checker.wildcards.insert(capability.kind);
+                }
+                Resource::Named(name) => {
+                    checker.named.insert((capability.kind, name));
+                }
+            }
+        }
+        checker
+    }
+
+    /// Whether `kind` access to `name` is granted.
+    pub fn allows(&self, kind: Kind, name: &str) -> bool {
+        // Avoids allocating a key for the lookup: the set is small and keyed by kind first.
+        self.wildcards.contains(&kind) || self.named.iter().any(|(k, n)| *k == kind && n == name)
+    }
+
+    /// Whether every resource of `kind` is granted.
+    pub fn allows_any(&self, kind: Kind) -> bool {
+        self.wildcards.contains(&kind)
+    }
+
+    /// The named resources granted for `kind` (wildcards excluded).
+    pub fn named(&self, kind: Kind) -> impl Iterator<Item = &str> {
+        self.named.iter().filter(move |(k, _)| *k == kind).map(|(_, name)| name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker(tokens: &[&str]) -> Checker {
+        Checker::new(tokens.iter().map(|t| t.parse::<Capability>().unwrap()))
+    }
+
+    #[test]
+    fn named_token_allows_only_its_resource_and_kind() {
+        let checker = checker(&["state:read:count"]);
+        assert!(checker.allows(Kind::StateRead, "count"));
+        assert!(!checker.allows(Kind::StateRead, "secret"));
+        assert!(!checker.allows(Kind::StateWrite, "count"));
+    }
+
+    #[test]
+    fn wildcard_allows_every_resource_of_its_kind_only() {
+        let checker = checker(&["events:emit:*"]);
+        assert!(checker.allows(Kind::EventsEmit, "anything:at:all"));
+        assert!(!checker.allows(Kind::Ext, "anything"));
+    }
+
+    #[test]
+    fn no_tokens_allow_nothing() {
+        let checker = checker(&[]);
+        for kind in Kind::ALL {
+            assert!(!checker.allows(kind, "x"));
+            assert!(!checker.allows(kind, "*"));
+        }
+    }
+
+    #[test]
+    fn a_literal_star_key_is_not_the_wildcard() {
+        let checker = checker(&["state:read:a*"]);
+        assert!(checker.allows(Kind::StateRead, "a*"));
+        assert!(!checker.allows(Kind::StateRead, "ab"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The wasm imports of module `nexus`: each reads its arguments out of guest memory, asks
+//! [`HostState`] (which enforces capabilities), and returns a status or a reply length.
+//!
+//! The guest is untrusted: a pointer outside its memory or a message that does not decode
+//! is a trap (the execution fails with `INTERNAL`, the runtime is unaffected), never a panic.
+
+use wasmtime::error::Context as _;
+use wasmtime::{Result, format_err as anyhow};
+use nexus_abi::{ExtCall, HostStatus, IMPORT_MODULE, LogLevel, ViewCommandCall, imports};
+use serde_json::Value;
+use wasmtime::{Caller, Linker, Memory};
+
+use crate::host_state::{HostResult, HostState};
+
+/// Where the store data keeps the host state and the guest memory.
+pub trait HostAccess: 'static {
+    fn host(&mut self) -> &mut HostState;
+    /// The guest's exported memory (set once the instance exists).
+    fn memory(&self) -> Memory;
+}
+
+/// Adds every `nexus` import to `linker`.
+pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
+    linker.func_wrap(IMPORT_MODULE, imports::STATE_GET, |mut caller: Caller<'_, T>, key: i32, key_len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let key = string(memory, key, key_len)?;
+            Ok(status(host.state_get(key).map(len_i32)))
+        })
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        imports::STATE_SET,
+        |mut caller: Caller<'_, T>, key: i32, key_len: i32, value: i32, value_len: i32| {
+            with_args(&mut caller, |memory, host| {
+                let key = string(memory, key, key_len)?;
+                let value: Value = message(memory, value, value_len)?;
+                Ok(status(host.state_set(key, value).map(|()| 0)))
+            })
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, imports::STATE_DELETE, |mut caller: Caller<'_, T>, key: i32, key_len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let key = string(memory, key, key_len)?;
+            Ok(status(host.state_delete(key).map(|()| 0)))
+        })
+    })?;
+    linker.func_wrap(IMPORT_MODULE, imports::STATE_HAS, |mut caller: Caller<'_, T>, key: i32, key_len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let key = string(memory, key, key_len)?;
+            Ok(status(host.state_has(key).map(i32::from)))
+        })
+    })?;
+    linker.func_wrap(IMPORT_MODULE, imports::STATE_KEYS, |mut caller: Caller<'_, T>| {
+        Ok(status(caller.data_mut().host().state_keys().map(len_i32)))
+    })?;
+    linker.func_wrap(
+        IMPORT_MODULE,
+        imports::EMIT,
+        |mut caller: Caller<'_, T>, name: i32, name_len: i32, payload: i32, payload_len: i32| {
+            with_args(&mut caller, |memory, host| {
+                let name = string(memory, name, name_len)?;
+                let payload: Value = message(memory, payload, payload_len)?;
+                Ok(status(host.emit(name, payload).map(|()| 0)))
+            })
+        },
+    )?;
+    linker.func_wrap(IMPORT_MODULE, imports::VIEW_COMMAND, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let call: ViewCommandCall = message(memory, ptr, len)?;
+            Ok(status(host.view_command(call).map(|()| 0)))
+        })
+    })?;
+    linker.func_wrap(IMPORT_MODULE, imports::EXT_CALL, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let call: ExtCall = message(memory, ptr, len)?;
+            Ok(status(host.ext_call(call).map(|id| id as i32)))
+        })
+    })?;
+    linker.func_wrap(IMPORT_MODULE, imports::LOG, |mut caller: Caller<'_, T>, level: i32, ptr: i32, len: i32| {
+        with_args(&mut caller, |memory, host| {
+            let level = LogLevel::from_code(level).ok_or_else(|| anyhow!("guest passed log level {level}"))?;
+            let line = String::from_utf8_lossy(bytes(memory, ptr, len)?).into_owned();
+            Ok(status(host.log(level, line).map(|()| 0)))
+        })
+    })?;
+    linker.func_wrap(IMPORT_MODULE, imports::REPLY_TAKE, |mut caller: Caller<'_, T>, dest: i32| {
+        let memory = caller.data().memory();
+        let reply = caller.data_mut().host().take_reply();
+        memory.write(&mut caller, dest as u32 as usize, &reply).context("guest reply buffer out of bounds")?;
+        Ok(reply.len() as i32)
+    })?;
+    Ok(())
+}
+
+/// Runs `f` with the guest memory and the host state borrowed together.
+fn with_args<T: HostAccess>(
+    caller: &mut Caller<'_, T>,
+    f: impl FnOnce(&[u8], &mut HostState) -> Result<i32>,
+) -> Result<i32> {
+    let memory = caller.data().memory();
+    let (memory, data) = memory.data_and_store_mut(caller);
+    f(memory, data.host())
+}
+
+fn status(result: HostResult<i32>) -> i32 {
+    result.unwrap_or_else(|status: HostStatus| status as i32)
+}
+
+fn len_i32(len: usize) -> i32 {
+    // Replies are bounded by the guest's memory, far below 2 GiB.
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+pub(crate) fn bytes(memory: &[u8], ptr: i32, len: i32) -> Result<&[u8]> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len as u32 as usize).ok_or_else(|| anyhow!("guest slice overflows"))?;
+    memory.get(start..end).ok_or_else(|| anyhow!("guest slice {start}..{end} is outside its memory"))
+}
+
+fn string(memory: &[u8], ptr: i32, len: i32) -> Result<&str> {
+    std::str::from_utf8(bytes(memory, ptr, len)?).context("guest passed a string that is not UTF-8")
+}
+
+fn message<M: for<'a> serde::Deserialize<'a>>(memory: &[u8], ptr: i32, len: i32) -> Result<M> {
+    nexus_abi::decode(bytes(memory, ptr, len)?).context("guest passed a malformed message")
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Rebuilds the committed guest artifact guest/nexus_guest.wasm from crates/guest:
+#   1. installs the toolchain (Debian clang-16 + wasi-libc as a WASI SDK, the wasm32-wasip1 target);
+#   2. builds crates/guest for wasm32-wasip1 (QuickJS through rquickjs), reproducibly;
+#   3. pre-initializes it with Wizer (tools/wizen) so each execution starts from a ready QuickJS context.
+# Usage: scripts/build-guest.sh [OUT]   (default OUT: guest/nexus_guest.wasm)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/guest/nexus_guest.wasm}
+cd "$root"
+
+# --- toolchain -------------------------------------------------------------
+sdk=$root/target/wasi-sdk
+need_apt=()
+for bin in clang-16 llvm-ar-16 wasm-ld-16; do command -v "$bin" >/dev/null || need_apt=(1); done
+[ -d /usr/include/wasm32-wasi ] || need_apt=(1)
+ls /usr/lib/llvm-16/lib/clang/16/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need_apt=(1)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "build-guest: installing clang-16, lld-16, wasi-libc, libclang-rt-16-dev-wasm32" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 >/dev/null
+fi
+rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+
+# A WASI SDK layout made of Debian's pieces (rquickjs-sys reads $WASI_SDK).
+mkdir -p "$sdk/bin" "$sdk/share/wasi-sysroot/include" "$sdk/share/wasi-sysroot/lib"
+ln -sfn /usr/bin/clang-16 "$sdk/bin/clang"
+ln -sfn /usr/bin/llvm-ar-16 "$sdk/bin/ar"
+for t in wasm32-wasi wasm32-wasip1; do
+  ln -sfn /usr/include/wasm32-wasi "$sdk/share/wasi-sysroot/include/$t"
+  ln -sfn /usr/lib/wasm32-wasi "$sdk/share/wasi-sysroot/lib/$t"
+done
+export WASI_SDK=$sdk
+
+# --- reproducible guest build ------------------------------------------------
+# Paths that end up in the binary (panic locations, C __FILE__) are remapped so the
+# artifact does not depend on where the repository or the cargo registry lives.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+remap="--remap-path-prefix=$root=/nexus --remap-path-prefix=$cargo_home=/cargo"
+export RUSTFLAGS="$remap -C link-arg=-zstack-size=1048576"
+export CFLAGS_wasm32_wasip1="-ffile-prefix-map=$root=/nexus -ffile-prefix-map=$cargo_home=/cargo"
+export SOURCE_DATE_EPOCH=0
+(cd crates/guest && cargo build --locked --release --target wasm32-wasip1 -q)
+raw=crates/guest/target/wasm32-wasip1/release/nexus_guest.wasm
+
+# --- pre-initialize (Wizer snapshot) -----------------------------------------
+mkdir -p "$(dirname "$out")"
+cargo run --locked -q -p nexus-wizen -- "$raw" "$out"
+echo "build-guest: wrote $out ($(stat -c %s "$out") bytes)" >&2

@@ -1,0 +1,27 @@
+//! Nexus: run untrusted JavaScript handlers in fresh, capability-checked WebAssembly
+//! instances (QuickJS in wasmtime).
+//!
+//! ```no_run
+//! use nexus::{Engine, EngineConfig, ExecutionRequest, Status};
+//!
+//! let engine = Engine::new(EngineConfig::default())?;
+//! let mut request = ExecutionRequest::source("$state.count = ($state.count ?? 0) + 1; return $state.count;");
+//! request.capabilities = vec!["state:read:count".parse()?, "state:write:count".parse()?];
+//! let outcome = engine.execute(request);
+//! assert_eq!(outcome.result.status, Status::Success);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The crates behind this facade: `nexus-abi` (the guest/host wire contract),
+//! `nexus-host-fns` (capabilities and the enforced host functions), `nexus-actors`
+//! (the engine).
+
+pub use nexus_abi::{ErrorCode, ExtOutcome};
+pub use nexus_actors::engine::{
+    Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
+    Outcome, ParkedExecution, Status, Suspension, SuspensionId,
+};
+pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
+pub use nexus_host_fns::{
+    Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Warning, infer_capabilities,
+};
