@@ -4,6 +4,7 @@
 #   2. builds crates/guest for wasm32-wasip1 (QuickJS through rquickjs), reproducibly;
 #   3. pre-initializes it with Wizer (tools/wizen) so each execution starts from a ready QuickJS context.
 # Usage: scripts/build-guest.sh [OUT]   (default OUT: guest/nexus_guest.wasm)
+# Exit status 3: the toolchain could not be installed (scripts/check-guest.sh tells that apart).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/guest/nexus_guest.wasm}
@@ -15,12 +16,18 @@ need_apt=()
 for bin in clang-16 llvm-ar-16 wasm-ld-16; do command -v "$bin" >/dev/null || need_apt=(1); done
 [ -d /usr/include/wasm32-wasi ] || need_apt=(1)
 ls /usr/lib/llvm-16/lib/clang/16/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || need_apt=(1)
+toolchain_failed() {
+  echo "build-guest: cannot install the guest toolchain: $1" >&2
+  exit 3
+}
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "build-guest: installing clang-16, lld-16, wasi-libc, libclang-rt-16-dev-wasm32" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 >/dev/null
+  apt-get update -qq || toolchain_failed "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-16 lld-16 llvm-16 wasi-libc libclang-rt-16-dev-wasm32 >/dev/null ||
+    toolchain_failed "apt-get install failed"
 fi
-rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1 >&2 ||
+  toolchain_failed "rustup target add wasm32-wasip1 failed"
 
 # A WASI SDK layout made of Debian's pieces (rquickjs-sys reads $WASI_SDK).
 mkdir -p "$sdk/bin" "$sdk/share/wasi-sysroot/include" "$sdk/share/wasi-sysroot/lib"

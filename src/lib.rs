@@ -19,7 +19,7 @@
 pub use nexus_abi::{ErrorCode, ExtOutcome};
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
-    Outcome, ParkedExecution, Status, Suspension, SuspensionId,
+    Outcome, ParkedExecution, ResumeRefused, Status, Suspension, SuspensionId,
 };
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{

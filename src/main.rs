@@ -1,1 +1,7 @@
-fn main() {}
+//! `nexus`: run and check handlers from the command line (a thin layer over the library).
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -88,9 +88,7 @@ pub enum HostStatus {
 
 impl HostStatus {
     pub fn from_code(code: i32) -> Option<Self> {
-        [Self::Absent, Self::Denied, Self::UnknownExtension, Self::OutputLimit]
-            .into_iter()
-            .find(|s| *s as i32 == code)
+        [Self::Absent, Self::Denied, Self::UnknownExtension, Self::OutputLimit].into_iter().find(|s| *s as i32 == code)
     }
 }
 
@@ -106,9 +104,7 @@ pub enum LogLevel {
 
 impl LogLevel {
     pub fn from_code(code: i32) -> Option<Self> {
-        [Self::Debug, Self::Info, Self::Warn, Self::Error]
-            .into_iter()
-            .find(|l| *l as i32 == code)
+        [Self::Debug, Self::Info, Self::Warn, Self::Error].into_iter().find(|l| *l as i32 == code)
     }
 }
 
@@ -177,8 +173,6 @@ pub struct RunInput {
     /// QuickJS's own heap limit in bytes (below the store's memory limit, so that running out
     /// surfaces as a JavaScript out-of-memory error rather than a failed `memory.grow`).
     pub memory_limit: u64,
-    /// QuickJS's maximum stack size in bytes.
-    pub max_stack: u32,
 }
 
 /// Settles one pending extension call of a suspended execution.
@@ -280,7 +274,6 @@ mod tests {
             scope: Value::Null,
             random_seed: [7, 9],
             memory_limit: 1 << 20,
-            max_stack: 4096,
         };
         let back: RunInput = decode(&encode(&input)).unwrap();
         assert_eq!(back.args, input.args);

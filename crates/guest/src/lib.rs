@@ -118,24 +118,18 @@ fn with_guest<R>(f: impl FnOnce(&Guest) -> R) -> R {
     GUEST.with_borrow(|guest| f(guest.as_ref().expect("the guest runs only from its Wizer snapshot")))
 }
 
-impl Guest {
-    /// Makes QuickJS measure its stack from this entry frame: the frame recorded when the
-    /// runtime was created belongs to the snapshotting run, not to this instance's call.
-    fn enter(&self, ctx: &Ctx<'_>) {
-        // SAFETY: the context pointer is live for the duration of `Context::with`.
-        unsafe { qjs::JS_UpdateStackTop(qjs::JS_GetRuntime(ctx.as_raw().as_ptr())) };
-    }
+// No stack limit is set inside QuickJS: quickjs-ng disables its stack check when built for
+// WASI (`update_stack_limit` ignores `JS_SetMaxStackSize` and `JS_UpdateStackTop` there), so
+// deep recursion is bounded by wasmtime's `max_wasm_stack`, which the host reports as
+// `STACK_OVERFLOW`. The guest's 1 MiB shadow stack sits first in memory, so overflowing it
+// would trap on an out-of-bounds access instead of corrupting data.
 
+impl Guest {
     fn run(&self, input: RunInput) -> RunOutput {
         natives::seed_random(input.random_seed);
         self.context.with(|ctx| {
-            self.enter(&ctx);
-            // SAFETY: plain setters on the live runtime.
-            unsafe {
-                let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
-                qjs::JS_SetMemoryLimit(rt, input.memory_limit as _);
-                qjs::JS_SetMaxStackSize(rt, input.max_stack as _);
-            }
+            // SAFETY: a plain setter on the live runtime.
+            unsafe { qjs::JS_SetMemoryLimit(qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), input.memory_limit as _) };
             let handler = match load(&ctx, &input.code) {
                 Ok(handler) => handler,
                 Err(error) => return RunOutput::Threw(GuestError { at_load: true, ..error }),
@@ -156,7 +150,6 @@ impl Guest {
 
     fn resume(&self, input: ResumeInput) -> RunOutput {
         self.context.with(|ctx| {
-            self.enter(&ctx);
             let resumed = (|| {
                 let api = self.api.clone().restore(&ctx)?;
                 let resume: Function = api.get("resume")?;
@@ -210,7 +203,6 @@ impl Guest {
 
     fn compile(&self, source: &str) -> CompileOutput {
         self.context.with(|ctx| {
-            self.enter(&ctx);
             match compile_source(&ctx, source).and_then(|function| write_bytecode(&ctx, function)) {
                 Ok(bytecode) => CompileOutput::Bytecode(bytecode),
                 Err(error) => CompileOutput::Threw(GuestError { at_load: true, ..error }),
@@ -225,9 +217,9 @@ fn load<'js>(ctx: &Ctx<'js>, code: &Code) -> Result<Value<'js>, GuestError> {
         Code::Source(source) => compile_source(ctx, source)?,
         Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode)?,
     };
-    // SAFETY: JS_EvalFunction takes ownership of the compiled function object.
     let raw = function.as_raw();
     std::mem::forget(function);
+    // SAFETY: JS_EvalFunction takes ownership of the compiled function object (forgotten above).
     let value = unsafe { qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), raw) };
     checked(ctx, value)
 }
@@ -277,9 +269,7 @@ fn write_bytecode<'js>(ctx: &Ctx<'js>, function: Value<'js>) -> Result<Vec<u8>, 
 
 fn read_bytecode<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>, GuestError> {
     let body = match bytecode.split_at_checked(8) {
-        Some((header, body))
-            if header[..4] == *BYTECODE_MAGIC && header[4..] == GUEST_ABI_VERSION.to_le_bytes() =>
-        {
+        Some((header, body)) if header[..4] == *BYTECODE_MAGIC && header[4..] == GUEST_ABI_VERSION.to_le_bytes() => {
             body
         }
         _ => {

@@ -41,16 +41,10 @@ fn refused(ctx: &Ctx<'_>, status: HostStatus, what: impl FnOnce() -> String) -> 
         HostStatus::UnknownExtension => {
             throw_code(ctx, ErrorCode::UnknownExtension, &format!("unknown extension: {}", what()))
         }
-        HostStatus::OutputLimit => throw_code(
-            ctx,
-            ErrorCode::MemoryLimit,
-            "the execution's output limit is exhausted",
-        ),
-        HostStatus::Denied | HostStatus::Absent => throw_code(
-            ctx,
-            ErrorCode::PermissionDenied,
-            &format!("permission denied: requires capability {}", what()),
-        ),
+        HostStatus::OutputLimit => throw_code(ctx, ErrorCode::MemoryLimit, "the execution's output limit is exhausted"),
+        HostStatus::Denied | HostStatus::Absent => {
+            throw_code(ctx, ErrorCode::PermissionDenied, &format!("permission denied: requires capability {}", what()))
+        }
     }
 }
 
@@ -70,8 +64,8 @@ pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'j
 }
 
 fn from_wire<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
-    let value: Json = nexus_abi::decode(bytes)
-        .map_err(|e| Exception::throw_internal(ctx, &format!("malformed host reply: {e}")))?;
+    let value: Json =
+        nexus_abi::decode(bytes).map_err(|e| Exception::throw_internal(ctx, &format!("malformed host reply: {e}")))?;
     from_json(ctx, &value)
 }
 
@@ -130,9 +124,7 @@ fn view<'js>(
 ) -> rquickjs::Result<()> {
     let call = ViewCommandCall { kind: kind.0, component_id: component_id.0, args: to_json(&ctx, args)? };
     match host::view(&encode(&call)) {
-        Answer::Status(status) => {
-            Err(refused(&ctx, status, || format!("view:update:{}", call.component_id)))
-        }
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("view:update:{}", call.component_id))),
         _ => Ok(()),
     }
 }

@@ -129,7 +129,9 @@ mod tests {
 
     #[test]
     fn parses_every_kind_and_displays_it_back() {
-        for token in ["state:read:count", "state:write:count", "events:emit:changed", "view:update:label", "ext:weather"] {
+        for token in
+            ["state:read:count", "state:write:count", "events:emit:changed", "view:update:label", "ext:weather"]
+        {
             assert_eq!(cap(token).to_string(), token);
         }
     }
@@ -165,7 +167,18 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused_not_ignored() {
-        for token in ["", "state", "state:read", "state:read:", "state:delete:x", "ext:", "events:emit", "STATE:READ:x", " state:read:x", "view:update"] {
+        for token in [
+            "",
+            "state",
+            "state:read",
+            "state:read:",
+            "state:delete:x",
+            "ext:",
+            "events:emit",
+            "STATE:READ:x",
+            " state:read:x",
+            "view:update",
+        ] {
             assert!(token.parse::<Capability>().is_err(), "{token:?} should be refused");
         }
     }

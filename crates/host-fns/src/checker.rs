@@ -1,7 +1,7 @@
 //! The capability checker: the set of tokens an execution holds, and the one question the
 //! host functions ask of it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::capability::{Capability, Kind, Resource};
 
@@ -9,7 +9,7 @@ use crate::capability::{Capability, Kind, Resource};
 #[derive(Debug, Clone, Default)]
 pub struct Checker {
     wildcards: HashSet<Kind>,
-    named: HashSet<(Kind, String)>,
+    named: HashMap<Kind, HashSet<String>>,
 }
 
 impl Checker {
@@ -21,7 +21,7 @@ impl Checker {
                     checker.wildcards.insert(capability.kind);
                 }
                 Resource::Named(name) => {
-                    checker.named.insert((capability.kind, name));
+                    checker.named.entry(capability.kind).or_default().insert(name);
                 }
             }
         }
@@ -30,18 +30,7 @@ impl Checker {
 
     /// Whether `kind` access to `name` is granted.
     pub fn allows(&self, kind: Kind, name: &str) -> bool {
-        // Avoids allocating a key for the lookup: the set is small and keyed by kind first.
-        self.wildcards.contains(&kind) || self.named.iter().any(|(k, n)| *k == kind && n == name)
-    }
-
-    /// Whether every resource of `kind` is granted.
-    pub fn allows_any(&self, kind: Kind) -> bool {
-        self.wildcards.contains(&kind)
-    }
-
-    /// The named resources granted for `kind` (wildcards excluded).
-    pub fn named(&self, kind: Kind) -> impl Iterator<Item = &str> {
-        self.named.iter().filter(move |(k, _)| *k == kind).map(|(_, name)| name.as_str())
+        self.wildcards.contains(&kind) || self.named.get(&kind).is_some_and(|names| names.contains(name))
     }
 }
 

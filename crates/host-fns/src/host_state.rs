@@ -112,7 +112,8 @@ impl HostState {
     pub fn state_delete(&mut self, key: &str) -> HostResult<()> {
         self.check(Kind::StateWrite, key, "state.delete")?;
         self.spend(key.len())?;
-        self.state.remove(key);
+        // Keeps the state's order (a plain remove would move the last key into the gap).
+        self.state.shift_remove(key);
         self.records.state_mutations.push(StateMutation::Delete { key: key.to_owned() });
         Ok(())
     }
@@ -122,17 +123,16 @@ impl HostState {
         Ok(self.state.contains_key(key))
     }
 
-    /// The present keys the handler may read (never a denial: unreadable keys are simply
-    /// not listed).
+    /// The present keys the handler may read, in the state's order (never a denial:
+    /// unreadable keys are simply not listed).
     pub fn state_keys(&mut self) -> HostResult<usize> {
         self.host_calls += 1;
-        let keys: Vec<Value> = if self.checker.allows_any(Kind::StateRead) {
-            self.state.keys().cloned().map(Value::String).collect()
-        } else {
-            let mut keys: Vec<&str> = self.checker.named(Kind::StateRead).filter(|k| self.state.contains_key(*k)).collect();
-            keys.sort_unstable();
-            keys.into_iter().map(|k| Value::String(k.to_owned())).collect()
-        };
+        let keys = self
+            .state
+            .keys()
+            .filter(|key| self.checker.allows(Kind::StateRead, key))
+            .map(|key| Value::String(key.clone()))
+            .collect();
         self.answer(&Value::Array(keys))
     }
 
@@ -147,7 +147,11 @@ impl HostState {
         let operation = if call.kind == "update" { "view.update" } else { "view.command" };
         self.check(Kind::ViewUpdate, &call.component_id, operation)?;
         self.spend(call.kind.len() + call.component_id.len() + estimate(&call.args))?;
-        self.records.view_commands.push(ViewCommand { kind: call.kind, component_id: call.component_id, args: call.args });
+        self.records.view_commands.push(ViewCommand {
+            kind: call.kind,
+            component_id: call.component_id,
+            args: call.args,
+        });
         Ok(())
     }
 
@@ -258,16 +262,23 @@ mod tests {
 
     #[test]
     fn keys_lists_only_readable_present_keys() {
-        let mut host = host(&["state:read:a", "state:read:missing", "state:write:b"], json!({"a": 1, "b": 2}));
+        let mut host = host(
+            &["state:read:c", "state:read:a", "state:read:missing", "state:write:b"],
+            json!({"c": 0, "a": 1, "b": 2}),
+        );
         host.state_keys().unwrap();
         let keys: Value = nexus_abi::decode(&host.take_reply()).unwrap();
-        assert_eq!(keys, json!(["a"]));
+        assert_eq!(keys, json!(["c", "a"]), "readable keys in the state's order");
     }
 
     #[test]
     fn extension_needs_capability_then_registration() {
         let mut host = host(&["ext:weather", "ext:maps"], json!({}));
-        let call = |extension: &str, method: &str| ExtCall { extension: extension.into(), method: method.into(), args: vec![] };
+        let call = |extension: &str, method: &str| ExtCall {
+            extension: extension.into(),
+            method: method.into(),
+            args: vec![],
+        };
         assert_eq!(host.ext_call(call("weather", "get")), Ok(1));
         assert_eq!(host.ext_call(call("weather", "set")), Err(HostStatus::UnknownExtension));
         assert_eq!(host.ext_call(call("maps", "get")), Err(HostStatus::UnknownExtension));

@@ -4,11 +4,11 @@
 //! The guest is untrusted: a pointer outside its memory or a message that does not decode
 //! is a trap (the execution fails with `INTERNAL`, the runtime is unaffected), never a panic.
 
-use wasmtime::error::Context as _;
-use wasmtime::{Result, format_err as anyhow};
 use nexus_abi::{ExtCall, HostStatus, IMPORT_MODULE, LogLevel, ViewCommandCall, imports};
 use serde_json::Value;
+use wasmtime::error::Context as _;
 use wasmtime::{Caller, Linker, Memory};
+use wasmtime::{Result, format_err as anyhow};
 
 use crate::host_state::{HostResult, HostState};
 

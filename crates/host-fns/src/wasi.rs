@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Result, format_err as anyhow};
 use wasmtime::{Caller, Linker};
+use wasmtime::{Result, format_err as anyhow};
 
 use crate::imports::HostAccess;
 
@@ -16,17 +16,21 @@ const ERRNO_BADF: i32 = 8;
 const CLOCK_REALTIME: i32 = 0;
 
 pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
-    linker.func_wrap(MODULE, "clock_time_get", |mut caller: Caller<'_, T>, clock: i32, _precision: i64, out: i32| {
-        // `Date.now()` is the real current time; other clocks are monotonic.
-        let nanos = if clock == CLOCK_REALTIME {
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-        } else {
-            static START: OnceLock<Instant> = OnceLock::new();
-            START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-        };
-        write(&mut caller, out, &nanos.to_le_bytes())?;
-        Ok(ERRNO_SUCCESS)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "clock_time_get",
+        |mut caller: Caller<'_, T>, clock: i32, _precision: i64, out: i32| {
+            // `Date.now()` is the real current time; other clocks are monotonic.
+            let nanos = if clock == CLOCK_REALTIME {
+                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+            } else {
+                static START: OnceLock<Instant> = OnceLock::new();
+                START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+            };
+            write(&mut caller, out, &nanos.to_le_bytes())?;
+            Ok(ERRNO_SUCCESS)
+        },
+    )?;
     linker.func_wrap(MODULE, "random_get", |mut caller: Caller<'_, T>, buf: i32, len: i32| {
         let mut bytes = vec![0u8; len as u32 as usize];
         getrandom::fill(&mut bytes).map_err(|e| anyhow!("host randomness failed: {e}"))?;

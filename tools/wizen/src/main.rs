@@ -13,8 +13,8 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use wasmtime::error::Context as _;
-use wasmtime::{Result, bail};
 use wasmtime::{Caller, Engine, Instance, Linker, Module, Store, Val};
+use wasmtime::{Result, bail};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 fn main() -> Result<()> {

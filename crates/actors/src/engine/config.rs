@@ -14,11 +14,10 @@ pub struct EngineConfig {
     /// Largest memory limit a request may ask for (the size of a pooled memory slot).
     /// Default 256 MiB.
     pub max_memory_limit: u64,
-    /// QuickJS's maximum stack size. Deep recursion ends as `STACK_OVERFLOW` at this depth,
-    /// well before the guest's 1 MiB shadow stack or wasmtime's native limit. Default 256 KiB.
-    pub max_js_stack: u32,
-    /// Native stack wasm may use (wasmtime `max_wasm_stack`); must stay below the stack of the
-    /// threads that call into the engine. Default 1 MiB.
+    /// Native stack wasm may use (wasmtime `max_wasm_stack`): it bounds handler recursion
+    /// (about 1,000 nested JavaScript calls per MiB), ending deeper recursion as
+    /// `STACK_OVERFLOW`. It must stay below the stack of the threads that call into the
+    /// engine (2 MiB for Rust's spawned threads). Default 1 MiB.
     pub max_wasm_stack: usize,
     /// Granularity of timeouts: the epoch ticker's period. Default 1 ms.
     pub epoch_tick: Duration,
@@ -41,7 +40,6 @@ impl Default for EngineConfig {
             max_instances: 1024,
             default_memory_limit: 64 << 20,
             max_memory_limit: 256 << 20,
-            max_js_stack: 256 << 10,
             max_wasm_stack: 1 << 20,
             epoch_tick: Duration::from_millis(1),
             output_limit: 16 << 20,

@@ -9,7 +9,7 @@ use super::request::{ExecutionError, Location};
 /// Classifies a JavaScript exception.
 pub fn from_guest(error: GuestError, source: Option<&str>) -> ExecutionError {
     let code = classify(&error);
-    let location = error.stack.as_deref().and_then(handler_location);
+    let location = error.stack.as_deref().and_then(handler_location).map(|l| within(l, source));
     let message = match (error.name.as_str(), code) {
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
@@ -55,6 +55,18 @@ fn handler_location(stack: &str) -> Option<Location> {
     })
 }
 
+/// Keeps a location inside the handler: an error at the wrapper's closing line (an unclosed
+/// block, say) is at the end of the handler.
+fn within(location: Location, source: Option<&str>) -> Location {
+    let Some(source) = source else { return location };
+    let lines = source.lines().count().max(1) as u32;
+    if location.line <= lines {
+        return location;
+    }
+    let last = source.lines().last().unwrap_or_default();
+    Location { line: lines, column: last.chars().count() as u32 + 1 }
+}
+
 fn snippet(source: &str, line: u32) -> Option<String> {
     source.lines().nth(line.checked_sub(1)? as usize).map(|l| l.trim_end().to_owned())
 }
@@ -83,12 +95,7 @@ mod tests {
     use super::*;
 
     fn error(name: &str, message: &str, stack: Option<&str>) -> GuestError {
-        GuestError {
-            name: name.into(),
-            message: message.into(),
-            stack: stack.map(Into::into),
-            ..GuestError::default()
-        }
+        GuestError { name: name.into(), message: message.into(), stack: stack.map(Into::into), ..GuestError::default() }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! One fresh guest instance: its store (host state and limits) and the calling convention of
 //! its exports (write a MessagePack input, call, read the MessagePack reply).
 
-use wasmtime::error::Context as _;
-use wasmtime::{Result, format_err as anyhow};
 use nexus_abi::{decode, encode, exports, unpack_reply};
 use nexus_host_fns::{HostAccess, HostState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use wasmtime::error::Context as _;
 use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, TypedFunc};
+use wasmtime::{Result, format_err as anyhow};
 
 /// What a store holds besides the instance: the host side of the execution and its limits.
 pub struct StoreData {

@@ -13,8 +13,8 @@
 //! let engine = Engine::new(EngineConfig::default())?;
 //! let outcome = engine.execute(ExecutionRequest::source("return 1 + 2"));
 //! assert_eq!(outcome.result.status, Status::Success);
-//! assert_eq!(outcome.result.return_value, 3);
-//! # wasmtime::Result::Ok(())
+//! assert_eq!(outcome.result.return_value, serde_json::json!(3));
+//! # Ok::<(), wasmtime::Error>(())
 //! ```
 
 mod config;
@@ -26,13 +26,11 @@ mod ticker;
 
 use std::time::{Duration, Instant};
 
-use wasmtime::Result;
-use wasmtime::error::Context as _;
-use nexus_abi::{
-    Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput,
-};
+use nexus_abi::{Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput};
 use nexus_host_fns::{Checker, HostState};
 use serde_json::Value;
+use wasmtime::Result;
+use wasmtime::error::Context as _;
 use wasmtime::{InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
@@ -61,10 +59,18 @@ pub struct Outcome {
 /// A suspended execution: its instance, kept alive until it is resumed or dropped.
 pub struct ParkedExecution {
     id: SuspensionId,
-    instance: GuestInstance,
+    /// Boxed: a parked execution is a small handle that is moved around (to a supervisor's
+    /// table, back into `resume`) while its store stays put.
+    instance: Box<GuestInstance>,
     source: Option<String>,
     /// Running time still allowed (time parked does not count).
     time_left: Duration,
+}
+
+/// A resume that could not be applied; the execution is still parked.
+pub struct ResumeRefused {
+    pub error: ExecutionError,
+    pub parked: ParkedExecution,
 }
 
 impl ParkedExecution {
@@ -113,10 +119,10 @@ impl Engine {
         let started = Instant::now();
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
         if memory_limit > self.config.max_memory_limit {
-            return failed(ErrorCode::InvalidArgument, format!(
-                "memory limit {memory_limit} exceeds the engine's maximum {}",
-                self.config.max_memory_limit
-            ));
+            return failed(
+                ErrorCode::InvalidArgument,
+                format!("memory limit {memory_limit} exceeds the engine's maximum {}", self.config.max_memory_limit),
+            );
         }
         let (code, source) = match request.handler {
             Handler::Source(source) => (Code::Source(source.clone()), Some(source)),
@@ -141,7 +147,6 @@ impl Engine {
             // data and shadow stack, so running out is a JavaScript out-of-memory error rather
             // than a refused memory.grow.
             memory_limit: memory_limit.saturating_sub(memory_limit / 8),
-            max_stack: self.config.max_js_stack,
         };
         let step = Step { instance, source, time_left: request.timeout, started };
         self.step(step, EntryPoint::Run, &input)
@@ -154,16 +159,16 @@ impl Engine {
         mut parked: ParkedExecution,
         call_id: u32,
         outcome: ExtOutcome,
-    ) -> Result<Outcome, (ExecutionError, ParkedExecution)> {
+    ) -> Result<Outcome, Box<ResumeRefused>> {
         if !parked.instance.store.data_mut().host.settle_call(call_id) {
             let error = ExecutionError::new(
                 ErrorCode::InvalidArgument,
                 format!("suspension {} has no pending call {call_id}", parked.id),
             );
-            return Err((error, parked));
+            return Err(Box::new(ResumeRefused { error, parked }));
         }
         let step = Step {
-            instance: parked.instance,
+            instance: *parked.instance,
             source: parked.source,
             time_left: parked.time_left,
             started: Instant::now(),
@@ -238,8 +243,12 @@ impl Engine {
                 let id = SuspensionId::random();
                 result.status = Status::Suspended;
                 result.suspension = Some(Suspension { id: id.clone(), calls: data.host.pending_calls().to_vec() });
-                let parked =
-                    ParkedExecution { id, instance: step.instance, source: step.source, time_left: step.time_left };
+                let parked = ParkedExecution {
+                    id,
+                    instance: Box::new(step.instance),
+                    source: step.source,
+                    time_left: step.time_left,
+                };
                 return Outcome { result, parked: Some(parked) };
             }
             Err(error) => result.error = Some(error),

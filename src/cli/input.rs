@@ -1,0 +1,53 @@
+//! Command-line inputs: `JSON` inline or `@FILE`, and handler files.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::UsageError;
+
+/// Parses `JSON` or the contents of `@FILE`; `what` names the option in errors.
+pub fn json(text: &str, what: &str) -> Result<Value, UsageError> {
+    let (origin, text) = match text.strip_prefix('@') {
+        Some(file) => (format!("{what} file {file}"), read(Path::new(file))?),
+        None => (what.to_owned(), text.to_owned()),
+    };
+    serde_json::from_str(&text).map_err(|e| UsageError(format!("{origin}: invalid JSON: {e}")))
+}
+
+/// Like [`json`], requiring an object.
+pub fn object(text: &str, what: &str) -> Result<serde_json::Map<String, Value>, UsageError> {
+    match json(text, what)? {
+        Value::Object(map) => Ok(map),
+        other => Err(UsageError(format!("{what} must be a JSON object, not {other}"))),
+    }
+}
+
+pub fn read(path: &Path) -> Result<String, UsageError> {
+    std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Splits `NAME.METHOD=VALUE` (the method is after the last `.` before the `=`).
+pub fn extension_answer<'a>(spec: &'a str, option: &str) -> Result<(&'a str, &'a str, &'a str), UsageError> {
+    let malformed = || UsageError(format!("{option} {spec:?}: expected NAME.METHOD=VALUE"));
+    let (target, value) = spec.split_once('=').ok_or_else(malformed)?;
+    let (name, method) = target.rsplit_once('.').ok_or_else(malformed)?;
+    if name.is_empty() || method.is_empty() {
+        return Err(malformed());
+    }
+    Ok((name, method, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_answer_splits_at_last_dot_before_equals() {
+        assert_eq!(extension_answer("a.b.get={\"x\":1}", "--ext").unwrap(), ("a.b", "get", "{\"x\":1}"));
+        assert_eq!(extension_answer("w.get=a=b", "--ext").unwrap(), ("w", "get", "a=b"));
+        assert!(extension_answer("nomethod=1", "--ext").is_err());
+        assert!(extension_answer("w.get", "--ext").is_err());
+        assert!(extension_answer(".get=1", "--ext").is_err());
+    }
+}

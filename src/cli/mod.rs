@@ -1,0 +1,62 @@
+//! Command-line parsing and dispatch. Exit codes: 0 success, 1 the handler failed (its result
+//! is still printed), 2 a usage or input error (message on stderr).
+
+mod check;
+mod input;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nexus",
+    version,
+    about = "Run untrusted JavaScript handlers in fresh, capability-checked WebAssembly instances"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a handler and print its result as one JSON object.
+    Run(run::RunArgs),
+    /// Infer the capabilities a handler needs (literal accesses) and warn about dynamic ones.
+    Check {
+        /// The handler source: the body of an async function.
+        handler: PathBuf,
+    },
+}
+
+/// A usage or input error: printed on stderr, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(error: E) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check { handler } => check::check(&handler),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("nexus: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values always serialize"));
+}

@@ -1,0 +1,130 @@
+//! `nexus run`: runs a handler to completion, answering its extension calls with canned
+//! values, and prints the accumulated result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nexus::{
+    Capability, Engine, EngineConfig, ExecutionRequest, ExecutionResult, ExtOutcome, Outcome, PendingCall, Records,
+    Status,
+};
+use serde_json::{Value, json};
+
+use super::{UsageError, input, print_json};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The handler source: the body of an async function.
+    handler: PathBuf,
+    /// The panel state (a JSON object, or @FILE).
+    #[arg(long, value_name = "JSON|@FILE")]
+    state: Option<String>,
+    /// The call's arguments ($args).
+    #[arg(long, value_name = "JSON|@FILE")]
+    args: Option<String>,
+    /// The panel scope ($scope).
+    #[arg(long, value_name = "JSON|@FILE")]
+    scope: Option<String>,
+    /// A capability token (repeatable), e.g. state:read:count, ext:weather.
+    #[arg(long = "cap", value_name = "TOKEN")]
+    caps: Vec<String>,
+    /// Registers NAME.METHOD and answers each call to it with this value.
+    #[arg(long = "ext", value_name = "NAME.METHOD=JSON|@FILE")]
+    ext: Vec<String>,
+    /// Registers NAME.METHOD and rejects each call to it with an Error carrying MESSAGE.
+    #[arg(long = "ext-error", value_name = "NAME.METHOD=MESSAGE")]
+    ext_error: Vec<String>,
+    /// Without --cap, grant the capabilities inferred from the source (dynamic accesses stay denied).
+    #[arg(long)]
+    infer_caps: bool,
+    /// Time limit for running the handler, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "N")]
+    timeout_ms: u64,
+    /// Memory limit, in MiB.
+    #[arg(long, value_name = "N")]
+    memory_mb: Option<u64>,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
+    let source = input::read(&args.handler)?;
+    let mut request = ExecutionRequest::source(source.clone());
+    request.handler_name = args.handler.display().to_string();
+    request.timeout = Duration::from_millis(args.timeout_ms);
+    request.memory_limit = args.memory_mb.map(|mb| mb << 20);
+    if let Some(state) = &args.state {
+        request.state_snapshot = input::object(state, "--state")?;
+    }
+    if let Some(value) = &args.args {
+        request.args = input::json(value, "--args")?;
+    }
+    if let Some(scope) = &args.scope {
+        request.scope = input::json(scope, "--scope")?;
+    }
+    request.capabilities = args
+        .caps
+        .iter()
+        .map(|token| token.parse::<Capability>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| UsageError(format!("--cap: {e}")))?;
+    if request.capabilities.is_empty() && args.infer_caps {
+        request.capabilities = nexus::infer_capabilities(&source).map(|i| i.capabilities).unwrap_or_default();
+    }
+
+    let mut answers = BTreeMap::new();
+    for spec in &args.ext {
+        let (name, method, value) = input::extension_answer(spec, "--ext")?;
+        answers.insert((name.to_owned(), method.to_owned()), ExtOutcome::Ok(input::json(value, "--ext")?));
+    }
+    for spec in &args.ext_error {
+        let (name, method, message) = input::extension_answer(spec, "--ext-error")?;
+        let outcome = ExtOutcome::Err { code: None, message: message.to_owned() };
+        answers.insert((name.to_owned(), method.to_owned()), outcome);
+    }
+    for (name, method) in answers.keys() {
+        request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
+    }
+
+    let engine = Engine::new(EngineConfig::default()).map_err(|e| UsageError(format!("starting the engine: {e:#}")))?;
+    let (result, suspensions) = drive(&engine, request, &answers);
+    let status = result.status;
+    let mut output = serde_json::to_value(&result)?;
+    output["suspensions"] = Value::Array(suspensions);
+    print_json(&output);
+    Ok(if status == Status::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Runs the request through every suspension; returns the final result with the records of
+/// the whole run, and the calls of each suspension in order.
+fn drive(
+    engine: &Engine,
+    request: ExecutionRequest,
+    answers: &BTreeMap<(String, String), ExtOutcome>,
+) -> (ExecutionResult, Vec<Value>) {
+    let mut records = Records::default();
+    let mut suspensions = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
+    let Outcome { mut result, mut parked } = engine.execute(request);
+    while let Some(execution) = parked.take() {
+        records.extend(std::mem::take(&mut result.records));
+        let calls = execution.pending_calls().to_vec();
+        // Answering one call of several leaves the others pending: that is the same wait, not
+        // a new suspension.
+        if calls.iter().any(|call| !reported.contains(&call.call_id)) {
+            reported.extend(calls.iter().map(|call| call.call_id));
+            suspensions.push(json!({ "id": result.suspension.as_ref().map(|s| &s.id), "calls": calls }));
+        }
+        let PendingCall { call_id, extension, method, .. } = &calls[0];
+        // Every registered method has an answer, so an unanswered call cannot be pending.
+        let outcome = answers[&(extension.clone(), method.clone())].clone();
+        match engine.resume(execution, *call_id, outcome) {
+            Ok(next) => (result, parked) = (next.result, next.parked),
+            Err(refused) => result = ExecutionResult::failed(refused.error),
+        }
+    }
+    records.extend(std::mem::take(&mut result.records));
+    result.records = records;
+    result.suspension = None;
+    (result, suspensions)
+}

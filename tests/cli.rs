@@ -1,0 +1,228 @@
+//! The `nexus` command line: `run` with canned extension answers, `check`, and exit codes
+//! (0 success, 1 handler failed with JSON still printed, 2 usage or input error).
+
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn nexus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the nexus binary runs")
+}
+
+fn json_out(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn handler(name: &str, source: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexus-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, source).unwrap();
+    path
+}
+
+#[test]
+fn run_counter_example_succeeds_with_accumulated_records() {
+    let output = nexus(&[
+        "run",
+        "examples/counter.js",
+        "--state",
+        r#"{"count": 1}"#,
+        "--args",
+        r#"{"step": 2}"#,
+        "--cap",
+        "state:read:count",
+        "--cap",
+        "state:write:count",
+        "--cap",
+        "events:emit:changed",
+        "--cap",
+        "view:update:counter-label",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let result = json_out(&output);
+    assert_eq!(result["status"], "success");
+    assert_eq!(result["returnValue"], 3);
+    assert_eq!(result["stateMutations"], json!([{"op": "set", "key": "count", "value": 3}]));
+    assert_eq!(result["events"], json!([{"name": "changed", "payload": {"value": 3}}]));
+    assert_eq!(
+        result["viewCommands"],
+        json!([{"type": "update", "componentId": "counter-label", "args": {"text": "Count: 3"}}])
+    );
+    assert_eq!(result["logs"], json!([{"level": "info", "message": "count is now 3"}]));
+    assert_eq!(result["suspensions"], json!([]));
+}
+
+#[test]
+fn run_answers_extension_calls_and_lists_suspensions_in_order() {
+    let path = handler(
+        "two-calls.js",
+        "$state.step = 1;\nconst a = await $ext.geo.find('x');\n$state.step = 2;\n\
+         const [b, c] = await Promise.all([$ext.geo.find('y'), $ext.geo.near('z')]);\n$state.step = 3;\nreturn [a, b, c];",
+    );
+    let output = nexus(&[
+        "run",
+        path.to_str().unwrap(),
+        "--cap",
+        "ext:geo",
+        "--cap",
+        "state:write:step",
+        "--ext",
+        r#"geo.find={"lat": 1}"#,
+        "--ext",
+        "geo.near=[2]",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let result = json_out(&output);
+    assert_eq!(result["returnValue"], json!([{"lat": 1}, {"lat": 1}, [2]]));
+    let steps: Vec<Value> = result["stateMutations"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect();
+    assert_eq!(steps, vec![json!(1), json!(2), json!(3)], "mutations from every stretch, in order");
+    let suspensions = result["suspensions"].as_array().unwrap();
+    assert_eq!(suspensions.len(), 2, "{suspensions:?}");
+    assert_eq!(suspensions[0]["calls"].as_array().unwrap().len(), 1);
+    let second: Vec<&str> =
+        suspensions[1]["calls"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
+    assert_eq!(second, vec!["find", "near"], "Promise.all suspends once with both calls");
+}
+
+#[test]
+fn run_ext_error_rejects_the_call_inside_the_handler() {
+    let output = nexus(&[
+        "run",
+        "examples/weather.js",
+        "--state",
+        r#"{"city": "Paris"}"#,
+        "--cap",
+        "ext:weather",
+        "--cap",
+        "state:read:city",
+        "--cap",
+        "state:write:status",
+        "--ext-error",
+        "weather.get=service down",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let result = json_out(&output);
+    assert_eq!(result["returnValue"], Value::Null);
+    assert_eq!(result["stateMutations"][1], json!({"op": "set", "key": "status", "value": "failed"}));
+    assert_eq!(result["logs"][0]["message"], "weather unavailable: service down");
+}
+
+#[test]
+fn run_without_an_answer_reports_unknown_extension() {
+    let output = nexus(&[
+        "run",
+        "examples/weather.js",
+        "--state",
+        r#"{"city": "Paris"}"#,
+        "--cap",
+        "ext:weather",
+        "--cap",
+        "state:read:city",
+        "--cap",
+        "state:write:status",
+    ]);
+    let result = json_out(&output);
+    assert_eq!(result["logs"][0]["message"], "weather unavailable: unknown extension: weather.get", "{result}");
+}
+
+#[test]
+fn a_failing_handler_exits_1_and_still_prints_the_result() {
+    let path = handler("fails.js", "const a = 1;\nreturn $state.secret;");
+    let output = nexus(&["run", path.to_str().unwrap(), "--state", r#"{"secret": 1}"#]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = json_out(&output);
+    assert_eq!(result["status"], "error");
+    assert_eq!(result["error"]["code"], "PERMISSION_DENIED");
+    assert_eq!(result["error"]["location"]["line"], 2);
+    assert_eq!(result["denials"], json!([{"capability": "state:read:secret", "operation": "state.get"}]));
+}
+
+#[test]
+fn a_malformed_capability_exits_2_naming_the_token() {
+    let output = nexus(&["run", "examples/counter.js", "--cap", "state:raed:count"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("state:raed:count"), "{stderr}");
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_message() {
+    for args in [
+        vec!["run", "examples/counter.js", "--state", "{not json"],
+        vec!["run", "examples/counter.js", "--state", "[1]"],
+        vec!["run", "examples/counter.js", "--args", "@/nonexistent/args.json"],
+        vec!["run", "/nonexistent/handler.js"],
+        vec!["run", "examples/counter.js", "--ext", "nomethod=1"],
+        vec!["run"],
+    ] {
+        let output = nexus(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(!output.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn run_reads_json_from_files() {
+    let state = handler("state.json", r#"{"count": 41}"#);
+    let output = nexus(&[
+        "run",
+        "examples/counter.js",
+        "--state",
+        &format!("@{}", state.display()),
+        "--cap",
+        "state:read:count",
+        "--cap",
+        "state:write:count",
+        "--cap",
+        "events:emit:changed",
+        "--cap",
+        "view:update:counter-label",
+    ]);
+    assert_eq!(json_out(&output)["returnValue"], 42);
+}
+
+#[test]
+fn infer_caps_grants_literal_accesses_only() {
+    let path = handler(
+        "infer.js",
+        "const k = 'count';\n$state.count = 1;\ntry { return $state[k]; } catch (e) { return e.code; }",
+    );
+    let output = nexus(&["run", path.to_str().unwrap(), "--infer-caps"]);
+    let result = json_out(&output);
+    assert_eq!(result["returnValue"], "PERMISSION_DENIED", "{result}");
+    assert_eq!(result["stateMutations"], json!([{"op": "set", "key": "count", "value": 1}]));
+}
+
+#[test]
+fn check_prints_capabilities_and_warnings() {
+    let path = handler("check.js", "$state.a = $state.b;\n$emit('done');\nconst k = 'x';\nreturn $state[k];");
+    let output = nexus(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let result = json_out(&output);
+    assert_eq!(result["capabilities"], json!(["state:read:b", "state:write:a", "events:emit:done"]));
+    let warnings = result["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0]["line"], 4);
+}
+
+#[test]
+fn check_reports_syntax_errors_with_location() {
+    let path = handler("broken.js", "const a = 1;\nconst = 2;");
+    let output = nexus(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let result = json_out(&output);
+    assert_eq!(result["error"]["code"], "SYNTAX_ERROR");
+    assert_eq!(result["error"]["location"]["line"], 2);
+}

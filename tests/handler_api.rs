@@ -1,0 +1,232 @@
+//! The handler API of SPEC section 3 and the capability rules of section 4, end to end
+//! through the real sandbox.
+
+mod common;
+
+use common::{error_code, run};
+use nexus::{Denial, ErrorCode, Event, LogLevel, LogLine, StateMutation, Status, ViewCommand};
+use serde_json::{Value, json};
+
+fn denial(capability: &str, operation: &str) -> Denial {
+    Denial { capability: capability.into(), operation: operation.into() }
+}
+
+#[test]
+fn counter_reads_writes_and_emits() {
+    let result = run(
+        "const next = ($state.count ?? 0) + 1;\n$state.count = next;\n$emit('changed', { value: next });\nreturn next;",
+        &["state:read:count", "state:write:count", "events:emit:changed"],
+        json!({"count": 1}),
+    );
+    assert_eq!(result.status, Status::Success, "{result:?}");
+    assert_eq!(result.return_value, json!(2));
+    assert_eq!(result.records.state_mutations, vec![StateMutation::Set { key: "count".into(), value: json!(2) }]);
+    assert_eq!(result.records.events, vec![Event { name: "changed".into(), payload: json!({"value": 2}) }]);
+    assert!(result.records.denials.is_empty());
+}
+
+#[test]
+fn uncaught_denial_fails_with_permission_denied_and_is_recorded() {
+    let result = run("return $state.secret;", &[], json!({"secret": 42}));
+    assert_eq!(error_code(&result), ErrorCode::PermissionDenied);
+    assert_eq!(result.records.denials, vec![denial("state:read:secret", "state.get")]);
+}
+
+#[test]
+fn caught_denial_is_catchable_with_code_and_still_recorded() {
+    let result = run(
+        "try { $emit('boom', 1); return 'not reached'; } catch (e) { return [e instanceof Error, e.code]; }",
+        &[],
+        json!({}),
+    );
+    assert_eq!(result.status, Status::Success);
+    assert_eq!(result.return_value, json!([true, "PERMISSION_DENIED"]));
+    assert_eq!(result.records.denials, vec![denial("events:emit:boom", "events.emit")]);
+    assert!(result.records.events.is_empty());
+}
+
+#[test]
+fn write_does_not_imply_read() {
+    let result =
+        run("$state.n = 5; try { return $state.n; } catch (e) { return e.code; }", &["state:write:n"], json!({"n": 1}));
+    assert_eq!(result.return_value, json!("PERMISSION_DENIED"));
+    assert_eq!(result.records.state_mutations, vec![StateMutation::Set { key: "n".into(), value: json!(5) }]);
+    assert_eq!(result.records.denials, vec![denial("state:read:n", "state.get")]);
+}
+
+#[test]
+fn star_is_a_wildcard_only_as_the_whole_resource() {
+    let wildcard = run("return [$state.a, $state['b:c']];", &["state:read:*"], json!({"a": 1, "b:c": 2}));
+    assert_eq!(wildcard.return_value, json!([1, 2]));
+
+    let literal = run(
+        "const out = [$state['a*']]; try { $state.ab; } catch (e) { out.push(e.code); } return out;",
+        &["state:read:a*"],
+        json!({"a*": "star", "ab": "no"}),
+    );
+    assert_eq!(literal.return_value, json!(["star", "PERMISSION_DENIED"]));
+    assert_eq!(literal.records.denials, vec![denial("state:read:ab", "state.get")]);
+}
+
+#[test]
+fn keys_may_contain_colons() {
+    let result = run(
+        "$state['user:1:name'] = $state['user:1:name'].toUpperCase(); return $state['user:1:name'];",
+        &["state:read:user:1:name", "state:write:user:1:name"],
+        json!({"user:1:name": "ada"}),
+    );
+    assert_eq!(result.return_value, json!("ADA"));
+}
+
+#[test]
+fn proto_and_non_ascii_keys_are_plain_keys() {
+    let result = run(
+        "$state['__proto__'] = { polluted: true }; $state['café'] = 'crème';\n\
+         return [$state['__proto__'], $state['café'], ({}).polluted, Object.getPrototypeOf($state)];",
+        &["state:read:__proto__", "state:write:__proto__", "state:read:café", "state:write:café"],
+        json!({"__proto__": {"x": 1}}),
+    );
+    assert_eq!(result.status, Status::Success, "{result:?}");
+    assert_eq!(result.return_value, json!([{"polluted": true}, "crème", null, null]));
+    assert_eq!(
+        result.records.state_mutations,
+        vec![
+            StateMutation::Set { key: "__proto__".into(), value: json!({"polluted": true}) },
+            StateMutation::Set { key: "café".into(), value: json!("crème") },
+        ]
+    );
+}
+
+#[test]
+fn args_proto_key_stays_an_own_property_and_args_are_deep_frozen() {
+    let mut request = common::request(
+        "'use strict'; let threw = false; try { $args.nested.list.push(1); } catch (e) { threw = e instanceof TypeError; }\n\
+         return [threw, Object.isFrozen($args.nested), Object.keys($args), $args.__proto__.evil, ({}).evil, $scope.panel];",
+        &[],
+        json!({}),
+    );
+    request.args = serde_json::from_str(r#"{"nested": {"list": []}, "__proto__": {"evil": true}}"#).unwrap();
+    request.scope = json!({"panel": "p1"});
+    let result = common::execute(request).result;
+    assert_eq!(result.return_value, json!([true, true, ["nested", "__proto__"], true, null, "p1"]), "{result:?}");
+}
+
+#[test]
+fn object_keys_lists_only_readable_present_keys() {
+    let result = run(
+        "return Object.keys($state);",
+        &["state:read:a", "state:read:c", "state:read:absent", "state:write:b"],
+        json!({"a": 1, "b": 2, "c": 3, "d": 4}),
+    );
+    assert_eq!(result.return_value, json!(["a", "c"]));
+    assert!(result.records.denials.is_empty(), "listing keys is never a denial");
+}
+
+#[test]
+fn delete_and_in_are_checked_and_recorded() {
+    let result = run(
+        "const before = 'tmp' in $state; delete $state.tmp; const after = 'tmp' in $state;\n\
+         let denied; try { 'other' in $state; } catch (e) { denied = e.code; }\n\
+         return [before, after, $state.tmp, denied];",
+        &["state:read:tmp", "state:write:tmp"],
+        json!({"tmp": 1, "other": 2}),
+    );
+    assert_eq!(result.return_value, json!([true, false, null, "PERMISSION_DENIED"]));
+    assert_eq!(result.records.state_mutations, vec![StateMutation::Delete { key: "tmp".into() }]);
+    assert_eq!(result.records.denials, vec![denial("state:read:other", "state.has")]);
+}
+
+#[test]
+fn view_commands_are_checked_by_component() {
+    let result = run(
+        "$view.update('label', { text: 'hi' });\n$view.command('focus', 'label', { select: true });\n\
+         try { $view.update('other', {}); } catch (e) { return e.code; }",
+        &["view:update:label"],
+        json!({}),
+    );
+    assert_eq!(result.return_value, json!("PERMISSION_DENIED"));
+    assert_eq!(
+        result.records.view_commands,
+        vec![
+            ViewCommand { kind: "update".into(), component_id: "label".into(), args: json!({"text": "hi"}) },
+            ViewCommand { kind: "focus".into(), component_id: "label".into(), args: json!({"select": true}) },
+        ]
+    );
+    assert_eq!(result.records.denials, vec![denial("view:update:other", "view.update")]);
+}
+
+#[test]
+fn logs_are_captured_with_levels() {
+    let result = run(
+        "$log('plain', 1, { a: [2] }); $log.debug('d'); $log.warn('w'); console.log('c'); console.error(new Error('bad'));",
+        &[],
+        json!({}),
+    );
+    let line = |level, message: &str| LogLine { level, message: message.into() };
+    assert_eq!(
+        result.records.logs,
+        vec![
+            line(LogLevel::Info, "plain 1 {\"a\":[2]}"),
+            line(LogLevel::Debug, "d"),
+            line(LogLevel::Warn, "w"),
+            line(LogLevel::Info, "c"),
+            line(LogLevel::Error, "Error: bad"),
+        ]
+    );
+}
+
+#[test]
+fn no_host_objects_are_reachable_even_through_the_global() {
+    let result = run(
+        "const g = Function('return this')();\n\
+         const names = ['process', 'require', 'std', 'os', 'fetch', 'module', 'Deno', 'Bun', 'XMLHttpRequest', 'WebSocket'];\n\
+         return names.filter((n) => typeof globalThis[n] !== 'undefined' || typeof g[n] !== 'undefined');",
+        &[],
+        json!({}),
+    );
+    assert_eq!(result.return_value, json!([]), "{result:?}");
+    let imports =
+        run("try { await import('std'); return 'imported'; } catch (e) { return String(e); }", &[], json!({}));
+    assert_ne!(imports.return_value, json!("imported"));
+}
+
+#[test]
+fn math_random_differs_between_executions() {
+    let draw = || run("return [Math.random(), Math.random()];", &[], json!({})).return_value;
+    let (first, second) = (draw(), draw());
+    assert_ne!(first, second, "each execution is seeded from host randomness");
+    let values: Vec<f64> = serde_json::from_value(first).unwrap();
+    assert!(values.iter().all(|v| (0.0..1.0).contains(v)) && values[0] != values[1]);
+}
+
+#[test]
+fn date_now_is_the_current_time() {
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let now = run("return Date.now();", &[], json!({})).return_value.as_f64().unwrap();
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    assert!(before - 1.0 <= now && now <= after + 1.0, "{before} <= {now} <= {after}");
+}
+
+#[test]
+fn a_global_set_by_one_execution_is_absent_in_the_next() {
+    let first = run("globalThis.leak = 'secret'; Object.prototype.polluted = 1; return typeof leak;", &[], json!({}));
+    assert_eq!(first.return_value, json!("string"));
+    let second = run("return [typeof leak, ({}).polluted];", &[], json!({}));
+    assert_eq!(second.return_value, json!(["undefined", null]));
+}
+
+#[test]
+fn a_single_read_from_a_huge_state_costs_a_handful_of_host_calls() {
+    let state: serde_json::Map<String, Value> = (0..20_000).map(|i| (format!("key{i}"), json!(i))).collect();
+    let result = run("return $state.key12345;", &["state:read:*"], Value::Object(state));
+    assert_eq!(result.return_value, json!(12345));
+    assert!(result.metrics.host_calls <= 4, "one read took {} host calls", result.metrics.host_calls);
+}
+
+#[test]
+fn return_values_round_trip_as_json() {
+    let result = run("return { a: [1, 2.5, 'x', null, true], b: undefined, d: new Date(0) };", &[], json!({}));
+    assert_eq!(result.return_value, json!({"a": [1, 2.5, "x", null, true], "d": "1970-01-01T00:00:00.000Z"}));
+    let cyclic = run("const o = {}; o.self = o; return o;", &[], json!({}));
+    assert_eq!(error_code(&cyclic), ErrorCode::RuntimeError);
+}
