@@ -135,10 +135,23 @@ fn output_flood_ends_as_memory_limit_even_when_caught() {
 }
 
 #[test]
-fn an_excessive_memory_limit_is_an_invalid_argument() {
-    let mut request = common::request("return 1;", &[], json!({}));
-    request.memory_limit = Some(1 << 40);
-    assert_eq!(error_code(&common::execute(request).result), ErrorCode::InvalidArgument);
+fn a_memory_limit_outside_what_the_engine_can_run_is_an_invalid_argument() {
+    for limit in [1 << 40, 64 << 10] {
+        let mut request = common::request("return 1;", &[], json!({}));
+        request.memory_limit = Some(limit);
+        let error = common::execute(request).result.error.expect("refused");
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{limit}: {}", error.message);
+    }
+    assert_still_serving();
+}
+
+#[test]
+fn compile_time_is_reported_for_source_only() {
+    let source = run("return 1;", &[], json!({}));
+    assert!(source.metrics.compile_time_us > 0, "{:?}", source.metrics);
+    let mut request = common::request("", &[], json!({}));
+    request.handler = nexus::Handler::Bytecode(common::engine().precompile("return 1;").unwrap());
+    assert_eq!(common::execute(request).result.metrics.compile_time_us, 0);
 }
 
 #[test]

@@ -38,9 +38,9 @@ pub const GUEST_ABI_VERSION: u32 = 1;
 pub mod exports {
     /// `(len: i32) -> ptr: i32`: a buffer the host fills before calling an entry point.
     pub const ALLOC: &str = "nexus_alloc";
-    /// `(ptr, len) -> i64`: [`crate::RunInput`] in, [`crate::RunOutput`] out.
+    /// `(ptr, len) -> i64`: [`crate::RunInput`] in, [`crate::RunReport`] out.
     pub const RUN: &str = "nexus_run";
-    /// `(ptr, len) -> i64`: [`crate::ResumeInput`] in, [`crate::RunOutput`] out.
+    /// `(ptr, len) -> i64`: [`crate::ResumeInput`] in, [`crate::RunReport`] out.
     pub const RESUME: &str = "nexus_resume";
     /// `(ptr, len) -> i64`: [`crate::CompileInput`] in, [`crate::CompileOutput`] out.
     pub const COMPILE: &str = "nexus_compile";
@@ -187,6 +187,14 @@ pub struct ResumeInput {
 pub enum ExtOutcome {
     Ok(Value),
     Err { code: Option<String>, message: String },
+}
+
+/// What the run and resume entry points report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub output: RunOutput,
+    /// Time spent compiling handler source in this call (0 for bytecode and for resumes).
+    pub compile_time_us: u64,
 }
 
 /// Where the handler's promise stands after the guest ran its job queue dry.

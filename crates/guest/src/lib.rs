@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use nexus_abi::{
     Code, CompileInput, CompileOutput, ExtOutcome, GUEST_ABI_VERSION, GuestError, HANDLER_FILE, HANDLER_PREFIX,
-    HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, decode, encode, pack_reply,
+    HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, RunReport, decode, encode, pack_reply,
 };
 use rquickjs::{
     Context, Ctx, Function, Object, Persistent, Runtime, Value, context::EvalOptions, prelude::Coerced, qjs,
@@ -67,24 +67,24 @@ pub extern "C" fn nexus_alloc(len: u32) -> *mut u8 {
     })
 }
 
-/// Starts the handler of a [`RunInput`]; returns a [`RunOutput`].
+/// Starts the handler of a [`RunInput`]; returns a [`RunReport`].
 #[unsafe(no_mangle)]
 pub extern "C" fn nexus_run(_ptr: u32, len: u32) -> i64 {
-    let output = match take_input::<RunInput>(len) {
+    let report = match take_input::<RunInput>(len) {
         Ok(input) => with_guest(|guest| guest.run(input)),
-        Err(error) => RunOutput::Threw(error),
+        Err(error) => RunReport { output: RunOutput::Threw(error), compile_time_us: 0 },
     };
-    reply(&output)
+    reply(&report)
 }
 
-/// Settles one extension call of a suspended handler; returns a [`RunOutput`].
+/// Settles one extension call of a suspended handler; returns a [`RunReport`].
 #[unsafe(no_mangle)]
 pub extern "C" fn nexus_resume(_ptr: u32, len: u32) -> i64 {
     let output = match take_input::<ResumeInput>(len) {
         Ok(input) => with_guest(|guest| guest.resume(input)),
         Err(error) => RunOutput::Threw(error),
     };
-    reply(&output)
+    reply(&RunReport { output, compile_time_us: 0 })
 }
 
 /// Compiles handler source to bytecode; returns a [`CompileOutput`].
@@ -125,14 +125,23 @@ fn with_guest<R>(f: impl FnOnce(&Guest) -> R) -> R {
 // would trap on an out-of-bounds access instead of corrupting data.
 
 impl Guest {
-    fn run(&self, input: RunInput) -> RunOutput {
+    fn run(&self, input: RunInput) -> RunReport {
         natives::seed_random(input.random_seed);
         self.context.with(|ctx| {
             // SAFETY: a plain setter on the live runtime.
             unsafe { qjs::JS_SetMemoryLimit(qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), input.memory_limit as _) };
-            let handler = match load(&ctx, &input.code) {
+            let loading = std::time::Instant::now();
+            let loaded = load(&ctx, &input.code);
+            let compile_time_us = match input.code {
+                Code::Source(_) => loading.elapsed().as_micros() as u64,
+                Code::Bytecode(_) => 0,
+            };
+            let handler = match loaded {
                 Ok(handler) => handler,
-                Err(error) => return RunOutput::Threw(GuestError { at_load: true, ..error }),
+                Err(error) => {
+                    let output = RunOutput::Threw(GuestError { at_load: true, ..error });
+                    return RunReport { output, compile_time_us };
+                }
             };
             let started = (|| {
                 let api = self.api.clone().restore(&ctx)?;
@@ -141,10 +150,11 @@ impl Guest {
                 let scope = natives::from_json(&ctx, &input.scope)?;
                 start.call::<_, ()>((handler, args, scope))
             })();
-            match started {
+            let output = match started {
                 Ok(()) => self.settle(&ctx),
                 Err(e) => RunOutput::Threw(caught(&ctx, e)),
-            }
+            };
+            RunReport { output, compile_time_us }
         })
     }
 

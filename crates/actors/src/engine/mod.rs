@@ -26,7 +26,9 @@ mod ticker;
 
 use std::time::{Duration, Instant};
 
-use nexus_abi::{Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput};
+use nexus_abi::{
+    Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput, RunReport,
+};
 use nexus_host_fns::{Checker, HostState};
 use serde_json::Value;
 use wasmtime::Result;
@@ -47,6 +49,8 @@ use instance::{EntryPoint, GuestInstance, StoreData};
 pub struct Engine {
     pre: InstancePre<StoreData>,
     config: EngineConfig,
+    /// The snapshot's initial linear memory: no execution can run in less.
+    min_memory: u64,
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -106,8 +110,12 @@ impl Engine {
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
         let pre = linker.instantiate_pre(&module).context("linking the guest")?;
+        let min_memory = module
+            .exports()
+            .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
+            .context("the guest exports its memory")?;
         ticker::start(&engine, config.epoch_tick);
-        Ok(Engine { pre, config })
+        Ok(Engine { pre, config, min_memory })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -118,10 +126,13 @@ impl Engine {
     pub fn execute(&self, request: ExecutionRequest) -> Outcome {
         let started = Instant::now();
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
-        if memory_limit > self.config.max_memory_limit {
+        if !(self.min_memory..=self.config.max_memory_limit).contains(&memory_limit) {
             return failed(
                 ErrorCode::InvalidArgument,
-                format!("memory limit {memory_limit} exceeds the engine's maximum {}", self.config.max_memory_limit),
+                format!(
+                    "memory limit {memory_limit} is outside {}..={} bytes (the snapshot alone needs the minimum)",
+                    self.min_memory, self.config.max_memory_limit
+                ),
             );
         }
         let (code, source) = match request.handler {
@@ -197,14 +208,14 @@ impl Engine {
     fn step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
         step.instance.store.set_epoch_deadline(ticker::ticks(step.time_left, self.config.epoch_tick) + 1);
         let running = Instant::now();
-        let output = step.instance.call::<_, RunOutput>(entry, input);
+        let report = step.instance.call::<_, RunReport>(entry, input);
         step.time_left = step.time_left.saturating_sub(running.elapsed());
 
         let data = step.instance.store.data_mut();
         let records = data.host.take_records();
         let metrics = ExecutionMetrics {
             execution_time_us: step.started.elapsed().as_micros() as u64,
-            compile_time_us: 0,
+            compile_time_us: report.as_ref().map_or(0, |report| report.compile_time_us),
             host_calls: data.host.host_calls(),
             memory_bytes: step.instance.memory_bytes(),
             cache_hit: false,
@@ -218,7 +229,7 @@ impl Engine {
             metrics,
         };
         let data = step.instance.store.data();
-        let output = match output {
+        let output = match report.map(|report| report.output) {
             // Past the output budget the handler may have caught the error; it still failed.
             Ok(_) if data.host.output_exhausted() => Err(ExecutionError::new(
                 ErrorCode::MemoryLimit,
