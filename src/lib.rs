@@ -21,6 +21,9 @@ pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
     Outcome, ParkedExecution, ResumeRefused, Status, Suspension, SuspensionId,
 };
+pub use nexus_actors::metrics::{PoolGauges, Stats};
+pub use nexus_actors::runtime::{ExtensionHost, Runtime};
+pub use nexus_actors::supervisor::RuntimeConfig;
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{
     Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Warning, infer_capabilities,

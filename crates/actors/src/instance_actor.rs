@@ -1,0 +1,106 @@
+//! The instance actor: runs executions on its worker thread, one at a time, and owns at most
+//! one wasmtime store — the one of its parked (suspended) execution.
+//!
+//! States: Idle → Running → (Parked(suspension) → Running)* → Idle. Running is the duration of
+//! a message handler: the actor's worker thread runs the wasm, which is why workers are
+//! threads of their own (actix arbiters) and never the supervisor's.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use nexus_abi::{ErrorCode, ExtOutcome};
+
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution};
+
+/// Runs a request in a fresh instance. The actor must be idle.
+#[derive(Message)]
+#[rtype(result = "ExecutionResult")]
+pub struct Run(pub ExecutionRequest);
+
+/// Settles one pending call of the parked execution and runs it on.
+#[derive(Message)]
+#[rtype(result = "Result<ExecutionResult, ExecutionError>")]
+pub struct Resume {
+    pub call_id: u32,
+    pub outcome: ExtOutcome,
+}
+
+/// Drops the parked execution (expired, or the runtime is shutting down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Discard;
+
+pub struct InstanceActor {
+    engine: Engine,
+    parked: Option<ParkedExecution>,
+}
+
+impl InstanceActor {
+    pub fn new(engine: Engine) -> Self {
+        InstanceActor { engine, parked: None }
+    }
+}
+
+impl Actor for InstanceActor {
+    type Context = Context<Self>;
+}
+
+/// A panic while running is a bug in the host, not the handler's doing; the request still gets
+/// an answer and the actor stays usable (its instance, if any, is dropped with the panic).
+fn guarded<T>(run: impl FnOnce() -> T, failed: impl FnOnce(ExecutionError) -> T) -> T {
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        failed(ExecutionError::new(ErrorCode::Internal, format!("the instance actor panicked: {message}")))
+    })
+}
+
+impl Handler<Run> for InstanceActor {
+    type Result = MessageResult<Run>;
+
+    fn handle(&mut self, Run(request): Run, _: &mut Context<Self>) -> Self::Result {
+        debug_assert!(self.parked.is_none(), "the supervisor only sends work to idle actors");
+        let engine = &self.engine;
+        let outcome = guarded(|| Ok(engine.execute(request)), Err);
+        MessageResult(match outcome {
+            Ok(outcome) => {
+                self.parked = outcome.parked;
+                outcome.result
+            }
+            Err(error) => ExecutionResult::failed(error),
+        })
+    }
+}
+
+impl Handler<Resume> for InstanceActor {
+    type Result = Result<ExecutionResult, ExecutionError>;
+
+    fn handle(&mut self, resume: Resume, _: &mut Context<Self>) -> Self::Result {
+        let parked = self
+            .parked
+            .take()
+            .ok_or_else(|| ExecutionError::new(ErrorCode::SuspensionNotFound, "this actor holds no suspension"))?;
+        let engine = &self.engine;
+        match guarded(|| Ok(engine.resume(parked, resume.call_id, resume.outcome)), Err)? {
+            Ok(outcome) => {
+                self.parked = outcome.parked;
+                Ok(outcome.result)
+            }
+            Err(refused) => {
+                self.parked = Some(refused.parked);
+                Err(refused.error)
+            }
+        }
+    }
+}
+
+impl Handler<Discard> for InstanceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Discard, _: &mut Context<Self>) {
+        self.parked = None;
+    }
+}

@@ -1,0 +1,244 @@
+//! The metrics actor: aggregates what every execution reports, and the supervisor's gauges;
+//! answers [`GetStats`] with a typed [`Stats`] and [`RenderPrometheus`] with the Prometheus
+//! text format (rendered by `prometheus-client`).
+
+use std::collections::BTreeMap;
+
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::engine::{ExecutionResult, Status};
+
+/// One finished step of execution (a run or a resume), as the metrics actor counts it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Executed {
+    pub status: Status,
+    /// The error code, for errors.
+    pub code: Option<&'static str>,
+    pub duration_us: u64,
+    pub host_calls: u64,
+    pub denials: u64,
+    /// `Some(hit)` when the compile cache was consulted.
+    pub cache_hit: Option<bool>,
+}
+
+impl Executed {
+    pub fn from_result(result: &ExecutionResult, cache_consulted: bool) -> Self {
+        Executed {
+            status: result.status,
+            code: result.error.as_ref().map(|e| e.code.as_str()),
+            duration_us: result.metrics.execution_time_us,
+            host_calls: result.metrics.host_calls,
+            denials: result.records.denials.len() as u64,
+            cache_hit: cache_consulted.then_some(result.metrics.cache_hit),
+        }
+    }
+}
+
+/// The supervisor's view of its pool.
+#[derive(Message, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[rtype(result = "()")]
+#[serde(rename_all = "camelCase")]
+pub struct PoolGauges {
+    pub pool_size: u64,
+    pub idle: u64,
+    pub queued: u64,
+    pub parked: u64,
+}
+
+/// Aggregated statistics since the runtime started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Finished steps by status (`success`, `error`, `suspended`).
+    pub executions: BTreeMap<String, u64>,
+    /// Errors by code.
+    pub errors: BTreeMap<String, u64>,
+    pub host_calls: u64,
+    pub denials: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Median and 99th percentile step latency, from the histogram's buckets (upper bounds).
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+    #[serde(flatten)]
+    pub pool: PoolGauges,
+}
+
+#[derive(Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+#[derive(Message)]
+#[rtype(result = "String")]
+pub struct RenderPrometheus;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+    code: String,
+}
+
+/// Latency buckets in seconds: 10 µs to about 10 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(10e-6, 2.0, 21)
+}
+
+pub struct MetricsActor {
+    registry: Registry,
+    executions: Family<StatusLabels, Counter>,
+    latency: Histogram,
+    host_calls: Counter,
+    denials: Counter,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    pool_size: Gauge,
+    idle: Gauge,
+    queued: Gauge,
+    parked: Gauge,
+    stats: Stats,
+    /// Observations per latency bucket, for the percentiles of [`Stats`].
+    buckets: Vec<(f64, u64)>,
+}
+
+impl Default for MetricsActor {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("nexus");
+        let executions = Family::<StatusLabels, Counter>::default();
+        registry.register("executions", "Finished execution steps by status and error code", executions.clone());
+        let latency = Histogram::new(latency_buckets());
+        registry.register("execution_duration_seconds", "Duration of one execution step", latency.clone());
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let host_calls = counter(&mut registry, "host_calls", "Host function calls made by handlers");
+        let denials = counter(&mut registry, "denials", "Accesses denied for lack of a capability");
+        let cache_hits =
+            counter(&mut registry, "compile_cache_hits", "Source executions served from the compile cache");
+        let cache_misses = counter(&mut registry, "compile_cache_misses", "Source executions that compiled");
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let pool_size = gauge(&mut registry, "pool_size", "Instance actors in the pool");
+        let idle = gauge(&mut registry, "pool_idle", "Instance actors waiting for work");
+        let queued = gauge(&mut registry, "queued", "Requests waiting for an instance");
+        let parked = gauge(&mut registry, "parked", "Suspended executions awaiting extension results");
+        MetricsActor {
+            registry,
+            executions,
+            latency,
+            host_calls,
+            denials,
+            cache_hits,
+            cache_misses,
+            pool_size,
+            idle,
+            queued,
+            parked,
+            stats: Stats::default(),
+            buckets: latency_buckets().map(|bound| (bound, 0)).collect(),
+        }
+    }
+}
+
+impl Actor for MetricsActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Executed> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, executed: Executed, _: &mut Context<Self>) {
+        let status = match executed.status {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Suspended => "suspended",
+        };
+        let code = executed.code.unwrap_or("");
+        self.executions.get_or_create(&StatusLabels { status: status.into(), code: code.into() }).inc();
+        *self.stats.executions.entry(status.into()).or_default() += 1;
+        if let Some(code) = executed.code {
+            *self.stats.errors.entry(code.into()).or_default() += 1;
+        }
+        let seconds = executed.duration_us as f64 / 1e6;
+        self.latency.observe(seconds);
+        if let Some(bucket) = self.buckets.iter_mut().find(|(bound, _)| seconds <= *bound) {
+            bucket.1 += 1;
+        }
+        self.host_calls.inc_by(executed.host_calls);
+        self.stats.host_calls += executed.host_calls;
+        self.denials.inc_by(executed.denials);
+        self.stats.denials += executed.denials;
+        match executed.cache_hit {
+            Some(true) => {
+                self.cache_hits.inc();
+                self.stats.cache_hits += 1;
+            }
+            Some(false) => {
+                self.cache_misses.inc();
+                self.stats.cache_misses += 1;
+            }
+            None => {}
+        }
+    }
+}
+
+impl Handler<PoolGauges> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, gauges: PoolGauges, _: &mut Context<Self>) {
+        self.pool_size.set(gauges.pool_size as i64);
+        self.idle.set(gauges.idle as i64);
+        self.queued.set(gauges.queued as i64);
+        self.parked.set(gauges.parked as i64);
+        self.stats.pool = gauges;
+    }
+}
+
+impl Handler<GetStats> for MetricsActor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let mut stats = self.stats.clone();
+        stats.latency_p50_us = self.percentile_us(0.50);
+        stats.latency_p99_us = self.percentile_us(0.99);
+        MessageResult(stats)
+    }
+}
+
+impl Handler<RenderPrometheus> for MetricsActor {
+    type Result = String;
+
+    fn handle(&mut self, _: RenderPrometheus, _: &mut Context<Self>) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl MetricsActor {
+    fn percentile_us(&self, quantile: f64) -> u64 {
+        let total: u64 = self.buckets.iter().map(|(_, n)| n).sum();
+        let target = (total as f64 * quantile).ceil() as u64;
+        let mut seen = 0;
+        for (bound, count) in &self.buckets {
+            seen += count;
+            if seen >= target && total > 0 {
+                return (bound * 1e6) as u64;
+            }
+        }
+        0
+    }
+}

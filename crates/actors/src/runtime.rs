@@ -1,0 +1,141 @@
+//! The Rust API: a [`Runtime`] handle on a running supervisor, usable from any async context,
+//! and [`Runtime::run_to_completion`], which drives a handler through its extension calls
+//! against the application's [`ExtensionHost`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use actix::{Actor, Addr, MailboxError, System};
+use nexus_abi::{ErrorCode, ExtOutcome};
+use nexus_host_fns::records::Records;
+use nexus_host_fns::{Inference, InferenceError};
+use serde_json::Value;
+
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
+use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
+use crate::supervisor::{Execute, ExtensionResult, Precompile, RuntimeConfig, Shutdown, Supervisor};
+
+/// The extension calls an application performs for its handlers.
+pub trait ExtensionHost: Sync {
+    /// Performs `extension.method(args)`.
+    fn call(&self, extension: &str, method: &str, args: Vec<Value>) -> impl Future<Output = ExtOutcome> + Send;
+}
+
+/// A running Nexus runtime. Cheap to clone; every clone talks to the same supervisor.
+#[derive(Clone)]
+pub struct Runtime {
+    supervisor: Addr<Supervisor>,
+    metrics: Addr<MetricsActor>,
+    /// The actix system started for this runtime, when the caller was not inside one.
+    own_system: Option<System>,
+}
+
+fn mailbox_failure(error: MailboxError) -> ExecutionResult {
+    ExecutionResult::failed(ExecutionError::new(
+        ErrorCode::ShuttingDown,
+        format!("the runtime is not running: {error}"),
+    ))
+}
+
+impl Runtime {
+    /// Starts the runtime: in the current actix system when called inside one, otherwise in a
+    /// system of its own on a background thread (so a plain tokio service can use it).
+    pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
+        let mut engine_config = config.engine.clone();
+        // Every actor may hold a store, and precompilation needs one per worker at most.
+        engine_config.max_instances = (config.pool_size + config.workers.max(1) + 1) as u32;
+        let engine = Engine::new(engine_config)?;
+        let spawn = move || {
+            let metrics = MetricsActor::default().start();
+            let supervisor = Supervisor::new(engine, config, metrics.clone()).start();
+            (supervisor, metrics)
+        };
+        if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {
+            let (supervisor, metrics) = spawn();
+            return Ok(Runtime { supervisor, metrics, own_system: None });
+        }
+        let (started, addresses) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("nexus-runtime".into())
+            .spawn(move || {
+                let system = System::new();
+                system.block_on(async move {
+                    let _ = started.send((spawn(), System::current()));
+                });
+                let _ = system.run();
+            })
+            .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
+        let ((supervisor, metrics), system) =
+            addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
+        Ok(Runtime { supervisor, metrics, own_system: Some(system) })
+    }
+
+    /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]).
+    pub async fn execute(&self, request: ExecutionRequest) -> ExecutionResult {
+        self.supervisor.send(Execute(request)).await.unwrap_or_else(mailbox_failure)
+    }
+
+    /// Delivers the outcome of one pending extension call of a suspended execution.
+    pub async fn resume(&self, suspension_id: &SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+        let message = ExtensionResult { suspension_id: suspension_id.clone(), call_id, outcome };
+        self.supervisor.send(message).await.unwrap_or_else(mailbox_failure)
+    }
+
+    /// Compiles handler source to bytecode, inside the sandbox.
+    pub async fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
+        self.supervisor
+            .send(Precompile(source.to_owned()))
+            .await
+            .unwrap_or_else(|e| Err(ExecutionError::new(ErrorCode::ShuttingDown, e.to_string())))
+    }
+
+    /// Static capability inference (see [`nexus_host_fns::infer_capabilities`]).
+    pub fn infer_capabilities(source: &str) -> Result<Inference, InferenceError> {
+        nexus_host_fns::infer_capabilities(source)
+    }
+
+    pub async fn stats(&self) -> Stats {
+        self.metrics.send(GetStats).await.unwrap_or_default()
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub async fn prometheus(&self) -> String {
+        self.metrics.send(RenderPrometheus).await.unwrap_or_default()
+    }
+
+    /// Stops accepting work, lets running executions finish within `grace`, fails queued and
+    /// parked ones with `SHUTTING_DOWN`, then stops the runtime's own system if it has one.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.supervisor.send(Shutdown { grace }).await;
+        if let Some(system) = &self.own_system {
+            system.stop();
+        }
+    }
+
+    /// Runs a request to its end, performing its extension calls through `host` (the calls
+    /// pending at once are performed concurrently). The result carries the records of the
+    /// whole run, in order.
+    pub async fn run_to_completion(&self, request: ExecutionRequest, host: &impl ExtensionHost) -> ExecutionResult {
+        let mut records = Records::default();
+        let mut outcomes: HashMap<u32, ExtOutcome> = HashMap::new();
+        let mut result = self.execute(request).await;
+        while result.status == Status::Suspended {
+            records.extend(std::mem::take(&mut result.records));
+            let Some(suspension) = result.suspension.take() else { break };
+            let new_calls: Vec<_> =
+                suspension.calls.iter().filter(|call| !outcomes.contains_key(&call.call_id)).collect();
+            let performed = futures::future::join_all(
+                new_calls.iter().map(|call| host.call(&call.extension, &call.method, call.args.clone())),
+            )
+            .await;
+            outcomes.extend(new_calls.iter().map(|call| call.call_id).zip(performed));
+            let call_id = suspension.calls[0].call_id;
+            let outcome = outcomes.remove(&call_id).expect("every pending call was performed");
+            result = self.resume(&suspension.id, call_id, outcome).await;
+        }
+        records.extend(std::mem::take(&mut result.records));
+        result.records = records;
+        result
+    }
+}

@@ -1,0 +1,331 @@
+//! The supervisor: routes executions to idle instance actors (starting them up to the pool
+//! size, spread over the worker threads), queues what cannot start yet (up to a bound, then
+//! `OVERLOADED`), keeps the table of parked suspensions (id → actor, with an expiry), and
+//! shuts down gracefully. Every request gets exactly one answer.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use nexus_abi::{ErrorCode, ExtOutcome};
+use tokio::sync::oneshot;
+
+use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
+use crate::instance_actor::{Discard, InstanceActor, Resume, Run};
+use crate::metrics::{Executed, MetricsActor, PoolGauges};
+
+/// How the runtime runs. `Default` gives the documented values.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Instance actors, hence live stores (running or parked), at most. Default 256.
+    pub pool_size: usize,
+    /// Worker threads the instance actors run on. Default: the machine's cores.
+    pub workers: usize,
+    /// Requests that may wait for an instance; beyond it, `OVERLOADED`. Default 1024.
+    pub queue_bound: usize,
+    /// A parked execution not resumed within this time is dropped. Default 60 s.
+    pub suspension_timeout: Duration,
+    /// The engine's own limits (memory, output, stack, ...).
+    pub engine: EngineConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            pool_size: 256,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_bound: 1024,
+            suspension_timeout: Duration::from_secs(60),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// Runs a request; answers with its result (possibly `suspended`).
+#[derive(Message)]
+#[rtype(result = "ExecutionResult")]
+pub struct Execute(pub ExecutionRequest);
+
+/// Delivers one extension call's outcome to a parked execution.
+#[derive(Message)]
+#[rtype(result = "ExecutionResult")]
+pub struct ExtensionResult {
+    pub suspension_id: SuspensionId,
+    pub call_id: u32,
+    pub outcome: ExtOutcome,
+}
+
+/// Compiles source to bytecode inside the sandbox.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, ExecutionError>")]
+pub struct Precompile(pub String);
+
+/// Stops accepting work, fails queued and parked executions with `SHUTTING_DOWN`, and
+/// answers once running executions finished or `grace` passed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
+
+struct Waiting {
+    request: ExecutionRequest,
+    reply: oneshot::Sender<ExecutionResult>,
+}
+
+struct ParkedEntry {
+    actor: Addr<InstanceActor>,
+    expiry: SpawnHandle,
+}
+
+pub struct Supervisor {
+    engine: Engine,
+    config: RuntimeConfig,
+    metrics: Addr<MetricsActor>,
+    workers: Vec<Arbiter>,
+    next_worker: usize,
+    idle: Vec<Addr<InstanceActor>>,
+    /// Instance actors alive (idle, running or parked).
+    actors: usize,
+    queue: VecDeque<Waiting>,
+    parked: HashMap<SuspensionId, ParkedEntry>,
+    running: usize,
+    accepting: bool,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Supervisor {
+    pub fn new(engine: Engine, config: RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
+        let workers = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
+        Supervisor {
+            engine,
+            config,
+            metrics,
+            workers,
+            next_worker: 0,
+            idle: Vec::new(),
+            actors: 0,
+            queue: VecDeque::new(),
+            parked: HashMap::new(),
+            running: 0,
+            accepting: true,
+            drained: Vec::new(),
+        }
+    }
+
+    /// An idle actor, starting one on the next worker when the pool is not full.
+    fn acquire(&mut self) -> Option<Addr<InstanceActor>> {
+        if let Some(actor) = self.idle.pop() {
+            return Some(actor);
+        }
+        if self.actors >= self.config.pool_size {
+            return None;
+        }
+        let worker = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker += 1;
+        self.actors += 1;
+        let engine = self.engine.clone();
+        Some(InstanceActor::start_in_arbiter(&worker.handle(), move |_| InstanceActor::new(engine)))
+    }
+
+    fn dispatch(&mut self, actor: Addr<InstanceActor>, waiting: Waiting, ctx: &mut Context<Self>) {
+        self.running += 1;
+        let sent = actor.send(Run(waiting.request));
+        ctx.spawn(sent.into_actor(self).map(move |answer, this, ctx| {
+            let result = this.settled(actor, answer.ok(), None, ctx);
+            let _ = waiting.reply.send(result);
+        }));
+    }
+
+    /// Books a finished step: parks or frees the actor, counts it, and starts queued work.
+    fn settled(
+        &mut self,
+        actor: Addr<InstanceActor>,
+        result: Option<ExecutionResult>,
+        refused_id: Option<SuspensionId>,
+        ctx: &mut Context<Self>,
+    ) -> ExecutionResult {
+        self.running -= 1;
+        let result = match result {
+            Some(result) => result,
+            None => {
+                // The actor died (its worker thread panicked): it is replaced on demand.
+                self.actors -= 1;
+                let error = ExecutionError::new(ErrorCode::Internal, "the instance actor stopped while running");
+                self.pump(ctx);
+                return ExecutionResult::failed(error);
+            }
+        };
+        self.metrics.do_send(Executed::from_result(&result, false));
+        match (&result.suspension, refused_id) {
+            (Some(suspension), _) if result.status == Status::Suspended => self.park(suspension.id.clone(), actor, ctx),
+            (_, Some(id)) => self.park(id, actor, ctx),
+            _ => self.idle.push(actor),
+        }
+        self.pump(ctx);
+        result
+    }
+
+    fn park(&mut self, id: SuspensionId, actor: Addr<InstanceActor>, ctx: &mut Context<Self>) {
+        if !self.accepting {
+            actor.do_send(Discard);
+            self.idle.push(actor);
+            return;
+        }
+        let expiring = id.clone();
+        let expiry = ctx.run_later(self.config.suspension_timeout, move |this, ctx| this.release(&expiring, ctx));
+        self.parked.insert(id, ParkedEntry { actor, expiry });
+    }
+
+    /// Drops a parked execution and frees its actor.
+    fn release(&mut self, id: &SuspensionId, ctx: &mut Context<Self>) {
+        if let Some(entry) = self.parked.remove(id) {
+            entry.actor.do_send(Discard);
+            self.idle.push(entry.actor);
+            self.pump(ctx);
+        }
+    }
+
+    /// Starts queued work while actors are available; resolves shutdown when drained.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while !self.queue.is_empty() {
+            let Some(actor) = self.acquire() else { break };
+            let waiting = self.queue.pop_front().expect("checked non-empty");
+            self.dispatch(actor, waiting, ctx);
+        }
+        self.metrics.do_send(PoolGauges {
+            pool_size: self.actors as u64,
+            idle: self.idle.len() as u64,
+            queued: self.queue.len() as u64,
+            parked: self.parked.len() as u64,
+        });
+        if !self.accepting && self.running == 0 {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        for worker in &self.workers {
+            worker.stop();
+        }
+        Running::Stop
+    }
+}
+
+fn refusal(code: ErrorCode, message: &str) -> ResponseFuture<ExecutionResult> {
+    let result = ExecutionResult::failed(ExecutionError::new(code, message));
+    Box::pin(async move { result })
+}
+
+impl Handler<Execute> for Supervisor {
+    type Result = ResponseFuture<ExecutionResult>;
+
+    fn handle(&mut self, Execute(request): Execute, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.accepting {
+            return refusal(ErrorCode::ShuttingDown, "the runtime is shutting down");
+        }
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting { request, reply };
+        if let Some(actor) = self.acquire() {
+            self.dispatch(actor, waiting, ctx);
+        } else if self.queue.len() < self.config.queue_bound {
+            self.queue.push_back(waiting);
+        } else {
+            self.metrics.do_send(Executed {
+                status: Status::Error,
+                code: Some(ErrorCode::Overloaded.as_str()),
+                duration_us: 0,
+                host_calls: 0,
+                denials: 0,
+                cache_hit: None,
+            });
+            return refusal(ErrorCode::Overloaded, "every instance is busy and the queue is full");
+        }
+        self.pump(ctx);
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                ExecutionResult::failed(ExecutionError::new(ErrorCode::Internal, "the request was dropped"))
+            })
+        })
+    }
+}
+
+impl Handler<ExtensionResult> for Supervisor {
+    type Result = ResponseFuture<ExecutionResult>;
+
+    fn handle(&mut self, message: ExtensionResult, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.accepting {
+            return refusal(ErrorCode::ShuttingDown, "the runtime is shutting down");
+        }
+        // Single use: the id is gone from the table as soon as it is presented.
+        let Some(entry) = self.parked.remove(&message.suspension_id) else {
+            return refusal(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, or expired");
+        };
+        ctx.cancel_future(entry.expiry);
+        self.running += 1;
+        let actor = entry.actor;
+        let id = message.suspension_id;
+        let (reply, answer) = oneshot::channel();
+        let sent = actor.send(Resume { call_id: message.call_id, outcome: message.outcome });
+        ctx.spawn(sent.into_actor(self).map(move |answer, this, ctx| {
+            let result = match answer {
+                Ok(Ok(result)) => this.settled(actor, Some(result), None, ctx),
+                // Refused (no such pending call): still parked, under the same id.
+                Ok(Err(error)) => this.settled(actor, Some(ExecutionResult::failed(error)), Some(id), ctx),
+                Err(_) => this.settled(actor, None, None, ctx),
+            };
+            let _ = reply.send(result);
+        }));
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                ExecutionResult::failed(ExecutionError::new(ErrorCode::Internal, "the request was dropped"))
+            })
+        })
+    }
+}
+
+impl Handler<Precompile> for Supervisor {
+    type Result = ResponseFuture<Result<Vec<u8>, ExecutionError>>;
+
+    fn handle(&mut self, Precompile(source): Precompile, _: &mut Context<Self>) -> Self::Result {
+        let engine = self.engine.clone();
+        // Compiling runs wasm: off the supervisor's thread.
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || engine.precompile(&source))
+                .await
+                .unwrap_or_else(|_| Err(ExecutionError::new(ErrorCode::Internal, "precompilation panicked")))
+        })
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, shutdown: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        self.accepting = false;
+        for waiting in self.queue.drain(..) {
+            let error = ExecutionError::new(ErrorCode::ShuttingDown, "the runtime shut down before this request ran");
+            let _ = waiting.reply.send(ExecutionResult::failed(error));
+        }
+        let ids: Vec<SuspensionId> = self.parked.keys().cloned().collect();
+        for id in ids {
+            self.release(&id, ctx);
+        }
+        let (done, drained) = oneshot::channel();
+        self.drained.push(done);
+        self.pump(ctx);
+        let grace = shutdown.grace;
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(grace, drained).await;
+            }
+            .into_actor(self),
+        )
+    }
+}

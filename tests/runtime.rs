@@ -1,0 +1,225 @@
+//! The actor runtime through its Rust API: concurrency, backpressure, parked suspensions,
+//! shutdown, metrics, and the run-to-completion driver.
+
+use std::time::Duration;
+
+use nexus::{ErrorCode, ExecutionRequest, ExtOutcome, ExtensionHost, Runtime, RuntimeConfig, Status};
+use serde_json::{Value, json};
+
+fn config(pool_size: usize, queue_bound: usize) -> RuntimeConfig {
+    RuntimeConfig { pool_size, workers: 2, queue_bound, ..RuntimeConfig::default() }
+}
+
+fn suspending(extension: &str) -> ExecutionRequest {
+    let mut request = ExecutionRequest::source(format!(
+        "$state.before = 1; const v = await $ext.{extension}.get($args.n); $state.after = v; return v;"
+    ));
+    request.capabilities = vec![
+        format!("ext:{extension}").parse().unwrap(),
+        "state:write:before".parse().unwrap(),
+        "state:write:after".parse().unwrap(),
+    ];
+    request.extension_registry.insert(extension.to_owned(), ["get".to_owned()].into());
+    request.args = json!({"n": 1});
+    request
+}
+
+fn adding(n: u64) -> ExecutionRequest {
+    let mut request = ExecutionRequest::source("return $args.n + 1;");
+    request.args = json!({"n": n});
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_executions_on_a_pool_of_sixteen_all_complete() {
+    let runtime = Runtime::start(config(16, 2000)).unwrap();
+    let results = futures::future::join_all((0..1000).map(|n| {
+        let runtime = runtime.clone();
+        async move { (n, runtime.execute(adding(n)).await) }
+    }))
+    .await;
+    for (n, result) in results {
+        assert_eq!(result.status, Status::Success, "{:?}", result.error);
+        assert_eq!(result.return_value, json!(n + 1));
+    }
+    let stats = runtime.stats().await;
+    assert_eq!(stats.executions.get("success"), Some(&1000));
+    assert!(stats.pool.pool_size <= 16);
+    runtime.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_overloaded_and_loses_nothing() {
+    let runtime = Runtime::start(config(1, 2)).unwrap();
+    let slow = || {
+        let mut request =
+            ExecutionRequest::source("const end = Date.now() + 100; while (Date.now() < end) {} return 'done';");
+        request.timeout = Duration::from_secs(5);
+        request
+    };
+    let results = futures::future::join_all((0..10).map(|_| runtime.execute(slow()))).await;
+    let done = results.iter().filter(|r| r.status == Status::Success).count();
+    let overloaded = results.iter().filter(|r| r.error.as_ref().map(|e| e.code) == Some(ErrorCode::Overloaded)).count();
+    assert_eq!((done, overloaded), (3, 7), "one running + two queued succeed, the rest are refused");
+    let stats = runtime.stats().await;
+    assert_eq!(stats.errors.get("OVERLOADED"), Some(&7));
+    assert_eq!(stats.executions.get("success"), Some(&3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_unknown_repeated_or_expired_ids_is_suspension_not_found() {
+    let runtime =
+        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(4, 10) }).unwrap();
+    let unknown = runtime.resume(&nexus::SuspensionId("nope".into()), 1, ExtOutcome::Ok(Value::Null)).await;
+    assert_eq!(unknown.error.unwrap().code, ErrorCode::SuspensionNotFound);
+
+    let suspended = runtime.execute(suspending("kv")).await;
+    let id = suspended.suspension.unwrap().id;
+    let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
+    assert_eq!(done.return_value, json!(5));
+    let repeated = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
+    assert_eq!(repeated.error.unwrap().code, ErrorCode::SuspensionNotFound);
+
+    let expiring = runtime.execute(suspending("kv")).await.suspension.unwrap().id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let expired = runtime.resume(&expiring, 1, ExtOutcome::Ok(json!(5))).await;
+    assert_eq!(expired.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    assert_eq!(runtime.stats().await.pool.parked, 0, "the expired execution freed its slot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pending_calls_are_resumed_one_at_a_time() {
+    let runtime = Runtime::start(config(4, 10)).unwrap();
+    let mut request = ExecutionRequest::source(
+        "const [a, b] = await Promise.all([$ext.kv.get('a'), $ext.kv.get('b')]); return a + b;",
+    );
+    request.capabilities = vec!["ext:kv".parse().unwrap()];
+    request.extension_registry.insert("kv".into(), ["get".to_owned()].into());
+    let first = runtime.execute(request).await;
+    let suspension = first.suspension.unwrap();
+    assert_eq!(suspension.calls.len(), 2);
+    let second = runtime.resume(&suspension.id, suspension.calls[1].call_id, ExtOutcome::Ok(json!(2))).await;
+    assert_eq!(second.status, Status::Suspended);
+    let remaining = second.suspension.unwrap();
+    assert_eq!(remaining.calls.len(), 1);
+    assert_ne!(remaining.id, suspension.id, "each suspension id is single-use");
+    let done = runtime.resume(&remaining.id, remaining.calls[0].call_id, ExtOutcome::Ok(json!(1))).await;
+    assert_eq!(done.return_value, json!(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_parked_executions_while_others_keep_running() {
+    let runtime = Runtime::start(config(1010, 100)).unwrap();
+    let parked = futures::future::join_all((0..1000).map(|_| runtime.execute(suspending("slow")))).await;
+    assert!(parked.iter().all(|r| r.status == Status::Suspended));
+    assert_eq!(runtime.stats().await.pool.parked, 1000);
+    for n in 0..50 {
+        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+    }
+    let resumed = futures::future::join_all(
+        parked.iter().map(|r| runtime.resume(&r.suspension.as_ref().unwrap().id, 1, ExtOutcome::Ok(json!(7)))),
+    )
+    .await;
+    assert!(resumed.iter().all(|r| r.return_value == json!(7)));
+    assert_eq!(runtime.stats().await.pool.parked, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapped_instance_is_discarded_and_the_next_request_succeeds() {
+    let runtime = Runtime::start(config(1, 10)).unwrap();
+    let mut looping = ExecutionRequest::source("while (true) {}");
+    looping.timeout = Duration::from_millis(50);
+    assert_eq!(runtime.execute(looping).await.error.unwrap().code, ErrorCode::Timeout);
+    let recursion = runtime.execute(ExecutionRequest::source("function f() { f(); } f();")).await;
+    assert_eq!(recursion.error.unwrap().code, ErrorCode::StackOverflow);
+    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_running_queued_and_parked_work() {
+    let runtime = Runtime::start(config(2, 10)).unwrap();
+    let parked = runtime.execute(suspending("kv")).await.suspension.unwrap().id;
+    let slow =
+        || ExecutionRequest::source("const end = Date.now() + 150; while (Date.now() < end) {} return 'finished';");
+    let running = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.execute(slow()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let queued = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.execute(slow()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    runtime.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(running.await.unwrap().return_value, json!("finished"), "running work finishes within the grace period");
+    let queued = queued.await.unwrap();
+    assert_eq!(queued.error.map(|e| e.code), Some(ErrorCode::ShuttingDown), "{:?}", queued.return_value);
+    let late = runtime.resume(&parked, 1, ExtOutcome::Ok(json!(1))).await;
+    assert_eq!(late.error.unwrap().code, ErrorCode::ShuttingDown);
+    assert_eq!(runtime.execute(adding(1)).await.error.unwrap().code, ErrorCode::ShuttingDown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_ran_and_render_as_prometheus_text() {
+    let runtime = Runtime::start(config(4, 10)).unwrap();
+    for n in 0..5 {
+        runtime.execute(adding(n)).await;
+    }
+    runtime.execute(ExecutionRequest::source("return $state.secret;")).await;
+    let stats = runtime.stats().await;
+    assert_eq!(stats.executions.get("success"), Some(&5));
+    assert_eq!(stats.errors.get("PERMISSION_DENIED"), Some(&1));
+    assert_eq!(stats.denials, 1);
+    assert_eq!(stats.host_calls, 1);
+    assert!(stats.latency_p50_us > 0);
+
+    let text = runtime.prometheus().await;
+    for name in
+        ["nexus_executions_total", "nexus_execution_duration_seconds_bucket", "nexus_denials_total", "nexus_parked"]
+    {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains(r#"nexus_executions_total{status="success",code=""} 5"#), "{text}");
+    // Every sample line is `name{labels} value` with a numeric value.
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+    }
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+struct Counter;
+
+impl ExtensionHost for Counter {
+    async fn call(&self, extension: &str, method: &str, args: Vec<Value>) -> ExtOutcome {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        match (extension, method) {
+            ("math", "double") => ExtOutcome::Ok(json!(args[0].as_i64().unwrap() * 2)),
+            _ => ExtOutcome::Err { code: None, message: format!("no {extension}.{method}") },
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_to_completion_drives_three_sequential_extension_calls() {
+    let runtime = Runtime::start(config(4, 10)).unwrap();
+    let mut request = ExecutionRequest::source(
+        "let v = 1;\nfor (let i = 0; i < 3; i++) { v = await $ext.math.double(v); $state.v = v; }\nreturn v;",
+    );
+    request.capabilities = vec!["ext:math".parse().unwrap(), "state:write:v".parse().unwrap()];
+    request.extension_registry.insert("math".into(), ["double".to_owned()].into());
+    let result = runtime.run_to_completion(request, &Counter).await;
+    assert_eq!(result.status, Status::Success, "{:?}", result.error);
+    assert_eq!(result.return_value, json!(8));
+    let values: Vec<Value> = result
+        .records
+        .state_mutations
+        .iter()
+        .map(|m| match m {
+            nexus::StateMutation::Set { value, .. } => value.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(values, vec![json!(2), json!(4), json!(8)], "records of the whole run, in order");
+}
