@@ -11,7 +11,8 @@ out=${1:-$root/guest/nexus_guest.wasm}
 cd "$root"
 
 # --- toolchain -------------------------------------------------------------
-sdk=$root/target/wasi-sdk
+build=/tmp/nexus-guest-build
+sdk=$build/wasi-sdk
 need_apt=()
 for bin in clang-16 llvm-ar-16 wasm-ld-16; do command -v "$bin" >/dev/null || need_apt=(1); done
 [ -d /usr/include/wasm32-wasi ] || need_apt=(1)
@@ -40,15 +41,25 @@ done
 export WASI_SDK=$sdk
 
 # --- reproducible guest build ------------------------------------------------
-# Paths that end up in the binary (panic locations, C __FILE__) are remapped so the
-# artifact does not depend on where the repository or the cargo registry lives.
+# Cargo derives symbol hashes and type ids from the absolute path of path dependencies, so
+# the guest is built from a fixed location: its sources (crates/abi, crates/guest and the
+# toolchain pin) are copied there. Remaining paths that end up in the binary (panic
+# locations, C __FILE__) are remapped so the artifact depends on neither that location nor
+# where the cargo registry lives.
+mkdir -p "$build/crates"
+for crate in abi guest; do
+  rm -rf "${build:?}/crates/$crate"
+  mkdir -p "$build/crates/$crate"
+  cp -r "crates/$crate/Cargo.toml" "crates/$crate/src" "$build/crates/$crate/"
+done
+cp crates/guest/Cargo.lock "$build/crates/guest/"
+cp rust-toolchain.toml "$build/"
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-remap="--remap-path-prefix=$root=/nexus --remap-path-prefix=$cargo_home=/cargo"
-export RUSTFLAGS="$remap -C link-arg=-zstack-size=1048576"
-export CFLAGS_wasm32_wasip1="-ffile-prefix-map=$root=/nexus -ffile-prefix-map=$cargo_home=/cargo"
+export RUSTFLAGS="--remap-path-prefix=$build=/nexus --remap-path-prefix=$cargo_home=/cargo -C link-arg=-zstack-size=1048576"
+export CFLAGS_wasm32_wasip1="-ffile-prefix-map=$build=/nexus -ffile-prefix-map=$cargo_home=/cargo"
 export SOURCE_DATE_EPOCH=0
-(cd crates/guest && cargo build --locked --release --target wasm32-wasip1 -q)
-raw=crates/guest/target/wasm32-wasip1/release/nexus_guest.wasm
+(cd "$build/crates/guest" && cargo build --locked --release --target wasm32-wasip1 -q)
+raw=$build/crates/guest/target/wasm32-wasip1/release/nexus_guest.wasm
 
 # --- pre-initialize (Wizer snapshot) -----------------------------------------
 mkdir -p "$(dirname "$out")"

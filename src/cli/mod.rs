@@ -43,6 +43,12 @@ impl<E: std::fmt::Display> From<E> for UsageError {
 }
 
 pub fn main() -> ExitCode {
+    // Diagnostics go to stderr, filtered by RUST_LOG (e.g. RUST_LOG=nexus_actors=debug);
+    // stdout stays the one JSON object.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),

@@ -161,11 +161,7 @@ impl Handler<Executed> for MetricsActor {
     type Result = ();
 
     fn handle(&mut self, executed: Executed, _: &mut Context<Self>) {
-        let status = match executed.status {
-            Status::Success => "success",
-            Status::Error => "error",
-            Status::Suspended => "suspended",
-        };
+        let status = executed.status.as_str();
         let code = executed.code.unwrap_or("");
         self.executions.get_or_create(&StatusLabels { status: status.into(), code: code.into() }).inc();
         *self.stats.executions.entry(status.into()).or_default() += 1;

@@ -69,6 +69,7 @@ pub struct ParkedExecution {
     source: Option<String>,
     /// Running time still allowed (time parked does not count).
     time_left: Duration,
+    span: tracing::Span,
 }
 
 /// A resume that could not be applied; the execution is still parked.
@@ -125,6 +126,13 @@ impl Engine {
     /// Runs a handler in a fresh instance until it settles or suspends.
     pub fn execute(&self, request: ExecutionRequest) -> Outcome {
         let started = Instant::now();
+        let span = tracing::info_span!(
+            "execution",
+            panel_id = %request.panel_id,
+            handler = %request.handler_name,
+            status = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
         if !(self.min_memory..=self.config.max_memory_limit).contains(&memory_limit) {
             return failed(
@@ -159,7 +167,7 @@ impl Engine {
             // than a refused memory.grow.
             memory_limit: memory_limit.saturating_sub(memory_limit / 8),
         };
-        let step = Step { instance, source, time_left: request.timeout, started };
+        let step = Step { instance, source, time_left: request.timeout, started, span };
         self.step(step, EntryPoint::Run, &input)
     }
 
@@ -183,6 +191,7 @@ impl Engine {
             source: parked.source,
             time_left: parked.time_left,
             started: Instant::now(),
+            span: parked.span,
         };
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
     }
@@ -205,7 +214,24 @@ impl Engine {
     }
 
     /// Calls into the guest with the time left, and turns what it reports into a result.
-    fn step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
+    fn step<I: serde::Serialize>(&self, step: Step, entry: EntryPoint, input: &I) -> Outcome {
+        let span = step.span.clone();
+        let _entered = span.enter();
+        let outcome = self.run_step(step, entry, input);
+        let result = &outcome.result;
+        span.record("status", result.status.as_str());
+        if let Some(error) = &result.error {
+            span.record("code", error.code.as_str());
+        }
+        tracing::debug!(
+            execution_time_us = result.metrics.execution_time_us,
+            host_calls = result.metrics.host_calls,
+            "step finished"
+        );
+        outcome
+    }
+
+    fn run_step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
         step.instance.store.set_epoch_deadline(ticker::ticks(step.time_left, self.config.epoch_tick) + 1);
         let running = Instant::now();
         let report = step.instance.call::<_, RunReport>(entry, input);
@@ -259,6 +285,7 @@ impl Engine {
                     instance: Box::new(step.instance),
                     source: step.source,
                     time_left: step.time_left,
+                    span: step.span,
                 };
                 return Outcome { result, parked: Some(parked) };
             }
@@ -273,6 +300,7 @@ struct Step {
     source: Option<String>,
     time_left: Duration,
     started: Instant,
+    span: tracing::Span,
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {

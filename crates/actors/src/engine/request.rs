@@ -86,6 +86,17 @@ pub enum Status {
     Suspended,
 }
 
+impl Status {
+    /// The status as it appears in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Suspended => "suspended",
+        }
+    }
+}
+
 /// An unguessable, single-use handle on a parked execution.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SuspensionId(pub String);
