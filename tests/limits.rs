@@ -146,8 +146,22 @@ fn a_memory_limit_outside_what_the_engine_can_run_is_an_invalid_argument() {
 }
 
 #[test]
+fn the_second_execution_of_a_source_hits_the_compile_cache_and_keeps_snippets() {
+    let source = "const a = 1;\nreturn a.b.c; // cache me";
+    let first = run(source, &[], json!({}));
+    assert!(!first.metrics.cache_hit && first.metrics.compile_time_us > 0, "{:?}", first.metrics);
+    let second = run(source, &[], json!({}));
+    assert!(second.metrics.cache_hit, "{:?}", second.metrics);
+    assert_eq!(second.metrics.compile_time_us, 0);
+    let error = second.error.expect("still fails the same way");
+    assert_eq!(error.location.map(|l| l.line), Some(2));
+    assert_eq!(error.snippet.as_deref(), Some("return a.b.c; // cache me"));
+    assert_eq!(first.error.unwrap().message, error.message);
+}
+
+#[test]
 fn compile_time_is_reported_for_source_only() {
-    let source = run("return 1;", &[], json!({}));
+    let source = run("return 'compile time';", &[], json!({}));
     assert!(source.metrics.compile_time_us > 0, "{:?}", source.metrics);
     let mut request = common::request("", &[], json!({}));
     request.handler = nexus::Handler::Bytecode(common::engine().precompile("return 1;").unwrap());

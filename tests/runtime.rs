@@ -174,13 +174,25 @@ async fn metrics_count_what_ran_and_render_as_prometheus_text() {
     assert_eq!(stats.host_calls, 1);
     assert!(stats.latency_p50_us > 0);
 
+    let source = ExecutionRequest::source("return 'cached';");
+    runtime.execute(source.clone()).await;
+    runtime.execute(source).await;
+    let stats = runtime.stats().await;
+    // The five `adding` runs share a source (1 miss, 4 hits), the denied one misses, and the
+    // pair just run misses then hits.
+    assert_eq!((stats.cache_misses, stats.cache_hits), (3, 5), "{stats:?}");
+
     let text = runtime.prometheus().await;
-    for name in
-        ["nexus_executions_total", "nexus_execution_duration_seconds_bucket", "nexus_denials_total", "nexus_parked"]
-    {
+    for name in [
+        "nexus_executions_total",
+        "nexus_execution_duration_seconds_bucket",
+        "nexus_denials_total",
+        "nexus_compile_cache_hits_total",
+        "nexus_parked",
+    ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
-    assert!(text.contains(r#"nexus_executions_total{status="success",code=""} 5"#), "{text}");
+    assert!(text.contains(r#"nexus_executions_total{status="success",code=""} 7"#), "{text}");
     // Every sample line is `name{labels} value` with a numeric value.
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let value = line.rsplit(' ').next().unwrap();

@@ -1,14 +1,13 @@
 //! `nexus run`: runs a handler to completion, answering its extension calls with canned
 //! values, and prints the accumulated result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use nexus::{
-    Capability, Engine, EngineConfig, ExecutionRequest, ExecutionResult, ExtOutcome, Outcome, PendingCall, Records,
-    Status,
+    Capability, ExecutionRequest, ExecutionResult, ExtOutcome, PendingCall, Records, Runtime, RuntimeConfig, Status,
 };
 use serde_json::{Value, json};
 
@@ -86,8 +85,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
     }
 
-    let engine = Engine::new(EngineConfig::default()).map_err(|e| UsageError(format!("starting the engine: {e:#}")))?;
-    let (result, suspensions) = drive(&engine, request, &answers);
+    // One execution at a time: a small pool on one worker thread.
+    let config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+    let runtime = Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))?;
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (result, suspensions) = tokio.block_on(async {
+        let driven = drive(&runtime, request, &answers).await;
+        runtime.shutdown(Duration::from_secs(1)).await;
+        driven
+    });
     let status = result.status;
     let mut output = serde_json::to_value(&result)?;
     output["suspensions"] = Value::Array(suspensions);
@@ -97,34 +103,29 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
 /// Runs the request through every suspension; returns the final result with the records of
 /// the whole run, and the calls of each suspension in order.
-fn drive(
-    engine: &Engine,
+async fn drive(
+    runtime: &Runtime,
     request: ExecutionRequest,
     answers: &BTreeMap<(String, String), ExtOutcome>,
 ) -> (ExecutionResult, Vec<Value>) {
     let mut records = Records::default();
     let mut suspensions = Vec::new();
-    let mut reported = std::collections::BTreeSet::new();
-    let Outcome { mut result, mut parked } = engine.execute(request);
-    while let Some(execution) = parked.take() {
+    let mut reported = BTreeSet::new();
+    let mut result = runtime.execute(request).await;
+    while let Some(suspension) = result.suspension.take() {
         records.extend(std::mem::take(&mut result.records));
-        let calls = execution.pending_calls().to_vec();
         // Answering one call of several leaves the others pending: that is the same wait, not
         // a new suspension.
-        if calls.iter().any(|call| !reported.contains(&call.call_id)) {
-            reported.extend(calls.iter().map(|call| call.call_id));
-            suspensions.push(json!({ "id": result.suspension.as_ref().map(|s| &s.id), "calls": calls }));
+        if suspension.calls.iter().any(|call| !reported.contains(&call.call_id)) {
+            reported.extend(suspension.calls.iter().map(|call| call.call_id));
+            suspensions.push(json!({ "id": suspension.id, "calls": suspension.calls }));
         }
-        let PendingCall { call_id, extension, method, .. } = &calls[0];
+        let PendingCall { call_id, extension, method, .. } = &suspension.calls[0];
         // Every registered method has an answer, so an unanswered call cannot be pending.
         let outcome = answers[&(extension.clone(), method.clone())].clone();
-        match engine.resume(execution, *call_id, outcome) {
-            Ok(next) => (result, parked) = (next.result, next.parked),
-            Err(refused) => result = ExecutionResult::failed(refused.error),
-        }
+        result = runtime.resume(&suspension.id, *call_id, outcome).await;
     }
     records.extend(std::mem::take(&mut result.records));
     result.records = records;
-    result.suspension = None;
     (result, suspensions)
 }

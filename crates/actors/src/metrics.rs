@@ -31,14 +31,16 @@ pub struct Executed {
 }
 
 impl Executed {
-    pub fn from_result(result: &ExecutionResult, cache_consulted: bool) -> Self {
+    pub fn from_result(result: &ExecutionResult) -> Self {
+        let metrics = &result.metrics;
         Executed {
             status: result.status,
             code: result.error.as_ref().map(|e| e.code.as_str()),
             duration_us: result.metrics.execution_time_us,
             host_calls: result.metrics.host_calls,
             denials: result.records.denials.len() as u64,
-            cache_hit: cache_consulted.then_some(result.metrics.cache_hit),
+            // A step that compiled missed the cache; one that hit it says so.
+            cache_hit: if metrics.cache_hit { Some(true) } else { (metrics.compile_time_us > 0).then_some(false) },
         }
     }
 }

@@ -156,7 +156,7 @@ impl Supervisor {
                 return ExecutionResult::failed(error);
             }
         };
-        self.metrics.do_send(Executed::from_result(&result, false));
+        self.metrics.do_send(Executed::from_result(&result));
         match (&result.suspension, refused_id) {
             (Some(suspension), _) if result.status == Status::Suspended => self.park(suspension.id.clone(), actor, ctx),
             (_, Some(id)) => self.park(id, actor, ctx),

@@ -29,6 +29,11 @@ pub struct EngineConfig {
     pub memory_keep_resident: usize,
     /// Table bytes kept resident likewise. Default 64 KiB.
     pub table_keep_resident: usize,
+    /// Compiled handler sources kept in memory (bytecode); 0 compiles every source execution.
+    /// Default 1024.
+    pub compile_cache_entries: usize,
+    /// Directory where compiled handler bytecode is also kept across processes. Default none.
+    pub compile_cache_dir: Option<PathBuf>,
     /// Directory for the compiled guest module, so a new process skips compiling it.
     /// Default `$XDG_CACHE_HOME/nexus` or `~/.cache/nexus`; `None` compiles in every process.
     pub module_cache_dir: Option<PathBuf>,
@@ -45,6 +50,8 @@ impl Default for EngineConfig {
             output_limit: 16 << 20,
             memory_keep_resident: 2 << 20,
             table_keep_resident: 64 << 10,
+            compile_cache_entries: 1024,
+            compile_cache_dir: None,
             module_cache_dir: default_cache_dir(),
         }
     }

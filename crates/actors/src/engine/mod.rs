@@ -17,6 +17,7 @@
 //! # Ok::<(), wasmtime::Error>(())
 //! ```
 
+mod compile_cache;
 mod config;
 mod errors;
 mod instance;
@@ -24,6 +25,7 @@ mod module;
 mod request;
 mod ticker;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nexus_abi::{
@@ -42,6 +44,7 @@ pub use request::{
     SuspensionId,
 };
 
+use compile_cache::CompileCache;
 use instance::{EntryPoint, GuestInstance, StoreData};
 
 /// The wasmtime engine, the linked guest, and the epoch ticker behind its timeouts.
@@ -51,6 +54,7 @@ pub struct Engine {
     config: EngineConfig,
     /// The snapshot's initial linear memory: no execution can run in less.
     min_memory: u64,
+    cache: Arc<CompileCache>,
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -116,7 +120,8 @@ impl Engine {
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
         ticker::start(&engine, config.epoch_tick);
-        Ok(Engine { pre, config, min_memory })
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
+        Ok(Engine { pre, config, min_memory, cache })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -143,19 +148,51 @@ impl Engine {
                 ),
             );
         }
-        let (code, source) = match request.handler {
-            Handler::Source(source) => (Code::Source(source.clone()), Some(source)),
-            Handler::Bytecode(bytecode) => (Code::Bytecode(bytecode), None),
-        };
         let host = HostState::new(
             request.state_snapshot,
             Checker::new(request.capabilities),
             request.extension_registry,
             self.config.output_limit,
         );
-        let instance = match GuestInstance::instantiate(&self.pre, host, memory_limit as usize) {
+        let mut instance = match GuestInstance::instantiate(&self.pre, host, memory_limit as usize) {
             Ok(instance) => instance,
             Err(e) => return failed(ErrorCode::Internal, format!("{e:#}")),
+        };
+        let mut time_left = request.timeout;
+        let mut loaded = Loaded { compile_time_us: 0, cache_hit: false };
+        let (code, source) = match request.handler {
+            Handler::Source(source) if self.cache.enabled() => {
+                let key = CompileCache::key(&source);
+                let bytecode = match self.cache.get(key) {
+                    Some(bytecode) => {
+                        loaded.cache_hit = true;
+                        bytecode
+                    }
+                    None => {
+                        // Compiled in this same fresh instance (compiling runs no handler code).
+                        let compiling = Instant::now();
+                        let compiled = self.compile_in(&mut instance, &source, time_left);
+                        loaded.compile_time_us = compiling.elapsed().as_micros() as u64;
+                        time_left = time_left.saturating_sub(compiling.elapsed());
+                        match compiled {
+                            Ok(bytecode) => {
+                                let bytecode = Arc::new(bytecode);
+                                self.cache.insert(key, bytecode.clone());
+                                bytecode
+                            }
+                            Err(error) => {
+                                let mut result = ExecutionResult::failed(error);
+                                result.metrics.compile_time_us = loaded.compile_time_us;
+                                result.metrics.execution_time_us = started.elapsed().as_micros() as u64;
+                                return Outcome { result, parked: None };
+                            }
+                        }
+                    }
+                };
+                (Code::Bytecode(bytecode.to_vec()), Some(source))
+            }
+            Handler::Source(source) => (Code::Source(source.clone()), Some(source)),
+            Handler::Bytecode(bytecode) => (Code::Bytecode(bytecode), None),
         };
         let input = RunInput {
             code,
@@ -167,7 +204,7 @@ impl Engine {
             // than a refused memory.grow.
             memory_limit: memory_limit.saturating_sub(memory_limit / 8),
         };
-        let step = Step { instance, source, time_left: request.timeout, started, span };
+        let step = Step { instance, source, time_left, started, span, loaded };
         self.step(step, EntryPoint::Run, &input)
     }
 
@@ -192,6 +229,7 @@ impl Engine {
             time_left: parked.time_left,
             started: Instant::now(),
             span: parked.span,
+            loaded: Loaded { compile_time_us: 0, cache_hit: false },
         };
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
     }
@@ -201,7 +239,16 @@ impl Engine {
         let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
         let mut instance = GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
             .map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
-        instance.store.set_epoch_deadline(ticker::ticks(Duration::from_secs(10), self.config.epoch_tick));
+        self.compile_in(&mut instance, source, Duration::from_secs(10))
+    }
+
+    fn compile_in(
+        &self,
+        instance: &mut GuestInstance,
+        source: &str,
+        budget: Duration,
+    ) -> Result<Vec<u8>, ExecutionError> {
+        instance.store.set_epoch_deadline(ticker::ticks(budget, self.config.epoch_tick) + 1);
         let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
         match output {
             Ok(CompileOutput::Bytecode(bytecode)) => Ok(bytecode),
@@ -241,10 +288,10 @@ impl Engine {
         let records = data.host.take_records();
         let metrics = ExecutionMetrics {
             execution_time_us: step.started.elapsed().as_micros() as u64,
-            compile_time_us: report.as_ref().map_or(0, |report| report.compile_time_us),
+            compile_time_us: step.loaded.compile_time_us + report.as_ref().map_or(0, |report| report.compile_time_us),
             host_calls: data.host.host_calls(),
             memory_bytes: step.instance.memory_bytes(),
-            cache_hit: false,
+            cache_hit: step.loaded.cache_hit,
         };
         let mut result = ExecutionResult {
             status: Status::Error,
@@ -301,6 +348,14 @@ struct Step {
     time_left: Duration,
     started: Instant,
     span: tracing::Span,
+    loaded: Loaded,
+}
+
+/// How the handler's code was obtained, for the first step's metrics.
+#[derive(Clone, Copy)]
+struct Loaded {
+    compile_time_us: u64,
+    cache_hit: bool,
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {

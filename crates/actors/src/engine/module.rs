@@ -55,12 +55,6 @@ fn load(engine: &Engine, file: &Path) -> Option<Module> {
 }
 
 fn store(module: &Module, file: &Path) -> Result<()> {
-    let dir = file.parent().context("cache file has a directory")?;
-    std::fs::create_dir_all(dir)?;
-    // Written beside and renamed, so a concurrent reader never sees half a module.
-    let partial =
-        dir.join(format!(".{}.{}", std::process::id(), file.file_name().and_then(|n| n.to_str()).unwrap_or("guest")));
-    std::fs::write(&partial, module.serialize()?)?;
-    std::fs::rename(&partial, file)?;
+    super::compile_cache::write_atomically(file, &module.serialize()?)?;
     Ok(())
 }
