@@ -95,22 +95,19 @@ fn run_answers_extension_calls_and_lists_suspensions_in_order() {
     assert_eq!(second, vec!["find", "near"], "Promise.all suspends once with both calls");
 }
 
+/// Runs examples/weather.js for Paris with the capabilities it needs, plus `extra`.
+fn weather(extra: &[&str]) -> Output {
+    let mut args = vec!["run", "examples/weather.js", "--state", r#"{"city": "Paris"}"#];
+    for cap in ["ext:weather", "state:read:city", "state:write:status"] {
+        args.extend(["--cap", cap]);
+    }
+    args.extend(extra);
+    nexus(&args)
+}
+
 #[test]
 fn run_ext_error_rejects_the_call_inside_the_handler() {
-    let output = nexus(&[
-        "run",
-        "examples/weather.js",
-        "--state",
-        r#"{"city": "Paris"}"#,
-        "--cap",
-        "ext:weather",
-        "--cap",
-        "state:read:city",
-        "--cap",
-        "state:write:status",
-        "--ext-error",
-        "weather.get=service down",
-    ]);
+    let output = weather(&["--ext-error", "weather.get=service down"]);
     assert_eq!(output.status.code(), Some(0));
     let result = json_out(&output);
     assert_eq!(result["returnValue"], Value::Null);
@@ -120,18 +117,7 @@ fn run_ext_error_rejects_the_call_inside_the_handler() {
 
 #[test]
 fn run_without_an_answer_reports_unknown_extension() {
-    let output = nexus(&[
-        "run",
-        "examples/weather.js",
-        "--state",
-        r#"{"city": "Paris"}"#,
-        "--cap",
-        "ext:weather",
-        "--cap",
-        "state:read:city",
-        "--cap",
-        "state:write:status",
-    ]);
+    let output = weather(&[]);
     let result = json_out(&output);
     assert_eq!(result["logs"][0]["message"], "weather unavailable: unknown extension: weather.get", "{result}");
 }

@@ -159,40 +159,14 @@ impl Engine {
             Err(e) => return failed(ErrorCode::Internal, format!("{e:#}")),
         };
         let mut time_left = request.timeout;
-        let mut loaded = Loaded { compile_time_us: 0, cache_hit: false };
-        let (code, source) = match request.handler {
-            Handler::Source(source) if self.cache.enabled() => {
-                let key = CompileCache::key(&source);
-                let bytecode = match self.cache.get(key) {
-                    Some(bytecode) => {
-                        loaded.cache_hit = true;
-                        bytecode
-                    }
-                    None => {
-                        // Compiled in this same fresh instance (compiling runs no handler code).
-                        let compiling = Instant::now();
-                        let compiled = self.compile_in(&mut instance, &source, time_left);
-                        loaded.compile_time_us = compiling.elapsed().as_micros() as u64;
-                        time_left = time_left.saturating_sub(compiling.elapsed());
-                        match compiled {
-                            Ok(bytecode) => {
-                                let bytecode = Arc::new(bytecode);
-                                self.cache.insert(key, bytecode.clone());
-                                bytecode
-                            }
-                            Err(error) => {
-                                let mut result = ExecutionResult::failed(error);
-                                result.metrics.compile_time_us = loaded.compile_time_us;
-                                result.metrics.execution_time_us = started.elapsed().as_micros() as u64;
-                                return Outcome { result, parked: None };
-                            }
-                        }
-                    }
-                };
-                (Code::Bytecode(bytecode.to_vec()), Some(source))
+        let (code, source, loaded) = match self.load(request.handler, &mut instance, &mut time_left) {
+            Ok(loaded) => loaded,
+            Err((error, compile_time_us)) => {
+                let mut result = ExecutionResult::failed(error);
+                result.metrics.compile_time_us = compile_time_us;
+                result.metrics.execution_time_us = started.elapsed().as_micros() as u64;
+                return Outcome { result, parked: None };
             }
-            Handler::Source(source) => (Code::Source(source.clone()), Some(source)),
-            Handler::Bytecode(bytecode) => (Code::Bytecode(bytecode), None),
         };
         let input = RunInput {
             code,
@@ -206,6 +180,39 @@ impl Engine {
         };
         let step = Step { instance, source, time_left, started, span, loaded };
         self.step(step, EntryPoint::Run, &input)
+    }
+
+    /// The code to run for `handler`, and the source for error snippets. Source goes through
+    /// the compile cache: on a miss it is compiled in this same fresh instance (compiling runs
+    /// no handler code), and the time spent comes out of the execution's budget.
+    fn load(
+        &self,
+        handler: Handler,
+        instance: &mut GuestInstance,
+        time_left: &mut Duration,
+    ) -> Result<(Code, Option<String>, Loaded), (ExecutionError, u64)> {
+        let source = match handler {
+            Handler::Bytecode(bytecode) => return Ok((Code::Bytecode(bytecode), None, Loaded::default())),
+            Handler::Source(source) if !self.cache.enabled() => {
+                return Ok((Code::Source(source.clone()), Some(source), Loaded::default()));
+            }
+            Handler::Source(source) => source,
+        };
+        let key = CompileCache::key(&source);
+        if let Some(bytecode) = self.cache.get(key) {
+            return Ok((
+                Code::Bytecode(bytecode.to_vec()),
+                Some(source),
+                Loaded { cache_hit: true, compile_time_us: 0 },
+            ));
+        }
+        let compiling = Instant::now();
+        let compiled = self.compile_in(instance, &source, *time_left);
+        *time_left = time_left.saturating_sub(compiling.elapsed());
+        let compile_time_us = compiling.elapsed().as_micros() as u64;
+        let bytecode = compiled.map_err(|error| (error, compile_time_us))?;
+        self.cache.insert(key, Arc::new(bytecode.clone()));
+        Ok((Code::Bytecode(bytecode), Some(source), Loaded { cache_hit: false, compile_time_us }))
     }
 
     /// Settles one pending call of a parked execution and runs it on. A call id that is not
@@ -229,7 +236,7 @@ impl Engine {
             time_left: parked.time_left,
             started: Instant::now(),
             span: parked.span,
-            loaded: Loaded { compile_time_us: 0, cache_hit: false },
+            loaded: Loaded::default(),
         };
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
     }
@@ -352,7 +359,7 @@ struct Step {
 }
 
 /// How the handler's code was obtained, for the first step's metrics.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Loaded {
     compile_time_us: u64,
     cache_hit: bool,
