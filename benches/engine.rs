@@ -1,5 +1,6 @@
 //! The engine alone (no actors): one execution of a one-line handler in a fresh instance,
-//! from source and from precompiled bytecode, and one suspend + resume round trip.
+//! from source (a compile-cache hit), from a source never seen (compiled), from precompiled
+//! bytecode, and one suspend + resume round trip.
 //!
 //! Run: `cargo bench --bench engine`
 
@@ -23,6 +24,15 @@ fn fresh_instance(c: &mut Criterion) {
     group.bench_function("trivial_source", |b| {
         b.iter(|| {
             let outcome = engine.execute(trivial(Handler::Source(TRIVIAL.into())));
+            assert_eq!(outcome.result.status, Status::Success);
+        })
+    });
+    let mut fresh_sources = 0u64;
+    group.bench_function("cold_source", |b| {
+        b.iter(|| {
+            // A source never seen before: the compile cache misses and the handler compiles.
+            fresh_sources += 1;
+            let outcome = engine.execute(trivial(Handler::Source(format!("{TRIVIAL} // {fresh_sources}"))));
             assert_eq!(outcome.result.status, Status::Success);
         })
     });

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use super::module::GUEST_WASM;
 
 pub struct CompileCache {
+    /// Hash of the guest module, computed once: hashing its 1.7 MB per lookup would cost more
+    /// than the execution.
+    guest: u64,
     entries: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     capacity: usize,
     dir: Option<PathBuf>,
@@ -20,7 +23,9 @@ pub struct CompileCache {
 
 impl CompileCache {
     pub fn new(capacity: usize, dir: Option<PathBuf>) -> Self {
-        CompileCache { entries: Mutex::default(), capacity, dir }
+        let mut hasher = DefaultHasher::new();
+        GUEST_WASM.hash(&mut hasher);
+        CompileCache { guest: hasher.finish(), entries: Mutex::default(), capacity, dir }
     }
 
     /// Whether sources go through the cache at all.
@@ -28,9 +33,9 @@ impl CompileCache {
         self.capacity > 0
     }
 
-    pub fn key(source: &str) -> u64 {
+    pub fn key(&self, source: &str) -> u64 {
         let mut hasher = DefaultHasher::new();
-        GUEST_WASM.hash(&mut hasher);
+        self.guest.hash(&mut hasher);
         source.hash(&mut hasher);
         hasher.finish()
     }

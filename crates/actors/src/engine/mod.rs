@@ -198,7 +198,7 @@ impl Engine {
             }
             Handler::Source(source) => source,
         };
-        let key = CompileCache::key(&source);
+        let key = self.cache.key(&source);
         if let Some(bytecode) = self.cache.get(key) {
             return Ok((
                 Code::Bytecode(bytecode.to_vec()),
