@@ -31,24 +31,19 @@ fn handler(name: &str, source: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs examples/counter.js with the capabilities it needs, plus `extra`.
+fn counter(extra: &[&str]) -> Output {
+    let mut args = vec!["run", "examples/counter.js"];
+    for cap in ["state:read:count", "state:write:count", "events:emit:changed", "view:update:counter-label"] {
+        args.extend(["--cap", cap]);
+    }
+    args.extend(extra);
+    nexus(&args)
+}
+
 #[test]
 fn run_counter_example_succeeds_with_accumulated_records() {
-    let output = nexus(&[
-        "run",
-        "examples/counter.js",
-        "--state",
-        r#"{"count": 1}"#,
-        "--args",
-        r#"{"step": 2}"#,
-        "--cap",
-        "state:read:count",
-        "--cap",
-        "state:write:count",
-        "--cap",
-        "events:emit:changed",
-        "--cap",
-        "view:update:counter-label",
-    ]);
+    let output = counter(&["--state", r#"{"count": 1}"#, "--args", r#"{"step": 2}"#]);
     assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let result = json_out(&output);
     assert_eq!(result["status"], "success");
@@ -162,20 +157,7 @@ fn bad_inputs_exit_2_with_a_message() {
 #[test]
 fn run_reads_json_from_files() {
     let state = handler("state.json", r#"{"count": 41}"#);
-    let output = nexus(&[
-        "run",
-        "examples/counter.js",
-        "--state",
-        &format!("@{}", state.display()),
-        "--cap",
-        "state:read:count",
-        "--cap",
-        "state:write:count",
-        "--cap",
-        "events:emit:changed",
-        "--cap",
-        "view:update:counter-label",
-    ]);
+    let output = counter(&["--state", &format!("@{}", state.display())]);
     assert_eq!(json_out(&output)["returnValue"], 42);
 }
 
