@@ -201,6 +201,37 @@ async fn metrics_count_what_ran_and_render_as_prometheus_text() {
     assert!(text.trim_end().ends_with("# EOF"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_capabilities_a_request_runs_with_none_unless_inference_is_enabled() {
+    let source = "$state.count = 1;\nconst key = 'count';\ntry { return $state[key]; } catch (e) { return e.code; }";
+    let secure = Runtime::start(config(2, 10)).unwrap();
+    let denied = secure.execute(ExecutionRequest::source(source)).await;
+    assert_eq!(denied.error.unwrap().code, ErrorCode::PermissionDenied, "no tokens, no access");
+
+    let mut inferring = config(2, 10);
+    inferring.engine.infer_missing_capabilities = true;
+    let inferring = Runtime::start(inferring).unwrap();
+    let result = inferring.execute(ExecutionRequest::source(source)).await;
+    assert_eq!(result.return_value, json!("PERMISSION_DENIED"), "the dynamic read stays denied");
+    assert_eq!(result.records.state_mutations.len(), 1, "the literal write was inferred");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compile_cache_directory_serves_a_new_runtime() {
+    let dir = std::env::temp_dir().join(format!("nexus-bytecode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cached = config(2, 10);
+    cached.engine.compile_cache_dir = Some(dir.clone());
+    let source = ExecutionRequest::source("return 'from disk';");
+    let first = Runtime::start(cached.clone()).unwrap().execute(source.clone()).await;
+    assert!(!first.metrics.cache_hit);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "the bytecode was written");
+    let second = Runtime::start(cached).unwrap().execute(source).await;
+    assert!(second.metrics.cache_hit, "a new runtime (empty memory cache) read it back");
+    assert_eq!(second.return_value, json!("from disk"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 struct Counter;
 
 impl ExtensionHost for Counter {

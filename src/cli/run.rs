@@ -48,7 +48,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let source = input::read(&args.handler)?;
-    let mut request = ExecutionRequest::source(source.clone());
+    let mut request = ExecutionRequest::source(source);
     request.handler_name = args.handler.display().to_string();
     request.timeout = Duration::from_millis(args.timeout_ms);
     request.memory_limit = args.memory_mb.map(|mb| mb << 20);
@@ -67,9 +67,6 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .map(|token| token.parse::<Capability>())
         .collect::<Result<_, _>>()
         .map_err(|e| UsageError(format!("--cap: {e}")))?;
-    if request.capabilities.is_empty() && args.infer_caps {
-        request.capabilities = nexus::infer_capabilities(&source).map(|i| i.capabilities).unwrap_or_default();
-    }
 
     let mut answers = BTreeMap::new();
     for spec in &args.ext {
@@ -86,7 +83,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     }
 
     // One execution at a time: a small pool on one worker thread.
-    let config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+    let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+    config.engine.infer_missing_capabilities = args.infer_caps;
     let runtime = Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))?;
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (result, suspensions) = tokio.block_on(async {

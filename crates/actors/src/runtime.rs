@@ -96,7 +96,7 @@ impl Runtime {
     }
 
     pub async fn stats(&self) -> Stats {
-        self.metrics.send(GetStats).await.unwrap_or_default()
+        self.supervisor.send(GetStats).await.unwrap_or_default()
     }
 
     /// The metrics in the Prometheus text format.

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Discard, InstanceActor, Resume, Run};
-use crate::metrics::{Executed, MetricsActor, PoolGauges};
+use crate::metrics::{Executed, GetStats, MetricsActor, PoolGauges, Stats};
 
 /// How the runtime runs. `Default` gives the documented values.
 #[derive(Debug, Clone)]
@@ -301,6 +301,15 @@ impl Handler<Precompile> for Supervisor {
                 .await
                 .unwrap_or_else(|_| Err(ExecutionError::new(ErrorCode::Internal, "precompilation panicked")))
         })
+    }
+}
+
+impl Handler<GetStats> for Supervisor {
+    type Result = ResponseFuture<Stats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let stats = self.metrics.send(GetStats);
+        Box::pin(async move { stats.await.unwrap_or_default() })
     }
 }
 

@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub memory_keep_resident: usize,
     /// Table bytes kept resident likewise. Default 64 KiB.
     pub table_keep_resident: usize,
+    /// A request without capabilities runs with the ones inferred from its source (literal
+    /// accesses only: dynamic ones stay denied) instead of none. Default off: secure by default.
+    pub infer_missing_capabilities: bool,
     /// Compiled handler sources kept in memory (bytecode); 0 compiles every source execution.
     /// Default 1024.
     pub compile_cache_entries: usize,
@@ -50,6 +53,7 @@ impl Default for EngineConfig {
             output_limit: 16 << 20,
             memory_keep_resident: 2 << 20,
             table_keep_resident: 64 << 10,
+            infer_missing_capabilities: false,
             compile_cache_entries: 1024,
             compile_cache_dir: None,
             module_cache_dir: default_cache_dir(),

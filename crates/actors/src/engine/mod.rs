@@ -148,9 +148,16 @@ impl Engine {
                 ),
             );
         }
+        let mut capabilities = request.capabilities;
+        if let (true, true, Handler::Source(source)) =
+            (capabilities.is_empty(), self.config.infer_missing_capabilities, &request.handler)
+        {
+            // A handler that does not parse gets nothing; running it reports the syntax error.
+            capabilities = nexus_host_fns::infer_capabilities(source).map(|i| i.capabilities).unwrap_or_default();
+        }
         let host = HostState::new(
             request.state_snapshot,
-            Checker::new(request.capabilities),
+            Checker::new(capabilities),
             request.extension_registry,
             self.config.output_limit,
         );
