@@ -10,11 +10,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::module::GUEST_WASM;
+use super::module::guest_hash;
 
 pub struct CompileCache {
-    /// Hash of the guest module, computed once: hashing its 1.7 MB per lookup would cost more
-    /// than the execution.
+    /// Hash of the guest module (bytecode of another guest build is useless).
     guest: u64,
     entries: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     capacity: usize,
@@ -23,9 +22,7 @@ pub struct CompileCache {
 
 impl CompileCache {
     pub fn new(capacity: usize, dir: Option<PathBuf>) -> Self {
-        let mut hasher = DefaultHasher::new();
-        GUEST_WASM.hash(&mut hasher);
-        CompileCache { guest: hasher.finish(), entries: Mutex::default(), capacity, dir }
+        CompileCache { guest: guest_hash(), entries: Mutex::default(), capacity, dir }
     }
 
     /// Whether sources go through the cache at all.

@@ -82,17 +82,6 @@ pub struct ResumeRefused {
     pub parked: ParkedExecution,
 }
 
-impl ParkedExecution {
-    pub fn id(&self) -> &SuspensionId {
-        &self.id
-    }
-
-    /// The extension calls the handler is waiting for.
-    pub fn pending_calls(&self) -> &[nexus_host_fns::records::PendingCall] {
-        self.instance.store.data().host.pending_calls()
-    }
-}
-
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
         let mut pooling = PoolingAllocationConfig::default();
@@ -122,10 +111,6 @@ impl Engine {
         ticker::start(&engine, config.epoch_tick);
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
         Ok(Engine { pre, config, min_memory, cache })
-    }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.

@@ -26,24 +26,34 @@ pub fn guest_module(engine: &Engine, cache_dir: Option<&Path>) -> Result<Module>
         return unsafe { Module::deserialize(engine, bytes) }.context("loading the compiled guest");
     }
     let file = cache_dir.map(|dir| dir.join(format!("guest-{key:016x}.cwasm")));
-    let module = match file.as_deref().and_then(|file| load(engine, file)) {
-        Some(module) => module,
-        None => {
-            let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
-            if let Some(file) = &file {
-                // A cache that cannot be written only costs the next process a compilation.
-                let _ = store(&module, file);
-            }
-            module
-        }
-    };
-    compiled.insert(key, module.serialize().context("serializing the guest module")?);
+    if let Some(module) = file.as_deref().and_then(|file| load(engine, file)) {
+        compiled.insert(key, module.serialize().context("serializing the guest module")?);
+        return Ok(module);
+    }
+    let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
+    let bytes = module.serialize().context("serializing the guest module")?;
+    if let Some(file) = &file {
+        // A cache that cannot be written only costs the next process a compilation.
+        let _ = super::compile_cache::write_atomically(file, &bytes);
+    }
+    compiled.insert(key, bytes);
     Ok(module)
+}
+
+/// A hash of [`GUEST_WASM`], computed once per process: it keys both the compiled module and
+/// the compile cache, and hashing 1.7 MB is not free.
+pub fn guest_hash() -> u64 {
+    static HASH: OnceLock<u64> = OnceLock::new();
+    *HASH.get_or_init(|| {
+        let mut hasher = DefaultHasher::new();
+        GUEST_WASM.hash(&mut hasher);
+        hasher.finish()
+    })
 }
 
 fn cache_key(engine: &Engine) -> u64 {
     let mut hasher = DefaultHasher::new();
-    GUEST_WASM.hash(&mut hasher);
+    guest_hash().hash(&mut hasher);
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.finish()
 }
@@ -52,9 +62,4 @@ fn load(engine: &Engine, file: &Path) -> Option<Module> {
     // SAFETY: the file is in the user's own cache directory and was written by `store`;
     // wasmtime checks it was made by this wasmtime version with a compatible configuration.
     unsafe { Module::deserialize_file(engine, file) }.ok()
-}
-
-fn store(module: &Module, file: &Path) -> Result<()> {
-    super::compile_cache::write_atomically(file, &module.serialize()?)?;
-    Ok(())
 }
