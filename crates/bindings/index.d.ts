@@ -1,0 +1,248 @@
+// Type declarations of the Nexus Node.js binding (native NexusRuntime) and its JavaScript
+// layer (WasmSandboxExecutor, SandboxError). Shapes follow SPEC section 5 (camelCase).
+
+/// <reference types="node" />
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export type ErrorCode =
+  | 'SYNTAX_ERROR'
+  | 'RUNTIME_ERROR'
+  | 'TIMEOUT'
+  | 'MEMORY_LIMIT'
+  | 'STACK_OVERFLOW'
+  | 'PERMISSION_DENIED'
+  | 'UNKNOWN_EXTENSION'
+  | 'INVALID_ARGUMENT'
+  | 'UNSETTLED'
+  | 'SUSPENSION_NOT_FOUND'
+  | 'OVERLOADED'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+/** `new NexusRuntime(config)`: every field optional. */
+export interface RuntimeConfig {
+  /** Instance actors, hence live stores (running or parked). Default 256. */
+  poolSize?: number;
+  /** Worker threads. Default: the machine's cores. */
+  workers?: number;
+  /** Requests that may wait for an instance; beyond it, OVERLOADED. Default 1024. */
+  queueBound?: number;
+  /** A suspension not resumed within this time is dropped. Default 60000. */
+  suspensionTimeoutMs?: number;
+  /** Memory limit in bytes of an execution that names none. Default 64 MiB. */
+  defaultMemoryLimit?: number;
+  /** Largest memory limit a request may ask for. Default 256 MiB. */
+  maxMemoryLimit?: number;
+  /** Bytes of records one execution may produce. Default 16 MiB. */
+  outputLimit?: number;
+  /** Run a request without capabilities with the ones inferred from its source. Default false. */
+  inferMissingCapabilities?: boolean;
+  /** Compiled sources kept in memory. Default 1024. */
+  compileCacheEntries?: number;
+  /** Directory where compiled bytecode is also kept across processes. */
+  compileCacheDir?: string;
+}
+
+/** What a native execution gets besides the handler. Values must be JSON data. */
+export interface ExecutionContext {
+  panelId?: string;
+  handlerName?: string;
+  stateSnapshot?: Record<string, JsonValue>;
+  args?: JsonValue;
+  scope?: JsonValue;
+  /** Capability tokens: `state:read:<key>`, `state:write:<key>`, `events:emit:<name>`, `view:update:<componentId>`, `ext:<name>`. */
+  capabilities?: string[];
+  /** `{ extension: [methods] }` the handler may call. */
+  extensionRegistry?: Record<string, string[]>;
+  timeoutMs?: number;
+  /** Bytes. */
+  memoryLimit?: number;
+}
+
+export type StateMutation = { op: 'set'; key: string; value: JsonValue } | { op: 'delete'; key: string };
+export interface HandlerEvent {
+  name: string;
+  payload: JsonValue;
+}
+export interface ViewCommand {
+  type: string;
+  componentId: string;
+  args: JsonValue;
+}
+export interface LogLine {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  message: string;
+}
+export interface Denial {
+  capability: string;
+  operation: string;
+}
+export interface PendingCall {
+  callId: number;
+  extension: string;
+  method: string;
+  args: JsonValue[];
+}
+export interface Location {
+  /** 1-based, in the handler's own source. */
+  line: number;
+  column: number;
+}
+export interface ExecutionErrorInfo {
+  code: ErrorCode;
+  message: string;
+  stack?: string;
+  location?: Location;
+  snippet?: string;
+}
+export interface ExecutionMetrics {
+  executionTimeUs: number;
+  compileTimeUs: number;
+  hostCalls: number;
+  memoryBytes: number;
+  cacheHit: boolean;
+}
+export interface ExecutionResult {
+  status: 'success' | 'error' | 'suspended';
+  returnValue: JsonValue;
+  stateMutations: StateMutation[];
+  events: HandlerEvent[];
+  viewCommands: ViewCommand[];
+  logs: LogLine[];
+  denials: Denial[];
+  suspension: { id: string; calls: PendingCall[] } | null;
+  error: ExecutionErrorInfo | null;
+  metrics: ExecutionMetrics;
+}
+
+/** The outcome of one extension call, for `resumeHandler`. */
+export type CallResult = { value: JsonValue } | { error: { message: string; code?: string } };
+
+export interface RuntimeStats {
+  executions: Record<string, number>;
+  errors: Record<string, number>;
+  hostCalls: number;
+  denials: number;
+  cacheHits: number;
+  cacheMisses: number;
+  latencyP50Us: number;
+  latencyP99Us: number;
+  poolSize: number;
+  idle: number;
+  queued: number;
+  parked: number;
+}
+
+export interface CapabilityInference {
+  capabilities: string[];
+  warnings: { message: string; line: number; column: number }[];
+}
+
+/**
+ * The native runtime. Every method returns a Promise and runs off the event loop. A request
+ * the runtime refuses (bad input, unknown suspension, OVERLOADED, SHUTTING_DOWN) rejects with
+ * an `Error` whose `code` names why; a handler that fails resolves to `status: "error"`.
+ */
+export declare class NexusRuntime {
+  constructor(config?: RuntimeConfig);
+  executeHandler(code: string, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
+  executeCompiledHandler(bytecode: Buffer, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
+  precompileHandler(code: string): Promise<Buffer>;
+  resumeHandler(suspensionId: string, callId: number, result: CallResult): Promise<ExecutionResult>;
+  getStats(): Promise<RuntimeStats>;
+  getPrometheusMetrics(): Promise<string>;
+  inferCapabilities(code: string): Promise<CapabilityInference>;
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** A handler that failed, or a request the runtime refused. */
+export declare class SandboxError extends Error {
+  readonly name: 'SandboxError';
+  code: ErrorCode;
+  location: Location | null;
+  snippet: string | null;
+  /** The handler's own stack trace, when it threw. */
+  handlerStack: string | null;
+  /** The tool being executed (`executeTool` only). */
+  toolName: string | null;
+}
+
+/** `{ name: { method: (...args) => value | Promise<value> } }`. */
+export type Extensions = Record<string, Record<string, (...args: any[]) => unknown>>;
+
+export type Handler = string | Buffer | { code: string; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
+
+export interface Sinks {
+  onEvent?: (event: HandlerEvent, context: ExecutionContext) => void;
+  onViewCommand?: (command: ViewCommand, context: ExecutionContext) => void;
+  onLog?: (line: LogLine, context: ExecutionContext) => void;
+}
+
+export interface ExecutorOptions extends Sinks {
+  runtime?: NexusRuntime;
+  config?: RuntimeConfig;
+  extensions?: Extensions;
+  timeoutMs?: number;
+}
+
+export interface HandlerContext extends Sinks {
+  /** The application's state object: mutations are applied to it as they happen. */
+  state?: Record<string, JsonValue>;
+  args?: JsonValue;
+  scope?: JsonValue;
+  capabilities?: string[];
+  extensions?: Extensions;
+  panelId?: string;
+  handlerName?: string;
+  timeoutMs?: number;
+  memoryLimit?: number;
+}
+
+/** The JSON-schema subset `executeTool` checks and coerces arguments against. */
+export interface ParameterSchema {
+  type?: 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array' | 'null';
+  properties?: Record<string, ParameterSchema>;
+  required?: string[];
+  enum?: JsonValue[];
+  default?: JsonValue;
+  items?: ParameterSchema;
+  additionalProperties?: boolean;
+  description?: string;
+}
+
+export interface Tool {
+  name: string;
+  description?: string;
+  parameters?: ParameterSchema;
+  handler: Handler;
+}
+
+export interface ExecutionReport extends ExecutionMetrics {
+  panelId: string;
+  handlerName: string;
+  toolName: string | null;
+  status: 'success' | 'error';
+  code: ErrorCode | null;
+  suspensions: number;
+  denials: Denial[];
+}
+
+/** Runs handlers to completion against the application's extensions, state and callbacks. */
+export declare class WasmSandboxExecutor {
+  constructor(options?: ExecutorOptions);
+  readonly runtime: NexusRuntime;
+  /** Returns the handler's value; throws SandboxError when it fails. */
+  executeHandler(handler: Handler, context?: HandlerContext): Promise<JsonValue>;
+  /** Checks and coerces `args` against `tool.parameters`, then runs the tool's handler. */
+  executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext): Promise<JsonValue>;
+  precompileHandler(code: string): Promise<Buffer>;
+  /** Calls `callback` after every execution; returns a function that unsubscribes. */
+  onMetrics(callback: (report: ExecutionReport) => void): () => void;
+  getStats(): Promise<RuntimeStats>;
+  getPrometheusMetrics(): Promise<string>;
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** The argument checking of `executeTool`, on its own. */
+export declare function coerceArguments(toolName: string, parameters: ParameterSchema | undefined, args: unknown): Record<string, unknown>;

@@ -1,0 +1,236 @@
+'use strict';
+
+// WasmSandboxExecutor: runs handlers to completion for a Node application. The native
+// NexusRuntime returns a result at every suspension; this layer applies that result at once
+// (state mutations to the application's state object, events and view commands to its
+// callbacks), performs the pending extension calls with the application's own async
+// functions, resumes the handler with each outcome, and repeats until the handler settles.
+
+const { SandboxError } = require('./errors');
+const { coerceArguments } = require('./tool-arguments');
+
+class WasmSandboxExecutor {
+  /**
+   * @param {object} [options]
+   * @param {object} [options.runtime] a NexusRuntime to use (default: a new one with `config`)
+   * @param {object} [options.config] NexusRuntime configuration
+   * @param {object} [options.extensions] `{ name: { method: async (...args) => value } }`
+   * @param {Function} [options.onEvent] `(event, context)` for every `$emit`
+   * @param {Function} [options.onViewCommand] `(command, context)` for every `$view` command
+   * @param {Function} [options.onLog] `(line, context)` for every `$log` / console line
+   * @param {number} [options.timeoutMs] default execution timeout
+   */
+  constructor(options = {}) {
+    const { NexusRuntime } = require('./native');
+    this.runtime = options.runtime ?? new NexusRuntime(options.config ?? {});
+    this.extensions = options.extensions ?? {};
+    this.onEvent = options.onEvent ?? null;
+    this.onViewCommand = options.onViewCommand ?? null;
+    this.onLog = options.onLog ?? null;
+    this.timeoutMs = options.timeoutMs;
+    this.metricsListeners = new Set();
+  }
+
+  /**
+   * Runs a handler to completion and returns its value.
+   *
+   * `handler`: source text, a Buffer of bytecode, or `{ code | bytecode, name?, capabilities? }`.
+   * `context`: `{ state, args, scope, capabilities, extensions, panelId, handlerName, timeoutMs,
+   * memoryLimit, onEvent, onViewCommand, onLog }`. `state` is the application's state object:
+   * the handler's mutations are applied to it as they happen (before any extension call runs).
+   */
+  async executeHandler(handler, context = {}) {
+    return this.#run(normalizeHandler(handler), context, null);
+  }
+
+  /**
+   * Validates and coerces `args` against `tool.parameters`, then runs `tool.handler` with them.
+   * `tool`: `{ name, parameters?, handler: code | bytecode | { code | bytecode, capabilities? } }`.
+   */
+  async executeTool(tool, args, context = {}) {
+    const toolName = tool?.name ?? null;
+    if (typeof toolName !== 'string' || toolName === '') {
+      throw new SandboxError('INVALID_ARGUMENT', 'a tool needs a name');
+    }
+    const coerced = coerceArguments(toolName, tool.parameters, args);
+    const handler = normalizeHandler(tool.handler ?? tool);
+    return this.#run(handler, { handlerName: toolName, ...context, args: coerced }, toolName);
+  }
+
+  /** Compiles source to bytecode inside the sandbox (a Buffer for `executeHandler`). */
+  async precompileHandler(code) {
+    try {
+      return await this.runtime.precompileHandler(code);
+    } catch (error) {
+      throw SandboxError.fromNative(error);
+    }
+  }
+
+  /**
+   * Calls `callback(metrics)` after every execution (success or failure) with
+   * `{ panelId, handlerName, toolName, status, code, executionTimeUs, compileTimeUs, hostCalls,
+   * memoryBytes, cacheHit, suspensions, denials }`; returns a function that unsubscribes.
+   */
+  onMetrics(callback) {
+    if (typeof callback !== 'function') throw new TypeError('onMetrics needs a function');
+    this.metricsListeners.add(callback);
+    return () => this.metricsListeners.delete(callback);
+  }
+
+  getStats() {
+    return this.runtime.getStats();
+  }
+
+  getPrometheusMetrics() {
+    return this.runtime.getPrometheusMetrics();
+  }
+
+  shutdown(graceMs) {
+    return this.runtime.shutdown(graceMs);
+  }
+
+  async #run(handler, context, toolName) {
+    const extensions = context.extensions ?? this.extensions;
+    const state = context.state ?? {};
+    const native = {
+      panelId: context.panelId ?? '',
+      handlerName: context.handlerName ?? handler.name ?? '',
+      stateSnapshot: state,
+      args: context.args ?? {},
+      scope: context.scope ?? {},
+      capabilities: context.capabilities ?? handler.capabilities ?? [],
+      extensionRegistry: registryOf(extensions),
+      memoryLimit: context.memoryLimit,
+    };
+    const timeoutMs = context.timeoutMs ?? this.timeoutMs;
+    const sinks = {
+      onEvent: context.onEvent ?? this.onEvent,
+      onViewCommand: context.onViewCommand ?? this.onViewCommand,
+      onLog: context.onLog ?? this.onLog,
+    };
+    const totals = { executionTimeUs: 0, compileTimeUs: 0, hostCalls: 0, memoryBytes: 0, cacheHit: false };
+    const report = { suspensions: 0, denials: [] };
+    const native$ = (promise) => promise.catch((error) => Promise.reject(SandboxError.fromNative(error, toolName)));
+
+    let result;
+    try {
+      result = await native$(
+        handler.bytecode
+          ? this.runtime.executeCompiledHandler(handler.bytecode, native, timeoutMs)
+          : this.runtime.executeHandler(handler.code, native, timeoutMs),
+      );
+      // callId -> Promise of the outcome, started once per call.
+      const started = new Map();
+      for (;;) {
+        accumulate(totals, report, result);
+        apply(result, state, sinks, native);
+        if (result.status !== 'suspended') break;
+        report.suspensions += 1;
+        for (const call of result.suspension.calls) {
+          if (!started.has(call.callId)) started.set(call.callId, perform(extensions, call));
+        }
+        const pending = result.suspension.calls.map((call) => started.get(call.callId).then((outcome) => ({ call, outcome })));
+        const { call, outcome } = await Promise.race(pending);
+        started.delete(call.callId);
+        result = await this.#resume(result.suspension.id, call.callId, outcome, toolName);
+      }
+    } catch (error) {
+      const failure = SandboxError.fromNative(error, toolName);
+      this.#emitMetrics(native, toolName, 'error', failure.code, totals, report);
+      throw failure;
+    }
+    this.#emitMetrics(native, toolName, result.status, result.error?.code ?? null, totals, report);
+    if (result.status === 'error') throw SandboxError.fromResult(result.error, toolName);
+    return result.returnValue;
+  }
+
+  /** Resumes; an outcome the runtime cannot take (not JSON data) rejects the call instead. */
+  async #resume(id, callId, outcome, toolName) {
+    try {
+      return await this.runtime.resumeHandler(id, callId, outcome);
+    } catch (error) {
+      if (error?.code !== 'INVALID_ARGUMENT' || outcome.error) throw SandboxError.fromNative(error, toolName);
+      const refused = { error: { code: 'INVALID_ARGUMENT', message: `the extension's value: ${error.message}` } };
+      return this.runtime.resumeHandler(id, callId, refused).catch((e) => {
+        throw SandboxError.fromNative(e, toolName);
+      });
+    }
+  }
+
+  #emitMetrics(native, toolName, status, code, totals, report) {
+    if (this.metricsListeners.size === 0) return;
+    const metrics = {
+      panelId: native.panelId,
+      handlerName: native.handlerName,
+      toolName,
+      status,
+      code,
+      ...totals,
+      suspensions: report.suspensions,
+      denials: report.denials,
+    };
+    for (const listener of this.metricsListeners) {
+      try {
+        listener(metrics);
+      } catch (error) {
+        // A listener's failure must not turn a handler's result into an error.
+        process.emitWarning(`onMetrics listener threw: ${error?.message ?? error}`);
+      }
+    }
+  }
+}
+
+function normalizeHandler(handler) {
+  if (typeof handler === 'string') return { code: handler };
+  if (Buffer.isBuffer(handler) || handler instanceof Uint8Array) return { bytecode: handler };
+  if (handler && (typeof handler.code === 'string' || handler.bytecode)) return handler;
+  throw new SandboxError('INVALID_ARGUMENT', 'a handler is source text, bytecode, or { code | bytecode }');
+}
+
+/** `{ name: [methods] }` of the extension objects' functions. */
+function registryOf(extensions) {
+  const registry = {};
+  for (const [name, extension] of Object.entries(extensions ?? {})) {
+    if (extension === null || typeof extension !== 'object') continue;
+    registry[name] = Object.keys(extension).filter((method) => typeof extension[method] === 'function');
+  }
+  return registry;
+}
+
+/** Calls the extension function; resolves to `{ value }` or `{ error }`, never rejects. */
+function perform(extensions, call) {
+  return Promise.resolve()
+    .then(() => extensions[call.extension][call.method](...call.args))
+    .then(
+      (value) => ({ value }),
+      (error) => ({
+        error: {
+          message: String(error?.message ?? error),
+          ...(typeof error?.code === 'string' ? { code: error.code } : {}),
+        },
+      }),
+    );
+}
+
+/** Applies a result's records: state mutations to `state`, the rest to the callbacks. */
+function apply(result, state, sinks, context) {
+  for (const mutation of result.stateMutations) {
+    if (mutation.op === 'set') state[mutation.key] = mutation.value;
+    else delete state[mutation.key];
+  }
+  for (const event of result.events) sinks.onEvent?.(event, context);
+  for (const command of result.viewCommands) sinks.onViewCommand?.(command, context);
+  for (const line of result.logs) sinks.onLog?.(line, context);
+}
+
+function accumulate(totals, report, result) {
+  const m = result.metrics;
+  totals.executionTimeUs += m.executionTimeUs;
+  totals.compileTimeUs += m.compileTimeUs;
+  totals.hostCalls += m.hostCalls;
+  totals.memoryBytes = Math.max(totals.memoryBytes, m.memoryBytes);
+  totals.cacheHit ||= m.cacheHit;
+  report.denials.push(...result.denials);
+}
+
+module.exports = { WasmSandboxExecutor };

@@ -1,0 +1,14 @@
+'use strict';
+
+// The native module, built from source by `npm run build` (scripts/build.js) as ../nexus.node.
+const path = require('node:path');
+
+const file = path.join(__dirname, '..', 'nexus.node');
+try {
+  module.exports = require(file);
+} catch (error) {
+  if (error.code !== 'MODULE_NOT_FOUND') throw error;
+  throw new Error(`the Nexus native module is not built (${file}): run \`npm run build\` in crates/bindings`, {
+    cause: error,
+  });
+}

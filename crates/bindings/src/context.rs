@@ -1,0 +1,129 @@
+//! The JavaScript-side shapes (camelCase, SPEC section 5) of a runtime configuration, an
+//! execution context and an extension call's result, turned into the runtime's types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nexus_abi::ExtOutcome;
+use nexus_actors::engine::{ExecutionRequest, Handler};
+use nexus_actors::supervisor::RuntimeConfig;
+use nexus_host_fns::{Capability, ExtensionRegistry};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{BindingError, BindingResult};
+
+/// `new NexusRuntime(config)`: every field optional, the Rust defaults otherwise.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    pool_size: Option<usize>,
+    workers: Option<usize>,
+    queue_bound: Option<usize>,
+    suspension_timeout_ms: Option<u64>,
+    default_memory_limit: Option<u64>,
+    max_memory_limit: Option<u64>,
+    output_limit: Option<usize>,
+    infer_missing_capabilities: Option<bool>,
+    compile_cache_entries: Option<usize>,
+    compile_cache_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn into_runtime_config(self) -> RuntimeConfig {
+        let mut config = RuntimeConfig::default();
+        let engine = &mut config.engine;
+        macro_rules! set {
+            ($target:expr, $value:expr) => {
+                if let Some(value) = $value {
+                    $target = value;
+                }
+            };
+        }
+        set!(config.pool_size, self.pool_size);
+        set!(config.workers, self.workers);
+        set!(config.queue_bound, self.queue_bound);
+        set!(config.suspension_timeout, self.suspension_timeout_ms.map(Duration::from_millis));
+        set!(engine.default_memory_limit, self.default_memory_limit);
+        set!(engine.max_memory_limit, self.max_memory_limit);
+        set!(engine.output_limit, self.output_limit);
+        set!(engine.infer_missing_capabilities, self.infer_missing_capabilities);
+        set!(engine.compile_cache_entries, self.compile_cache_entries);
+        engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
+        config
+    }
+}
+
+/// The execution context: everything of a request but the handler.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Context {
+    panel_id: String,
+    handler_name: String,
+    state_snapshot: Map<String, Value>,
+    args: Option<Value>,
+    scope: Option<Value>,
+    capabilities: Vec<String>,
+    extension_registry: ExtensionRegistry,
+    timeout_ms: Option<u64>,
+    memory_limit: Option<u64>,
+}
+
+impl Context {
+    /// The request; `timeout_ms` (the method's own argument) wins over the context's.
+    pub fn into_request(self, handler: Handler, timeout_ms: Option<u64>) -> BindingResult<ExecutionRequest> {
+        let capabilities = self
+            .capabilities
+            .iter()
+            .map(|token| {
+                token
+                    .parse::<Capability>()
+                    .map_err(|e| BindingError::invalid(format!("context.capabilities: {token:?}: {e}")))
+            })
+            .collect::<BindingResult<Vec<_>>>()?;
+        let defaults = ExecutionRequest::default();
+        Ok(ExecutionRequest {
+            handler,
+            panel_id: self.panel_id,
+            handler_name: self.handler_name,
+            state_snapshot: self.state_snapshot,
+            args: self.args.unwrap_or(defaults.args),
+            scope: self.scope.unwrap_or(defaults.scope),
+            capabilities,
+            extension_registry: self.extension_registry,
+            timeout: timeout_ms.or(self.timeout_ms).map_or(defaults.timeout, Duration::from_millis),
+            memory_limit: self.memory_limit,
+        })
+    }
+}
+
+/// `resumeHandler`'s result: `{ value }` or `{ error: { message, code? } }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallResult {
+    #[serde(default)]
+    value: Value,
+    error: Option<CallError>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallError {
+    message: String,
+    code: Option<String>,
+}
+
+impl CallResult {
+    pub fn into_outcome(self) -> ExtOutcome {
+        match self.error {
+            Some(CallError { message, code }) => ExtOutcome::Err { code, message },
+            None => ExtOutcome::Ok(self.value),
+        }
+    }
+}
+
+/// A JSON value as one of the shapes above; `what` names it in the error.
+pub fn parse<T: DeserializeOwned>(value: Value, what: &str) -> BindingResult<T> {
+    serde_json::from_value(value).map_err(|e| BindingError::invalid(format!("{what}: {e}")))
+}

@@ -1,0 +1,64 @@
+//! Errors the binding rejects a Promise (or throws) with: a JavaScript `Error` whose `code` is
+//! one of the product's error codes (SPEC section 5).
+
+use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::{Env, JsError};
+use nexus_abi::ErrorCode;
+use nexus_actors::engine::{ExecutionError, Location};
+
+/// A request the binding refuses, or that the runtime refused before running any handler code.
+#[derive(Debug)]
+pub struct BindingError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub location: Option<Location>,
+}
+
+impl BindingError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        BindingError { code, message: message.into(), location: None }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        BindingError::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// Builds the JavaScript `Error`: `message`, `code` and, for syntax errors, `location`.
+    pub fn into_js<'env>(self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        let error = JsError::from(napi::Error::new(self.code.as_str(), self.message)).into_unknown(*env);
+        if let Some(Location { line, column }) = self.location {
+            let mut object: Object = unsafe { error.cast() }?;
+            let mut location = Object::new(env)?;
+            location.set_named_property("line", line)?;
+            location.set_named_property("column", column)?;
+            object.set_named_property("location", location)?;
+        }
+        Ok(error)
+    }
+
+    /// The rejection napi-rs raises for this error: the JavaScript object itself, so `code`
+    /// and `location` reach the caller.
+    pub fn into_napi(self, env: &Env) -> napi::Error {
+        match self.into_js(env) {
+            Ok(error) => napi::Error::from(error),
+            Err(error) => error,
+        }
+    }
+}
+
+impl From<ExecutionError> for BindingError {
+    fn from(error: ExecutionError) -> Self {
+        BindingError { code: error.code, message: error.message, location: error.location }
+    }
+}
+
+/// Codes of results that mean the request itself was refused (no handler code ran, or the
+/// suspension does not exist): the binding rejects with them instead of resolving a result.
+pub fn is_request_refusal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::InvalidArgument | ErrorCode::SuspensionNotFound | ErrorCode::Overloaded | ErrorCode::ShuttingDown
+    )
+}
+
+pub type BindingResult<T> = Result<T, BindingError>;

@@ -1,0 +1,235 @@
+//! The Node.js binding: `NexusRuntime`, a thin napi-rs class over [`nexus_actors::runtime::Runtime`].
+//!
+//! Arguments are checked and converted on the JavaScript thread (JS values straight to the
+//! runtime's JSON values, see [`convert`]); the work then runs as a future on napi-rs's tokio
+//! runtime, which only waits on the actor runtime's own threads, so the event loop never
+//! blocks. Every method returns a Promise. A request the runtime refuses (bad input, unknown
+//! suspension, overload, shutdown) rejects with an `Error` carrying `code`; a handler that
+//! fails resolves to a result with `status: "error"` (the JavaScript layer in `index.js` turns
+//! that into a `SandboxError`).
+
+mod context;
+mod convert;
+mod error;
+
+use std::future::Future;
+use std::time::Duration;
+
+use napi::Env;
+use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Unknown};
+use napi_derive::napi;
+use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
+use nexus_actors::runtime::Runtime;
+use nexus_host_fns::InferenceError;
+
+use crate::context::{CallResult, Config, Context, parse};
+use crate::convert::{Js, js_numbers, to_bytes, to_json, to_string};
+use crate::error::{BindingError, BindingResult, is_request_refusal};
+
+/// Grace period `shutdown()` gives running executions when called without one.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[napi]
+pub struct NexusRuntime {
+    runtime: Runtime,
+}
+
+#[napi]
+impl NexusRuntime {
+    /// Starts a runtime (its actor system runs on threads of its own).
+    #[napi(constructor)]
+    pub fn new(env: Env, config: Option<Unknown>) -> napi::Result<Self> {
+        let start = || -> BindingResult<Self> {
+            let config: Config = match optional(config.as_ref()) {
+                Some(value) => parse(to_json(value, "config")?, "config")?,
+                None => Config::default(),
+            };
+            let runtime = Runtime::start(config.into_runtime_config())
+                .map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e}")))?;
+            Ok(NexusRuntime { runtime })
+        };
+        start().map_err(|e| e.into_napi(&env))
+    }
+
+    /// Runs handler source; resolves to the result (SPEC section 5).
+    #[napi(ts_return_type = "Promise<ExecutionResult>")]
+    pub fn execute_handler<'env>(
+        &self,
+        env: &'env Env,
+        code: Unknown,
+        context: Option<Unknown>,
+        timeout_ms: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+        let request = to_string(&code, "code")
+            .and_then(|code| request(Handler::Source(code), context.as_ref(), timeout_ms.as_ref()));
+        self.execute(env, request)
+    }
+
+    /// Runs bytecode from `precompileHandler`; resolves to the result.
+    #[napi(ts_return_type = "Promise<ExecutionResult>")]
+    pub fn execute_compiled_handler<'env>(
+        &self,
+        env: &'env Env,
+        bytecode: Unknown,
+        context: Option<Unknown>,
+        timeout_ms: Option<Unknown>,
+    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+        let request = to_bytes(&bytecode, "bytecode")
+            .and_then(|bytecode| request(Handler::Bytecode(bytecode), context.as_ref(), timeout_ms.as_ref()));
+        self.execute(env, request)
+    }
+
+    /// Compiles handler source to bytecode inside the sandbox; a syntax error rejects with
+    /// `code: "SYNTAX_ERROR"` and `location`.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn precompile_handler<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<PromiseRaw<'env, Buffer>> {
+        let runtime = self.runtime.clone();
+        spawn(
+            env,
+            to_string(&code, "code").map(|code| async move {
+                runtime.precompile(&code).await.map(Buffer::from).map_err(BindingError::from)
+            }),
+        )
+    }
+
+    /// Delivers one extension call's outcome (`{ value }` or `{ error: { message, code? } }`)
+    /// to a suspended execution; resolves to the next result.
+    #[napi(ts_return_type = "Promise<ExecutionResult>")]
+    pub fn resume_handler<'env>(
+        &self,
+        env: &'env Env,
+        suspension_id: Unknown,
+        call_id: Unknown,
+        result: Unknown,
+    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+        let runtime = self.runtime.clone();
+        let input = (|| {
+            let id = SuspensionId(to_string(&suspension_id, "suspensionId")?);
+            let call_id = match to_json(&call_id, "callId")? {
+                serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                _ => None,
+            }
+            .ok_or_else(|| BindingError::invalid("callId: expected a call id from the suspension"))?;
+            let outcome = parse::<CallResult>(to_json(&result, "result")?, "result")?.into_outcome();
+            Ok((id, call_id, outcome))
+        })();
+        spawn(
+            env,
+            input.map(|(id, call_id, outcome)| async move { refusal(runtime.resume(&id, call_id, outcome).await) }),
+        )
+    }
+
+    /// Aggregated statistics since the runtime started.
+    #[napi(ts_return_type = "Promise<RuntimeStats>")]
+    pub fn get_stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Js<nexus_actors::metrics::Stats>>> {
+        let runtime = self.runtime.clone();
+        spawn(env, Ok(async move { Ok(Js(runtime.stats().await)) }))
+    }
+
+    /// The metrics in the Prometheus text format.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn get_prometheus_metrics<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+        let runtime = self.runtime.clone();
+        spawn(env, Ok(async move { Ok(runtime.prometheus().await) }))
+    }
+
+    /// The capability tokens a handler's source needs, with warnings for dynamic accesses;
+    /// a syntax error rejects with `code: "SYNTAX_ERROR"` and `location`.
+    #[napi(ts_return_type = "Promise<CapabilityInference>")]
+    pub fn infer_capabilities<'env>(
+        &self,
+        env: &'env Env,
+        code: Unknown,
+    ) -> napi::Result<PromiseRaw<'env, Js<nexus_host_fns::Inference>>> {
+        spawn(
+            env,
+            to_string(&code, "code").map(|code| async move {
+                Runtime::infer_capabilities(&code).map(Js).map_err(|error| match error {
+                    InferenceError::Syntax { message, line, column } => BindingError {
+                        code: nexus_abi::ErrorCode::SyntaxError,
+                        message,
+                        location: Some(Location { line, column }),
+                    },
+                    InferenceError::TooLarge { .. } => BindingError::invalid(error.to_string()),
+                })
+            }),
+        )
+    }
+
+    /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
+    /// and fails parked ones with `SHUTTING_DOWN`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown<'env>(&self, env: &'env Env, grace_ms: Option<u32>) -> napi::Result<PromiseRaw<'env, ()>> {
+        let runtime = self.runtime.clone();
+        let grace = grace_ms.map_or(DEFAULT_SHUTDOWN_GRACE, |ms| Duration::from_millis(ms.into()));
+        spawn(
+            env,
+            Ok(async move {
+                runtime.shutdown(grace).await;
+                Ok(())
+            }),
+        )
+    }
+}
+
+impl NexusRuntime {
+    fn execute<'env>(
+        &self,
+        env: &'env Env,
+        request: BindingResult<nexus_actors::engine::ExecutionRequest>,
+    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+        let runtime = self.runtime.clone();
+        spawn(env, request.map(|request| async move { refusal(runtime.execute(request).await) }))
+    }
+}
+
+/// An argument that was given and is neither `undefined` nor `null`.
+fn optional<'a, 'env>(value: Option<&'a Unknown<'env>>) -> Option<&'a Unknown<'env>> {
+    value.filter(|value| !matches!(value.get_type(), Ok(napi::ValueType::Undefined | napi::ValueType::Null)))
+}
+
+fn request(
+    handler: Handler,
+    context: Option<&Unknown>,
+    timeout_ms: Option<&Unknown>,
+) -> BindingResult<nexus_actors::engine::ExecutionRequest> {
+    let context: Context = match optional(context) {
+        Some(value) => parse(to_json(value, "context")?, "context")?,
+        None => Context::default(),
+    };
+    let timeout_ms = match optional(timeout_ms) {
+        Some(value) => Some(parse::<u64>(to_json(value, "timeoutMs")?, "timeoutMs")?),
+        None => None,
+    };
+    context.into_request(handler, timeout_ms)
+}
+
+/// A result whose error means the request was refused becomes a rejection.
+fn refusal(mut result: ExecutionResult) -> BindingResult<Js<ExecutionResult>> {
+    match result.error.take() {
+        Some(error) if result.status == Status::Error && is_request_refusal(error.code) => {
+            Err(BindingError::from(error))
+        }
+        error => {
+            result.error = error;
+            js_numbers(&mut result);
+            Ok(Js(result))
+        }
+    }
+}
+
+/// Runs `work` on napi-rs's tokio runtime and returns its Promise; a [`BindingError`], from
+/// checking the arguments or from the work, rejects it with a coded `Error`.
+fn spawn<'env, T, F>(env: &'env Env, work: BindingResult<F>) -> napi::Result<PromiseRaw<'env, T>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = BindingResult<T>> + Send + 'static,
+{
+    let work = async move {
+        Ok(match work {
+            Ok(work) => work.await,
+            Err(error) => Err(error),
+        })
+    };
+    env.spawn_future_with_callback(work, |env, outcome| outcome.map_err(|error| error.into_napi(env)))
+}

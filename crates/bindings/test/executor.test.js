@@ -1,0 +1,198 @@
+'use strict';
+
+// WasmSandboxExecutor end to end: the suspend/resume loop against real async extension
+// functions, state applied to the application's object, events and view commands forwarded.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { WasmSandboxExecutor, SandboxError } = require('..');
+
+const executor = new WasmSandboxExecutor();
+test.after(() => executor.shutdown());
+
+const COUNTER = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'counter.js'), 'utf8');
+const COUNTER_CAPS = ['state:read:count', 'state:write:count', 'events:emit:changed', 'view:update:counter-label'];
+const delay = (ms, value) => new Promise((resolve) => setTimeout(() => resolve(value), ms));
+
+test('the counter example runs end to end', async () => {
+  const state = { count: 1 };
+  const events = [];
+  const views = [];
+  const value = await executor.executeHandler(COUNTER, {
+    state,
+    capabilities: COUNTER_CAPS,
+    onEvent: (event) => events.push(event),
+    onViewCommand: (command) => views.push(command),
+  });
+  assert.equal(value, 2);
+  assert.deepEqual(state, { count: 2 });
+  assert.deepEqual(events, [{ name: 'changed', payload: { value: 2 } }]);
+  assert.deepEqual(views, [{ type: 'update', componentId: 'counter-label', args: { text: 'Count: 2' } }]);
+});
+
+test('two sequential extension calls are driven by real async functions', async () => {
+  const calls = [];
+  const extensions = {
+    weather: {
+      get: async (city) => {
+        calls.push(['weather.get', city]);
+        return delay(5, { city, celsius: city === 'Paris' ? 18 : 25 });
+      },
+    },
+    units: {
+      toFahrenheit: async (celsius) => {
+        calls.push(['units.toFahrenheit', celsius]);
+        return delay(5, (celsius * 9) / 5 + 32);
+      },
+    },
+  };
+  const value = await executor.executeHandler(
+    `const w = await $ext.weather.get($args.city);
+     const f = await $ext.units.toFahrenheit(w.celsius);
+     return { city: w.city, f };`,
+    { args: { city: 'Paris' }, capabilities: ['ext:weather', 'ext:units'], extensions },
+  );
+  assert.deepEqual(value, { city: 'Paris', f: 64.4 });
+  assert.deepEqual(calls, [
+    ['weather.get', 'Paris'],
+    ['units.toFahrenheit', 18],
+  ]);
+});
+
+test('an extension function that throws rejects inside the handler', async () => {
+  const extensions = {
+    payments: {
+      charge: async () => {
+        const error = new Error('card declined');
+        error.code = 'DECLINED';
+        throw error;
+      },
+    },
+  };
+  const value = await executor.executeHandler(
+    `try { await $ext.payments.charge(10); return 'charged'; }
+     catch (e) { return { message: e.message, code: e.code ?? null }; }`,
+    { capabilities: ['ext:payments'], extensions },
+  );
+  assert.deepEqual(value, { message: 'card declined', code: 'DECLINED' });
+});
+
+test('an uncaught extension failure fails the handler with RUNTIME_ERROR', async () => {
+  const extensions = { flaky: { call: () => { throw new Error('boom'); } } };
+  await assert.rejects(
+    executor.executeHandler('await $ext.flaky.call(); return 1;', { capabilities: ['ext:flaky'], extensions }),
+    (error) => error instanceof SandboxError && error.code === 'RUNTIME_ERROR' && /boom/.test(error.message),
+  );
+});
+
+test('interim mutations are applied before the extension function runs', async () => {
+  const state = { status: 'idle' };
+  let seen;
+  const extensions = {
+    loader: {
+      load: async () => {
+        seen = { ...state };
+        return 'data';
+      },
+    },
+  };
+  const value = await executor.executeHandler(
+    `$state.status = 'loading';
+     const data = await $ext.loader.load();
+     $state.status = 'done';
+     return data;`,
+    { state, capabilities: ['state:write:status', 'ext:loader'], extensions },
+  );
+  assert.equal(value, 'data');
+  assert.deepEqual(seen, { status: 'loading' });
+  assert.deepEqual(state, { status: 'done' });
+});
+
+test('Promise.all over extension calls performs them concurrently', async () => {
+  let running = 0;
+  let most = 0;
+  const extensions = {
+    slow: {
+      echo: async (x) => {
+        running += 1;
+        most = Math.max(most, running);
+        await delay(10);
+        running -= 1;
+        return x;
+      },
+    },
+  };
+  const value = await executor.executeHandler('return Promise.all([1, 2, 3].map((x) => $ext.slow.echo(x)));', {
+    capabilities: ['ext:slow'],
+    extensions,
+  });
+  assert.deepEqual(value, [1, 2, 3]);
+  assert.equal(most, 3);
+});
+
+test('an extension value that is not JSON data rejects the call inside the handler', async () => {
+  const extensions = { odd: { fn: async () => () => 1 } };
+  const value = await executor.executeHandler(
+    'try { await $ext.odd.fn(); return "accepted"; } catch (e) { return e.code; }',
+    { capabilities: ['ext:odd'], extensions },
+  );
+  assert.equal(value, 'INVALID_ARGUMENT');
+});
+
+test('a handler error is a SandboxError with code, location and snippet', async () => {
+  await assert.rejects(executor.executeHandler('const a = 1;\nnull.boom();\nreturn a;'), (error) => {
+    assert.ok(error instanceof SandboxError);
+    assert.equal(error.code, 'RUNTIME_ERROR');
+    assert.equal(error.location.line, 2);
+    assert.equal(typeof error.location.column, 'number');
+    assert.equal(error.snippet, 'null.boom();');
+    return true;
+  });
+});
+
+test('a TIMEOUT surfaces as a SandboxError with its code', async () => {
+  await assert.rejects(
+    executor.executeHandler('for (;;) {}', { timeoutMs: 50 }),
+    (error) => error instanceof SandboxError && error.code === 'TIMEOUT',
+  );
+  // The runtime keeps serving.
+  assert.equal(await executor.executeHandler('return 7'), 7);
+});
+
+test('a denied access is reported to onMetrics, and the handler sees PERMISSION_DENIED', async () => {
+  const seen = [];
+  const unsubscribe = executor.onMetrics((metrics) => seen.push(metrics));
+  try {
+    const value = await executor.executeHandler(
+      'try { $state.secret = 1; return "wrote"; } catch (e) { return e.code; }',
+      { handlerName: 'probe', state: {} },
+    );
+    assert.equal(value, 'PERMISSION_DENIED');
+  } finally {
+    unsubscribe();
+  }
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0].handlerName, 'probe');
+  assert.equal(seen[0].status, 'success');
+  assert.deepEqual(seen[0].denials, [{ capability: 'state:write:secret', operation: 'state.set' }]);
+  assert.ok(seen[0].executionTimeUs > 0);
+});
+
+test('precompiled bytecode gives the same result as source', async () => {
+  const source = 'return { sum: $args.a + $args.b, seen: $args };';
+  const bytecode = await executor.precompileHandler(source);
+  assert.ok(Buffer.isBuffer(bytecode) && bytecode.length > 0);
+  const context = { args: { a: 2, b: 40 } };
+  const fromSource = await executor.executeHandler(source, context);
+  const fromBytecode = await executor.executeHandler(bytecode, context);
+  assert.deepEqual(fromBytecode, fromSource);
+  assert.deepEqual(fromSource, { sum: 42, seen: { a: 2, b: 40 } });
+});
+
+test('precompiling bad source rejects with SYNTAX_ERROR and a location', async () => {
+  await assert.rejects(
+    executor.precompileHandler('return 1 +;'),
+    (error) => error instanceof SandboxError && error.code === 'SYNTAX_ERROR' && error.location?.line === 1,
+  );
+});

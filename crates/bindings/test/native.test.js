@@ -1,0 +1,123 @@
+'use strict';
+
+// NexusRuntime, the native class: results in the camelCase shape of the product contract, and
+// bad input rejected with an Error carrying `code`.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { NexusRuntime } = require('..');
+
+const runtime = new NexusRuntime({ poolSize: 16 });
+test.after(() => runtime.shutdown());
+
+const rejectsWithCode = (promise, code, pattern) =>
+  assert.rejects(promise, (error) => {
+    assert.ok(error instanceof Error);
+    assert.equal(error.code, code);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  });
+
+test('a result has the camelCase fields of the contract', async () => {
+  const result = await runtime.executeHandler(
+    '$state.count = $state.count + 1; $view.update("label", { text: "x" }); return $state.count;',
+    {
+      panelId: 'panel-1',
+      handlerName: 'increment',
+      stateSnapshot: { count: 41 },
+      capabilities: ['state:read:count', 'state:write:count', 'view:update:label'],
+    },
+    1000,
+  );
+  assert.equal(result.status, 'success');
+  assert.equal(result.returnValue, 42);
+  assert.deepEqual(result.stateMutations, [{ op: 'set', key: 'count', value: 42 }]);
+  assert.deepEqual(result.viewCommands, [{ type: 'update', componentId: 'label', args: { text: 'x' } }]);
+  assert.equal(result.suspension, null);
+  assert.equal(result.error, null);
+  for (const key of ['executionTimeUs', 'compileTimeUs', 'hostCalls', 'memoryBytes']) {
+    assert.equal(typeof result.metrics[key], 'number', key);
+  }
+});
+
+test('values cross without loss: integers, doubles, unicode, nesting, undefined dropped', async () => {
+  const args = { safe: 2 ** 53 - 1, big: 2 ** 60, now: 1_764_000_000_000, neg: -7, pi: 3.25, text: 'żółw 🐢', nested: { list: [1, [2, [3]]] }, gone: undefined };
+  const result = await runtime.executeHandler('return $args;', { args });
+  const { gone, ...expected } = args;
+  assert.deepEqual(result.returnValue, expected);
+});
+
+test('suspension and resume through the native class', async () => {
+  const context = { capabilities: ['ext:weather'], extensionRegistry: { weather: ['get'] } };
+  const first = await runtime.executeHandler('const t = await $ext.weather.get("Paris"); return t + 1;', context);
+  assert.equal(first.status, 'suspended');
+  assert.match(first.suspension.id, /^[0-9a-f]{32}$/);
+  assert.deepEqual(first.suspension.calls, [{ callId: first.suspension.calls[0].callId, extension: 'weather', method: 'get', args: ['Paris'] }]);
+  const done = await runtime.resumeHandler(first.suspension.id, first.suspension.calls[0].callId, { value: 20 });
+  assert.equal(done.status, 'success');
+  assert.equal(done.returnValue, 21);
+  // Single use: the same id again is unknown.
+  await rejectsWithCode(runtime.resumeHandler(first.suspension.id, 1, { value: 1 }), 'SUSPENSION_NOT_FOUND');
+});
+
+test('bad input rejects with an Error carrying code', async () => {
+  await rejectsWithCode(runtime.executeHandler(42), 'INVALID_ARGUMENT', /code: expected a string/);
+  await rejectsWithCode(
+    runtime.executeHandler('return 1', { capabilities: ['state:read'] }),
+    'INVALID_ARGUMENT',
+    /malformed capability/,
+  );
+  await rejectsWithCode(runtime.executeHandler('return 1', { capabilites: [] }), 'INVALID_ARGUMENT', /unknown field/);
+  await rejectsWithCode(runtime.executeHandler('return 1', {}, 'soon'), 'INVALID_ARGUMENT', /timeoutMs/);
+  await rejectsWithCode(runtime.executeHandler('return 1', { args: { f: () => 1 } }), 'INVALID_ARGUMENT', /args\.f/);
+  await rejectsWithCode(runtime.executeHandler('return 1', { args: { n: NaN } }), 'INVALID_ARGUMENT', /args\.n/);
+  await rejectsWithCode(runtime.executeHandler('return 1', { args: { d: new Date() } }), 'INVALID_ARGUMENT', /Date/);
+  const cyclic = {};
+  cyclic.self = cyclic;
+  await rejectsWithCode(runtime.executeHandler('return 1', { args: cyclic }), 'INVALID_ARGUMENT', /cyclic/);
+  await rejectsWithCode(runtime.executeCompiledHandler('not bytes', {}), 'INVALID_ARGUMENT', /Buffer/);
+  await rejectsWithCode(runtime.executeCompiledHandler(Buffer.from('garbage!garbage!'), {}), 'INVALID_ARGUMENT');
+  await rejectsWithCode(runtime.resumeHandler('0'.repeat(32), 1, { value: 1 }), 'SUSPENSION_NOT_FOUND');
+  await rejectsWithCode(runtime.resumeHandler('id', 'one', { value: 1 }), 'INVALID_ARGUMENT', /callId/);
+  await rejectsWithCode(runtime.executeHandler('return 1', { memoryLimit: 2 ** 40 }), 'INVALID_ARGUMENT', /memory limit/);
+  assert.throws(() => new NexusRuntime({ poolSiz: 1 }), (error) => error.code === 'INVALID_ARGUMENT');
+  // The runtime keeps serving.
+  assert.equal((await runtime.executeHandler('return "still here"')).returnValue, 'still here');
+});
+
+test('numbers the handler makes come out as JavaScript numbers', async () => {
+  const result = await runtime.executeHandler('return { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 };');
+  assert.deepEqual(result.returnValue, { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 });
+});
+
+test('a handler failure resolves to an error result, not a rejection', async () => {
+  const result = await runtime.executeHandler('throw new TypeError("bad")');
+  assert.equal(result.status, 'error');
+  assert.equal(result.error.code, 'RUNTIME_ERROR');
+  assert.match(result.error.message, /bad/);
+});
+
+test('inferCapabilities lists the tokens, and locates syntax errors', async () => {
+  const inference = await runtime.inferCapabilities('$state.count = $state.count + 1; $emit("changed");');
+  assert.deepEqual(inference.capabilities, ['state:read:count', 'state:write:count', 'events:emit:changed']);
+  await assert.rejects(runtime.inferCapabilities('return (;'), (error) => {
+    assert.equal(error.code, 'SYNTAX_ERROR');
+    assert.deepEqual(error.location, { line: 1, column: 9 });
+    return true;
+  });
+});
+
+test('getStats and getPrometheusMetrics report executions', async () => {
+  await runtime.executeHandler('return 1');
+  const stats = await runtime.getStats();
+  assert.ok(stats.executions.success >= 1);
+  const text = await runtime.getPrometheusMetrics();
+  assert.match(text, /^# TYPE nexus_executions counter$/m);
+  assert.match(text, /^nexus_executions_total\{status="success",code=""\} \d+$/m);
+});
+
+test('after shutdown, work is refused with SHUTTING_DOWN', async () => {
+  const own = new NexusRuntime({ poolSize: 2 });
+  assert.equal((await own.executeHandler('return 1')).returnValue, 1);
+  await own.shutdown(100);
+  await rejectsWithCode(own.executeHandler('return 1'), 'SHUTTING_DOWN');
+});
