@@ -1,0 +1,264 @@
+#!/usr/bin/env node
+// Peer comparison: the workloads of ../workloads through this project's Node binding,
+// quickjs-emscripten (a fresh QuickJS runtime and context per execution) and isolated-vm (a
+// fresh context per execution in one isolate), in one process, one isolated execution at a
+// time. Prints µs per execution and the ratios peer / nexus.
+//
+//   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--only a,b] [--json]
+//
+// Build the binding first: `npm run build:release` in crates/bindings (the dev build works
+// too, for a smoke run: its own crates are unoptimized). isolated-vm needs
+// --no-node-snapshot on Node 20.
+//
+// Fairness notes. The peers run the same handler sources behind a small shim that gives them
+// $args, $state, $emit, $view and $ext without any capability check, and their extension call
+// is a synchronous host function whose value is wrapped in a resolved Promise; Nexus checks
+// every access on the host and really suspends and resumes the execution (a second call
+// into the runtime). Each system's result is checked against the workload's `expect`, so a
+// broken run is never timed.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const os = require('node:os');
+const { performance } = require('node:perf_hooks');
+
+const WORKLOADS_DIR = path.join(__dirname, '..', 'workloads');
+const BINDING = path.join(__dirname, '..', '..', 'crates', 'bindings');
+
+/** Sequential executions per workload at scale 1 (after a tenth as many for warm-up). */
+const ITERATIONS = { trivial: 3000, state: 2000, compute: 40, suspend: 2000, cold: 600 };
+
+function parseArgs(argv) {
+  const options = { scale: 1, only: null, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--json') options.json = true;
+    else if (arg === '--iterations-scale') options.scale = Number(argv[++i]);
+    else if (arg === '--only') options.only = argv[++i].split(',');
+    else {
+      console.error(`unknown argument ${arg}`);
+      process.exit(2);
+    }
+  }
+  if (!(options.scale > 0)) {
+    console.error('--iterations-scale needs a positive number');
+    process.exit(2);
+  }
+  return options;
+}
+
+function loadWorkloads() {
+  const table = JSON.parse(fs.readFileSync(path.join(WORKLOADS_DIR, 'workloads.json'), 'utf8'));
+  return Object.entries(table).map(([name, spec]) => ({
+    name,
+    ...spec,
+    code: fs.readFileSync(path.join(WORKLOADS_DIR, spec.source), 'utf8'),
+  }));
+}
+
+let uniqueCounter = 0;
+/** The source of one execution: made unique for `uniquePerExecution` workloads. */
+function sourceOf(workload) {
+  return workload.uniquePerExecution ? `${workload.code}\n// ${process.pid}-${uniqueCounter++}` : workload.code;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nexus, through the binding's native class (the executor layer adds only the JS loop).
+
+async function nexusSystem() {
+  const { NexusRuntime } = require(BINDING);
+  const runtime = new NexusRuntime({ queueBound: 100_000 });
+  const contexts = new Map();
+  const contextOf = (w) => {
+    if (!contexts.has(w.name)) {
+      contexts.set(w.name, {
+        args: w.args,
+        stateSnapshot: w.state,
+        capabilities: w.capabilities,
+        extensionRegistry: w.extensions,
+      });
+    }
+    return contexts.get(w.name);
+  };
+  async function run(w) {
+    let result = await runtime.executeHandler(sourceOf(w), contextOf(w));
+    while (result.status === 'suspended') {
+      const call = result.suspension.calls[0];
+      const value = w.extensionResults[`${call.extension}.${call.method}`];
+      result = await runtime.resumeHandler(result.suspension.id, call.callId, { value });
+    }
+    if (result.status !== 'success') throw new Error(`nexus: ${result.error.code}: ${result.error.message}`);
+    return result.returnValue;
+  }
+  return { name: 'nexus', run, close: () => runtime.shutdown() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shim the peers run the handler in: the same handler API, records kept in the sandbox.
+
+function shimmed(w, code) {
+  const extensions = Object.entries(w.extensions)
+    .map(([name, methods]) => {
+      const fns = methods.map((m) => `${JSON.stringify(m)}: (...a) => Promise.resolve(JSON.parse(__ext(${JSON.stringify(`${name}.${m}`)}, JSON.stringify(a))))`);
+      return `${JSON.stringify(name)}: { ${fns.join(', ')} }`;
+    })
+    .join(', ');
+  return `(() => {
+  const __records = { stateMutations: [], events: [], viewCommands: [] };
+  const $args = JSON.parse(${JSON.stringify(JSON.stringify(w.args))});
+  const $scope = {};
+  const $state = new Proxy(JSON.parse(${JSON.stringify(JSON.stringify(w.state))}), {
+    set(target, key, value) { target[key] = value; __records.stateMutations.push({ op: 'set', key, value }); return true; },
+    deleteProperty(target, key) { delete target[key]; __records.stateMutations.push({ op: 'delete', key }); return true; },
+  });
+  const $emit = (name, payload) => { __records.events.push({ name, payload }); };
+  const $view = { update: (componentId, args) => { __records.viewCommands.push({ type: 'update', componentId, args }); } };
+  const $ext = { ${extensions} };
+  const $log = () => {};
+  return (async function () {
+${code}
+  })().then((returnValue) => JSON.stringify({ returnValue, ...__records }));
+})()`;
+}
+
+function cannedExtension(w) {
+  return (name) => JSON.stringify(w.extensionResults[name] ?? null);
+}
+
+// ---------------------------------------------------------------------------------------------
+// quickjs-emscripten: a fresh runtime + context per execution.
+
+async function quickjsSystem() {
+  const { getQuickJS } = require('quickjs-emscripten');
+  const QuickJS = await getQuickJS();
+  async function run(w) {
+    const vm = QuickJS.newContext();
+    try {
+      const answer = cannedExtension(w);
+      const ext = vm.newFunction('__ext', (name) => vm.newString(answer(vm.getString(name))));
+      vm.setProp(vm.global, '__ext', ext);
+      ext.dispose();
+      const promise = vm.unwrapResult(vm.evalCode(shimmed(w, sourceOf(w))));
+      vm.runtime.executePendingJobs();
+      const state = vm.getPromiseState(promise);
+      promise.dispose();
+      if (state.type !== 'fulfilled') {
+        const error = state.type === 'rejected' ? vm.dump(state.error) : 'pending';
+        if (state.error) state.error.dispose();
+        throw new Error(`quickjs-emscripten: ${JSON.stringify(error)}`);
+      }
+      const text = vm.getString(state.value);
+      state.value.dispose();
+      return JSON.parse(text).returnValue;
+    } finally {
+      vm.dispose();
+    }
+  }
+  return { name: 'quickjs-emscripten', run, close: async () => {} };
+}
+
+// ---------------------------------------------------------------------------------------------
+// isolated-vm: one isolate, a fresh context per execution.
+
+async function isolatedVmSystem() {
+  const ivm = require('isolated-vm');
+  const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  async function run(w) {
+    const context = await isolate.createContext();
+    try {
+      const answer = cannedExtension(w);
+      await context.global.set('__ext', new ivm.Callback((name) => answer(name)));
+      const text = await context.eval(shimmed(w, sourceOf(w)), { promise: true, copy: true });
+      return JSON.parse(text).returnValue;
+    } finally {
+      context.release();
+    }
+  }
+  return { name: 'isolated-vm', run, close: async () => isolate.dispose() };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function measure(system, w, iterations) {
+  const check = (value) => {
+    if (JSON.stringify(value) !== JSON.stringify(w.expect)) {
+      throw new Error(`${system.name} ${w.name}: returned ${JSON.stringify(value)}, expected ${JSON.stringify(w.expect)}`);
+    }
+  };
+  for (let i = 0; i < Math.max(1, Math.ceil(iterations / 10)); i++) check(await system.run(w));
+  const times = new Float64Array(iterations);
+  const start = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    check(await system.run(w));
+    times[i] = performance.now() - t0;
+  }
+  const total = performance.now() - start;
+  times.sort();
+  return {
+    meanUs: (total * 1000) / iterations,
+    p50Us: times[Math.floor(iterations / 2)] * 1000,
+    p99Us: times[Math.min(iterations - 1, Math.floor(iterations * 0.99))] * 1000,
+    iterations,
+  };
+}
+
+/** Nexus with `concurrency` executions in flight: the throughput a Node service sees. */
+async function measureConcurrent(system, w, iterations, concurrency) {
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    while (next < iterations) {
+      next += 1;
+      const value = await system.run(w);
+      if (JSON.stringify(value) !== JSON.stringify(w.expect)) throw new Error(`nexus ${w.name}: wrong result`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  return { executionsPerSecond: iterations / seconds, concurrency, iterations };
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  const workloads = loadWorkloads().filter((w) => !options.only || options.only.includes(w.name));
+  const systems = [await nexusSystem(), await quickjsSystem(), await isolatedVmSystem()];
+  const rows = [];
+  for (const w of workloads) {
+    const iterations = Math.max(5, Math.round(ITERATIONS[w.name] * options.scale));
+    const row = { workload: w.name, systems: {} };
+    for (const system of systems) row.systems[system.name] = await measure(system, w, iterations);
+    row.nexusConcurrent = await measureConcurrent(systems[0], w, iterations, 64);
+    const nexus = row.systems.nexus.meanUs;
+    row.ratios = Object.fromEntries(
+      systems.slice(1).map((s) => [s.name, row.systems[s.name].meanUs / nexus]),
+    );
+    rows.push(row);
+    if (!options.json) printRow(row, systems);
+  }
+  for (const system of systems) await system.close();
+  const machine = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown' };
+  if (options.json) console.log(JSON.stringify({ machine, rows }, null, 2));
+  else console.log(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node}`);
+}
+
+let headerPrinted = false;
+function printRow(row, systems) {
+  if (!headerPrinted) {
+    const names = systems.map((s) => s.name.padStart(20)).join('');
+    console.log(`${'workload'.padEnd(10)}${names}   ratios peer/nexus (µs per execution, mean; nexus ×64 concurrent)`);
+    headerPrinted = true;
+  }
+  const cells = systems.map((s) => `${row.systems[s.name].meanUs.toFixed(1)} µs`.padStart(20)).join('');
+  const ratios = Object.entries(row.ratios)
+    .map(([name, ratio]) => `${name} ${ratio.toFixed(1)}×`)
+    .join(', ');
+  const concurrent = `${Math.round(row.nexusConcurrent.executionsPerSecond)}/s`;
+  console.log(`${row.workload.padEnd(10)}${cells}   ${ratios}; nexus ×64: ${concurrent}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
