@@ -14,7 +14,9 @@
 //!
 //! The crates behind this facade: `nexus-abi` (the guest/host wire contract),
 //! `nexus-host-fns` (capabilities and the enforced host functions), `nexus-actors`
-//! (the engine).
+//! (the engine). [`workloads`] holds the benchmark workloads (`nexus bench`, `benches/`).
+
+pub mod workloads;
 
 pub use nexus_abi::{ErrorCode, ExtOutcome};
 pub use nexus_actors::engine::{

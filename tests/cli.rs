@@ -194,3 +194,24 @@ fn check_reports_syntax_errors_with_location() {
     assert_eq!(result["error"]["code"], "SYNTAX_ERROR");
     assert_eq!(result["error"]["location"]["line"], 2);
 }
+
+#[test]
+fn bench_json_reports_every_workload() {
+    let output = nexus(&["bench", "--json", "--iterations", "2", "--duration-ms", "1", "--concurrency", "2"]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let report = json_out(&output);
+    let names: Vec<&str> =
+        report["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["trivial", "state", "compute", "suspend", "cold"]);
+    for workload in report["workloads"].as_array().unwrap() {
+        for figure in ["engine", "runtime"] {
+            for field in ["p50Us", "p99Us", "meanUs"] {
+                assert!(workload[figure][field].as_f64().unwrap() > 0.0, "{figure}.{field} in {workload}");
+            }
+            assert!(workload[figure]["executions"].as_u64().unwrap() >= 1, "{workload}");
+        }
+        assert!(workload["throughput"]["perSecond"].as_f64().unwrap() > 0.0, "{workload}");
+        assert_eq!(workload["throughput"]["concurrency"], 2);
+    }
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+}

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Exit codes: 0 success, 1 the handler failed (its result
 //! is still printed), 2 a usage or input error (message on stderr).
 
+mod bench;
 mod check;
 mod input;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
         /// The handler source: the body of an async function.
         handler: PathBuf,
     },
+    /// Benchmark the workloads of benches/workloads: the engine alone and through the actor runtime.
+    Bench(bench::BenchArgs),
 }
 
 /// A usage or input error: printed on stderr, exit code 2.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check { handler } => check::check(&handler),
+        Command::Bench(args) => bench::bench(args),
     };
     match outcome {
         Ok(code) => code,
@@ -63,6 +67,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn print_json(value: &serde_json::Value) {
+fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("JSON values always serialize"));
 }

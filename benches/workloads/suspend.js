@@ -1,0 +1,2 @@
+const value = await $ext.kv.get($args.key);
+return value + 1;

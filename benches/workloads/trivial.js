@@ -1,0 +1,1 @@
+return $args.a + $args.b;
