@@ -6,6 +6,7 @@
 //! threads of their own (actix arbiters) and never the supervisor's.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use nexus_abi::{ErrorCode, ExtOutcome};
@@ -15,7 +16,24 @@ use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, P
 /// Runs a request in a fresh instance. The actor must be idle.
 #[derive(Message)]
 #[rtype(result = "ExecutionResult")]
-pub struct Run(pub ExecutionRequest);
+pub struct Run(pub Handoff);
+
+/// A request on its way to an instance actor. The actor takes it when it starts running it;
+/// until then the sender can take it back, so a request whose actor died before starting it
+/// is not lost with the actor's mailbox.
+#[derive(Clone)]
+pub struct Handoff(Arc<Mutex<Option<ExecutionRequest>>>);
+
+impl Handoff {
+    pub fn new(request: ExecutionRequest) -> Self {
+        Handoff(Arc::new(Mutex::new(Some(request))))
+    }
+
+    /// The request, unless someone (the actor) already took it.
+    pub fn take(&self) -> Option<ExecutionRequest> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+}
 
 /// Settles one pending call of the parked execution and runs it on.
 #[derive(Message)]
@@ -29,6 +47,14 @@ pub struct Resume {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Discard;
+
+/// Fault injection: the actor panics outside its panic guard and dies, as it would from a bug
+/// in the runtime; whatever waits in its mailbox is dropped unanswered. It exists to prove that
+/// the supervisor replaces dead actors without losing requests (see
+/// [`crate::supervisor::InjectCrashes`]); nothing in the runtime sends it on its own.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
 
 pub struct InstanceActor {
     engine: Engine,
@@ -61,8 +87,12 @@ fn guarded<T>(run: impl FnOnce() -> T, failed: impl FnOnce(ExecutionError) -> T)
 impl Handler<Run> for InstanceActor {
     type Result = MessageResult<Run>;
 
-    fn handle(&mut self, Run(request): Run, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Run(handoff): Run, _: &mut Context<Self>) -> Self::Result {
         debug_assert!(self.parked.is_none(), "the supervisor only sends work to idle actors");
+        let Some(request) = handoff.take() else {
+            let error = ExecutionError::new(ErrorCode::Internal, "the request was taken back before it ran");
+            return MessageResult(ExecutionResult::failed(error));
+        };
         let engine = &self.engine;
         let outcome = guarded(|| Ok(engine.execute(request)), Err);
         MessageResult(match outcome {
@@ -102,5 +132,13 @@ impl Handler<Discard> for InstanceActor {
 
     fn handle(&mut self, _: Discard, _: &mut Context<Self>) {
         self.parked = None;
+    }
+}
+
+impl Handler<Crash> for InstanceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("instance actor crashed on purpose (fault injection)");
     }
 }

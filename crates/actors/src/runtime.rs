@@ -71,6 +71,11 @@ impl Runtime {
         Ok(Runtime { supervisor, metrics, own_system: Some(system) })
     }
 
+    /// The supervisor actor, for services that talk to it with its messages directly.
+    pub fn supervisor(&self) -> &Addr<Supervisor> {
+        &self.supervisor
+    }
+
     /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]).
     pub async fn execute(&self, request: ExecutionRequest) -> ExecutionResult {
         self.supervisor.send(Execute(request)).await.unwrap_or_else(mailbox_failure)

@@ -11,7 +11,7 @@ use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
-use crate::instance_actor::{Discard, InstanceActor, Resume, Run};
+use crate::instance_actor::{Crash, Discard, Handoff, InstanceActor, Resume, Run};
 use crate::metrics::{Executed, GetStats, MetricsActor, PoolGauges, Stats};
 
 /// How the runtime runs. `Default` gives the documented values.
@@ -60,6 +60,13 @@ pub struct ExtensionResult {
 #[rtype(result = "Result<Vec<u8>, ExecutionError>")]
 pub struct Precompile(pub String);
 
+/// Fault injection: the next `n` instance actors given a request are crashed ([`Crash`]) just
+/// before the request reaches them, as if they died mid-run. The fault tests use it to prove
+/// that dead actors are replaced and that the requests they held still run elsewhere.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectCrashes(pub usize);
+
 /// Stops accepting work, fails queued and parked executions with `SHUTTING_DOWN`, and
 /// answers once running executions finished or `grace` passed.
 #[derive(Message)]
@@ -92,6 +99,8 @@ pub struct Supervisor {
     running: usize,
     accepting: bool,
     drained: Vec<oneshot::Sender<()>>,
+    /// Crashes still to inject ([`InjectCrashes`]).
+    crashes_to_inject: usize,
 }
 
 impl Supervisor {
@@ -110,6 +119,7 @@ impl Supervisor {
             running: 0,
             accepting: true,
             drained: Vec::new(),
+            crashes_to_inject: 0,
         }
     }
 
@@ -130,10 +140,30 @@ impl Supervisor {
 
     fn dispatch(&mut self, actor: Addr<InstanceActor>, waiting: Waiting, ctx: &mut Context<Self>) {
         self.running += 1;
-        let sent = actor.send(Run(waiting.request));
+        if self.crashes_to_inject > 0 {
+            self.crashes_to_inject -= 1;
+            actor.do_send(Crash);
+        }
+        let Waiting { request, reply } = waiting;
+        let handoff = Handoff::new(request);
+        let sent = actor.send(Run(handoff.clone()));
         ctx.spawn(sent.into_actor(self).map(move |answer, this, ctx| {
-            let result = this.settled(actor, answer.ok(), None, ctx);
-            let _ = waiting.reply.send(result);
+            let result = match (answer, handoff.take()) {
+                (Ok(result), _) => this.settled(actor, Some(result), None, ctx),
+                // The actor died before it started the request: the request runs on another
+                // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
+                (Err(_), Some(request)) => {
+                    this.running -= 1;
+                    this.actors -= 1;
+                    this.queue.push_front(Waiting { request, reply });
+                    this.pump(ctx);
+                    return;
+                }
+                // It died running it: the request is answered, not retried (it may be what
+                // killed the actor).
+                (Err(_), None) => this.settled(actor, None, None, ctx),
+            };
+            let _ = reply.send(result);
         }));
     }
 
@@ -149,7 +179,7 @@ impl Supervisor {
         let result = match result {
             Some(result) => result,
             None => {
-                // The actor died (its worker thread panicked): it is replaced on demand.
+                // The actor died (it panicked outside its guard): it is replaced on demand.
                 self.actors -= 1;
                 let error = ExecutionError::new(ErrorCode::Internal, "the instance actor stopped while running");
                 self.pump(ctx);
@@ -310,6 +340,14 @@ impl Handler<GetStats> for Supervisor {
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
         let stats = self.metrics.send(GetStats);
         Box::pin(async move { stats.await.unwrap_or_default() })
+    }
+}
+
+impl Handler<InjectCrashes> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, InjectCrashes(n): InjectCrashes, _: &mut Context<Self>) {
+        self.crashes_to_inject += n;
     }
 }
 

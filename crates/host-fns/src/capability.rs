@@ -62,6 +62,9 @@ pub enum CapabilityError {
 }
 
 impl Capability {
+    /// A token for the literal resource `resource`. The grammar cannot write the literal names
+    /// `*` (that is the wildcard) and `` (malformed): such a capability only ever matches that
+    /// literal name, and serializing it fails rather than writing a token that means more.
     pub fn new(kind: Kind, resource: impl Into<String>) -> Self {
         Capability { kind, resource: Resource::Named(resource.into()) }
     }
@@ -108,7 +111,14 @@ impl fmt::Display for Capability {
 
 impl serde::Serialize for Capability {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match &self.resource {
+            // Written out, `Named("*")` would read back as the wildcard: a widening of powers.
+            Resource::Named(name) if name.is_empty() || name == "*" => Err(serde::ser::Error::custom(format!(
+                "capability {:?} {name:?} has no token: its resource is not a plain name",
+                self.kind
+            ))),
+            _ => serializer.collect_str(self),
+        }
     }
 }
 
@@ -181,6 +191,15 @@ mod tests {
         ] {
             assert!(token.parse::<Capability>().is_err(), "{token:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_literal_star_or_empty_name_does_not_serialize_as_a_token() {
+        for name in ["*", ""] {
+            let literal = Capability::new(Kind::StateRead, name);
+            assert!(serde_json::to_string(&literal).is_err(), "{name:?} must not become a token");
+        }
+        assert_eq!(serde_json::to_string(&cap("state:read:*")).unwrap(), "\"state:read:*\"");
     }
 
     #[test]

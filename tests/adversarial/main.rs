@@ -1,0 +1,92 @@
+//! Adversarial handlers: code that tries to reach the host or widen its powers, or to take the
+//! runtime down. Each must end in a defined error code or a correct result, and the runtime
+//! must serve the next execution normally (checked after every case by [`attempt`]).
+//!
+//! * [`escape`]: constructor and `Function` tricks, the globals a sandbox must not have.
+//! * [`pollution`]: prototype pollution of the API proxies and of `Object.prototype`,
+//!   `__proto__` / `constructor` keys, extension names like `then`.
+//! * [`serialization`]: getters, `toJSON` and `Symbol.toPrimitive` that throw or loop while
+//!   arguments are serialized; cyclic, huge and deeply nested values; very long keys.
+//! * [`loops`]: infinite loops in `finally`, in a `then` after a resume, in a getter the
+//!   sandbox itself triggers.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod escape;
+mod loops;
+mod pollution;
+mod serialization;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nexus::{ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Runtime, RuntimeConfig, Status};
+use serde_json::{Value, json};
+
+/// One runtime for the whole binary: every adversarial case runs on it, and every case checks
+/// that it still serves an ordinary execution afterwards.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::start(RuntimeConfig { pool_size: 8, workers: 2, ..RuntimeConfig::default() }).expect("runtime starts")
+    })
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio").block_on(future)
+}
+
+/// A request for `source` holding `caps`, with room to finish even on a loaded machine.
+fn request(source: &str, caps: &[&str]) -> ExecutionRequest {
+    let mut request = common::request(source, caps, json!({"count": 1}));
+    request.timeout = Duration::from_secs(10);
+    request
+}
+
+/// A request for a handler expected to loop: a short timeout, which it must hit.
+fn looping(source: &str, caps: &[&str]) -> ExecutionRequest {
+    ExecutionRequest { timeout: Duration::from_millis(200), ..request(source, caps) }
+}
+
+/// Runs the request on the shared runtime, then proves the runtime unharmed: a fresh execution
+/// succeeds and sees clean built-ins (nothing the attack did survived its instance).
+fn attempt(request: ExecutionRequest) -> ExecutionResult {
+    let result = block_on(runtime().execute(request));
+    assert_next_execution_is_clean();
+    result
+}
+
+/// Resumes a suspended result's first call with `outcome`, then checks the runtime likewise.
+fn resume(suspended: &ExecutionResult, outcome: ExtOutcome) -> ExecutionResult {
+    let suspension = suspended.suspension.as_ref().unwrap_or_else(|| panic!("expected a suspension: {suspended:?}"));
+    let result = block_on(runtime().resume(&suspension.id, suspension.calls[0].call_id, outcome));
+    assert_next_execution_is_clean();
+    result
+}
+
+fn assert_next_execution_is_clean() {
+    let mut probe = common::request(
+        "return [$args.n + 1, typeof globalThis.polluted, typeof ({}).polluted, typeof ({}).toJSON, \
+         typeof ({}).then, Object.getOwnPropertyNames(Object.prototype).length, String(Math.max)];",
+        &[],
+        Value::Null,
+    );
+    probe.args = json!({"n": 41});
+    let result = block_on(runtime().execute(probe));
+    assert_eq!(result.status, Status::Success, "the runtime still serves: {:?}", result.error);
+    assert_eq!(
+        result.return_value,
+        json!([42, "undefined", "undefined", "undefined", "undefined", 12, "function max() {\n    [native code]\n}"]),
+        "a fresh instance sees untouched built-ins"
+    );
+}
+
+fn code(result: &ExecutionResult) -> ErrorCode {
+    common::error_code(result)
+}
+
+fn success(result: &ExecutionResult) -> &Value {
+    assert_eq!(result.status, Status::Success, "expected success: {:?}", result.error);
+    &result.return_value
+}

@@ -1,0 +1,164 @@
+//! Values built to break serialization on the way to the host: getters, `toJSON` and
+//! `Symbol.toPrimitive` that throw or loop, cyclic, huge and deeply nested values, very long keys.
+
+use nexus::ErrorCode;
+use serde_json::json;
+
+use super::{attempt, code, common, looping, request, success};
+
+#[test]
+fn a_getter_that_throws_during_serialization_is_a_catchable_error_and_records_nothing() {
+    let result = attempt(request(
+        "const bad = { get x() { throw new Error('from getter'); } };\n\
+         const caught = [];\n\
+         for (const call of [() => $emit('e', bad), () => $view.update('label', bad), () => { $state.count = bad; }]) {\n\
+           try { call(); } catch (e) { caught.push(e.message); }\n\
+         }\n\
+         return caught;",
+        &["events:emit:e", "view:update:label", "state:write:count"],
+    ));
+    assert_eq!(success(&result), &json!(["from getter", "from getter", "from getter"]));
+    assert!(result.records.events.is_empty() && result.records.view_commands.is_empty());
+    assert!(result.records.state_mutations.is_empty());
+}
+
+#[test]
+fn to_json_and_to_primitive_that_throw_end_as_runtime_errors() {
+    for source in [
+        "$emit('e', { toJSON() { throw new Error('no'); } });",
+        "$emit({ [Symbol.toPrimitive]() { throw new Error('no'); } }, 1);",
+        "$state[{ toString() { throw new Error('no'); } }] = 1;",
+        "await $ext.kv.get({ toJSON() { throw new Error('no'); } });",
+        "return { toJSON() { throw new Error('no'); } };",
+    ] {
+        let result =
+            attempt(common::register(request(source, &["events:emit:*", "state:write:*", "ext:kv"]), "kv", &["get"]));
+        assert_eq!(code(&result), ErrorCode::RuntimeError, "{source}");
+        assert!(result.error.as_ref().unwrap().message.contains("no"), "{source}: {:?}", result.error);
+        assert!(result.records.events.is_empty() && result.records.state_mutations.is_empty(), "{source}");
+    }
+}
+
+#[test]
+fn loops_during_serialization_end_as_timeouts() {
+    for source in [
+        "$emit('e', { toJSON() { for (;;) {} } });",
+        "$emit({ [Symbol.toPrimitive]() { for (;;) {} } }, 1);",
+        "return $state[{ toString() { for (;;) {} } }];",
+        "await $ext.kv.get({ get x() { for (;;) {} } });",
+        "return { get x() { for (;;) {} } };",
+    ] {
+        let result =
+            attempt(common::register(looping(source, &["events:emit:*", "state:read:*", "ext:kv"]), "kv", &["get"]));
+        assert_eq!(code(&result), ErrorCode::Timeout, "{source}");
+    }
+}
+
+#[test]
+fn cyclic_values_are_refused_as_type_errors() {
+    for source in [
+        "const a = {}; a.self = a; $emit('e', a);",
+        "const a = []; a.push(a); await $ext.kv.get(a);",
+        "const a = {}; a.self = a; $view.update('label', a);",
+        "const a = {}; a.self = a; return a;",
+    ] {
+        let result =
+            attempt(common::register(request(source, &["events:emit:*", "view:update:*", "ext:kv"]), "kv", &["get"]));
+        assert_eq!(code(&result), ErrorCode::RuntimeError, "{source}");
+        assert!(result.error.as_ref().unwrap().message.starts_with("TypeError"), "{source}: {:?}", result.error);
+    }
+}
+
+#[test]
+fn huge_values_end_as_memory_limit() {
+    for source in [
+        "$emit('e', 'x'.repeat(40 << 20));",
+        "await $ext.kv.get('x'.repeat(40 << 20));",
+        "return 'x'.repeat(40 << 20);",
+        "const chunk = 'x'.repeat(1 << 20); for (let i = 0; i < 40; i++) { try { $emit('e', chunk); } catch (_) {} }",
+    ] {
+        let result = attempt(common::register(request(source, &["events:emit:*", "ext:kv"]), "kv", &["get"]));
+        assert_eq!(code(&result), ErrorCode::MemoryLimit, "{source}: {:?}", result.error);
+    }
+}
+
+#[test]
+fn large_values_within_limits_arrive_whole() {
+    let result = attempt(request(
+        "const big = Array.from({ length: 100000 }, (_, i) => i);\n\
+         $emit('e', big);\n\
+         return big.length;",
+        &["events:emit:e"],
+    ));
+    assert_eq!(success(&result), &json!(100000));
+    assert_eq!(result.records.events[0].payload.as_array().map(Vec::len), Some(100000));
+}
+
+#[test]
+fn deeply_nested_values_are_refused_or_delivered_never_crash() {
+    // Within the nesting the sandbox carries, values arrive whole.
+    let result = attempt(request(
+        "let v = 0; for (let i = 0; i < 100; i++) v = [v];\n\
+         $emit('e', v); return v;",
+        &["events:emit:e"],
+    ));
+    let mut expected = json!(0);
+    for _ in 0..100 {
+        expected = json!([expected]);
+    }
+    assert_eq!(success(&result), &expected);
+    assert_eq!(result.records.events[0].payload, expected);
+    // Deeper values end in a defined error, whatever the depth.
+    for depth in [1_000, 100_000, 1_000_000] {
+        for sink in ["$emit('e', v)", "return v", "await $ext.kv.get(v)", "$state.count = v"] {
+            let source = format!("let v = 0; for (let i = 0; i < {depth}; i++) v = [v];\n{sink};");
+            let result = attempt(common::register(
+                request(&source, &["events:emit:e", "ext:kv", "state:write:count"]),
+                "kv",
+                &["get"],
+            ));
+            let code = code(&result);
+            assert!(
+                matches!(code, ErrorCode::RuntimeError | ErrorCode::StackOverflow | ErrorCode::MemoryLimit),
+                "{depth} {sink}: {:?}",
+                result.error
+            );
+            assert!(result.records.events.is_empty() && result.records.state_mutations.is_empty());
+        }
+    }
+}
+
+#[test]
+fn very_long_keys_are_checked_and_recorded_in_full() {
+    let result = attempt(request(
+        "const key = 'k'.repeat(1 << 20);\n\
+         try { $state[key] = 1; } catch (e) { return [e.code, e.message.length]; }",
+        &["state:write:count"],
+    ));
+    let key_len = 1 << 20;
+    assert_eq!(
+        success(&result),
+        &json!(["PERMISSION_DENIED", "permission denied: requires capability state:write:".len() + key_len])
+    );
+    assert_eq!(result.records.denials[0].capability.len(), "state:write:".len() + key_len);
+
+    let result = attempt(request(
+        "$state['k'.repeat(1 << 20)] = 1; return 'k'.repeat(1 << 20) in $state;",
+        &["state:write:*", "state:read:*"],
+    ));
+    assert_eq!(success(&result), &json!(true));
+    assert_eq!(result.records.state_mutations.len(), 1);
+}
+
+#[test]
+fn endless_denials_cannot_grow_the_host_without_bound() {
+    let result = attempt(request(
+        "const key = 'k'.repeat(1 << 20);\n\
+         for (let i = 0; i < 100; i++) { try { $state[key + i] = 1; } catch (_) {} }\n\
+         return 'survived';",
+        &[],
+    ));
+    // The denials' record is bounded by the output budget, and spending it fails the run.
+    assert_eq!(code(&result), ErrorCode::MemoryLimit);
+    assert!(result.records.denials.len() < 100);
+}
