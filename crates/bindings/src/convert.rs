@@ -23,89 +23,118 @@ pub const MAX_DEPTH: usize = 128;
 
 /// The JSON value `value` holds; `path` names it in errors (`context.args`).
 pub fn to_json(value: &Unknown, path: &str) -> BindingResult<Value> {
-    convert(value, &mut path.to_owned(), 0)
+    Converter { env: value.value().env, path: path.to_owned() }.convert(value, 0)
 }
 
-fn convert(value: &Unknown, path: &mut String, depth: usize) -> BindingResult<Value> {
-    if depth > MAX_DEPTH {
-        let shown = match path.char_indices().nth(80) {
-            Some((cut, _)) => format!("{}…", &path[..cut]),
-            None => path.clone(),
-        };
-        return Err(BindingError::invalid(format!("{shown}: nested deeper than {MAX_DEPTH} levels (a cyclic value?)")));
+/// Walks a JavaScript value; `path` is where it is (`context.args.list[2]`).
+struct Converter {
+    env: napi::sys::napi_env,
+    path: String,
+}
+
+impl Converter {
+    fn convert(&mut self, value: &Unknown, depth: usize) -> BindingResult<Value> {
+        if depth > MAX_DEPTH {
+            return Err(self.refuse(format!("nested deeper than {MAX_DEPTH} levels (a cyclic value?)")));
+        }
+        match value.get_type().map_err(|e| self.failed(e))? {
+            ValueType::Null | ValueType::Undefined => Ok(Value::Null),
+            ValueType::Boolean => Ok(Value::Bool(unsafe { value.cast::<bool>() }.map_err(|e| self.failed(e))?)),
+            ValueType::String => Ok(Value::String(unsafe { value.cast::<String>() }.map_err(|e| self.failed(e))?)),
+            ValueType::Number => self.number(unsafe { value.cast::<f64>() }.map_err(|e| self.failed(e))?),
+            ValueType::Object => {
+                let object: Object = unsafe { value.cast() }.map_err(|e| self.failed(e))?;
+                let is = |test: napi::Result<bool>| test.unwrap_or(false);
+                if is(object.is_array()) {
+                    self.array(&object, depth)
+                } else if is(object.is_date()) {
+                    Err(self.refuse("a Date is not JSON data (pass date.toISOString())".into()))
+                } else if is(object.is_typedarray()) || is(object.is_arraybuffer()) {
+                    Err(self.refuse("binary data is not JSON data".into()))
+                } else {
+                    self.map(&object, depth)
+                }
+            }
+            other => Err(self.refuse(format!("a {other} is not JSON data"))),
+        }
     }
-    let napi = |e: napi::Error| BindingError::invalid(format!("{path}: {}", e.reason));
-    match value.get_type().map_err(napi)? {
-        ValueType::Null | ValueType::Undefined => Ok(Value::Null),
-        ValueType::Boolean => Ok(Value::Bool(unsafe { value.cast::<bool>() }.map_err(napi)?)),
-        ValueType::String => Ok(Value::String(unsafe { value.cast::<String>() }.map_err(napi)?)),
-        ValueType::Number => number(unsafe { value.cast::<f64>() }.map_err(napi)?, path),
-        ValueType::Object => {
-            let object: Object = unsafe { value.cast() }.map_err(napi)?;
-            if object.is_array().map_err(napi)? {
-                array(&object, path, depth)
-            } else if object.is_date().map_err(napi)? {
-                Err(BindingError::invalid(format!("{path}: a Date is not JSON data (pass date.toISOString())")))
-            } else if object.is_typedarray().map_err(napi)? || object.is_arraybuffer().map_err(napi)? {
-                Err(BindingError::invalid(format!("{path}: binary data is not JSON data")))
-            } else {
-                map(&object, path, depth)
+
+    /// Safe integers stay integers; other finite numbers stay doubles.
+    fn number(&self, n: f64) -> BindingResult<Value> {
+        const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+        if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER && !(n == 0.0 && n.is_sign_negative()) {
+            return Ok(Value::Number(Number::from(n as i64)));
+        }
+        Number::from_f64(n).map(Value::Number).ok_or_else(|| self.refuse(format!("{n} is not a JSON number")))
+    }
+
+    fn array(&mut self, array: &Object, depth: usize) -> BindingResult<Value> {
+        let length = array.get_array_length().map_err(|e| self.failed(e))?;
+        let mut items = Vec::with_capacity(length.min(1 << 16) as usize);
+        for index in 0..length {
+            let mark = self.path.len();
+            self.path.push_str(&format!("[{index}]"));
+            let item: Unknown = array.get_element(index).map_err(|e| self.failed(e))?;
+            items.push(self.convert(&item, depth + 1)?);
+            self.path.truncate(mark);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn map(&mut self, object: &Object, depth: usize) -> BindingResult<Value> {
+        let keys = object
+            .get_all_property_names(KeyCollectionMode::OwnOnly, KeyFilter::Enumerable, KeyConversion::NumbersToStrings)
+            .map_err(|e| self.failed(e))?;
+        let length = keys.get_array_length().map_err(|e| self.failed(e))?;
+        let mut entries = Map::new();
+        for index in 0..length {
+            let js_key: Unknown = keys.get_element(index).map_err(|e| self.failed(e))?;
+            if js_key.get_type().map_err(|e| self.failed(e))? != ValueType::String {
+                continue; // symbol keys, as JSON.stringify
+            }
+            let key = unsafe { js_key.cast::<String>() }.map_err(|e| self.failed(e))?;
+            let mark = self.path.len();
+            self.path.push('.');
+            self.path.push_str(&key);
+            let item: Unknown = object.get_property(js_key).map_err(|e| self.failed(e))?;
+            if item.get_type().map_err(|e| self.failed(e))? != ValueType::Undefined {
+                let item = self.convert(&item, depth + 1)?;
+                entries.insert(key, item);
+            }
+            self.path.truncate(mark);
+        }
+        Ok(Value::Object(entries))
+    }
+
+    /// `INVALID_ARGUMENT` naming where the value is (shortened: a cyclic path is long).
+    fn refuse(&self, message: String) -> BindingError {
+        let path = match self.path.char_indices().nth(80) {
+            Some((cut, _)) => format!("{}…", &self.path[..cut]),
+            None => self.path.clone(),
+        };
+        BindingError::invalid(format!("{path}: {message}"))
+    }
+
+    /// A failed N-API call. When JavaScript threw (a getter, a Proxy trap), the exception is
+    /// still pending on the environment: it is taken off and its text reported, so the caller
+    /// gets a coded error instead of their own exception.
+    fn failed(&self, error: napi::Error) -> BindingError {
+        use napi::sys;
+        let mut pending = false;
+        // SAFETY: `env` is the environment of the call being converted, on its own thread.
+        unsafe { sys::napi_is_exception_pending(self.env, &mut pending) };
+        if pending {
+            let mut exception = std::ptr::null_mut();
+            // SAFETY: as above.
+            let cleared = unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut exception) };
+            if cleared == sys::Status::napi_ok && !exception.is_null() {
+                let thrown = unsafe { Unknown::from_raw_unchecked(self.env, exception) };
+                let text = thrown.coerce_to_string().and_then(|s| s.into_utf8()).and_then(|s| s.into_owned());
+                return self.refuse(format!("reading it threw {}", text.unwrap_or_else(|_| "an exception".into())));
             }
         }
-        other => Err(BindingError::invalid(format!("{path}: a {other} is not JSON data"))),
+        self.refuse(error.reason)
     }
-}
-
-/// Safe integers stay integers; other finite numbers stay doubles.
-fn number(n: f64, path: &str) -> BindingResult<Value> {
-    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER && !(n == 0.0 && n.is_sign_negative()) {
-        return Ok(Value::Number(Number::from(n as i64)));
-    }
-    Number::from_f64(n)
-        .map(Value::Number)
-        .ok_or_else(|| BindingError::invalid(format!("{path}: {n} is not a JSON number")))
-}
-
-fn array(array: &Object, path: &mut String, depth: usize) -> BindingResult<Value> {
-    let length = array.get_array_length().map_err(|e| BindingError::invalid(e.reason))?;
-    let mut items = Vec::with_capacity(length as usize);
-    for index in 0..length {
-        let item: Unknown =
-            array.get_element(index).map_err(|e| BindingError::invalid(format!("{path}[{index}]: {}", e.reason)))?;
-        let mark = path.len();
-        path.push_str(&format!("[{index}]"));
-        items.push(convert(&item, path, depth + 1)?);
-        path.truncate(mark);
-    }
-    Ok(Value::Array(items))
-}
-
-fn map(object: &Object, path: &mut String, depth: usize) -> BindingResult<Value> {
-    let napi = |e: napi::Error| BindingError::invalid(e.reason);
-    let keys = object
-        .get_all_property_names(KeyCollectionMode::OwnOnly, KeyFilter::Enumerable, KeyConversion::NumbersToStrings)
-        .map_err(napi)?;
-    let length = keys.get_array_length().map_err(napi)?;
-    let mut entries = Map::new();
-    for index in 0..length {
-        let key: Unknown = keys.get_element(index).map_err(napi)?;
-        if key.get_type().map_err(napi)? != ValueType::String {
-            continue; // symbol keys, as JSON.stringify
-        }
-        let key = unsafe { key.cast::<String>() }.map_err(napi)?;
-        let item: Unknown = object.get_named_property(&key).map_err(napi)?;
-        if item.get_type().map_err(napi)? == ValueType::Undefined {
-            continue;
-        }
-        let mark = path.len();
-        path.push('.');
-        path.push_str(&key);
-        let item = convert(&item, path, depth + 1)?;
-        path.truncate(mark);
-        entries.insert(key, item);
-    }
-    Ok(Value::Object(entries))
 }
 
 /// The bytes of a Buffer or Uint8Array.

@@ -74,6 +74,10 @@ test('bad input rejects with an Error carrying code', async () => {
   const cyclic = {};
   cyclic.self = cyclic;
   await rejectsWithCode(runtime.executeHandler('return 1', { args: cyclic }), 'INVALID_ARGUMENT', /cyclic/);
+  const throwingGetter = { get x() { throw new Error('getter boom'); } };
+  await rejectsWithCode(runtime.executeHandler('return 1', { args: throwingGetter }), 'INVALID_ARGUMENT', /args\.x: reading it threw Error: getter boom/);
+  const throwingProxy = new Proxy({}, { ownKeys() { throw new Error('trap boom'); } });
+  await rejectsWithCode(runtime.executeHandler('return 1', { stateSnapshot: throwingProxy }), 'INVALID_ARGUMENT', /trap boom/);
   await rejectsWithCode(runtime.executeCompiledHandler('not bytes', {}), 'INVALID_ARGUMENT', /Buffer/);
   await rejectsWithCode(runtime.executeCompiledHandler(Buffer.from('garbage!garbage!'), {}), 'INVALID_ARGUMENT');
   await rejectsWithCode(runtime.resumeHandler('0'.repeat(32), 1, { value: 1 }), 'SUSPENSION_NOT_FOUND');
