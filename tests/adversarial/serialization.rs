@@ -162,3 +162,54 @@ fn endless_denials_cannot_grow_the_host_without_bound() {
     assert_eq!(code(&result), ErrorCode::MemoryLimit);
     assert!(result.records.denials.len() < 100);
 }
+
+#[test]
+fn lone_surrogates_in_values_become_replacement_characters_not_errors() {
+    // A string cut in the middle of an emoji is ordinary handler data.
+    let result = attempt(common::register(
+        request(
+            "const cut = '\u{1F600}'.slice(0, 1);\n\
+             $emit('e', { text: 'hi ' + cut, [cut]: cut + '\\\\ud800' });\n\
+             $state.count = cut;\n\
+             await $ext.kv.get(cut);\n\
+             return ['\u{1F600}', '\u{1F600}'.slice(1), cut + 'x'];",
+            &["events:emit:e", "state:write:count", "ext:kv"],
+        ),
+        "kv",
+        &["get"],
+    ));
+    assert_eq!(result.status, nexus::Status::Suspended, "{:?}", result.error);
+    assert_eq!(
+        result.records.events[0].payload,
+        json!({"text": "hi \u{FFFD}", "\u{FFFD}": "\u{FFFD}\\ud800"}),
+        "an escaped backslash before `ud800` is text, not a surrogate"
+    );
+    assert_eq!(
+        result.records.state_mutations[0],
+        nexus::StateMutation::Set { key: "count".into(), value: json!("\u{FFFD}") }
+    );
+    assert_eq!(result.suspension.as_ref().unwrap().calls[0].args, vec![json!("\u{FFFD}")]);
+    let done = super::resume(&result, nexus::ExtOutcome::Ok(json!(null)));
+    assert_eq!(success(&done), &json!(["\u{1F600}", "\u{FFFD}", "\u{FFFD}x"]));
+}
+
+#[test]
+fn names_that_are_not_valid_unicode_are_refused_before_reaching_the_host() {
+    // No token can name a key holding a lone surrogate: the access fails as a TypeError, and
+    // nothing is read, written or recorded.
+    let result = attempt(request(
+        "const out = [];\n\
+         for (const f of [() => { $state['\\uD800'] = 1; }, () => $state['\\uDC00'], () => $emit('\\uD800', 1)]) {\n\
+           try { f(); out.push('done'); } catch (e) { out.push(e.name); }\n\
+         }\n\
+         $state['a\\u0000b'] = 1;\n\
+         return out;",
+        &["state:write:*", "state:read:*", "events:emit:*"],
+    ));
+    assert_eq!(success(&result), &json!(["TypeError", "TypeError", "TypeError"]));
+    assert_eq!(
+        result.records.state_mutations,
+        vec![nexus::StateMutation::Set { key: "a\u{0}b".into(), value: json!(1) }]
+    );
+    assert!(result.records.events.is_empty() && result.records.denials.is_empty());
+}
