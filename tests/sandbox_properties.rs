@@ -4,7 +4,8 @@
 //! value and the error code.
 //!
 //! A program is a sequence of state reads, writes, deletes, `in` tests, key listings, emits,
-//! view commands, awaited extension calls and throws over a small alphabet, some inside
+//! view commands, awaited extension calls (answered with a value, or rejected with a coded
+//! error when their argument is odd) and throws over a small alphabet, some inside
 //! `try/catch` blocks that record the caught `e.code`. Every observation goes into an `out`
 //! array the handler returns, so the returned value pins down what the handler saw.
 //!
@@ -40,16 +41,50 @@ fn config() -> ProptestConfig {
 #[derive(Clone, Debug)]
 enum Op {
     Read(&'static str),
-    Write(&'static str, i64),
+    Write(&'static str, Datum),
     Delete(&'static str),
     Has(&'static str),
     Keys,
-    Emit(&'static str, i64),
+    Emit(&'static str, Datum),
     ViewUpdate(&'static str, i64),
     ViewCommand(&'static str, i64),
     Ext(&'static str, &'static str, i64),
     Throw,
     Try(Vec<Op>),
+}
+
+/// A value a handler writes or emits.
+#[derive(Clone, Debug)]
+enum Datum {
+    Int(i64),
+    Text(&'static str),
+    /// `'😀'.slice(0, 1)`: a lone surrogate, which arrives as U+FFFD.
+    Cut,
+    Null,
+    Undefined,
+}
+
+impl Datum {
+    fn js(&self) -> String {
+        match self {
+            Datum::Int(n) => n.to_string(),
+            Datum::Text(text) => js(text),
+            Datum::Cut => "'\\u{1F600}'.slice(0, 1)".to_owned(),
+            Datum::Null => "null".to_owned(),
+            Datum::Undefined => "undefined".to_owned(),
+        }
+    }
+
+    /// The value as the host receives it (`undefined` has no JSON form).
+    fn json(&self) -> Option<Value> {
+        match self {
+            Datum::Int(n) => Some(json!(n)),
+            Datum::Text(text) => Some(json!(text)),
+            Datum::Cut => Some(json!("\u{FFFD}")),
+            Datum::Null => Some(Value::Null),
+            Datum::Undefined => None,
+        }
+    }
 }
 
 /// Quoted as a JavaScript string literal.
@@ -62,11 +97,11 @@ impl Op {
         let pad = "  ".repeat(indent);
         let line = match self {
             Op::Read(k) => format!("out.push(['r', $state[{}] ?? null]);", js(k)),
-            Op::Write(k, v) => format!("$state[{}] = {v};", js(k)),
+            Op::Write(k, v) => format!("$state[{}] = {};", js(k), v.js()),
             Op::Delete(k) => format!("delete $state[{}];", js(k)),
             Op::Has(k) => format!("out.push(['h', {} in $state]);", js(k)),
             Op::Keys => "out.push(['k', Object.keys($state)]);".to_owned(),
-            Op::Emit(name, v) => format!("$emit({}, {{ v: {v} }});", js(name)),
+            Op::Emit(name, v) => format!("$emit({}, {{ v: {} }});", js(name), v.js()),
             Op::ViewUpdate(id, v) => format!("$view.update({}, {{ t: {v} }});", js(id)),
             Op::ViewCommand(id, v) => format!("$view.command('scroll', {}, {{ to: {v} }});", js(id)),
             Op::Ext(ext, method, v) => format!("out.push(['x', await $ext[{}][{}]({v})]);", js(ext), js(method)),
@@ -108,13 +143,22 @@ impl fmt::Debug for Program {
 fn op() -> impl Strategy<Value = Op> {
     let key = || prop::sample::select(KEYS.to_vec());
     let value = || 0..100i64;
+    let datum = || {
+        prop_oneof![
+            3 => (0..100i64).prop_map(Datum::Int),
+            2 => prop::sample::select(vec!["", "é", "\u{1F600}", "a\"b", "\\", "\u{2028}", "\0"]).prop_map(Datum::Text),
+            1 => Just(Datum::Cut),
+            1 => Just(Datum::Null),
+            1 => Just(Datum::Undefined),
+        ]
+    };
     let leaf = prop_oneof![
         3 => key().prop_map(Op::Read),
-        3 => (key(), value()).prop_map(|(k, v)| Op::Write(k, v)),
+        3 => (key(), datum()).prop_map(|(k, v)| Op::Write(k, v)),
         1 => key().prop_map(Op::Delete),
         1 => key().prop_map(Op::Has),
         1 => Just(Op::Keys),
-        2 => (prop::sample::select(EVENTS.to_vec()), value()).prop_map(|(n, v)| Op::Emit(n, v)),
+        2 => (prop::sample::select(EVENTS.to_vec()), datum()).prop_map(|(n, v)| Op::Emit(n, v)),
         1 => (prop::sample::select(COMPONENTS.to_vec()), value()).prop_map(|(c, v)| Op::ViewUpdate(c, v)),
         1 => (prop::sample::select(COMPONENTS.to_vec()), value()).prop_map(|(c, v)| Op::ViewCommand(c, v)),
         2 => (prop::sample::select(EXTENSIONS.to_vec()), prop::sample::select(METHODS.to_vec()), value())
@@ -174,7 +218,7 @@ struct Observed {
 /// ordered list, and each operation's permission, record and observation written out again.
 struct Model {
     tokens: BTreeSet<String>,
-    state: Vec<(String, i64)>,
+    state: Vec<(String, Value)>,
     out: Vec<Value>,
     observed: Observed,
 }
@@ -196,8 +240,8 @@ impl Model {
         Err(Thrown(Some("PERMISSION_DENIED")))
     }
 
-    fn get(&self, key: &str) -> Option<i64> {
-        self.state.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    fn get(&self, key: &str) -> Option<Value> {
+        self.state.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
     fn run_all(&mut self, ops: &[Op]) -> Result<(), Thrown> {
@@ -212,11 +256,13 @@ impl Model {
             }
             Op::Write(k, v) => {
                 self.check("state:write:", k, "state.set")?;
+                // Written `undefined` is stored as null.
+                let value = v.json().unwrap_or(Value::Null);
                 match self.state.iter_mut().find(|(key, _)| key == k) {
-                    Some(entry) => entry.1 = *v,
-                    None => self.state.push(((*k).to_owned(), *v)),
+                    Some(entry) => entry.1 = value.clone(),
+                    None => self.state.push(((*k).to_owned(), value.clone())),
                 }
-                self.observed.mutations.push(StateMutation::Set { key: (*k).into(), value: json!(v) });
+                self.observed.mutations.push(StateMutation::Set { key: (*k).into(), value });
             }
             Op::Delete(k) => {
                 self.check("state:write:", k, "state.delete")?;
@@ -234,7 +280,9 @@ impl Model {
             }
             Op::Emit(name, v) => {
                 self.check("events:emit:", name, "events.emit")?;
-                self.observed.events.push(Event { name: (*name).into(), payload: json!({ "v": v }) });
+                // `{ v: undefined }` serializes as `{}`.
+                let payload = v.json().map_or_else(|| json!({}), |v| json!({ "v": v }));
+                self.observed.events.push(Event { name: (*name).into(), payload });
             }
             Op::ViewUpdate(id, v) => {
                 self.check("view:update:", id, "view.update")?;
@@ -254,7 +302,10 @@ impl Model {
                     return Err(Thrown(Some("UNKNOWN_EXTENSION")));
                 }
                 self.observed.suspended_on.push(((*ext).into(), (*method).into(), vec![json!(v)]));
-                self.out.push(json!(["x", answer(&json!(v))]));
+                match answer(&json!(v)) {
+                    ExtOutcome::Ok(value) => self.out.push(json!(["x", value])),
+                    ExtOutcome::Err { .. } => return Err(Thrown(Some(EXT_FAILED))),
+                }
             }
             Op::Throw => return Err(Thrown(None)),
             Op::Try(body) => {
@@ -269,7 +320,7 @@ impl Model {
     fn expect(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&str, i64)]) -> Observed {
         let mut model = Model {
             tokens: tokens.clone(),
-            state: snapshot.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            state: snapshot.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect(),
             out: Vec::new(),
             observed: Observed::default(),
         };
@@ -280,16 +331,26 @@ impl Model {
             }
             Err(Thrown(code)) => {
                 model.observed.status = Some(Status::Error);
-                model.observed.error_code = Some(code.unwrap_or("RUNTIME_ERROR").to_owned());
+                // The sandbox's own codes surface as themselves; any other throw, the
+                // application's rejection included, is the handler's runtime error.
+                let code = code.filter(|c| *c != EXT_FAILED).unwrap_or("RUNTIME_ERROR");
+                model.observed.error_code = Some(code.to_owned());
             }
         }
         model.observed
     }
 }
 
-/// What the test's application answers an extension call with.
-fn answer(arg: &Value) -> Value {
-    json!({ "echo": arg, "from": "host" })
+/// The code of the error the test's application rejects an extension call with.
+const EXT_FAILED: &str = "EXT_FAILED";
+
+/// What the test's application answers an extension call with: a value for an even argument,
+/// a rejection for an odd one.
+fn answer(arg: &Value) -> ExtOutcome {
+    match arg.as_i64() {
+        Some(n) if n % 2 == 1 => ExtOutcome::Err { code: Some(EXT_FAILED.into()), message: format!("{n} is odd") },
+        _ => ExtOutcome::Ok(json!({ "echo": arg, "from": "host" })),
+    }
 }
 
 /// Runs `program` in the sandbox, answering every suspension, and gathers what it produced.
@@ -310,8 +371,7 @@ fn run_in_sandbox(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&st
         assert_eq!(suspension.calls.len(), 1, "each awaited call suspends alone");
         let call = &suspension.calls[0];
         suspended_on.push((call.extension.clone(), call.method.clone(), call.args.clone()));
-        let value = answer(call.args.first().unwrap_or(&Value::Null));
-        outcome = match engine.resume(parked, call.call_id, ExtOutcome::Ok(value)) {
+        outcome = match engine.resume(parked, call.call_id, answer(call.args.first().unwrap_or(&Value::Null))) {
             Ok(outcome) => outcome,
             Err(refused) => panic!("resume refused: {}", refused.error),
         };
@@ -351,20 +411,23 @@ proptest! {
 fn the_model_matches_a_known_program() {
     let program = Program(vec![
         Op::Read("a"),
-        Op::Try(vec![Op::Read("b"), Op::Write("b", 1)]),
-        Op::Write("a", 7),
-        Op::Ext("kv", "get", 3),
+        Op::Try(vec![Op::Read("b"), Op::Write("b", Datum::Int(1))]),
+        Op::Write("a", Datum::Cut),
+        Op::Ext("kv", "get", 4),
+        Op::Try(vec![Op::Ext("mail", "send", 3)]),
         Op::Try(vec![Op::Ext("kv", "send", 1)]),
         Op::Keys,
     ]);
-    let tokens: BTreeSet<String> = ["state:read:a", "state:write:a", "ext:kv"].into_iter().map(str::to_owned).collect();
+    let tokens: BTreeSet<String> =
+        ["state:read:a", "state:write:a", "ext:kv", "ext:mail"].into_iter().map(str::to_owned).collect();
     let expected = Model::expect(&program, &tokens, &[("a", 5), ("b", 6)]);
     assert_eq!(
         expected.return_value,
         json!([
             ["r", 5],
             ["c", "PERMISSION_DENIED"],
-            ["x", {"echo": 3, "from": "host"}],
+            ["x", {"echo": 4, "from": "host"}],
+            ["c", "EXT_FAILED"],
             ["c", "UNKNOWN_EXTENSION"],
             ["k", ["a"]]
         ])
