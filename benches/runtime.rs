@@ -1,50 +1,72 @@
-//! Through the actor runtime: a one-line precompiled handler, sequential latency (criterion's
-//! median is the p50) and throughput with many concurrent requests on both cores.
+//! Through the actor runtime: every workload of `benches/workloads` (precompiled; `cold`
+//! compiles a new source each time), one request at a time (`<workload>/sequential`:
+//! criterion's median is close to the p50; `nexus bench` gives true per-request percentiles)
+//! and with N requests in flight on both cores (`<workload>/concurrent_<N>`, reported as
+//! executions per second).
 //!
-//! Run: `cargo bench --bench runtime`
+//! Run: `cargo bench --bench runtime` (a subset: `cargo bench --bench runtime -- trivial`).
 
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nexus::{ExecutionRequest, Handler, Runtime, RuntimeConfig, Status};
-use serde_json::json;
-
-fn request(bytecode: &[u8]) -> ExecutionRequest {
-    let mut request = ExecutionRequest::source("");
-    request.handler = Handler::Bytecode(bytecode.to_vec());
-    request.args = json!({"a": 1, "b": 2});
-    request
-}
+use nexus::workloads::Workload;
+use nexus::{ExecutionRequest, Handler, Runtime, RuntimeConfig};
 
 fn through_the_actors(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let runtime = Runtime::start(RuntimeConfig { pool_size: 64, ..RuntimeConfig::default() }).expect("runtime starts");
-    let bytecode = tokio.block_on(runtime.precompile("return $args.a + $args.b;")).expect("compiles");
+    let runtime = Runtime::start(RuntimeConfig::default()).expect("runtime starts");
+    let mut fresh = 0u64;
 
     let mut group = c.benchmark_group("runtime");
-    group.bench_function("trivial_bytecode_sequential", |b| {
-        b.to_async(&tokio).iter(|| async {
-            let result = runtime.execute(request(&bytecode)).await;
-            assert_eq!(result.status, Status::Success);
-        })
-    });
-    const BATCH: u64 = 1000;
-    group.throughput(Throughput::Elements(BATCH));
-    group.measurement_time(Duration::from_secs(10));
-    group.bench_function("trivial_bytecode_1000_concurrent", |b| {
-        b.iter_custom(|iterations| {
-            let started = Instant::now();
-            for _ in 0..iterations {
-                tokio.block_on(async {
-                    let results =
-                        futures::future::join_all((0..BATCH).map(|_| runtime.execute(request(&bytecode)))).await;
-                    assert!(results.iter().all(|r| r.status == Status::Success));
-                });
+    for workload in Workload::all() {
+        let handler = match workload.unique_per_execution {
+            true => None,
+            false => Some(Handler::Bytecode(tokio.block_on(runtime.precompile(workload.source)).expect("compiles"))),
+        };
+        let mut request = || -> ExecutionRequest {
+            fresh += 1;
+            match &handler {
+                Some(handler) => workload.request(handler.clone()),
+                None => workload.request(workload.handler_source(fresh)),
             }
-            started.elapsed()
-        })
-    });
+        };
+        let heavy = workload.name == "compute";
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(if heavy { 10 } else { 100 }).measurement_time(Duration::from_secs(5));
+        group.bench_function(format!("{}/sequential", workload.name), |b| {
+            b.to_async(&tokio).iter_batched(
+                &mut request,
+                |request| async { assert!(workload.succeeded(&runtime.run_to_completion(request, &workload).await)) },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        let concurrency: &[u64] = match workload.name {
+            "trivial" => &[2, 64, 1000],
+            "compute" => &[2],
+            _ => &[64],
+        };
+        for &n in concurrency {
+            group.throughput(Throughput::Elements(n));
+            group.sample_size(10).measurement_time(Duration::from_secs(if heavy { 10 } else { 5 }));
+            group.bench_function(format!("{}/concurrent_{n}", workload.name), |b| {
+                b.iter_custom(|iterations| {
+                    let mut elapsed = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let requests: Vec<_> = (0..n).map(|_| request()).collect();
+                        let started = Instant::now();
+                        let results = tokio.block_on(futures::future::join_all(
+                            requests.into_iter().map(|request| runtime.run_to_completion(request, &workload)),
+                        ));
+                        elapsed += started.elapsed();
+                        assert!(results.iter().all(|result| workload.succeeded(result)));
+                    }
+                    elapsed
+                })
+            });
+        }
+    }
     group.finish();
+    tokio.block_on(runtime.shutdown(Duration::from_secs(1)));
 }
 
 criterion_group!(benches, through_the_actors);

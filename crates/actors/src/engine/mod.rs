@@ -239,10 +239,21 @@ impl Engine {
 
     /// Compiles handler source to bytecode inside a fresh sandbox instance.
     pub fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
-        let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
-        let mut instance = GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
-            .map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
+        let mut instance =
+            self.blank_instance().map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
         self.compile_in(&mut instance, source, Duration::from_secs(10))
+    }
+
+    /// Instantiates a fresh guest and drops it without running anything: the fixed cost under
+    /// every execution, which the benchmarks measure on its own.
+    pub fn instantiate_only(&self) -> Result<()> {
+        self.blank_instance().map(drop)
+    }
+
+    /// A fresh instance with no capabilities, no state and no output budget.
+    fn blank_instance(&self) -> Result<GuestInstance> {
+        let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
+        GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
     }
 
     fn compile_in(
