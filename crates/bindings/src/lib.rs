@@ -1,8 +1,8 @@
 //! The Node.js binding: `NexusRuntime`, a thin napi-rs class over [`nexus_actors::runtime::Runtime`].
 //!
 //! Arguments are checked and converted on the JavaScript thread (JS values straight to the
-//! runtime's JSON values, see [`convert`]); the work then runs as a future on napi-rs's tokio
-//! runtime, which only waits on the actor runtime's own threads, so the event loop never
+//! runtime's JSON values, see [`convert`]); the request then goes to the runtime's actors, and
+//! the Promise settles when their reply wakes it (see [`js_future`]), so the event loop never
 //! blocks. Every method returns a Promise. A request the runtime refuses (bad input, unknown
 //! suspension, overload, shutdown) rejects with an `Error` carrying `code`; a handler that
 //! fails resolves to a result with `status: "error"` (the JavaScript layer in `index.js` turns
@@ -11,12 +11,13 @@
 mod context;
 mod convert;
 mod error;
+mod js_future;
 
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::Env;
-use napi::bindgen_prelude::{Buffer, PromiseRaw, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Buffer, Unknown};
 use napi_derive::napi;
 use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
 use nexus_actors::runtime::Runtime;
@@ -25,6 +26,7 @@ use nexus_host_fns::InferenceError;
 use crate::context::{CallResult, Config, Context, parse};
 use crate::convert::{Js, js_numbers, to_bytes, to_json, to_string};
 use crate::error::{BindingError, BindingResult, is_request_refusal};
+use crate::js_future::Executor;
 
 /// Grace period `shutdown()` gives running executions when called without one.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,6 +34,7 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[napi]
 pub struct NexusRuntime {
     runtime: Runtime,
+    executor: Arc<Executor>,
 }
 
 #[napi]
@@ -44,9 +47,12 @@ impl NexusRuntime {
                 Some(value) => parse(to_json(value, "config")?, "config")?,
                 None => Config::default(),
             };
-            let runtime = Runtime::start(config.into_runtime_config())
-                .map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e}")))?;
-            Ok(NexusRuntime { runtime })
+            let runtime = Runtime::start(config.into_runtime_config()).map_err(|e| {
+                BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}"))
+            })?;
+            let executor =
+                Executor::new(&env).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
+            Ok(NexusRuntime { runtime, executor })
         };
         start().map_err(|e| e.into_napi(&env))
     }
@@ -59,7 +65,7 @@ impl NexusRuntime {
         code: Unknown,
         context: Option<Unknown>,
         timeout_ms: Option<Unknown>,
-    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+    ) -> napi::Result<Unknown<'env>> {
         let request = to_string(&code, "code")
             .and_then(|code| request(Handler::Source(code), context.as_ref(), timeout_ms.as_ref()));
         self.execute(env, request)
@@ -73,7 +79,7 @@ impl NexusRuntime {
         bytecode: Unknown,
         context: Option<Unknown>,
         timeout_ms: Option<Unknown>,
-    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+    ) -> napi::Result<Unknown<'env>> {
         let request = to_bytes(&bytecode, "bytecode")
             .and_then(|bytecode| request(Handler::Bytecode(bytecode), context.as_ref(), timeout_ms.as_ref()));
         self.execute(env, request)
@@ -82,9 +88,9 @@ impl NexusRuntime {
     /// Compiles handler source to bytecode inside the sandbox; a syntax error rejects with
     /// `code: "SYNTAX_ERROR"` and `location`.
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn precompile_handler<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<PromiseRaw<'env, Buffer>> {
+    pub fn precompile_handler<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        spawn(
+        self.executor.spawn(
             env,
             to_string(&code, "code").map(|code| async move {
                 runtime.precompile(&code).await.map(Buffer::from).map_err(BindingError::from)
@@ -101,7 +107,7 @@ impl NexusRuntime {
         suspension_id: Unknown,
         call_id: Unknown,
         result: Unknown,
-    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+    ) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
         let input = (|| {
             let id = SuspensionId(to_string(&suspension_id, "suspensionId")?);
@@ -113,7 +119,7 @@ impl NexusRuntime {
             let outcome = parse::<CallResult>(to_json(&result, "result")?, "result")?.into_outcome();
             Ok((id, call_id, outcome))
         })();
-        spawn(
+        self.executor.spawn(
             env,
             input.map(|(id, call_id, outcome)| async move { refusal(runtime.resume(&id, call_id, outcome).await) }),
         )
@@ -121,27 +127,23 @@ impl NexusRuntime {
 
     /// Aggregated statistics since the runtime started.
     #[napi(ts_return_type = "Promise<RuntimeStats>")]
-    pub fn get_stats<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Js<nexus_actors::metrics::Stats>>> {
+    pub fn get_stats<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        spawn(env, Ok(async move { Ok(Js(runtime.stats().await)) }))
+        self.executor.spawn(env, Ok(async move { Ok(Js(runtime.stats().await)) }))
     }
 
     /// The metrics in the Prometheus text format.
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn get_prometheus_metrics<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, String>> {
+    pub fn get_prometheus_metrics<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        spawn(env, Ok(async move { Ok(runtime.prometheus().await) }))
+        self.executor.spawn(env, Ok(async move { Ok(runtime.prometheus().await) }))
     }
 
     /// The capability tokens a handler's source needs, with warnings for dynamic accesses;
     /// a syntax error rejects with `code: "SYNTAX_ERROR"` and `location`.
     #[napi(ts_return_type = "Promise<CapabilityInference>")]
-    pub fn infer_capabilities<'env>(
-        &self,
-        env: &'env Env,
-        code: Unknown,
-    ) -> napi::Result<PromiseRaw<'env, Js<nexus_host_fns::Inference>>> {
-        spawn(
+    pub fn infer_capabilities<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<Unknown<'env>> {
+        self.executor.spawn(
             env,
             to_string(&code, "code").map(|code| async move {
                 Runtime::infer_capabilities(&code).map(Js).map_err(|error| match error {
@@ -159,10 +161,10 @@ impl NexusRuntime {
     /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
     /// and fails parked ones with `SHUTTING_DOWN`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn shutdown<'env>(&self, env: &'env Env, grace_ms: Option<u32>) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn shutdown<'env>(&self, env: &'env Env, grace_ms: Option<u32>) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
         let grace = grace_ms.map_or(DEFAULT_SHUTDOWN_GRACE, |ms| Duration::from_millis(ms.into()));
-        spawn(
+        self.executor.spawn(
             env,
             Ok(async move {
                 runtime.shutdown(grace).await;
@@ -177,9 +179,9 @@ impl NexusRuntime {
         &self,
         env: &'env Env,
         request: BindingResult<nexus_actors::engine::ExecutionRequest>,
-    ) -> napi::Result<PromiseRaw<'env, Js<ExecutionResult>>> {
+    ) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        spawn(env, request.map(|request| async move { refusal(runtime.execute(request).await) }))
+        self.executor.spawn(env, request.map(|request| async move { refusal(runtime.execute(request).await) }))
     }
 }
 
@@ -216,20 +218,4 @@ fn refusal(mut result: ExecutionResult) -> BindingResult<Js<ExecutionResult>> {
             Ok(Js(result))
         }
     }
-}
-
-/// Runs `work` on napi-rs's tokio runtime and returns its Promise; a [`BindingError`], from
-/// checking the arguments or from the work, rejects it with a coded `Error`.
-fn spawn<'env, T, F>(env: &'env Env, work: BindingResult<F>) -> napi::Result<PromiseRaw<'env, T>>
-where
-    T: ToNapiValue + Send + 'static,
-    F: Future<Output = BindingResult<T>> + Send + 'static,
-{
-    let work = async move {
-        Ok(match work {
-            Ok(work) => work.await,
-            Err(error) => Err(error),
-        })
-    };
-    env.spawn_future_with_callback(work, |env, outcome| outcome.map_err(|error| error.into_napi(env)))
 }
