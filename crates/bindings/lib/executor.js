@@ -187,12 +187,21 @@ function normalizeHandler(handler) {
   throw new SandboxError('INVALID_ARGUMENT', 'a handler is source text, bytecode, or { code | bytecode }');
 }
 
-/** `{ name: [methods] }` of the extension objects' functions. */
+/**
+ * `{ name: [methods] }` of the extension objects' functions: own ones and, for class
+ * instances, their classes' methods (never Object.prototype's).
+ */
 function registryOf(extensions) {
   const registry = {};
   for (const [name, extension] of Object.entries(extensions ?? {})) {
-    if (extension === null || typeof extension !== 'object') continue;
-    registry[name] = Object.keys(extension).filter((method) => typeof extension[method] === 'function');
+    if (extension === null || (typeof extension !== 'object' && typeof extension !== 'function')) continue;
+    const methods = new Set();
+    for (let o = extension; o && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
+      for (const key of Object.getOwnPropertyNames(o)) {
+        if (key !== 'constructor' && typeof extension[key] === 'function') methods.add(key);
+      }
+    }
+    registry[name] = [...methods];
   }
   return registry;
 }

@@ -78,6 +78,25 @@ test('an extension function that throws rejects inside the handler', async () =>
   assert.deepEqual(value, { message: 'card declined', code: 'DECLINED' });
 });
 
+test('an extension may be a class instance: its methods are called on it', async () => {
+  class Counter {
+    constructor() {
+      this.total = 10;
+    }
+    async add(n) {
+      this.total += n;
+      return this.total;
+    }
+  }
+  const counter = new Counter();
+  const value = await executor.executeHandler('return await $ext.counter.add(5);', {
+    capabilities: ['ext:counter'],
+    extensions: { counter },
+  });
+  assert.equal(value, 15);
+  assert.equal(counter.total, 15);
+});
+
 test('an uncaught extension failure fails the handler with RUNTIME_ERROR', async () => {
   const extensions = { flaky: { call: () => { throw new Error('boom'); } } };
   await assert.rejects(
