@@ -58,7 +58,10 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="--remap-path-prefix=$build=/nexus --remap-path-prefix=$cargo_home=/cargo -C link-arg=-zstack-size=1048576"
 export CFLAGS_wasm32_wasip1="-ffile-prefix-map=$build=/nexus -ffile-prefix-map=$cargo_home=/cargo"
 export SOURCE_DATE_EPOCH=0
-(cd "$build/crates/guest" && cargo build --locked --release --target wasm32-wasip1 -q)
+# The shadow stack (1 MiB) sits first in memory; the guest alone also exports its pointer, so the
+# host can tell a handler that exhausted it (STACK_OVERFLOW) from a sandbox failure.
+(cd "$build/crates/guest" &&
+  RUSTFLAGS="$RUSTFLAGS -C link-arg=--export=__stack_pointer" cargo build --locked --release --target wasm32-wasip1 -q)
 raw=$build/crates/guest/target/wasm32-wasip1/release/nexus_guest.wasm
 
 # --- pre-initialize (Wizer snapshot) -----------------------------------------

@@ -9,6 +9,7 @@
 //!   arguments are serialized; cyclic, huge and deeply nested values; very long keys.
 //! * [`loops`]: infinite loops in `finally`, in a `then` after a resume, in a getter the
 //!   sandbox itself triggers.
+//! * [`stack`]: frames that exhaust the guest's shadow stack, recursion inside serialization.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -17,6 +18,7 @@ mod escape;
 mod loops;
 mod pollution;
 mod serialization;
+mod stack;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use nexus_host_fns::{HostAccess, HostState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::error::Context as _;
-use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, TypedFunc};
+use wasmtime::{Global, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 use wasmtime::{Result, format_err as anyhow};
 
 /// What a store holds besides the instance: the host side of the execution and its limits.
@@ -50,10 +50,15 @@ impl ResourceLimiter for MemoryLimit {
 
 type Entry = TypedFunc<(u32, u32), i64>;
 
+/// Below this much shadow stack left, an out-of-bounds access is the stack running out.
+const SHADOW_STACK_MARGIN: i32 = 64 << 10;
+
 /// A live guest instance and the store that owns it.
 pub struct GuestInstance {
     pub store: Store<StoreData>,
     memory: Memory,
+    /// The guest's shadow stack pointer (`__stack_pointer`, exported by the guest build).
+    stack_pointer: Option<Global>,
     alloc: TypedFunc<u32, u32>,
     run: Entry,
     resume: Entry,
@@ -81,6 +86,7 @@ impl GuestInstance {
             run: instance.get_typed_func(&mut store, exports::RUN)?,
             resume: instance.get_typed_func(&mut store, exports::RESUME)?,
             compile: instance.get_typed_func(&mut store, exports::COMPILE)?,
+            stack_pointer: instance.get_global(&mut store, "__stack_pointer"),
             memory,
             store,
         })
@@ -98,12 +104,27 @@ impl GuestInstance {
             EntryPoint::Resume => &self.resume,
             EntryPoint::Compile => &self.compile,
         };
-        let (ptr, len) = unpack_reply(func.call(&mut self.store, (ptr, len))?);
+        let packed = func.call(&mut self.store, (ptr, len)).map_err(|error| self.shadow_stack_overflow(error))?;
+        let (ptr, len) = unpack_reply(packed);
         let data = self.memory.data(&self.store);
         let reply = data
             .get(ptr as usize..ptr as usize + len as usize)
             .ok_or_else(|| anyhow!("the guest's reply lies outside its memory"))?;
         decode(reply).context("decoding the guest's reply")
+    }
+
+    /// QuickJS keeps its frames on the guest's shadow stack, which sits first in linear memory
+    /// and grows down towards address 0: a handler whose frames exhaust it (a few deep calls
+    /// with huge frames are enough, long before wasmtime's own stack limit) makes the stack
+    /// pointer go below 0 and the next access trap as out of bounds. That is the handler's
+    /// stack overflow, not a failure of the sandbox.
+    fn shadow_stack_overflow(&mut self, error: wasmtime::Error) -> wasmtime::Error {
+        let out_of_bounds = error.downcast_ref::<Trap>() == Some(&Trap::MemoryOutOfBounds);
+        let stack_left = self.stack_pointer.and_then(|global| global.get(&mut self.store).i32());
+        match stack_left {
+            Some(left) if out_of_bounds && left < SHADOW_STACK_MARGIN => Trap::StackOverflow.into(),
+            _ => error,
+        }
     }
 
     pub fn memory_bytes(&self) -> u64 {
