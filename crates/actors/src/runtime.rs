@@ -26,7 +26,6 @@ pub trait ExtensionHost: Sync {
 #[derive(Clone)]
 pub struct Runtime {
     supervisor: Addr<Supervisor>,
-    metrics: Addr<MetricsActor>,
     /// The actix system started for this runtime, when the caller was not inside one.
     own_system: Option<System>,
 }
@@ -48,12 +47,10 @@ impl Runtime {
         let engine = Engine::new(engine_config)?;
         let spawn = move || {
             let metrics = MetricsActor::default().start();
-            let supervisor = Supervisor::new(engine, config, metrics.clone()).start();
-            (supervisor, metrics)
+            Supervisor::new(engine, config, metrics).start()
         };
         if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {
-            let (supervisor, metrics) = spawn();
-            return Ok(Runtime { supervisor, metrics, own_system: None });
+            return Ok(Runtime { supervisor: spawn(), own_system: None });
         }
         let (started, addresses) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -66,9 +63,9 @@ impl Runtime {
                 let _ = system.run();
             })
             .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
-        let ((supervisor, metrics), system) =
+        let (supervisor, system) =
             addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
-        Ok(Runtime { supervisor, metrics, own_system: Some(system) })
+        Ok(Runtime { supervisor, own_system: Some(system) })
     }
 
     /// The supervisor actor, for services that talk to it with its messages directly.
@@ -106,7 +103,7 @@ impl Runtime {
 
     /// The metrics in the Prometheus text format.
     pub async fn prometheus(&self) -> String {
-        self.metrics.send(RenderPrometheus).await.unwrap_or_default()
+        self.supervisor.send(RenderPrometheus).await.unwrap_or_default()
     }
 
     /// Stops accepting work, lets running executions finish within `grace`, fails queued and

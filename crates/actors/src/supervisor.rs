@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Crash, Discard, Handoff, InstanceActor, Resume, Run};
-use crate::metrics::{Executed, GetStats, MetricsActor, PoolGauges, Stats};
+use crate::metrics::{Executed, GetStats, MetricsActor, PoolGauges, RenderPrometheus, Stats};
 
 /// How the runtime runs. `Default` gives the documented values.
 #[derive(Debug, Clone)]
@@ -81,8 +81,15 @@ struct Waiting {
 }
 
 struct ParkedEntry {
-    actor: Addr<InstanceActor>,
+    actor: Member,
     expiry: SpawnHandle,
+}
+
+/// An instance actor and the worker thread it lives on.
+#[derive(Clone)]
+struct Member {
+    addr: Addr<InstanceActor>,
+    worker: usize,
 }
 
 pub struct Supervisor {
@@ -90,8 +97,10 @@ pub struct Supervisor {
     config: RuntimeConfig,
     metrics: Addr<MetricsActor>,
     workers: Vec<Arbiter>,
-    next_worker: usize,
-    idle: Vec<Addr<InstanceActor>>,
+    /// Idle actors, by worker.
+    idle: Vec<Vec<Member>>,
+    /// Steps running, by worker.
+    busy: Vec<usize>,
     /// Instance actors alive (idle, running or parked).
     actors: usize,
     queue: VecDeque<Waiting>,
@@ -105,14 +114,15 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(engine: Engine, config: RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
-        let workers = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
+        let workers: Vec<Arbiter> = (0..config.workers.max(1)).map(|_| Arbiter::new()).collect();
+        let (idle, busy) = (vec![Vec::new(); workers.len()], vec![0; workers.len()]);
         Supervisor {
             engine,
             config,
             metrics,
             workers,
-            next_worker: 0,
-            idle: Vec::new(),
+            idle,
+            busy,
             actors: 0,
             queue: VecDeque::new(),
             parked: HashMap::new(),
@@ -123,37 +133,51 @@ impl Supervisor {
         }
     }
 
-    /// An idle actor, starting one on the next worker when the pool is not full.
-    fn acquire(&mut self) -> Option<Addr<InstanceActor>> {
-        if let Some(actor) = self.idle.pop() {
+    /// An idle actor on the least busy worker, started there when the pool is not full.
+    /// Actors are bound to their worker's thread: any idle actor could put two executions on
+    /// one thread while the other thread has nothing to do.
+    fn acquire(&mut self) -> Option<Member> {
+        let can_start = self.actors < self.config.pool_size;
+        let worker = (0..self.workers.len())
+            .filter(|&worker| can_start || !self.idle[worker].is_empty())
+            .min_by_key(|&worker| (self.busy[worker], self.idle[worker].is_empty()))?;
+        if let Some(actor) = self.idle[worker].pop() {
             return Some(actor);
         }
-        if self.actors >= self.config.pool_size {
-            return None;
-        }
-        let worker = &self.workers[self.next_worker % self.workers.len()];
-        self.next_worker += 1;
         self.actors += 1;
         let engine = self.engine.clone();
-        Some(InstanceActor::start_in_arbiter(&worker.handle(), move |_| InstanceActor::new(engine)))
+        let addr = InstanceActor::start_in_arbiter(&self.workers[worker].handle(), move |_| InstanceActor::new(engine));
+        Some(Member { addr, worker })
     }
 
-    fn dispatch(&mut self, actor: Addr<InstanceActor>, waiting: Waiting, ctx: &mut Context<Self>) {
+    /// Counts a step starting on `actor`'s worker.
+    fn started(&mut self, actor: &Member) {
         self.running += 1;
+        self.busy[actor.worker] += 1;
+    }
+
+    /// Counts a step that ended (or never started) on `actor`'s worker.
+    fn stopped(&mut self, actor: &Member) {
+        self.running -= 1;
+        self.busy[actor.worker] -= 1;
+    }
+
+    fn dispatch(&mut self, actor: Member, waiting: Waiting, ctx: &mut Context<Self>) {
+        self.started(&actor);
         if self.crashes_to_inject > 0 {
             self.crashes_to_inject -= 1;
-            actor.do_send(Crash);
+            actor.addr.do_send(Crash);
         }
         let Waiting { request, reply } = waiting;
         let handoff = Handoff::new(request);
-        let sent = actor.send(Run(handoff.clone()));
+        let sent = actor.addr.send(Run(handoff.clone()));
         ctx.spawn(sent.into_actor(self).map(move |answer, this, ctx| {
             let result = match (answer, handoff.take()) {
                 (Ok(result), _) => this.settled(actor, Some(result), None, ctx),
                 // The actor died before it started the request: the request runs on another
                 // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
                 (Err(_), Some(request)) => {
-                    this.running -= 1;
+                    this.stopped(&actor);
                     this.actors -= 1;
                     this.queue.push_front(Waiting { request, reply });
                     this.pump(ctx);
@@ -170,12 +194,12 @@ impl Supervisor {
     /// Books a finished step: parks or frees the actor, counts it, and starts queued work.
     fn settled(
         &mut self,
-        actor: Addr<InstanceActor>,
+        actor: Member,
         result: Option<ExecutionResult>,
         refused_id: Option<SuspensionId>,
         ctx: &mut Context<Self>,
     ) -> ExecutionResult {
-        self.running -= 1;
+        self.stopped(&actor);
         let result = match result {
             Some(result) => result,
             None => {
@@ -190,16 +214,16 @@ impl Supervisor {
         match (&result.suspension, refused_id) {
             (Some(suspension), _) if result.status == Status::Suspended => self.park(suspension.id.clone(), actor, ctx),
             (_, Some(id)) => self.park(id, actor, ctx),
-            _ => self.idle.push(actor),
+            _ => self.idle[actor.worker].push(actor),
         }
         self.pump(ctx);
         result
     }
 
-    fn park(&mut self, id: SuspensionId, actor: Addr<InstanceActor>, ctx: &mut Context<Self>) {
+    fn park(&mut self, id: SuspensionId, actor: Member, ctx: &mut Context<Self>) {
         if !self.accepting {
-            actor.do_send(Discard);
-            self.idle.push(actor);
+            actor.addr.do_send(Discard);
+            self.idle[actor.worker].push(actor);
             return;
         }
         let expiring = id.clone();
@@ -210,10 +234,21 @@ impl Supervisor {
     /// Drops a parked execution and frees its actor.
     fn release(&mut self, id: &SuspensionId, ctx: &mut Context<Self>) {
         if let Some(entry) = self.parked.remove(id) {
-            entry.actor.do_send(Discard);
-            self.idle.push(entry.actor);
+            entry.actor.addr.do_send(Discard);
+            self.idle[entry.actor.worker].push(entry.actor);
             self.pump(ctx);
         }
+    }
+
+    /// Sends the pool gauges to the metrics actor. Done when statistics are asked for rather
+    /// than at every change: that was two messages per request on the supervisor's thread.
+    fn report_gauges(&self) {
+        self.metrics.do_send(PoolGauges {
+            pool_size: self.actors as u64,
+            idle: self.idle.iter().map(Vec::len).sum::<usize>() as u64,
+            queued: self.queue.len() as u64,
+            parked: self.parked.len() as u64,
+        });
     }
 
     /// Starts queued work while actors are available; resolves shutdown when drained.
@@ -223,12 +258,6 @@ impl Supervisor {
             let waiting = self.queue.pop_front().expect("checked non-empty");
             self.dispatch(actor, waiting, ctx);
         }
-        self.metrics.do_send(PoolGauges {
-            pool_size: self.actors as u64,
-            idle: self.idle.len() as u64,
-            queued: self.queue.len() as u64,
-            parked: self.parked.len() as u64,
-        });
         if !self.accepting && self.running == 0 {
             for waiter in self.drained.drain(..) {
                 let _ = waiter.send(());
@@ -298,11 +327,11 @@ impl Handler<ExtensionResult> for Supervisor {
             return refusal(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, or expired");
         };
         ctx.cancel_future(entry.expiry);
-        self.running += 1;
         let actor = entry.actor;
+        self.started(&actor);
         let id = message.suspension_id;
         let (reply, answer) = oneshot::channel();
-        let sent = actor.send(Resume { call_id: message.call_id, outcome: message.outcome });
+        let sent = actor.addr.send(Resume { call_id: message.call_id, outcome: message.outcome });
         ctx.spawn(sent.into_actor(self).map(move |answer, this, ctx| {
             let result = match answer {
                 Ok(Ok(result)) => this.settled(actor, Some(result), None, ctx),
@@ -338,8 +367,19 @@ impl Handler<GetStats> for Supervisor {
     type Result = ResponseFuture<Stats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        self.report_gauges();
         let stats = self.metrics.send(GetStats);
         Box::pin(async move { stats.await.unwrap_or_default() })
+    }
+}
+
+impl Handler<RenderPrometheus> for Supervisor {
+    type Result = ResponseFuture<String>;
+
+    fn handle(&mut self, _: RenderPrometheus, _: &mut Context<Self>) -> Self::Result {
+        self.report_gauges();
+        let text = self.metrics.send(RenderPrometheus);
+        Box::pin(async move { text.await.unwrap_or_default() })
     }
 }
 
