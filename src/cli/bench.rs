@@ -199,10 +199,15 @@ fn machine() -> serde_json::Value {
             .and_then(|line| line.split_once(':'))
             .map(|(_, model)| model.trim().to_owned())
     });
+    // Other work on the machine moves every figure: the 1-minute load average says how much.
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().and_then(|load| load.parse::<f64>().ok()));
     json!({
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "cpuModel": cpu_model,
         "os": std::env::consts::OS,
+        "loadAverage": load_average,
     })
 }
 
