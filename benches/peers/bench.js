@@ -2,7 +2,9 @@
 // Peer comparison: the workloads of ../workloads through this project's Node binding,
 // quickjs-emscripten (a fresh QuickJS runtime and context per execution) and isolated-vm (a
 // fresh context per execution in one isolate), in one process, one isolated execution at a
-// time. Prints µs per execution and the ratios peer / nexus.
+// time. Prints µs per execution and the ratios peer / nexus. `nexus` is the native class
+// (NexusRuntime, resuming suspensions itself); `nexus-executor` is WasmSandboxExecutor, the
+// JavaScript layer with its suspend/resume loop and state application.
 //
 //   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--only a,b] [--json]
 //
@@ -92,6 +94,28 @@ async function nexusSystem() {
     return result.returnValue;
   }
   return { name: 'nexus', run, close: () => runtime.shutdown() };
+}
+
+/** The same through WasmSandboxExecutor (the JS layer applications use), on its own runtime. */
+async function nexusExecutorSystem() {
+  const { WasmSandboxExecutor } = require(BINDING);
+  const executor = new WasmSandboxExecutor({ config: { queueBound: 100_000 } });
+  const extensionsOf = (w) =>
+    Object.fromEntries(
+      Object.entries(w.extensions).map(([name, methods]) => [
+        name,
+        Object.fromEntries(methods.map((m) => [m, async () => w.extensionResults[`${name}.${m}`]])),
+      ]),
+    );
+  const contexts = new Map();
+  async function run(w) {
+    if (!contexts.has(w.name)) {
+      contexts.set(w.name, { args: w.args, capabilities: w.capabilities, extensions: extensionsOf(w) });
+    }
+    // A fresh copy of the state each time: the executor applies mutations to it.
+    return executor.executeHandler(sourceOf(w), { ...contexts.get(w.name), state: { ...w.state } });
+  }
+  return { name: 'nexus-executor', run, close: () => executor.shutdown() };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +247,7 @@ async function measureConcurrent(system, w, iterations, concurrency) {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   const workloads = loadWorkloads().filter((w) => !options.only || options.only.includes(w.name));
-  const systems = [await nexusSystem(), await quickjsSystem(), await isolatedVmSystem()];
+  const systems = [await nexusSystem(), await nexusExecutorSystem(), await quickjsSystem(), await isolatedVmSystem()];
   const rows = [];
   for (const w of workloads) {
     const iterations = Math.max(5, Math.round(ITERATIONS[w.name] * options.scale));
@@ -233,6 +257,11 @@ async function main() {
     const nexus = row.systems.nexus.meanUs;
     row.ratios = Object.fromEntries(
       systems.slice(1).map((s) => [s.name, row.systems[s.name].meanUs / nexus]),
+    );
+    // The peers against what an application calls: the executor.
+    const executor = row.systems['nexus-executor'].meanUs;
+    row.ratiosToExecutor = Object.fromEntries(
+      systems.slice(2).map((s) => [s.name, row.systems[s.name].meanUs / executor]),
     );
     rows.push(row);
     if (!options.json) printRow(row, systems);
