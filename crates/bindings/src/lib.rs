@@ -5,7 +5,7 @@
 //! the Promise settles when their reply wakes it (see [`js_future`]), so the event loop never
 //! blocks. Every method returns a Promise. A request the runtime refuses (bad input, unknown
 //! suspension, overload, shutdown) rejects with an `Error` carrying `code`; a handler that
-//! fails resolves to a result with `status: "error"` (the JavaScript layer in `index.js` turns
+//! fails resolves to a result with `status: "error"` (the JavaScript layer, `lib/executor.js`, turns
 //! that into a `SandboxError`).
 
 mod context;
