@@ -13,8 +13,17 @@ use nexus::workloads::Workload;
 use nexus::{ExecutionRequest, Handler, Runtime, RuntimeConfig};
 
 fn through_the_actors(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let runtime = Runtime::start(RuntimeConfig::default()).expect("runtime starts");
+    let config = RuntimeConfig::default();
+    let spin = config.spin_before_park;
+    // The client's threads spin before parking as the runtime's do (see `nexus::spin`).
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_park(move || nexus::spin::before_park(spin))
+        .on_thread_unpark(nexus::spin::after_unpark)
+        .build()
+        .unwrap();
+    let runtime = Runtime::start(config).expect("runtime starts");
     let mut fresh = 0u64;
 
     let mut group = c.benchmark_group("runtime");

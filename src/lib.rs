@@ -25,6 +25,7 @@ pub use nexus_actors::engine::{
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};
+pub use nexus_actors::spin;
 pub use nexus_actors::supervisor::RuntimeConfig;
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nexus::workloads::{NAMES, Workload};
-use nexus::{Engine, EngineConfig, Handler, Runtime, RuntimeConfig};
+use nexus::{Engine, EngineConfig, Handler, Runtime, RuntimeConfig, spin};
 use serde::Serialize;
 use serde_json::json;
 
@@ -87,9 +87,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
     };
     let engine = Engine::new(EngineConfig { max_instances: 4, ..EngineConfig::default() })
         .map_err(|e| UsageError(format!("starting the engine: {e:#}")))?;
-    let runtime =
-        Runtime::start(RuntimeConfig::default()).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))?;
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let config = RuntimeConfig::default();
+    // The client thread spins before parking as the runtime's own threads do (see `nexus::spin`).
+    let tokio = spin::tokio_runtime(config.spin_before_park)?;
+    let runtime = Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))?;
 
     let mut figures = Vec::new();
     for workload in &workloads {

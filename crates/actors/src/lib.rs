@@ -7,9 +7,11 @@
 //! * [`instance_actor`]: runs executions on a worker thread and holds a parked one's store.
 //! * [`metrics`]: aggregates statistics and renders them for Prometheus.
 //! * [`runtime`]: the Rust API over all of it.
+//! * [`spin`]: how its threads wait for work without paying for a sleeping CPU.
 
 pub mod engine;
 pub mod instance_actor;
 pub mod metrics;
 pub mod runtime;
+pub mod spin;
 pub mod supervisor;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
+use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::{Execute, ExtensionResult, Precompile, RuntimeConfig, Shutdown, Supervisor};
 
 /// The extension calls an application performs for its handlers.
@@ -26,6 +27,8 @@ pub trait ExtensionHost: Sync {
 #[derive(Clone)]
 pub struct Runtime {
     supervisor: Addr<Supervisor>,
+    /// The supervisor thread's doorbell, rung after every request sent to it.
+    supervisor_bell: Doorbell,
     /// The actix system started for this runtime, when the caller was not inside one.
     own_system: Option<System>,
 }
@@ -45,27 +48,45 @@ impl Runtime {
         // Every actor may hold a store, and precompilation needs one per worker at most.
         engine_config.max_instances = (config.pool_size + config.workers.max(1) + 1) as u32;
         let engine = Engine::new(engine_config)?;
+        let spin = config.spin_before_park;
+        // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
         let spawn = move || {
             let metrics = MetricsActor::default().start();
-            Supervisor::new(engine, config, metrics).start()
+            (Supervisor::new(engine, config, metrics).start(), spin::current())
         };
         if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {
-            return Ok(Runtime { supervisor: spawn(), own_system: None });
+            let (supervisor, supervisor_bell) = spawn();
+            return Ok(Runtime { supervisor, supervisor_bell, own_system: None });
         }
         let (started, addresses) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("nexus-runtime".into())
             .spawn(move || {
-                let system = System::new();
+                let system = System::with_tokio_rt(move || {
+                    spin::tokio_runtime(spin).expect("building the supervisor's tokio runtime")
+                });
                 system.block_on(async move {
                     let _ = started.send((spawn(), System::current()));
                 });
                 let _ = system.run();
             })
             .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
-        let (supervisor, system) =
+        let ((supervisor, supervisor_bell), system) =
             addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
-        Ok(Runtime { supervisor, own_system: Some(system) })
+        Ok(Runtime { supervisor, supervisor_bell, own_system: Some(system) })
+    }
+
+    /// Sends `message` to the supervisor and rings its doorbell; the answer's wake-up rings the
+    /// caller's (see [`crate::spin`]).
+    fn ask<M>(&self, message: M) -> Ringing<actix::dev::Request<Supervisor, M>>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        Supervisor: actix::Handler<M>,
+    {
+        let answer = Ringing::new(self.supervisor.send(message));
+        self.supervisor_bell.ring();
+        answer
     }
 
     /// The supervisor actor, for services that talk to it with its messages directly.
@@ -75,19 +96,18 @@ impl Runtime {
 
     /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]).
     pub async fn execute(&self, request: ExecutionRequest) -> ExecutionResult {
-        self.supervisor.send(Execute(request)).await.unwrap_or_else(mailbox_failure)
+        self.ask(Execute(request)).await.unwrap_or_else(mailbox_failure)
     }
 
     /// Delivers the outcome of one pending extension call of a suspended execution.
     pub async fn resume(&self, suspension_id: &SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
         let message = ExtensionResult { suspension_id: suspension_id.clone(), call_id, outcome };
-        self.supervisor.send(message).await.unwrap_or_else(mailbox_failure)
+        self.ask(message).await.unwrap_or_else(mailbox_failure)
     }
 
     /// Compiles handler source to bytecode, inside the sandbox.
     pub async fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
-        self.supervisor
-            .send(Precompile(source.to_owned()))
+        self.ask(Precompile(source.to_owned()))
             .await
             .unwrap_or_else(|e| Err(ExecutionError::new(ErrorCode::ShuttingDown, e.to_string())))
     }
@@ -98,12 +118,12 @@ impl Runtime {
     }
 
     pub async fn stats(&self) -> Stats {
-        self.supervisor.send(GetStats).await.unwrap_or_default()
+        self.ask(GetStats).await.unwrap_or_default()
     }
 
     /// The metrics in the Prometheus text format.
     pub async fn prometheus(&self) -> String {
-        self.supervisor.send(RenderPrometheus).await.unwrap_or_default()
+        self.ask(RenderPrometheus).await.unwrap_or_default()
     }
 
     /// Stops accepting work, lets running executions finish within `grace`, fails queued and

@@ -22,6 +22,7 @@ pub struct Config {
     workers: Option<usize>,
     queue_bound: Option<usize>,
     suspension_timeout_ms: Option<u64>,
+    spin_before_park_us: Option<u64>,
     default_memory_limit: Option<u64>,
     max_memory_limit: Option<u64>,
     output_limit: Option<usize>,
@@ -45,6 +46,7 @@ impl Config {
         set!(config.workers, self.workers);
         set!(config.queue_bound, self.queue_bound);
         set!(config.suspension_timeout, self.suspension_timeout_ms.map(Duration::from_millis));
+        set!(config.spin_before_park, self.spin_before_park_us.map(Duration::from_micros));
         set!(engine.default_memory_limit, self.default_memory_limit);
         set!(engine.max_memory_limit, self.max_memory_limit);
         set!(engine.output_limit, self.output_limit);

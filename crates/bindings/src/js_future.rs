@@ -19,6 +19,7 @@ use napi::bindgen_prelude::{ToNapiValue, Unknown};
 use napi::{Env, sys};
 
 use crate::error::{BindingError, BindingResult};
+use crate::loop_spin;
 
 /// Builds the JavaScript value a task settles with: `Ok` resolves, `Err` rejects.
 type Settle = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value, sys::napi_value> + Send>;
@@ -48,7 +49,10 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
 }
 
 impl Executor {
-    pub fn new(env: &Env) -> napi::Result<Arc<Executor>> {
+    /// The executor of a runtime whose threads spin up to `spin` before parking; the
+    /// JavaScript thread does the same while executions are pending (see [`loop_spin`]).
+    pub fn new(env: &Env, spin: std::time::Duration) -> napi::Result<Arc<Executor>> {
+        loop_spin::install(env, spin)?;
         let env = env.raw();
         let mut name = ptr::null_mut();
         let mut tsfn = ptr::null_mut();
@@ -103,6 +107,7 @@ impl Executor {
             executor: Arc::clone(self),
             queued: AtomicBool::new(false),
         });
+        loop_spin::started();
         if self.pending.fetch_add(1, Ordering::AcqRel) == 0 {
             // SAFETY: on the JavaScript thread.
             check(unsafe { sys::napi_ref_threadsafe_function(raw_env, self.tsfn) }, "ref")?;
@@ -180,6 +185,7 @@ impl Task {
                 Ok(value) => sys::napi_resolve_deferred(env, deferred, value),
                 Err(value) => sys::napi_reject_deferred(env, deferred, value),
             };
+            loop_spin::settled();
             if self.executor.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 sys::napi_unref_threadsafe_function(env, self.executor.tsfn);
             }
@@ -212,6 +218,8 @@ unsafe extern "C" fn call_js(env: sys::napi_env, _callback: sys::napi_value, _co
     }
     // SAFETY: `data` is the reference `Task::wake` gave up.
     let task = unsafe { Arc::from_raw(data as *const Task) };
+    // The wake-up is being handled: the rings that announced it are seen.
+    nexus_actors::spin::after_unpark();
     task.queued.store(false, Ordering::Release);
     if !env.is_null() {
         task.poll(env);

@@ -12,6 +12,7 @@ mod context;
 mod convert;
 mod error;
 mod js_future;
+mod loop_spin;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +48,13 @@ impl NexusRuntime {
                 Some(value) => parse(to_json(value, "config")?, "config")?,
                 None => Config::default(),
             };
-            let runtime = Runtime::start(config.into_runtime_config()).map_err(|e| {
+            let config = config.into_runtime_config();
+            let spin = config.spin_before_park;
+            let runtime = Runtime::start(config).map_err(|e| {
                 BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}"))
             })?;
             let executor =
-                Executor::new(&env).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
+                Executor::new(&env, spin).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
             Ok(NexusRuntime { runtime, executor })
         };
         start().map_err(|e| e.into_napi(&env))
