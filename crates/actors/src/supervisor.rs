@@ -116,8 +116,6 @@ pub struct Supervisor {
     idle: Vec<Vec<Member>>,
     /// Steps running, by worker.
     busy: Vec<usize>,
-    /// Where the search for the least busy worker starts (see `acquire`).
-    next_worker: usize,
     /// Instance actors alive (idle, running or parked).
     actors: usize,
     queue: VecDeque<Waiting>,
@@ -150,7 +148,6 @@ impl Supervisor {
             workers,
             idle,
             busy,
-            next_worker: 0,
             actors: 0,
             queue: VecDeque::new(),
             parked: HashMap::new(),
@@ -166,14 +163,9 @@ impl Supervisor {
     /// one thread while the other thread has nothing to do.
     fn acquire(&mut self) -> Option<Member> {
         let can_start = self.actors < self.config.pool_size;
-        // Ties go round-robin from the worker after the last one chosen: a worker that just
-        // answered is still resetting its instance's memory slot (see `instance_actor`).
-        let count = self.workers.len();
-        let worker = (self.next_worker..self.next_worker + count)
-            .map(|worker| worker % count)
+        let worker = (0..self.workers.len())
             .filter(|&worker| can_start || !self.idle[worker].is_empty())
             .min_by_key(|&worker| (self.busy[worker], self.idle[worker].is_empty()))?;
-        self.next_worker = (worker + 1) % count;
         if let Some(actor) = self.idle[worker].pop() {
             return Some(actor);
         }
