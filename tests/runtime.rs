@@ -266,3 +266,33 @@ async fn run_to_completion_drives_three_sequential_extension_calls() {
         .collect();
     assert_eq!(values, vec![json!(2), json!(4), json!(8)], "records of the whole run, in order");
 }
+
+/// Spinning before parking (`nexus::spin`) only changes how threads wait: with it off, with the
+/// default budget, and with a client thread that spins too, every request, suspension and
+/// resume is answered correctly, one at a time (each wait is a park: a lost wake-up would hang
+/// here, and the timeout turns that into a failure) and 200 at once.
+#[test]
+fn spinning_or_not_every_request_and_resume_is_answered() {
+    for spin in [Duration::ZERO, RuntimeConfig::default().spin_before_park] {
+        let client = nexus::spin::tokio_runtime(spin).unwrap();
+        let runtime = Runtime::start(RuntimeConfig { spin_before_park: spin, ..config(8, 1000) }).unwrap();
+        client.block_on(async {
+            let run = async {
+                for n in 0..200 {
+                    let result = runtime.execute(adding(n)).await;
+                    assert_eq!(result.return_value, json!(n + 1), "spin {spin:?}: {:?}", result.error);
+                    let suspended = runtime.execute(suspending("kv")).await;
+                    let id = &suspended.suspension.as_ref().expect("suspended").id;
+                    let resumed = runtime.resume(id, 1, ExtOutcome::Ok(json!(n))).await;
+                    assert_eq!(resumed.return_value, json!(n), "spin {spin:?}: {:?}", resumed.error);
+                }
+                let results = futures::future::join_all((0..200).map(|n| runtime.execute(adding(n)))).await;
+                for (n, result) in results.into_iter().enumerate() {
+                    assert_eq!(result.return_value, json!(n + 1), "spin {spin:?}");
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(60), run).await.expect("every answer arrived in time");
+            runtime.shutdown(Duration::from_secs(1)).await;
+        });
+    }
+}
