@@ -33,7 +33,8 @@ export interface RuntimeConfig {
   /**
    * How long the runtime's threads, and this JavaScript thread while executions are pending,
    * spin before they block waiting (a hand-off to a blocked thread costs ~20 µs on a VM whose
-   * CPU went idle). 0 turns it off. Default 100.
+   * CPU went idle). 0 turns it off; at most 1000 (the event loop runs nothing while it spins).
+   * Default 100.
    */
   spinBeforeParkUs?: number;
   /** Memory limit in bytes of an execution that names none. Default 64 MiB. */

@@ -31,8 +31,19 @@ pub struct Config {
     compile_cache_dir: Option<PathBuf>,
 }
 
+/// The longest `spinBeforeParkUs` accepted: the JavaScript thread runs nothing else while it
+/// spins, so a long budget would stall the event loop.
+const MAX_SPIN_US: u64 = 1_000;
+
 impl Config {
-    pub fn into_runtime_config(self) -> RuntimeConfig {
+    pub fn into_runtime_config(self) -> BindingResult<RuntimeConfig> {
+        if let Some(us) = self.spin_before_park_us
+            && us > MAX_SPIN_US
+        {
+            return Err(BindingError::invalid(format!(
+                "config.spinBeforeParkUs: at most {MAX_SPIN_US} (the event loop runs nothing while it spins), got {us}"
+            )));
+        }
         let mut config = RuntimeConfig::default();
         let engine = &mut config.engine;
         macro_rules! set {
@@ -53,7 +64,7 @@ impl Config {
         set!(engine.infer_missing_capabilities, self.infer_missing_capabilities);
         set!(engine.compile_cache_entries, self.compile_cache_entries);
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
-        config
+        Ok(config)
     }
 }
 

@@ -48,7 +48,7 @@ impl NexusRuntime {
                 Some(value) => parse(to_json(value, "config")?, "config")?,
                 None => Config::default(),
             };
-            let config = config.into_runtime_config();
+            let config = config.into_runtime_config()?;
             let spin = config.spin_before_park;
             let runtime = Runtime::start(config).map_err(|e| {
                 BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}"))

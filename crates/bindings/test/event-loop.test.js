@@ -46,10 +46,17 @@ test('a worker thread runs executions and exits cleanly (its loop closes with no
   assert.deepEqual(messages, ['5']);
 });
 
-test('spinning can be turned off, and a bad spin budget is refused with a code', async () => {
+test('spinning can be turned off, and a bad or too long spin budget is refused with a code', async () => {
   const runtime = new NexusRuntime({ spinBeforeParkUs: 0 });
   const result = await runtime.executeHandler('return 7');
   assert.equal(result.returnValue, 7);
   await runtime.shutdown();
   assert.throws(() => new NexusRuntime({ spinBeforeParkUs: -1 }), { code: 'INVALID_ARGUMENT' });
+  assert.throws(() => new NexusRuntime({ spinBeforeParkUs: 1_000_000 }), {
+    code: 'INVALID_ARGUMENT',
+    message: /spinBeforeParkUs: at most 1000/,
+  });
+  const longest = new NexusRuntime({ spinBeforeParkUs: 1000 });
+  assert.equal((await longest.executeHandler('return 8')).returnValue, 8);
+  await longest.shutdown();
 });
