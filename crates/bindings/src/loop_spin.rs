@@ -45,7 +45,7 @@ struct LoopSpin {
 }
 
 thread_local! {
-    static LOOP_SPIN: RefCell<Option<Box<LoopSpin>>> = const { RefCell::new(None) };
+    static LOOP_SPIN: RefCell<Option<LoopSpin>> = const { RefCell::new(None) };
 }
 
 /// Makes sure this JavaScript thread spins up to `budget` before its loop blocks while an
@@ -69,23 +69,29 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
         return Err(failed("allocating the handle"));
     }
     // SAFETY: `handle` is a fresh block of `uv_prepare_t` size; the loop is this thread's.
-    unsafe {
-        if uv_prepare_init(event_loop, handle) != 0 || uv_prepare_start(handle, before_poll) != 0 {
-            dealloc(handle as *mut u8, layout);
-            return Err(failed("uv_prepare_init/start"));
-        }
-        uv_unref(handle);
+    if unsafe { uv_prepare_init(event_loop, handle) } != 0 {
+        // SAFETY: libuv did not take the handle.
+        unsafe { dealloc(handle as *mut u8, layout) };
+        return Err(failed("uv_prepare_init"));
     }
+    // From here the loop knows the handle: it is only freed once libuv has closed it (`closed`).
     let spin = LoopSpin { handle, layout, cleanup: ptr::null_mut(), pending: Cell::new(0), budget: Cell::new(budget) };
-    LOOP_SPIN.with(|cell| *cell.borrow_mut() = Some(Box::new(spin)));
+    LOOP_SPIN.with(|cell| *cell.borrow_mut() = Some(spin));
     let mut cleanup = ptr::null_mut();
-    // SAFETY: on the JavaScript thread; the hook runs once, on this thread, at teardown.
-    let status = unsafe { sys::napi_add_async_cleanup_hook(env.raw(), Some(close), ptr::null_mut(), &mut cleanup) };
-    if status != sys::Status::napi_ok {
+    // SAFETY: an initialized handle on this thread's loop; the cleanup hook runs once, on this
+    // thread, at teardown.
+    let started = unsafe {
+        uv_prepare_start(handle, before_poll) == 0
+            && sys::napi_add_async_cleanup_hook(env.raw(), Some(close), ptr::null_mut(), &mut cleanup)
+                == sys::Status::napi_ok
+    };
+    if !started {
         // SAFETY: the handle is open on this thread's loop; `closed` frees it.
         unsafe { uv_close(handle, closed) };
-        return Err(failed("napi_add_async_cleanup_hook"));
+        return Err(failed("uv_prepare_start or napi_add_async_cleanup_hook"));
     }
+    // SAFETY: an open handle on this thread's loop.
+    unsafe { uv_unref(handle) };
     LOOP_SPIN.with(|cell| cell.borrow_mut().as_mut().map(|spin| spin.cleanup = cleanup));
     Ok(())
 }
