@@ -16,13 +16,10 @@ fn through_the_actors(c: &mut Criterion) {
     let config = RuntimeConfig::default();
     let spin = config.spin_before_park;
     // The client's threads spin before parking as the runtime's do (see `nexus::spin`).
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_park(move || nexus::spin::before_park(spin))
-        .on_thread_unpark(nexus::spin::after_unpark)
-        .build()
-        .unwrap();
+    let tokio =
+        nexus::spin::with_hooks(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all(), spin)
+            .build()
+            .unwrap();
     let runtime = Runtime::start(config).expect("runtime starts");
     let mut fresh = 0u64;
 

@@ -74,14 +74,16 @@ pub fn after_unpark() {
     DOORBELL.with(|bell| SEEN.set(bell.get_or_init(Doorbell::default).rings()));
 }
 
+/// Adds the hooks to a tokio runtime `builder` (current-thread or multi-thread): its threads
+/// spin up to `budget` before parking.
+pub fn with_hooks(builder: &mut tokio::runtime::Builder, budget: Duration) -> &mut tokio::runtime::Builder {
+    builder.on_thread_park(move || before_park(budget)).on_thread_unpark(after_unpark)
+}
+
 /// A current-thread tokio runtime, for the thread that calls this, which spins up to `budget`
 /// before parking. It is what actix's default runtime is, plus the hooks.
 pub fn tokio_runtime(budget: Duration) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_park(move || before_park(budget))
-        .on_thread_unpark(after_unpark)
-        .build()
+    with_hooks(tokio::runtime::Builder::new_current_thread().enable_all(), budget).build()
 }
 
 /// Like [`tokio_runtime`], for a new thread whose doorbell is `bell`, made beforehand so that
