@@ -88,6 +88,42 @@ async fn resume_with_unknown_repeated_or_expired_ids_is_suspension_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_suspension_frees_its_actor_without_being_resumed() {
+    // One actor: while the suspension holds it, another request can only wait in the queue.
+    let runtime =
+        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(1, 10) }).unwrap();
+    let suspended = runtime.execute(suspending("kv")).await;
+    assert_eq!(suspended.status, Status::Suspended);
+    let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(1)))
+        .await
+        .expect("the expiry sweep gave the parked execution's actor to the queued request");
+    assert_eq!(next.return_value, json!(2));
+    let expired = runtime.resume(&suspended.suspension.unwrap().id, 1, ExtOutcome::Ok(json!(5))).await;
+    assert_eq!(expired.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    let stats = runtime.stats().await;
+    assert_eq!((stats.pool.parked, stats.pool.queued, stats.pool.pool_size), (0, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
+    // One actor: if the abandoned step did not give it back, the next request would wait forever.
+    let runtime = Runtime::start(config(1, 10)).unwrap();
+    let slow = ExecutionRequest::source("const end = Date.now() + 200; while (Date.now() < end) {} return 'done';");
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), runtime.execute(slow)).await;
+    assert!(abandoned.is_err(), "the caller stopped waiting while the handler ran");
+    let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(1)))
+        .await
+        .expect("the abandoned step's actor came back to the pool");
+    assert_eq!(next.return_value, json!(2));
+    let stats = runtime.stats().await;
+    assert_eq!(stats.executions.get("success"), Some(&2), "the abandoned step still ran and was counted");
+    assert_eq!((stats.pool.idle, stats.pool.pool_size), (1, 1));
+    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown(Duration::from_secs(1)))
+        .await
+        .expect("shutdown drains: nothing is left counted as running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pending_calls_are_resumed_one_at_a_time() {
     let runtime = Runtime::start(config(4, 10)).unwrap();
     let mut request = ExecutionRequest::source(

@@ -50,7 +50,7 @@ pub struct Discard;
 
 /// Fault injection: the actor panics outside its panic guard and dies, as it would from a bug
 /// in the runtime; whatever waits in its mailbox is dropped unanswered. It exists to prove that
-/// the supervisor replaces dead actors without losing requests (see
+/// the pool replaces dead actors without losing requests (see
 /// [`crate::supervisor::InjectCrashes`]); nothing in the runtime sends it on its own.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,7 +88,7 @@ impl Handler<Run> for InstanceActor {
     type Result = MessageResult<Run>;
 
     fn handle(&mut self, Run(handoff): Run, _: &mut Context<Self>) -> Self::Result {
-        debug_assert!(self.parked.is_none(), "the supervisor only sends work to idle actors");
+        debug_assert!(self.parked.is_none(), "the pool only sends work to idle actors");
         let Some(request) = handoff.take() else {
             let error = ExecutionError::new(ErrorCode::Internal, "the request was taken back before it ran");
             return MessageResult(ExecutionResult::failed(error));

@@ -2,8 +2,11 @@
 //!
 //! * [`engine`]: wasmtime configured for a fresh instance per execution from a Wizer snapshot,
 //!   with timeouts, memory and stack limits; `execute`, `resume` and `precompile`.
-//! * [`supervisor`]: routes [`supervisor::Execute`] requests to pooled instance actors, queues
-//!   and refuses (`OVERLOADED`) beyond its bounds, keeps parked suspensions and their expiry.
+//! * [`pool`]: the path of a request on the caller's thread: admission to a pooled instance
+//!   actor (or the bounded queue, or `OVERLOADED`), the step on the actor's worker, the booking
+//!   of parked suspensions.
+//! * [`supervisor`]: the actor that owns the pool: the same requests as messages, queued work,
+//!   the expiry of parked suspensions, precompilation, statistics, shutdown.
 //! * [`instance_actor`]: runs executions on a worker thread and holds a parked one's store.
 //! * [`metrics`]: aggregates statistics and renders them for Prometheus.
 //! * [`runtime`]: the Rust API over all of it.
@@ -12,6 +15,7 @@
 pub mod engine;
 pub mod instance_actor;
 pub mod metrics;
+pub mod pool;
 pub mod runtime;
 pub mod spin;
 pub mod supervisor;

@@ -1,4 +1,4 @@
-//! The metrics actor: aggregates what every execution reports, and the supervisor's gauges;
+//! The metrics actor: aggregates what every execution reports, and the pool's gauges;
 //! answers [`GetStats`] with a typed [`Stats`] and [`RenderPrometheus`] with the Prometheus
 //! text format (rendered by `prometheus-client`).
 
@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+
+use nexus_abi::ErrorCode;
 
 use crate::engine::{ExecutionResult, Status};
 
@@ -45,7 +47,26 @@ impl Executed {
     }
 }
 
-/// The supervisor's view of its pool.
+impl Executed {
+    /// A request refused before it ran.
+    pub fn refused(code: ErrorCode) -> Self {
+        Executed {
+            status: Status::Error,
+            code: Some(code.as_str()),
+            duration_us: 0,
+            host_calls: 0,
+            denials: 0,
+            cache_hit: None,
+        }
+    }
+}
+
+/// Finished steps, sent in batches by the pool.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Executions(pub Vec<Executed>);
+
+/// The pool's gauges.
 #[derive(Message, Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[rtype(result = "()")]
 #[serde(rename_all = "camelCase")]
@@ -163,6 +184,35 @@ impl Handler<Executed> for MetricsActor {
     type Result = ();
 
     fn handle(&mut self, executed: Executed, _: &mut Context<Self>) {
+        self.count(executed);
+    }
+}
+
+impl Handler<Executions> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, Executions(executed): Executions, _: &mut Context<Self>) {
+        for executed in executed {
+            self.count(executed);
+        }
+    }
+}
+
+impl MetricsActor {
+    fn percentile_us(&self, quantile: f64) -> u64 {
+        let total: u64 = self.buckets.iter().map(|(_, n)| n).sum();
+        let target = (total as f64 * quantile).ceil() as u64;
+        let mut seen = 0;
+        for (bound, count) in &self.buckets {
+            seen += count;
+            if seen >= target && total > 0 {
+                return (bound * 1e6) as u64;
+            }
+        }
+        0
+    }
+
+    fn count(&mut self, executed: Executed) {
         let status = executed.status.as_str();
         let code = executed.code.unwrap_or("");
         self.executions.get_or_create(&StatusLabels { status: status.into(), code: code.into() }).inc();
@@ -223,20 +273,5 @@ impl Handler<RenderPrometheus> for MetricsActor {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
-    }
-}
-
-impl MetricsActor {
-    fn percentile_us(&self, quantile: f64) -> u64 {
-        let total: u64 = self.buckets.iter().map(|(_, n)| n).sum();
-        let target = (total as f64 * quantile).ceil() as u64;
-        let mut seen = 0;
-        for (bound, count) in &self.buckets {
-            seen += count;
-            if seen >= target && total > 0 {
-                return (bound * 1e6) as u64;
-            }
-        }
-        0
     }
 }

@@ -1,12 +1,13 @@
-//! The Rust API: a [`Runtime`] handle on a running supervisor, usable from any async context,
-//! and [`Runtime::run_to_completion`], which drives a handler through its extension calls
+//! The Rust API: a [`Runtime`] handle on a running pool and supervisor, usable from any async
+//! context, and [`Runtime::run_to_completion`], which drives a handler through its extension calls
 //! against the application's [`ExtensionHost`].
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, MailboxError, System};
+use actix::{Actor, Addr, System};
 use nexus_abi::{ErrorCode, ExtOutcome};
 use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
@@ -14,8 +15,9 @@ use serde_json::Value;
 
 use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
+use crate::pool::Pool;
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::{Execute, ExtensionResult, Precompile, RuntimeConfig, Shutdown, Supervisor};
+use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Supervisor};
 
 /// The extension calls an application performs for its handlers.
 pub trait ExtensionHost: Sync {
@@ -23,21 +25,18 @@ pub trait ExtensionHost: Sync {
     fn call(&self, extension: &str, method: &str, args: Vec<Value>) -> impl Future<Output = ExtOutcome> + Send;
 }
 
-/// A running Nexus runtime. Cheap to clone; every clone talks to the same supervisor.
+/// A running Nexus runtime. Cheap to clone; every clone uses the same pool and supervisor.
+///
+/// Executions and resumes run through the [`Pool`] on the caller's thread (two thread
+/// hand-offs: to the instance actor's worker and back); everything else asks the supervisor.
 #[derive(Clone)]
 pub struct Runtime {
+    pool: Arc<Pool>,
     supervisor: Addr<Supervisor>,
     /// The supervisor thread's doorbell, rung after every request sent to it.
     supervisor_bell: Doorbell,
     /// The actix system started for this runtime, when the caller was not inside one.
     own_system: Option<System>,
-}
-
-fn mailbox_failure(error: MailboxError) -> ExecutionResult {
-    ExecutionResult::failed(ExecutionError::new(
-        ErrorCode::ShuttingDown,
-        format!("the runtime is not running: {error}"),
-    ))
 }
 
 impl Runtime {
@@ -52,11 +51,13 @@ impl Runtime {
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
         let spawn = move || {
             let metrics = MetricsActor::default().start();
-            (Supervisor::new(engine, config, metrics).start(), spin::current())
+            let pool = Arc::new(Pool::new(engine, config, metrics.clone()));
+            let supervisor = Supervisor::new(pool.clone(), metrics).start();
+            (pool, supervisor, spin::current())
         };
         if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {
-            let (supervisor, supervisor_bell) = spawn();
-            return Ok(Runtime { supervisor, supervisor_bell, own_system: None });
+            let (pool, supervisor, supervisor_bell) = spawn();
+            return Ok(Runtime { pool, supervisor, supervisor_bell, own_system: None });
         }
         let (started, addresses) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -71,9 +72,9 @@ impl Runtime {
                 let _ = system.run();
             })
             .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
-        let ((supervisor, supervisor_bell), system) =
+        let ((pool, supervisor, supervisor_bell), system) =
             addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
-        Ok(Runtime { supervisor, supervisor_bell, own_system: Some(system) })
+        Ok(Runtime { pool, supervisor, supervisor_bell, own_system: Some(system) })
     }
 
     /// Sends `message` to the supervisor and rings its doorbell; the answer's wake-up rings the
@@ -96,13 +97,12 @@ impl Runtime {
 
     /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]).
     pub async fn execute(&self, request: ExecutionRequest) -> ExecutionResult {
-        self.ask(Execute(request)).await.unwrap_or_else(mailbox_failure)
+        self.pool.execute(request).await
     }
 
     /// Delivers the outcome of one pending extension call of a suspended execution.
     pub async fn resume(&self, suspension_id: &SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
-        let message = ExtensionResult { suspension_id: suspension_id.clone(), call_id, outcome };
-        self.ask(message).await.unwrap_or_else(mailbox_failure)
+        self.pool.resume(suspension_id.clone(), call_id, outcome).await
     }
 
     /// Compiles handler source to bytecode, inside the sandbox.

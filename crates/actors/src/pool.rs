@@ -1,0 +1,526 @@
+//! The pool of instance actors, and the path of one request through it, run on the caller's own
+//! thread:
+//!
+//! 1. admission: an idle actor (started, up to the pool size, on the least busy worker), else a
+//!    place in the bounded queue, else `OVERLOADED`;
+//! 2. the step: the request goes straight to the actor's worker thread, and its answer straight
+//!    back (two thread hand-offs, each ringing the receiver's doorbell, see [`crate::spin`]);
+//! 3. booking: the actor is parked under the suspension id or is idle again, queued requests
+//!    start on the actors that became free, and the step is counted for the metrics actor.
+//!
+//! The shared state is behind a mutex held only for that bookkeeping, never across an `.await`.
+//! What has no caller to run on runs on the supervisor's thread (`Pool::home`): queued
+//! requests, the expiry sweep of parked executions, and the end of a step whose caller stopped
+//! waiting (the actor running it must still come back to the pool). Every request gets exactly
+//! one answer.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use nexus_abi::{ErrorCode, ExtOutcome};
+use tokio::sync::oneshot;
+
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
+use crate::instance_actor::{Crash, Discard, Handoff, InstanceActor, Resume, Run};
+use crate::metrics::{Executed, Executions, MetricsActor, PoolGauges};
+use crate::spin::{self, Doorbell, Ringing};
+use crate::supervisor::RuntimeConfig;
+
+/// Finished steps are sent to the metrics actor this many at a time (and whenever statistics
+/// are asked for), not one message per request: each message wakes the supervisor's thread.
+const METRICS_BATCH: usize = 256;
+
+/// The instance actors, the queue and the parked executions of one runtime.
+pub struct Pool {
+    engine: Engine,
+    config: RuntimeConfig,
+    workers: Vec<Worker>,
+    /// The supervisor's arbiter, and its doorbell.
+    home: ArbiterHandle,
+    home_bell: Doorbell,
+    metrics: Addr<MetricsActor>,
+    state: Mutex<State>,
+    /// Finished steps not sent to the metrics actor yet.
+    executed: Mutex<Vec<Executed>>,
+}
+
+/// A worker thread: an actix arbiter, with its doorbell.
+struct Worker {
+    arbiter: Arbiter,
+    bell: Doorbell,
+}
+
+/// An instance actor and the worker thread it lives on.
+struct Member {
+    addr: Addr<InstanceActor>,
+    worker: usize,
+    /// The worker thread's doorbell, rung after every message sent to the actor.
+    bell: Doorbell,
+}
+
+/// A request waiting in the queue for an actor.
+struct Waiting {
+    request: ExecutionRequest,
+    reply: oneshot::Sender<ExecutionResult>,
+}
+
+/// What admission decided for a request.
+enum Admission {
+    /// Run it now on `member` (crashed first when fault injection says so).
+    Run {
+        member: Member,
+        request: ExecutionRequest,
+        crash: bool,
+    },
+    /// It waits in the queue; its result comes on this channel.
+    Queued(oneshot::Receiver<ExecutionResult>),
+    Refused(ExecutionResult),
+}
+
+/// A queued request and the actor that will run it, to be started once the lock is released.
+struct Dispatch {
+    member: Member,
+    waiting: Waiting,
+    crash: bool,
+}
+
+struct Parked {
+    member: Member,
+    deadline: Instant,
+}
+
+struct State {
+    /// Idle actors, by worker.
+    idle: Vec<Vec<Member>>,
+    /// Steps running, by worker.
+    busy: Vec<usize>,
+    /// Instance actors alive (idle, running or parked).
+    actors: usize,
+    queue: VecDeque<Waiting>,
+    parked: HashMap<SuspensionId, Parked>,
+    running: usize,
+    accepting: bool,
+    /// Told when the runtime stopped accepting work and nothing runs any more.
+    drained: Vec<oneshot::Sender<()>>,
+    /// Crashes still to inject ([`crate::supervisor::InjectCrashes`]).
+    crashes_to_inject: usize,
+}
+
+fn failed(code: ErrorCode, message: &str) -> ExecutionResult {
+    ExecutionResult::failed(ExecutionError::new(code, message))
+}
+
+fn dropped() -> ExecutionResult {
+    failed(ErrorCode::Internal, "the request was dropped")
+}
+
+impl Pool {
+    /// A pool whose worker threads spin `config.spin_before_park` before parking. Called on the
+    /// supervisor's thread: its arbiter becomes the pool's home.
+    pub fn new(engine: Engine, config: RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
+        let spin = config.spin_before_park;
+        let workers: Vec<Worker> = (0..config.workers.max(1))
+            .map(|_| {
+                let bell = Doorbell::default();
+                let worker_bell = bell.clone();
+                let arbiter = Arbiter::with_tokio_rt(move || {
+                    spin::tokio_runtime_with(worker_bell, spin).expect("building a worker's tokio runtime")
+                });
+                Worker { arbiter, bell }
+            })
+            .collect();
+        let state = State {
+            idle: (0..workers.len()).map(|_| Vec::new()).collect(),
+            busy: vec![0; workers.len()],
+            actors: 0,
+            queue: VecDeque::new(),
+            parked: HashMap::new(),
+            running: 0,
+            accepting: true,
+            drained: Vec::new(),
+            crashes_to_inject: 0,
+        };
+        Pool {
+            engine,
+            config,
+            workers,
+            home: Arbiter::current(),
+            home_bell: spin::current(),
+            metrics,
+            state: Mutex::new(state),
+            executed: Mutex::default(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a request; answers with its result (possibly `suspended`).
+    pub async fn execute(self: &Arc<Self>, request: ExecutionRequest) -> ExecutionResult {
+        match self.admit(request) {
+            Admission::Run { member, request, crash } => {
+                Detached::new(self.home.clone(), self.clone().run(member, request, crash)).await
+            }
+            Admission::Queued(answer) => answer.await.unwrap_or_else(|_| dropped()),
+            Admission::Refused(result) => result,
+        }
+    }
+
+    fn admit(&self, request: ExecutionRequest) -> Admission {
+        let mut state = self.lock();
+        if !state.accepting {
+            return Admission::Refused(failed(ErrorCode::ShuttingDown, "the runtime is shutting down"));
+        }
+        if let Some(member) = self.acquire(&mut state) {
+            let crash = state.start_request(&member);
+            return Admission::Run { member, request, crash };
+        }
+        if state.queue.len() >= self.config.queue_bound {
+            drop(state);
+            self.record(Executed::refused(ErrorCode::Overloaded));
+            return Admission::Refused(failed(ErrorCode::Overloaded, "every instance is busy and the queue is full"));
+        }
+        let (reply, answer) = oneshot::channel();
+        state.queue.push_back(Waiting { request, reply });
+        Admission::Queued(answer)
+    }
+
+    /// Delivers one extension call's outcome to a parked execution and runs it on.
+    pub async fn resume(self: &Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+        match self.unpark(&id) {
+            Ok(member) => Detached::new(self.home.clone(), self.clone().resume_on(member, id, call_id, outcome)).await,
+            Err((code, message)) => failed(code, message),
+        }
+    }
+
+    /// Takes the actor parked under `id` out of the table (single use: the id is gone as soon
+    /// as it is presented) and counts its step as started.
+    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<Member, (ErrorCode, &'static str)> {
+        let mut state = self.lock();
+        if !state.accepting {
+            return Err((ErrorCode::ShuttingDown, "the runtime is shutting down"));
+        }
+        match state.parked.remove(id) {
+            Some(parked) if parked.deadline > Instant::now() => {
+                state.start(&parked.member);
+                return Ok(parked.member);
+            }
+            // Expired, though not swept yet.
+            Some(parked) => {
+                let dispatches = self.release(&mut state, parked.member);
+                drop(state);
+                self.start_queued(dispatches);
+            }
+            None => {}
+        }
+        Err((ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, or expired"))
+    }
+
+    /// Sends a step to its actor on the actor's worker thread, and books its end.
+    async fn run(self: Arc<Self>, member: Member, request: ExecutionRequest, crash: bool) -> ExecutionResult {
+        if crash {
+            member.addr.do_send(Crash);
+        }
+        let handoff = Handoff::new(request);
+        let answer = Ringing::new(member.addr.send(Run(handoff.clone())));
+        member.bell.ring();
+        match (answer.await, handoff.take()) {
+            (Ok(result), _) => self.settled(member, Some(result), None),
+            // The actor died before it started the request: the request runs on another actor,
+            // ahead of the queue (it was accepted first), and the dead one is replaced.
+            (Err(_), Some(request)) => {
+                let (reply, answer) = oneshot::channel();
+                let dispatches = {
+                    let mut state = self.lock();
+                    state.stop(&member);
+                    state.actors -= 1;
+                    state.queue.push_front(Waiting { request, reply });
+                    self.pump(&mut state)
+                };
+                self.start_queued(dispatches);
+                answer.await.unwrap_or_else(|_| dropped())
+            }
+            // It died running it: the request is answered, not retried (it may be what killed
+            // the actor).
+            (Err(_), None) => self.settled(member, None, None),
+        }
+    }
+
+    async fn resume_on(
+        self: Arc<Self>,
+        member: Member,
+        id: SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> ExecutionResult {
+        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome }));
+        member.bell.ring();
+        match answer.await {
+            Ok(Ok(result)) => self.settled(member, Some(result), None),
+            // Refused (no such pending call): still parked, under the same id.
+            Ok(Err(error)) => self.settled(member, Some(ExecutionResult::failed(error)), Some(id)),
+            Err(_) => self.settled(member, None, None),
+        }
+    }
+
+    /// Books a finished step (`None`: the actor died running it): parks or frees the actor,
+    /// starts queued work, and counts the step.
+    fn settled(
+        self: &Arc<Self>,
+        member: Member,
+        result: Option<ExecutionResult>,
+        refused_id: Option<SuspensionId>,
+    ) -> ExecutionResult {
+        let mut state = self.lock();
+        state.stop(&member);
+        let result = match result {
+            Some(result) => {
+                match (&result.suspension, refused_id) {
+                    (Some(suspension), _) if result.status == Status::Suspended => {
+                        self.park(&mut state, suspension.id.clone(), member)
+                    }
+                    (_, Some(id)) => self.park(&mut state, id, member),
+                    _ => state.idle[member.worker].push(member),
+                }
+                Some(result)
+            }
+            // The actor died (it panicked outside its guard): it is replaced on demand.
+            None => {
+                state.actors -= 1;
+                None
+            }
+        };
+        let dispatches = self.pump(&mut state);
+        drop(state);
+        self.start_queued(dispatches);
+        match result {
+            Some(result) => {
+                self.record(Executed::from_result(&result));
+                result
+            }
+            None => failed(ErrorCode::Internal, "the instance actor stopped while running"),
+        }
+    }
+
+    /// Parks the execution `member` holds under `id`, until its suspension timeout (dropped at
+    /// once when the runtime is shutting down).
+    fn park(&self, state: &mut State, id: SuspensionId, member: Member) {
+        if !state.accepting {
+            return discard(state, member);
+        }
+        let deadline = Instant::now() + self.config.suspension_timeout;
+        state.parked.insert(id, Parked { member, deadline });
+    }
+
+    /// Drops a parked execution, frees its actor and gives it queued work.
+    fn release(&self, state: &mut State, member: Member) -> Vec<Dispatch> {
+        discard(state, member);
+        self.pump(state)
+    }
+
+    /// Drops the parked executions whose suspension timeout passed. The supervisor calls it
+    /// periodically ([`Pool::sweep_period`]); a resume also checks the deadline itself.
+    pub fn expire(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let expired: Vec<SuspensionId> =
+            state.parked.iter().filter(|(_, parked)| parked.deadline <= now).map(|(id, _)| id.clone()).collect();
+        let mut dispatches = Vec::new();
+        for id in expired {
+            let parked = state.parked.remove(&id).expect("listed above");
+            dispatches.extend(self.release(&mut state, parked.member));
+        }
+        drop(state);
+        self.start_queued(dispatches);
+    }
+
+    /// How often [`Pool::expire`] runs: an expired execution is dropped within a quarter of the
+    /// suspension timeout after its deadline (and never resumed after it).
+    pub fn sweep_period(&self) -> Duration {
+        (self.config.suspension_timeout / 4).clamp(Duration::from_millis(1), Duration::from_secs(1))
+    }
+
+    /// Stops accepting work, fails queued and parked executions with `SHUTTING_DOWN`; the
+    /// receiver is told when no step runs any more.
+    pub fn shut_down(&self) -> oneshot::Receiver<()> {
+        let mut state = self.lock();
+        state.accepting = false;
+        for waiting in state.queue.drain(..) {
+            let _ =
+                waiting.reply.send(failed(ErrorCode::ShuttingDown, "the runtime shut down before this request ran"));
+        }
+        let parked: Vec<Parked> = state.parked.drain().map(|(_, parked)| parked).collect();
+        for parked in parked {
+            // The queue is empty: releasing starts nothing.
+            let _ = self.release(&mut state, parked.member);
+        }
+        let (done, drained) = oneshot::channel();
+        state.drained.push(done);
+        let _ = self.pump(&mut state);
+        drained
+    }
+
+    /// Stops the worker threads (the supervisor is stopping).
+    pub fn stop_workers(&self) {
+        for worker in &self.workers {
+            worker.arbiter.stop();
+        }
+    }
+
+    /// Fault injection: crash the next `n` actors given a request.
+    pub fn inject_crashes(&self, n: usize) {
+        self.lock().crashes_to_inject += n;
+    }
+
+    /// The pool's gauges, after sending the steps not counted yet to the metrics actor (so
+    /// statistics asked for next include every step answered so far).
+    pub fn flush_metrics(&self) -> PoolGauges {
+        let executed = std::mem::take(&mut *self.executed.lock().unwrap_or_else(PoisonError::into_inner));
+        if !executed.is_empty() {
+            self.metrics.do_send(Executions(executed));
+        }
+        let state = self.lock();
+        PoolGauges {
+            pool_size: state.actors as u64,
+            idle: state.idle.iter().map(Vec::len).sum::<usize>() as u64,
+            queued: state.queue.len() as u64,
+            parked: state.parked.len() as u64,
+        }
+    }
+
+    fn record(&self, executed: Executed) {
+        let mut pending = self.executed.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.push(executed);
+        if pending.len() >= METRICS_BATCH {
+            let batch = std::mem::take(&mut *pending);
+            drop(pending);
+            self.metrics.do_send(Executions(batch));
+        }
+    }
+
+    /// An idle actor on the least busy worker, started there when the pool is not full.
+    /// Actors are bound to their worker's thread: any idle actor could put two executions on
+    /// one thread while the other thread has nothing to do.
+    fn acquire(&self, state: &mut State) -> Option<Member> {
+        let can_start = state.actors < self.config.pool_size;
+        let worker = (0..self.workers.len())
+            .filter(|&worker| can_start || !state.idle[worker].is_empty())
+            .min_by_key(|&worker| (state.busy[worker], state.idle[worker].is_empty()))?;
+        if let Some(member) = state.idle[worker].pop() {
+            return Some(member);
+        }
+        state.actors += 1;
+        let engine = self.engine.clone();
+        let Worker { arbiter, bell } = &self.workers[worker];
+        let addr = InstanceActor::start_in_arbiter(&arbiter.handle(), move |_| InstanceActor::new(engine));
+        Some(Member { addr, worker, bell: bell.clone() })
+    }
+
+    /// Takes queued requests while actors are available (they are started by
+    /// [`Pool::start_queued`] once the lock is released), and tells the shutdown waiters
+    /// when it drained.
+    fn pump(&self, state: &mut State) -> Vec<Dispatch> {
+        let mut dispatches = Vec::new();
+        while !state.queue.is_empty() {
+            let Some(member) = self.acquire(state) else { break };
+            let waiting = state.queue.pop_front().expect("checked non-empty");
+            let crash = state.start_request(&member);
+            dispatches.push(Dispatch { member, waiting, crash });
+        }
+        if !state.accepting && state.running == 0 {
+            for waiter in state.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        dispatches
+    }
+
+    /// Runs queued requests on the supervisor's thread: their callers wait on a channel.
+    fn start_queued(self: &Arc<Self>, dispatches: Vec<Dispatch>) {
+        if dispatches.is_empty() {
+            return;
+        }
+        for Dispatch { member, waiting, crash } in dispatches {
+            let pool = Arc::clone(self);
+            self.home.spawn(async move {
+                let result = pool.run(member, waiting.request, crash).await;
+                let _ = waiting.reply.send(result);
+            });
+        }
+        self.home_bell.ring();
+    }
+}
+
+impl State {
+    /// Counts a step starting on `member`'s worker.
+    fn start(&mut self, member: &Member) {
+        self.running += 1;
+        self.busy[member.worker] += 1;
+    }
+
+    /// Counts a request starting on `member`'s worker; `true` when fault injection wants the
+    /// actor crashed first.
+    fn start_request(&mut self, member: &Member) -> bool {
+        self.start(member);
+        let crash = self.crashes_to_inject > 0;
+        self.crashes_to_inject = self.crashes_to_inject.saturating_sub(1);
+        crash
+    }
+
+    /// Counts a step that ended (or never started) on `member`'s worker.
+    fn stop(&mut self, member: &Member) {
+        self.running -= 1;
+        self.busy[member.worker] -= 1;
+    }
+}
+
+/// Drops the execution `member` holds, and makes the actor idle.
+fn discard(state: &mut State, member: Member) {
+    member.addr.do_send(Discard);
+    member.bell.ring();
+    state.idle[member.worker].push(member);
+}
+
+/// A step awaited by its caller. If the caller stops waiting, the step is finished on the
+/// supervisor's thread instead: its actor must still be booked back into the pool.
+struct Detached<F: Future<Output = ExecutionResult> + Send + 'static> {
+    home: ArbiterHandle,
+    step: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future<Output = ExecutionResult> + Send + 'static> Detached<F> {
+    fn new(home: ArbiterHandle, step: F) -> Self {
+        Detached { home, step: Some(Box::pin(step)) }
+    }
+}
+
+impl<F: Future<Output = ExecutionResult> + Send + 'static> Future for Detached<F> {
+    type Output = ExecutionResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExecutionResult> {
+        let step = self.step.as_mut().expect("a Detached step is not polled after it finished");
+        let result = std::task::ready!(step.as_mut().poll(cx));
+        self.step = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<F: Future<Output = ExecutionResult> + Send + 'static> Drop for Detached<F> {
+    fn drop(&mut self) {
+        if let Some(step) = self.step.take() {
+            self.home.spawn(async move {
+                step.await;
+            });
+        }
+    }
+}
