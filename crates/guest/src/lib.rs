@@ -16,10 +16,45 @@ use nexus_abi::{
     HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, RunReport, decode, encode, pack_reply,
 };
 use rquickjs::{
-    Context, Ctx, Function, Object, Persistent, Runtime, Value, context::EvalOptions, prelude::Coerced, qjs,
+    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, context::EvalOptions, prelude::Coerced,
+    promise::PromiseState, qjs,
 };
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+/// Evaluated once at pre-initialization, after the prelude: QuickJS creates a built-in method
+/// the first time it is read, so without this every execution would create again (and write
+/// to fresh pages) each built-in its handler touches. Reading every property descriptor of
+/// every object reachable from the global object and the hidden intrinsics makes them all
+/// part of the snapshot. It runs no getter.
+const MATERIALIZE_BUILTINS: &str = r#"(function () {
+  'use strict';
+  const roots = [
+    globalThis,
+    Object.getPrototypeOf([][Symbol.iterator]()),
+    Object.getPrototypeOf(''[Symbol.iterator]()),
+    Object.getPrototypeOf(new Map()[Symbol.iterator]()),
+    Object.getPrototypeOf(new Set()[Symbol.iterator]()),
+    Object.getPrototypeOf(/a/[Symbol.matchAll]('')),
+    Object.getPrototypeOf(async function () {}),
+    Object.getPrototypeOf(function* () {}),
+    Object.getPrototypeOf(async function* () {}),
+  ];
+  const seen = new Set();
+  while (roots.length > 0) {
+    const object = roots.pop();
+    if (seen.has(object)) continue;
+    seen.add(object);
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== null) roots.push(proto);
+    for (const key of Reflect.ownKeys(object)) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(object, key);
+      for (const value of [descriptor.value, descriptor.get, descriptor.set]) {
+        if (typeof value === 'function' || (typeof value === 'object' && value !== null)) roots.push(value);
+      }
+    }
+  }
+})"#;
 
 /// Bytecode starts with this magic and [`GUEST_ABI_VERSION`]; QuickJS does not validate
 /// bytecode from another build, so anything else is refused before it reaches QuickJS.
@@ -36,6 +71,8 @@ thread_local! {
     static GUEST: RefCell<Option<Guest>> = const { RefCell::new(None) };
     static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The promise of the handler this instance runs, read once its job queue is empty.
+    static HANDLER_PROMISE: RefCell<Option<Persistent<Promise<'static>>>> = const { RefCell::new(None) };
 }
 
 /// Wizer's initialization function: everything computed here is frozen into the snapshot.
@@ -50,6 +87,8 @@ pub extern "C" fn initialize() {
             options.strict = true;
             let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
+            let materialize: Function = ctx.eval(MATERIALIZE_BUILTINS)?;
+            materialize.call::<_, ()>(())?;
             Ok::<_, rquickjs::Error>(Persistent::save(&ctx, api))
         })
         .expect("evaluating the prelude");
@@ -148,10 +187,13 @@ impl Guest {
                 let start: Function = api.get("start")?;
                 let args = natives::from_json(&ctx, &input.args)?;
                 let scope = natives::from_json(&ctx, &input.scope)?;
-                start.call::<_, ()>((handler, args, scope))
+                start.call::<_, Promise>((handler, args, scope))
             })();
             let output = match started {
-                Ok(()) => self.settle(&ctx),
+                Ok(promise) => {
+                    HANDLER_PROMISE.set(Some(Persistent::save(&ctx, promise)));
+                    self.settle(&ctx)
+                }
                 Err(e) => RunOutput::Threw(caught(&ctx, e)),
             };
             RunReport { output, compile_time_us }
@@ -193,21 +235,29 @@ impl Guest {
                 _ => {}
             }
         }
-        let outcome = (|| {
-            let api = self.api.clone().restore(ctx)?;
-            let outcome: Function = api.get("outcome")?;
-            let outcome: rquickjs::Array = outcome.call(())?;
-            Ok::<_, rquickjs::Error>((outcome.get::<i32>(0)?, outcome.get::<Value>(1)?))
-        })();
-        match outcome {
-            Ok((0, _)) => RunOutput::Pending,
-            Ok((1, value)) if value.is_undefined() => RunOutput::Returned(None),
-            Ok((1, value)) => match natives::to_json(ctx, value) {
+        let promise = HANDLER_PROMISE.with_borrow(|promise| promise.clone()).map(|promise| promise.restore(ctx));
+        let promise = match promise {
+            Some(Ok(promise)) => promise,
+            Some(Err(e)) => return RunOutput::Threw(caught(ctx, e)),
+            None => {
+                let message = "no handler is running in this instance".into();
+                return RunOutput::Threw(GuestError { name: "InternalError".into(), message, ..GuestError::default() });
+            }
+        };
+        let state = promise.state();
+        if state == PromiseState::Pending {
+            return RunOutput::Pending;
+        }
+        // SAFETY: a settled promise on this context; JS_PromiseResult returns a new reference.
+        let value =
+            unsafe { Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(ctx.as_raw().as_ptr(), promise.as_raw())) };
+        match state {
+            PromiseState::Resolved if value.is_undefined() => RunOutput::Returned(None),
+            PromiseState::Resolved => match natives::to_json(ctx, value) {
                 Ok(json) => RunOutput::Returned(Some(json)),
                 Err(e) => RunOutput::Threw(caught(ctx, e)),
             },
-            Ok((_, error)) => RunOutput::Threw(error_info(error)),
-            Err(e) => RunOutput::Threw(caught(ctx, e)),
+            _ => RunOutput::Threw(error_info(value)),
         }
     }
 

@@ -12,12 +12,13 @@
   const PromiseCtor = Promise;
   const ErrorCtor = Error;
   const StringCtor = String;
-  const then = Promise.prototype.then;
 
+  // An index loop, not for-of: no iterator objects on every execution.
   function deepFreeze(value) {
     if (value !== null && typeof value === 'object' && !isFrozen(value)) {
       freeze(value);
-      for (const key of getOwnPropertyNames(value)) deepFreeze(value[key]);
+      const keys = getOwnPropertyNames(value);
+      for (let i = 0; i < keys.length; i++) deepFreeze(value[keys[i]]);
     }
     return value;
   }
@@ -132,23 +133,10 @@
   defineProperty(globalThis, 'console', { value: console, writable: true, configurable: true });
   defineProperty(Math, 'random', { value: host.random, writable: true, configurable: true });
 
-  // [0] pending, [1, value] returned, [2, error] thrown.
-  let outcome = [0];
-
   return freeze({
+    // Returns the handler's promise; the guest reads its state once the job queue is empty.
     start(handler, args, scope) {
-      const promise = apply(handler, undefined, [$state, deepFreeze(args), deepFreeze(scope), $emit, $view, $ext, $log]);
-      apply(then, promise, [
-        (value) => {
-          outcome = [1, value];
-        },
-        (error) => {
-          outcome = [2, error];
-        },
-      ]);
-    },
-    outcome() {
-      return outcome;
+      return apply(handler, undefined, [$state, deepFreeze(args), deepFreeze(scope), $emit, $view, $ext, $log]);
     },
     resume(callId, ok, value, code, message) {
       const settle = pending[callId];
