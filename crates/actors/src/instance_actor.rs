@@ -8,10 +8,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult};
 use nexus_abi::{ErrorCode, ExtOutcome};
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution};
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution, SpentInstance};
 
 /// Runs a request in a fresh instance. The actor must be idle.
 #[derive(Message)]
@@ -59,11 +59,25 @@ pub struct Crash;
 pub struct InstanceActor {
     engine: Engine,
     parked: Option<ParkedExecution>,
+    /// The instance of the step that just finished, until its reply has gone (see `retire`).
+    spent: Option<SpentInstance>,
 }
 
 impl InstanceActor {
     pub fn new(engine: Engine) -> Self {
-        InstanceActor { engine, parked: None }
+        InstanceActor { engine, parked: None, spent: None }
+    }
+
+    /// Drops a finished instance once the current message's reply has gone: resetting its
+    /// memory slot is a third of a short execution, and the caller need not wait for it (actix
+    /// sends a handler's reply as soon as the handler returns, and polls the futures it spawned
+    /// after that). A message that comes first drops it before running anything, so an actor
+    /// never holds more than one instance: the pool's slot count relies on it.
+    fn retire(&mut self, spent: Option<SpentInstance>, ctx: &mut Context<Self>) {
+        if spent.is_some() {
+            self.spent = spent;
+            ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
+        }
     }
 }
 
@@ -87,8 +101,9 @@ fn guarded<T>(run: impl FnOnce() -> T, failed: impl FnOnce(ExecutionError) -> T)
 impl Handler<Run> for InstanceActor {
     type Result = MessageResult<Run>;
 
-    fn handle(&mut self, Run(handoff): Run, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Run(handoff): Run, ctx: &mut Context<Self>) -> Self::Result {
         debug_assert!(self.parked.is_none(), "the pool only sends work to idle actors");
+        self.spent = None;
         let Some(request) = handoff.take() else {
             let error = ExecutionError::new(ErrorCode::Internal, "the request was taken back before it ran");
             return MessageResult(ExecutionResult::failed(error));
@@ -98,6 +113,7 @@ impl Handler<Run> for InstanceActor {
         MessageResult(match outcome {
             Ok(outcome) => {
                 self.parked = outcome.parked;
+                self.retire(outcome.spent, ctx);
                 outcome.result
             }
             Err(error) => ExecutionResult::failed(error),
@@ -108,7 +124,8 @@ impl Handler<Run> for InstanceActor {
 impl Handler<Resume> for InstanceActor {
     type Result = Result<ExecutionResult, ExecutionError>;
 
-    fn handle(&mut self, resume: Resume, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, resume: Resume, ctx: &mut Context<Self>) -> Self::Result {
+        self.spent = None;
         let parked = self
             .parked
             .take()
@@ -117,6 +134,7 @@ impl Handler<Resume> for InstanceActor {
         match guarded(|| Ok(engine.resume(parked, resume.call_id, resume.outcome)), Err)? {
             Ok(outcome) => {
                 self.parked = outcome.parked;
+                self.retire(outcome.spent, ctx);
                 Ok(outcome.result)
             }
             Err(refused) => {

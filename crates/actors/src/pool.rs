@@ -99,6 +99,8 @@ struct State {
     idle: Vec<Vec<Member>>,
     /// Steps running, by worker.
     busy: Vec<usize>,
+    /// Where the search for the least busy worker starts.
+    next_worker: usize,
     /// Instance actors alive (idle, running or parked).
     actors: usize,
     queue: VecDeque<Waiting>,
@@ -137,6 +139,7 @@ impl Pool {
         let state = State {
             idle: (0..workers.len()).map(|_| Vec::new()).collect(),
             busy: vec![0; workers.len()],
+            next_worker: 0,
             actors: 0,
             queue: VecDeque::new(),
             parked: HashMap::new(),
@@ -413,9 +416,14 @@ impl Pool {
     /// one thread while the other thread has nothing to do.
     fn acquire(&self, state: &mut State) -> Option<Member> {
         let can_start = state.actors < self.config.pool_size;
-        let worker = (0..self.workers.len())
+        // Ties go round-robin: the worker given the last request may still be resetting its
+        // instance's memory slot after the reply (see `InstanceActor::retire`).
+        let workers = self.workers.len();
+        let worker = (0..workers)
+            .map(|offset| (state.next_worker + offset) % workers)
             .filter(|&worker| can_start || !state.idle[worker].is_empty())
             .min_by_key(|&worker| (state.busy[worker], state.idle[worker].is_empty()))?;
+        state.next_worker = (worker + 1) % workers;
         if let Some(member) = state.idle[worker].pop() {
             return Some(member);
         }
