@@ -15,11 +15,10 @@ use nexus::{ExecutionRequest, Handler, Runtime, RuntimeConfig};
 fn through_the_actors(c: &mut Criterion) {
     let config = RuntimeConfig::default();
     let spin = config.spin_before_park;
-    // The client's threads spin before parking as the runtime's do (see `nexus::spin`).
-    let tokio =
-        nexus::spin::with_hooks(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all(), spin)
-            .build()
-            .unwrap();
+    // The client: a current-thread runtime, so that the thread criterion's `block_on` runs on
+    // is the one that polls every request and spins before parking as the runtime's threads do
+    // (see `nexus::spin`). (A multi-thread runtime's `block_on` thread has no park hooks.)
+    let tokio = nexus::spin::tokio_runtime(spin).unwrap();
     let runtime = Runtime::start(config).expect("runtime starts");
     let mut fresh = 0u64;
 

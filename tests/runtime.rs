@@ -124,6 +124,36 @@ async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_callers_that_stop_waiting_lose_no_actor() {
+    // One actor, busy: the next two requests queue behind it.
+    let runtime = Runtime::start(config(1, 10)).unwrap();
+    let slow = ExecutionRequest::source("const end = Date.now() + 100; while (Date.now() < end) {} return 'done';");
+    let first = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.execute(slow).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut gives_up_early = Box::pin(runtime.execute(adding(1)));
+    let mut gives_up_late = Box::pin(runtime.execute(adding(2)));
+    assert!(futures::poll!(&mut gives_up_early).is_pending(), "queued");
+    assert!(futures::poll!(&mut gives_up_late).is_pending(), "queued");
+    // One caller leaves before its turn; the first step's end then hands the actor to the other,
+    // which leaves without running it.
+    drop(gives_up_early);
+    assert_eq!(first.await.unwrap().status, Status::Success);
+    drop(gives_up_late);
+    let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(3)))
+        .await
+        .expect("the actor handed to a caller that left came back to the pool");
+    assert_eq!(next.return_value, json!(4));
+    let stats = runtime.stats().await;
+    assert_eq!((stats.pool.idle, stats.pool.queued, stats.pool.pool_size), (1, 0, 1));
+    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown(Duration::from_secs(1)))
+        .await
+        .expect("shutdown drains: nothing is left counted as running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pending_calls_are_resumed_one_at_a_time() {
     let runtime = Runtime::start(config(4, 10)).unwrap();
     let mut request = ExecutionRequest::source(

@@ -3,10 +3,10 @@
 //! * [`engine`]: wasmtime configured for a fresh instance per execution from a Wizer snapshot,
 //!   with timeouts, memory and stack limits; `execute`, `resume` and `precompile`.
 //! * [`pool`]: the path of a request on the caller's thread: admission to a pooled instance
-//!   actor (or the bounded queue, or `OVERLOADED`), the step on the actor's worker, the booking
-//!   of parked suspensions.
-//! * [`supervisor`]: the actor that owns the pool: the same requests as messages, queued work,
-//!   the expiry of parked suspensions, precompilation, statistics, shutdown.
+//!   actor (or a place in the bounded queue, or `OVERLOADED`), the step on the actor's worker,
+//!   the booking of parked suspensions.
+//! * [`supervisor`]: the actor that owns the pool: the same requests as messages, the expiry
+//!   of parked suspensions, precompilation, statistics, shutdown.
 //! * [`instance_actor`]: runs executions on a worker thread and holds a parked one's store.
 //! * [`metrics`]: aggregates statistics and renders them for Prometheus.
 //! * [`runtime`]: the Rust API over all of it.

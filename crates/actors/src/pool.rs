@@ -2,17 +2,17 @@
 //! thread:
 //!
 //! 1. admission: an idle actor (started, up to the pool size, on the least busy worker), else a
-//!    place in the bounded queue, else `OVERLOADED`;
+//!    place in the bounded queue until a step ends and hands its actor on, else `OVERLOADED`;
 //! 2. the step: the request goes straight to the actor's worker thread, and its answer straight
 //!    back (two thread hand-offs, each ringing the receiver's doorbell, see [`crate::spin`]);
-//! 3. booking: the actor is parked under the suspension id or is idle again, queued requests
-//!    start on the actors that became free, and the step is counted for the metrics actor.
+//! 3. booking: the actor is parked under the suspension id or is idle again, the first queued
+//!    requests are given the actors that became free (their callers run them), and the step is
+//!    counted for the metrics actor.
 //!
 //! The shared state is behind a mutex held only for that bookkeeping, never across an `.await`.
-//! What has no caller to run on runs on the supervisor's thread (`Pool::home`): queued
-//! requests, the expiry sweep of parked executions, and the end of a step whose caller stopped
-//! waiting (the actor running it must still come back to the pool). Every request gets exactly
-//! one answer.
+//! The supervisor's thread (`Pool::home`) runs only what has no caller: the expiry sweep of
+//! parked executions, and the end of a step whose caller stopped waiting (the actor running it
+//! must still come back to the pool). Every request gets exactly one answer.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -40,9 +40,8 @@ pub struct Pool {
     engine: Engine,
     config: RuntimeConfig,
     workers: Vec<Worker>,
-    /// The supervisor's arbiter, and its doorbell.
+    /// The supervisor's arbiter.
     home: ArbiterHandle,
-    home_bell: Doorbell,
     metrics: Addr<MetricsActor>,
     state: Mutex<State>,
     /// Finished steps not sent to the metrics actor yet.
@@ -63,10 +62,12 @@ struct Member {
     bell: Doorbell,
 }
 
-/// A request waiting in the queue for an actor.
-struct Waiting {
-    request: ExecutionRequest,
-    reply: oneshot::Sender<ExecutionResult>,
+/// What a queued request's caller is given when its turn comes.
+enum Ticket {
+    /// Run it on this actor (crashed first when fault injection says so).
+    Run { member: Member, crash: bool },
+    /// The runtime shut down before it ran.
+    Refused(Refusal),
 }
 
 /// What admission decided for a request.
@@ -74,19 +75,19 @@ enum Admission {
     /// Run it now on `member` (crashed first when fault injection says so).
     Run {
         member: Member,
-        request: ExecutionRequest,
         crash: bool,
     },
-    /// It waits in the queue; its result comes on this channel.
-    Queued(oneshot::Receiver<ExecutionResult>),
-    Refused(ExecutionResult),
+    /// It waits in the queue for its ticket.
+    Queued(Queued),
+    Refused(Refusal),
 }
 
-/// A queued request and the actor that will run it, to be started once the lock is released.
-struct Dispatch {
-    member: Member,
-    waiting: Waiting,
-    crash: bool,
+/// Where a request joins the queue: at its end, or first (a request admitted before, whose
+/// actor died before it started).
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    Back,
+    Front,
 }
 
 struct Parked {
@@ -103,7 +104,8 @@ struct State {
     next_worker: usize,
     /// Instance actors alive (idle, running or parked).
     actors: usize,
-    queue: VecDeque<Waiting>,
+    /// Callers waiting for an actor, first come first served.
+    queue: VecDeque<oneshot::Sender<Ticket>>,
     parked: HashMap<SuspensionId, Parked>,
     running: usize,
     accepting: bool,
@@ -113,12 +115,11 @@ struct State {
     crashes_to_inject: usize,
 }
 
+/// Why a request or resume was answered without running: its error code and message.
+type Refusal = (ErrorCode, &'static str);
+
 fn failed(code: ErrorCode, message: &str) -> ExecutionResult {
     ExecutionResult::failed(ExecutionError::new(code, message))
-}
-
-fn dropped() -> ExecutionResult {
-    failed(ErrorCode::Internal, "the request was dropped")
 }
 
 impl Pool {
@@ -153,7 +154,6 @@ impl Pool {
             config,
             workers,
             home: Arbiter::current(),
-            home_bell: spin::current(),
             metrics,
             state: Mutex::new(state),
             executed: Mutex::default(),
@@ -170,32 +170,34 @@ impl Pool {
 
     /// Runs a request; answers with its result (possibly `suspended`).
     pub async fn execute(self: &Arc<Self>, request: ExecutionRequest) -> ExecutionResult {
-        match self.admit(request) {
-            Admission::Run { member, request, crash } => {
-                Detached::new(self.home.clone(), self.clone().run(member, request, crash)).await
-            }
-            Admission::Queued(answer) => answer.await.unwrap_or_else(|_| dropped()),
-            Admission::Refused(result) => result,
-        }
+        let admission = self.admit(&mut self.lock(), Place::Back);
+        let (member, crash) = match admission.ready().await {
+            Ok(ready) => ready,
+            Err((code, message)) => return failed(code, message),
+        };
+        Detached::new(self.home.clone(), self.clone().run(member, request, crash)).await
     }
 
-    fn admit(&self, request: ExecutionRequest) -> Admission {
-        let mut state = self.lock();
+    /// An idle actor for a request, else a place in the queue (within its bound, unless the
+    /// request was admitted before), else a refusal.
+    fn admit(self: &Arc<Self>, state: &mut State, place: Place) -> Admission {
         if !state.accepting {
-            return Admission::Refused(failed(ErrorCode::ShuttingDown, "the runtime is shutting down"));
+            return Admission::Refused((ErrorCode::ShuttingDown, "the runtime is shutting down"));
         }
-        if let Some(member) = self.acquire(&mut state) {
+        if let Some(member) = self.acquire(state) {
             let crash = state.start_request(&member);
-            return Admission::Run { member, request, crash };
+            return Admission::Run { member, crash };
         }
-        if state.queue.len() >= self.config.queue_bound {
-            drop(state);
+        if place == Place::Back && state.queue.len() >= self.config.queue_bound {
             self.record(Executed::refused(ErrorCode::Overloaded));
-            return Admission::Refused(failed(ErrorCode::Overloaded, "every instance is busy and the queue is full"));
+            return Admission::Refused((ErrorCode::Overloaded, "every instance is busy and the queue is full"));
         }
-        let (reply, answer) = oneshot::channel();
-        state.queue.push_back(Waiting { request, reply });
-        Admission::Queued(answer)
+        let (ticket, waiting) = oneshot::channel();
+        match place {
+            Place::Back => state.queue.push_back(ticket),
+            Place::Front => state.queue.push_front(ticket),
+        }
+        Admission::Queued(Queued { pool: self.clone(), waiting: Some(Ringing::new(waiting)) })
     }
 
     /// Delivers one extension call's outcome to a parked execution and runs it on.
@@ -208,7 +210,7 @@ impl Pool {
 
     /// Takes the actor parked under `id` out of the table (single use: the id is gone as soon
     /// as it is presented) and counts its step as started.
-    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<Member, (ErrorCode, &'static str)> {
+    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<Member, Refusal> {
         let mut state = self.lock();
         if !state.accepting {
             return Err((ErrorCode::ShuttingDown, "the runtime is shutting down"));
@@ -219,43 +221,47 @@ impl Pool {
                 return Ok(parked.member);
             }
             // Expired, though not swept yet.
-            Some(parked) => {
-                let dispatches = self.release(&mut state, parked.member);
-                drop(state);
-                self.start_queued(dispatches);
-            }
+            Some(parked) => self.release(&mut state, parked.member),
             None => {}
         }
         Err((ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, or expired"))
     }
 
     /// Sends a step to its actor on the actor's worker thread, and books its end.
-    async fn run(self: Arc<Self>, member: Member, request: ExecutionRequest, crash: bool) -> ExecutionResult {
-        if crash {
-            member.addr.do_send(Crash);
-        }
-        let handoff = Handoff::new(request);
-        let answer = Ringing::new(member.addr.send(Run(handoff.clone())));
-        member.bell.ring();
-        match (answer.await, handoff.take()) {
-            (Ok(result), _) => self.settled(member, Some(result), None),
-            // The actor died before it started the request: the request runs on another actor,
-            // ahead of the queue (it was accepted first), and the dead one is replaced.
-            (Err(_), Some(request)) => {
-                let (reply, answer) = oneshot::channel();
-                let dispatches = {
-                    let mut state = self.lock();
-                    state.stop(&member);
-                    state.actors -= 1;
-                    state.queue.push_front(Waiting { request, reply });
-                    self.pump(&mut state)
-                };
-                self.start_queued(dispatches);
-                answer.await.unwrap_or_else(|_| dropped())
+    async fn run(
+        self: Arc<Self>,
+        mut member: Member,
+        mut request: ExecutionRequest,
+        mut crash: bool,
+    ) -> ExecutionResult {
+        loop {
+            if crash {
+                member.addr.do_send(Crash);
             }
-            // It died running it: the request is answered, not retried (it may be what killed
-            // the actor).
-            (Err(_), None) => self.settled(member, None, None),
+            let handoff = Handoff::new(request);
+            let answer = Ringing::new(member.addr.send(Run(handoff.clone())));
+            member.bell.ring();
+            match (answer.await, handoff.take()) {
+                (Ok(result), _) => return self.settled(member, Some(result), None),
+                // It died running it: the request is answered, not retried (it may be what
+                // killed the actor).
+                (Err(_), None) => return self.settled(member, None, None),
+                // The actor died before it started the request: the request runs on another
+                // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
+                (Err(_), Some(taken_back)) => {
+                    request = taken_back;
+                    let admission = {
+                        let mut state = self.lock();
+                        state.stop(&member);
+                        state.actors -= 1;
+                        self.admit(&mut state, Place::Front)
+                    };
+                    (member, crash) = match admission.ready().await {
+                        Ok(ready) => ready,
+                        Err((code, message)) => return failed(code, message),
+                    };
+                }
+            }
         }
     }
 
@@ -303,9 +309,8 @@ impl Pool {
                 None
             }
         };
-        let dispatches = self.pump(&mut state);
+        self.pump(&mut state);
         drop(state);
-        self.start_queued(dispatches);
         match result {
             Some(result) => {
                 self.record(Executed::from_result(&result));
@@ -326,9 +331,9 @@ impl Pool {
     }
 
     /// Drops a parked execution, frees its actor and gives it queued work.
-    fn release(&self, state: &mut State, member: Member) -> Vec<Dispatch> {
+    fn release(&self, state: &mut State, member: Member) {
         discard(state, member);
-        self.pump(state)
+        self.pump(state);
     }
 
     /// Drops the parked executions whose suspension timeout passed. The supervisor calls it
@@ -338,13 +343,10 @@ impl Pool {
         let mut state = self.lock();
         let expired: Vec<SuspensionId> =
             state.parked.iter().filter(|(_, parked)| parked.deadline <= now).map(|(id, _)| id.clone()).collect();
-        let mut dispatches = Vec::new();
         for id in expired {
             let parked = state.parked.remove(&id).expect("listed above");
-            dispatches.extend(self.release(&mut state, parked.member));
+            self.release(&mut state, parked.member);
         }
-        drop(state);
-        self.start_queued(dispatches);
     }
 
     /// How often [`Pool::expire`] runs: an expired execution is dropped within a quarter of the
@@ -358,18 +360,18 @@ impl Pool {
     pub fn shut_down(&self) -> oneshot::Receiver<()> {
         let mut state = self.lock();
         state.accepting = false;
-        for waiting in state.queue.drain(..) {
-            let _ =
-                waiting.reply.send(failed(ErrorCode::ShuttingDown, "the runtime shut down before this request ran"));
+        for ticket in state.queue.drain(..) {
+            let _ = ticket
+                .send(Ticket::Refused((ErrorCode::ShuttingDown, "the runtime shut down before this request ran")));
         }
         let parked: Vec<Parked> = state.parked.drain().map(|(_, parked)| parked).collect();
         for parked in parked {
             // The queue is empty: releasing starts nothing.
-            let _ = self.release(&mut state, parked.member);
+            self.release(&mut state, parked.member);
         }
         let (done, drained) = oneshot::channel();
         state.drained.push(done);
-        let _ = self.pump(&mut state);
+        self.pump(&mut state);
         drained
     }
 
@@ -434,38 +436,70 @@ impl Pool {
         Some(Member { addr, worker, bell: bell.clone() })
     }
 
-    /// Takes queued requests while actors are available (they are started by
-    /// [`Pool::start_queued`] once the lock is released), and tells the shutdown waiters
-    /// when it drained.
-    fn pump(&self, state: &mut State) -> Vec<Dispatch> {
-        let mut dispatches = Vec::new();
+    /// Gives actors to queued callers while there are idle ones (a caller that stopped waiting
+    /// is skipped), and tells the shutdown waiters when nothing runs any more.
+    fn pump(&self, state: &mut State) {
         while !state.queue.is_empty() {
             let Some(member) = self.acquire(state) else { break };
-            let waiting = state.queue.pop_front().expect("checked non-empty");
+            let ticket = state.queue.pop_front().expect("checked non-empty");
             let crash = state.start_request(&member);
-            dispatches.push(Dispatch { member, waiting, crash });
+            if let Err(Ticket::Run { member, .. }) = ticket.send(Ticket::Run { member, crash }) {
+                state.stop(&member);
+                state.idle[member.worker].push(member);
+            }
         }
         if !state.accepting && state.running == 0 {
             for waiter in state.drained.drain(..) {
                 let _ = waiter.send(());
             }
         }
-        dispatches
     }
+}
 
-    /// Runs queued requests on the supervisor's thread: their callers wait on a channel.
-    fn start_queued(self: &Arc<Self>, dispatches: Vec<Dispatch>) {
-        if dispatches.is_empty() {
-            return;
+impl Admission {
+    /// The actor to run on, once there is one, or the answer.
+    async fn ready(self) -> Result<(Member, bool), Refusal> {
+        match self {
+            Admission::Run { member, crash } => Ok((member, crash)),
+            Admission::Queued(queued) => match queued.await {
+                Some(Ticket::Run { member, crash }) => Ok((member, crash)),
+                Some(Ticket::Refused(refusal)) => Err(refusal),
+                None => Err((ErrorCode::Internal, "the request was dropped")),
+            },
+            Admission::Refused(refusal) => Err(refusal),
         }
-        for Dispatch { member, waiting, crash } in dispatches {
-            let pool = Arc::clone(self);
-            self.home.spawn(async move {
-                let result = pool.run(member, waiting.request, crash).await;
-                let _ = waiting.reply.send(result);
-            });
+    }
+}
+
+/// A caller's place in the queue. If the caller stops waiting once its ticket was sent, the
+/// actor on the ticket goes back to the pool.
+struct Queued {
+    pool: Arc<Pool>,
+    waiting: Option<Ringing<oneshot::Receiver<Ticket>>>,
+}
+
+impl Future for Queued {
+    type Output = Option<Ticket>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Ticket>> {
+        let waiting = self.waiting.as_mut().expect("a Queued place is not polled after it ended");
+        let ticket = std::task::ready!(Pin::new(waiting).poll(cx));
+        self.waiting = None;
+        Poll::Ready(ticket.ok())
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let Some(waiting) = self.waiting.take() else { return };
+        let mut waiting = waiting.into_inner();
+        waiting.close();
+        if let Ok(Ticket::Run { member, .. }) = waiting.try_recv() {
+            let mut state = self.pool.lock();
+            state.stop(&member);
+            state.idle[member.worker].push(member);
+            self.pool.pump(&mut state);
         }
-        self.home_bell.ring();
     }
 }
 

@@ -75,7 +75,9 @@ pub fn after_unpark() {
 }
 
 /// Adds the hooks to a tokio runtime `builder` (current-thread or multi-thread): its threads
-/// spin up to `budget` before parking.
+/// spin up to `budget` before parking. A multi-thread runtime runs them on its worker threads
+/// only: the thread that calls its `block_on` parks without spinning (spawn the work instead,
+/// or use a current-thread runtime, as [`tokio_runtime`] does).
 pub fn with_hooks(builder: &mut tokio::runtime::Builder, budget: Duration) -> &mut tokio::runtime::Builder {
     builder.on_thread_park(move || before_park(budget)).on_thread_unpark(after_unpark)
 }
@@ -112,6 +114,11 @@ pin_project_lite::pin_project! {
 impl<F> Ringing<F> {
     pub fn new(inner: F) -> Self {
         Ringing { inner, waker: None }
+    }
+
+    /// The wrapped future.
+    pub fn into_inner(self) -> F {
+        self.inner
     }
 }
 

@@ -1,8 +1,8 @@
 //! The supervisor: the actor that owns the [`Pool`] of instance actors. The Rust [`Runtime`]
 //! runs requests through the pool on the caller's thread; the supervisor answers the same
 //! requests as messages (for services that are actix systems themselves), runs what has no
-//! caller (queued requests, the expiry sweep of parked executions), precompiles, reports
-//! statistics, and shuts the pool down gracefully.
+//! caller (the expiry sweep of parked executions, the end of a step whose caller stopped
+//! waiting), precompiles, reports statistics, and shuts the pool down gracefully.
 //!
 //! [`Runtime`]: crate::runtime::Runtime
 
