@@ -444,8 +444,7 @@ impl Pool {
             let ticket = state.queue.pop_front().expect("checked non-empty");
             let crash = state.start_request(&member);
             if let Err(Ticket::Run { member, .. }) = ticket.send(Ticket::Run { member, crash }) {
-                state.stop(&member);
-                state.idle[member.worker].push(member);
+                state.give_back(member);
             }
         }
         if !state.accepting && state.running == 0 {
@@ -496,8 +495,7 @@ impl Drop for Queued {
         waiting.close();
         if let Ok(Ticket::Run { member, .. }) = waiting.try_recv() {
             let mut state = self.pool.lock();
-            state.stop(&member);
-            state.idle[member.worker].push(member);
+            state.give_back(member);
             self.pool.pump(&mut state);
         }
     }
@@ -517,6 +515,12 @@ impl State {
         let crash = self.crashes_to_inject > 0;
         self.crashes_to_inject = self.crashes_to_inject.saturating_sub(1);
         crash
+    }
+
+    /// Makes `member` idle again without it having run anything (its caller left).
+    fn give_back(&mut self, member: Member) {
+        self.stop(&member);
+        self.idle[member.worker].push(member);
     }
 
     /// Counts a step that ended (or never started) on `member`'s worker.
