@@ -250,10 +250,16 @@ impl Pool {
                 // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
                 (Err(_), Some(taken_back)) => {
                     request = taken_back;
+                    // A worker thread is gone only when the actix system stopped under the
+                    // runtime: nothing can run any more, and retrying would never end.
+                    let worker_alive = self.workers[member.worker].arbiter.spawn(async {});
                     let admission = {
                         let mut state = self.lock();
                         state.stop(&member);
                         state.actors -= 1;
+                        if !worker_alive {
+                            self.stop_accepting(&mut state);
+                        }
                         self.admit(&mut state, Place::Front)
                     };
                     (member, crash) = match admission.ready().await {
@@ -359,6 +365,15 @@ impl Pool {
     /// receiver is told when no step runs any more.
     pub fn shut_down(&self) -> oneshot::Receiver<()> {
         let mut state = self.lock();
+        self.stop_accepting(&mut state);
+        let (done, drained) = oneshot::channel();
+        state.drained.push(done);
+        self.pump(&mut state);
+        drained
+    }
+
+    /// Refuses new work from now on, and fails the queued and parked executions.
+    fn stop_accepting(&self, state: &mut State) {
         state.accepting = false;
         for ticket in state.queue.drain(..) {
             let _ = ticket
@@ -367,12 +382,8 @@ impl Pool {
         let parked: Vec<Parked> = state.parked.drain().map(|(_, parked)| parked).collect();
         for parked in parked {
             // The queue is empty: releasing starts nothing.
-            self.release(&mut state, parked.member);
+            self.release(state, parked.member);
         }
-        let (done, drained) = oneshot::channel();
-        state.drained.push(done);
-        self.pump(&mut state);
-        drained
     }
 
     /// Stops the worker threads (the supervisor is stopping).
@@ -568,5 +579,46 @@ impl<F: Future<Output = ExecutionResult> + Send + 'static> Drop for Detached<F> 
                 step.await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix::System;
+    use nexus_abi::ErrorCode;
+
+    use crate::engine::ExecutionRequest;
+    use crate::runtime::Runtime;
+    use crate::supervisor::RuntimeConfig;
+
+    #[test]
+    fn a_runtime_whose_actix_system_stopped_refuses_work_instead_of_retrying_forever() {
+        let system = System::new();
+        let config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+        let runtime = system.block_on(async {
+            let runtime = Runtime::start(config).expect("runtime starts in the current system");
+            assert_eq!(runtime.execute(ExecutionRequest::source("return 1")).await.return_value, 1);
+            System::current().stop();
+            runtime
+        });
+        system.run().expect("the system stops");
+        // The worker thread stops shortly after the system: until then a request may still run.
+        for _ in 0..100 {
+            let (answered, answer) = std::sync::mpsc::channel();
+            let runtime = runtime.clone();
+            std::thread::spawn(move || {
+                let request = ExecutionRequest::source("return 2");
+                let _ = answered.send(futures::executor::block_on(runtime.execute(request)));
+            });
+            let result = answer.recv_timeout(Duration::from_secs(10)).expect("every request is answered");
+            match result.error.map(|e| e.code) {
+                Some(ErrorCode::ShuttingDown) => return,
+                None => std::thread::sleep(Duration::from_millis(10)),
+                Some(other) => panic!("answered {other:?}"),
+            }
+        }
+        panic!("requests still ran a second after the system stopped");
     }
 }
