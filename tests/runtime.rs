@@ -30,6 +30,13 @@ fn adding(n: u64) -> ExecutionRequest {
     request
 }
 
+/// Shuts down, and fails if the pool never drains (a step still counted as running).
+async fn shut_down_drained(runtime: &Runtime) {
+    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown(Duration::from_secs(1)))
+        .await
+        .expect("shutdown drains: nothing is left counted as running");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_executions_on_a_pool_of_sixteen_all_complete() {
     let runtime = Runtime::start(config(16, 2000)).unwrap();
@@ -118,9 +125,7 @@ async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
     let stats = runtime.stats().await;
     assert_eq!(stats.executions.get("success"), Some(&2), "the abandoned step still ran and was counted");
     assert_eq!((stats.pool.idle, stats.pool.pool_size), (1, 1));
-    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown(Duration::from_secs(1)))
-        .await
-        .expect("shutdown drains: nothing is left counted as running");
+    shut_down_drained(&runtime).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,9 +153,7 @@ async fn queued_callers_that_stop_waiting_lose_no_actor() {
     assert_eq!(next.return_value, json!(4));
     let stats = runtime.stats().await;
     assert_eq!((stats.pool.idle, stats.pool.queued, stats.pool.pool_size), (1, 0, 1));
-    tokio::time::timeout(Duration::from_secs(5), runtime.shutdown(Duration::from_secs(1)))
-        .await
-        .expect("shutdown drains: nothing is left counted as running");
+    shut_down_drained(&runtime).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
+use nexus_abi::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-
-use nexus_abi::ErrorCode;
 
 use crate::engine::{ExecutionResult, Status};
 
@@ -45,9 +44,7 @@ impl Executed {
             cache_hit: if metrics.cache_hit { Some(true) } else { (metrics.compile_time_us > 0).then_some(false) },
         }
     }
-}
 
-impl Executed {
     /// A request refused before it ran.
     pub fn refused(code: ErrorCode) -> Self {
         Executed {
