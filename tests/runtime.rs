@@ -111,6 +111,31 @@ async fn an_expired_suspension_frees_its_actor_without_being_resumed() {
     assert_eq!((stats.pool.parked, stats.pool.queued, stats.pool.pool_size), (0, 0, 1));
 }
 
+/// A request running alone hands its finished instance back, and the caller of the next one
+/// resets it while that one runs; when no request follows, the supervisor's sweep does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sweep() {
+    // The default suspension timeout (60 s) puts the first sweep a second after the start.
+    let runtime = Runtime::start(config(4, 10)).unwrap();
+    for n in 0..5 {
+        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+        let stats = runtime.stats().await;
+        assert_eq!(stats.pool.awaiting_reset, 1, "after request {n}: only the last instance waits for its reset");
+    }
+    shut_down_drained(&runtime).await;
+
+    let runtime =
+        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(40), ..config(4, 10) }).unwrap();
+    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    let swept = async {
+        while runtime.stats().await.pool.awaiting_reset > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), swept).await.expect("the sweep reset the instance");
+    shut_down_drained(&runtime).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
     // One actor: if the abandoned step did not give it back, the next request would wait forever.

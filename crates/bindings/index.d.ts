@@ -139,6 +139,8 @@ export interface RuntimeStats {
   idle: number;
   queued: number;
   parked: number;
+  /** Finished instances whose memory slot is still to be reset (a lone request's caller resets it while its next request runs). */
+  awaitingReset: number;
 }
 
 export interface CapabilityInference {

@@ -15,8 +15,37 @@ use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, P
 
 /// Runs a request in a fresh instance. The actor must be idle.
 #[derive(Message)]
-#[rtype(result = "ExecutionResult")]
-pub struct Run(pub Handoff);
+#[rtype(result = "Answer")]
+pub struct Run {
+    pub handoff: Handoff,
+    pub reset: Reset,
+}
+
+/// Who resets a finished instance's pooled memory slot, which dropping the instance does: a scan
+/// of the slot's page table and a copy of the pages the execution wrote, about a third of a
+/// trivial execution. Either way the step's answer does not wait for it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Reset {
+    /// The actor, once its reply has gone (actix sends a handler's reply as soon as the handler
+    /// returns, and polls the futures it spawned after that). A message that comes first drops
+    /// it before running anything, so an actor never holds more than one instance.
+    Actor,
+    /// Whoever receives the answer: the instance comes back in [`Answer::spent`].
+    Caller,
+}
+
+/// What an actor answers for a step: its result and, when the step ran to its end and the
+/// caller asked for it ([`Reset::Caller`]), the finished instance.
+pub struct Answer {
+    pub result: ExecutionResult,
+    pub spent: Option<SpentInstance>,
+}
+
+impl Answer {
+    fn failed(error: ExecutionError) -> Self {
+        Answer { result: ExecutionResult::failed(error), spent: None }
+    }
+}
 
 /// A request on its way to an instance actor. The actor takes it when it starts running it;
 /// until then the sender can take it back, so a request whose actor died before starting it
@@ -37,10 +66,11 @@ impl Handoff {
 
 /// Settles one pending call of the parked execution and runs it on.
 #[derive(Message)]
-#[rtype(result = "Result<ExecutionResult, ExecutionError>")]
+#[rtype(result = "Result<Answer, ExecutionError>")]
 pub struct Resume {
     pub call_id: u32,
     pub outcome: ExtOutcome,
+    pub reset: Reset,
 }
 
 /// Drops the parked execution (expired, or the runtime is shutting down).
@@ -59,7 +89,7 @@ pub struct Crash;
 pub struct InstanceActor {
     engine: Engine,
     parked: Option<ParkedExecution>,
-    /// The instance of the step that just finished, until its reply has gone (see `retire`).
+    /// The instance of the step that just finished, until its reply has gone ([`Reset::Actor`]).
     spent: Option<SpentInstance>,
 }
 
@@ -68,15 +98,22 @@ impl InstanceActor {
         InstanceActor { engine, parked: None, spent: None }
     }
 
-    /// Drops a finished instance once the current message's reply has gone: resetting its
-    /// memory slot is a third of a short execution, and the caller need not wait for it (actix
-    /// sends a handler's reply as soon as the handler returns, and polls the futures it spawned
-    /// after that). A message that comes first drops it before running anything, so an actor
-    /// never holds more than one instance: the pool's slot count relies on it.
-    fn retire(&mut self, spent: Option<SpentInstance>, ctx: &mut Context<Self>) {
-        if spent.is_some() {
-            self.spent = spent;
-            ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
+    /// The answer to a step that ended with `result`, leaving `spent` to be reset by whom
+    /// `reset` says.
+    fn answer(
+        &mut self,
+        result: ExecutionResult,
+        spent: Option<SpentInstance>,
+        reset: Reset,
+        ctx: &mut Context<Self>,
+    ) -> Answer {
+        match (spent, reset) {
+            (Some(spent), Reset::Actor) => {
+                self.spent = Some(spent);
+                ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
+                Answer { result, spent: None }
+            }
+            (spent, _) => Answer { result, spent },
         }
     }
 }
@@ -101,30 +138,28 @@ fn guarded<T>(run: impl FnOnce() -> T, failed: impl FnOnce(ExecutionError) -> T)
 impl Handler<Run> for InstanceActor {
     type Result = MessageResult<Run>;
 
-    fn handle(&mut self, Run(handoff): Run, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Run { handoff, reset }: Run, ctx: &mut Context<Self>) -> Self::Result {
         debug_assert!(self.parked.is_none(), "the pool only sends work to idle actors");
         self.spent = None;
         let Some(request) = handoff.take() else {
             let error = ExecutionError::new(ErrorCode::Internal, "the request was taken back before it ran");
-            return MessageResult(ExecutionResult::failed(error));
+            return MessageResult(Answer::failed(error));
         };
         let engine = &self.engine;
-        let outcome = guarded(|| Ok(engine.execute(request)), Err);
-        MessageResult(match outcome {
+        MessageResult(match guarded(|| Ok(engine.execute(request)), Err) {
             Ok(outcome) => {
                 self.parked = outcome.parked;
-                self.retire(outcome.spent, ctx);
-                outcome.result
+                self.answer(outcome.result, outcome.spent, reset, ctx)
             }
-            Err(error) => ExecutionResult::failed(error),
+            Err(error) => Answer::failed(error),
         })
     }
 }
 
 impl Handler<Resume> for InstanceActor {
-    type Result = Result<ExecutionResult, ExecutionError>;
+    type Result = Result<Answer, ExecutionError>;
 
-    fn handle(&mut self, resume: Resume, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, resume: Resume, ctx: &mut Context<Self>) -> Self::Result {
         self.spent = None;
         let parked = self
             .parked
@@ -134,11 +169,7 @@ impl Handler<Resume> for InstanceActor {
         match guarded(|| Ok(engine.resume(parked, resume.call_id, resume.outcome)), Err)? {
             Ok(outcome) => {
                 self.parked = outcome.parked;
-                // Reset before the reply here: deferring it after a resume made the suspend
-                // workload slower through the runtime (p50 79-81 against 61 us, `nexus bench
-                // --workload suspend`, three interleaved rounds); the cause is not established.
-                drop(outcome.spent);
-                Ok(outcome.result)
+                Ok(self.answer(outcome.result, outcome.spent, resume.reset, ctx))
             }
             Err(refused) => {
                 self.parked = Some(refused.parked);

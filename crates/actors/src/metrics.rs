@@ -72,6 +72,8 @@ pub struct PoolGauges {
     pub idle: u64,
     pub queued: u64,
     pub parked: u64,
+    /// Finished instances whose memory slots are still to be reset (see [`crate::pool`]).
+    pub awaiting_reset: u64,
 }
 
 /// Aggregated statistics since the runtime started.
@@ -124,6 +126,7 @@ pub struct MetricsActor {
     idle: Gauge,
     queued: Gauge,
     parked: Gauge,
+    awaiting_reset: Gauge,
     stats: Stats,
     /// Observations per latency bucket, for the percentiles of [`Stats`].
     buckets: Vec<(f64, u64)>,
@@ -155,6 +158,8 @@ impl Default for MetricsActor {
         let idle = gauge(&mut registry, "pool_idle", "Instance actors waiting for work");
         let queued = gauge(&mut registry, "queued", "Requests waiting for an instance");
         let parked = gauge(&mut registry, "parked", "Suspended executions awaiting extension results");
+        let awaiting_reset =
+            gauge(&mut registry, "awaiting_reset", "Finished instances whose memory slot is still to be reset");
         MetricsActor {
             registry,
             executions,
@@ -167,6 +172,7 @@ impl Default for MetricsActor {
             idle,
             queued,
             parked,
+            awaiting_reset,
             stats: Stats::default(),
             buckets: latency_buckets().map(|bound| (bound, 0)).collect(),
         }
@@ -248,6 +254,7 @@ impl Handler<PoolGauges> for MetricsActor {
         self.idle.set(gauges.idle as i64);
         self.queued.set(gauges.queued as i64);
         self.parked.set(gauges.parked as i64);
+        self.awaiting_reset.set(gauges.awaiting_reset as i64);
         self.stats.pool = gauges;
     }
 }

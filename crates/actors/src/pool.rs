@@ -5,6 +5,8 @@
 //!    place in the bounded queue until a step ends and hands its actor on, else `OVERLOADED`;
 //! 2. the step: the request goes straight to the actor's worker thread, and its answer straight
 //!    back (two thread hand-offs, each ringing the receiver's doorbell, see [`crate::spin`]);
+//!    a request running alone has its caller reset the instance of the step before while it
+//!    waits ([`Retired`]);
 //! 3. booking: the actor is parked under the suspension id or is idle again, the first queued
 //!    requests are given the actors that became free (their callers run them), and the step is
 //!    counted for the metrics actor.
@@ -25,8 +27,8 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::oneshot;
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
-use crate::instance_actor::{Crash, Discard, Handoff, InstanceActor, Resume, Run};
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, SpentInstance, Status, SuspensionId};
+use crate::instance_actor::{Answer, Crash, Discard, Handoff, InstanceActor, Reset, Resume, Run};
 use crate::metrics::{Executed, Executions, MetricsActor, PoolGauges};
 use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::RuntimeConfig;
@@ -46,6 +48,8 @@ pub struct Pool {
     state: Mutex<State>,
     /// Finished steps not sent to the metrics actor yet.
     executed: Mutex<Vec<Executed>>,
+    /// Finished instances whose memory slots are still to be reset.
+    retired: Retired,
 }
 
 /// A worker thread: an actix arbiter, with its doorbell.
@@ -157,6 +161,7 @@ impl Pool {
             metrics,
             state: Mutex::new(state),
             executed: Mutex::default(),
+            retired: Retired::default(),
         }
     }
 
@@ -239,10 +244,15 @@ impl Pool {
                 member.addr.do_send(Crash);
             }
             let handoff = Handoff::new(request);
-            let answer = Ringing::new(member.addr.send(Run(handoff.clone())));
+            let reset = self.resetter();
+            let answer = Ringing::new(member.addr.send(Run { handoff: handoff.clone(), reset }));
             member.bell.ring();
+            self.reset_while_waiting(reset);
             match (answer.await, handoff.take()) {
-                (Ok(result), _) => return self.settled(member, Some(result), None),
+                (Ok(Answer { result, spent }), _) => {
+                    self.retire(spent);
+                    return self.settled(member, Some(result), None);
+                }
                 // It died running it: the request is answered, not retried (it may be what
                 // killed the actor).
                 (Err(_), None) => return self.settled(member, None, None),
@@ -278,10 +288,15 @@ impl Pool {
         call_id: u32,
         outcome: ExtOutcome,
     ) -> ExecutionResult {
-        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome }));
+        let reset = self.resetter();
+        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome, reset }));
         member.bell.ring();
+        self.reset_while_waiting(reset);
         match answer.await {
-            Ok(Ok(result)) => self.settled(member, Some(result), None),
+            Ok(Ok(Answer { result, spent })) => {
+                self.retire(spent);
+                self.settled(member, Some(result), None)
+            }
             // Refused (no such pending call): still parked, under the same id.
             Ok(Err(error)) => self.settled(member, Some(ExecutionResult::failed(error)), Some(id)),
             Err(_) => self.settled(member, None, None),
@@ -326,6 +341,31 @@ impl Pool {
         }
     }
 
+    /// Who resets the instance of a step about to be handed over. A step running alone leaves
+    /// it to its caller ([`Retired`]): otherwise the actor would do it after its reply, and a
+    /// caller's next request, going to the same idle actor, would wait for it. When other steps
+    /// run, the actor does it: the caller's thread may have requests to hand over, and a reset
+    /// there would hold them up while the workers idle.
+    fn resetter(&self) -> Reset {
+        match self.lock().running {
+            1 => Reset::Caller,
+            _ => Reset::Actor,
+        }
+    }
+
+    /// A caller whose step runs alone resets a retired instance while it waits: its thread
+    /// would only spin meanwhile.
+    fn reset_while_waiting(&self, reset: Reset) {
+        if reset == Reset::Caller {
+            self.retired.reset_one();
+        }
+    }
+
+    /// Leaves a finished instance's reset to [`Retired`], or does it now when too many wait.
+    fn retire(&self, spent: Option<SpentInstance>) {
+        drop(spent.and_then(|spent| self.retired.keep(spent)));
+    }
+
     /// Parks the execution `member` holds under `id`, until its suspension timeout (dropped at
     /// once when the runtime is shutting down).
     fn park(&self, state: &mut State, id: SuspensionId, member: Member) {
@@ -342,9 +382,11 @@ impl Pool {
         self.pump(state);
     }
 
-    /// Drops the parked executions whose suspension timeout passed. The supervisor calls it
-    /// periodically ([`Pool::sweep_period`]); a resume also checks the deadline itself.
+    /// Drops the parked executions whose suspension timeout passed, and resets the finished
+    /// instances no caller took ([`Retired`]). The supervisor calls it periodically
+    /// ([`Pool::sweep_period`]); a resume also checks the deadline itself.
     pub fn expire(self: &Arc<Self>) {
+        self.retired.reset_all();
         let now = Instant::now();
         let mut state = self.lock();
         let expired: Vec<SuspensionId> =
@@ -411,6 +453,7 @@ impl Pool {
             idle: state.idle.iter().map(Vec::len).sum::<usize>() as u64,
             queued: state.queue.len() as u64,
             parked: state.parked.len() as u64,
+            awaiting_reset: self.retired.lock().len() as u64,
         }
     }
 
@@ -429,8 +472,7 @@ impl Pool {
     /// one thread while the other thread has nothing to do.
     fn acquire(&self, state: &mut State) -> Option<Member> {
         let can_start = state.actors < self.config.pool_size;
-        // Ties go round-robin: the worker given the last request may still be resetting its
-        // instance's memory slot after the reply (see `InstanceActor::retire`).
+        // Ties go round-robin; an idle actor is preferred to starting one.
         let workers = self.workers.len();
         let worker = (0..workers)
             .map(|offset| (state.next_worker + offset) % workers)
@@ -478,6 +520,46 @@ impl Admission {
             },
             Admission::Refused(refusal) => Err(refusal),
         }
+    }
+}
+
+/// Finished instances of steps that ran alone ([`Reset::Caller`]), waiting for the reset of their
+/// pooled memory slots (which dropping them does): the caller of the next step running alone
+/// resets one while it waits for its answer, and the supervisor's sweep resets whatever is left
+/// ([`Pool::expire`]).
+#[derive(Default)]
+struct Retired(Mutex<Vec<SpentInstance>>);
+
+/// At most this many finished instances wait in [`Retired`]; the engine has as many memory
+/// slots more than the pool has actors.
+pub const RETIRED_BOUND: usize = 16;
+
+impl Retired {
+    /// Keeps a finished instance for a later reset; gives it back when [`RETIRED_BOUND`] wait
+    /// already (whoever holds it then resets it at once, by dropping it).
+    fn keep(&self, spent: SpentInstance) -> Option<SpentInstance> {
+        let mut retired = self.lock();
+        if retired.len() >= RETIRED_BOUND {
+            return Some(spent);
+        }
+        retired.push(spent);
+        None
+    }
+
+    /// Resets one waiting instance, if there is one.
+    fn reset_one(&self) {
+        let spent = self.lock().pop();
+        drop(spent);
+    }
+
+    /// Resets every waiting instance.
+    fn reset_all(&self) {
+        let spent = std::mem::take(&mut *self.lock());
+        drop(spent);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<SpentInstance>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
-use crate::pool::Pool;
+use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Supervisor};
 
@@ -44,8 +44,9 @@ impl Runtime {
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
         let mut engine_config = config.engine.clone();
-        // Every actor may hold a store, and precompilation needs one per worker at most.
-        engine_config.max_instances = (config.pool_size + config.workers.max(1) + 1) as u32;
+        // Every actor may hold a store, finished ones wait for their reset, and precompilation
+        // needs one per worker at most.
+        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + config.workers.max(1) + 1) as u32;
         let engine = Engine::new(engine_config)?;
         let spin = config.spin_before_park;
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
