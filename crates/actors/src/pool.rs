@@ -342,14 +342,15 @@ impl Pool {
     }
 
     /// Who resets the instance of a step about to be handed over. A step running alone leaves
-    /// it to its caller ([`Retired`]): otherwise the actor would do it after its reply, and a
-    /// caller's next request, going to the same idle actor, would wait for it. When other steps
-    /// run, the actor does it: the caller's thread may have requests to hand over, and a reset
-    /// there would hold them up while the workers idle.
+    /// it to its caller ([`Retired`], unless [`RuntimeConfig::caller_resets`] is off): otherwise
+    /// the actor would do it after its reply, and the caller's next request, going to the same
+    /// idle actor, would wait for it. When other steps run, the actor does it: the caller's
+    /// thread may have requests to hand over, and a reset there would hold them up while the
+    /// workers idle.
     fn resetter(&self) -> Reset {
-        match self.lock().running {
-            1 => Reset::Caller,
-            _ => Reset::Actor,
+        match self.config.caller_resets && self.lock().running == 1 {
+            true => Reset::Caller,
+            false => Reset::Actor,
         }
     }
 

@@ -32,6 +32,12 @@ pub struct RuntimeConfig {
     /// spinning thread costs well under a microsecond, one to a blocked thread about 20 µs on
     /// the VMs this is measured on (see [`crate::spin`]). Zero turns it off. Default 100 µs.
     pub spin_before_park: Duration,
+    /// Whether a request running alone leaves the reset of its finished instance's memory slot
+    /// (about a third of a trivial execution) to its caller's thread, which does it while its
+    /// next request runs, rather than to the instance actor, after which that next request,
+    /// going to the same actor, waits for it. Turn it off when the caller's thread has better
+    /// to do than wait: the Node binding does, for its event loop. Default on.
+    pub caller_resets: bool,
     /// The engine's own limits (memory, output, stack, ...).
     pub engine: EngineConfig,
 }
@@ -44,6 +50,7 @@ impl Default for RuntimeConfig {
             queue_bound: 1024,
             suspension_timeout: Duration::from_secs(60),
             spin_before_park: Duration::from_micros(100),
+            caller_resets: true,
             engine: EngineConfig::default(),
         }
     }
