@@ -134,6 +134,14 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
     };
     tokio::time::timeout(Duration::from_secs(5), swept).await.expect("the sweep reset the instance");
     shut_down_drained(&runtime).await;
+
+    // Turned off, the actor resets its own instance and none is handed back.
+    let runtime = Runtime::start(RuntimeConfig { caller_resets: false, ..config(4, 10) }).unwrap();
+    for n in 0..3 {
+        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+        assert_eq!(runtime.stats().await.pool.awaiting_reset, 0);
+    }
+    shut_down_drained(&runtime).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
