@@ -66,21 +66,27 @@ struct Member {
     bell: Doorbell,
 }
 
+/// A step counted as started on `member`, decided under the pool's lock.
+struct Start {
+    member: Member,
+    /// Crash the actor first (fault injection).
+    crash: bool,
+    /// Who resets the step's finished instance.
+    reset: Reset,
+}
+
 /// What a queued request's caller is given when its turn comes.
 enum Ticket {
-    /// Run it on this actor (crashed first when fault injection says so).
-    Run { member: Member, crash: bool },
+    /// Run it as started here.
+    Run(Start),
     /// The runtime shut down before it ran.
     Refused(Refusal),
 }
 
 /// What admission decided for a request.
 enum Admission {
-    /// Run it now on `member` (crashed first when fault injection says so).
-    Run {
-        member: Member,
-        crash: bool,
-    },
+    /// Run it now, as started here.
+    Run(Start),
     /// It waits in the queue for its ticket.
     Queued(Queued),
     Refused(Refusal),
@@ -176,11 +182,11 @@ impl Pool {
     /// Runs a request; answers with its result (possibly `suspended`).
     pub async fn execute(self: &Arc<Self>, request: ExecutionRequest) -> ExecutionResult {
         let admission = self.admit(&mut self.lock(), Place::Back);
-        let (member, crash) = match admission.ready().await {
-            Ok(ready) => ready,
+        let start = match admission.ready().await {
+            Ok(start) => start,
             Err((code, message)) => return failed(code, message),
         };
-        Detached::new(self.home.clone(), self.clone().run(member, request, crash)).await
+        Detached::new(self.home.clone(), self.clone().run(start, request)).await
     }
 
     /// An idle actor for a request, else a place in the queue (within its bound, unless the
@@ -190,8 +196,7 @@ impl Pool {
             return Admission::Refused((ErrorCode::ShuttingDown, "the runtime is shutting down"));
         }
         if let Some(member) = self.acquire(state) {
-            let crash = state.start_request(&member);
-            return Admission::Run { member, crash };
+            return Admission::Run(self.start_request(state, member));
         }
         if place == Place::Back && state.queue.len() >= self.config.queue_bound {
             self.record(Executed::refused(ErrorCode::Overloaded));
@@ -208,14 +213,16 @@ impl Pool {
     /// Delivers one extension call's outcome to a parked execution and runs it on.
     pub async fn resume(self: &Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
         match self.unpark(&id) {
-            Ok(member) => Detached::new(self.home.clone(), self.clone().resume_on(member, id, call_id, outcome)).await,
+            Ok((member, reset)) => {
+                Detached::new(self.home.clone(), self.clone().resume_on(member, reset, id, call_id, outcome)).await
+            }
             Err((code, message)) => failed(code, message),
         }
     }
 
     /// Takes the actor parked under `id` out of the table (single use: the id is gone as soon
     /// as it is presented) and counts its step as started.
-    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<Member, Refusal> {
+    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<(Member, Reset), Refusal> {
         let mut state = self.lock();
         if !state.accepting {
             return Err((ErrorCode::ShuttingDown, "the runtime is shutting down"));
@@ -223,7 +230,7 @@ impl Pool {
         match state.parked.remove(id) {
             Some(parked) if parked.deadline > Instant::now() => {
                 state.start(&parked.member);
-                return Ok(parked.member);
+                return Ok((parked.member, self.resetter(&state)));
             }
             // Expired, though not swept yet.
             Some(parked) => self.release(&mut state, parked.member),
@@ -233,18 +240,13 @@ impl Pool {
     }
 
     /// Sends a step to its actor on the actor's worker thread, and books its end.
-    async fn run(
-        self: Arc<Self>,
-        mut member: Member,
-        mut request: ExecutionRequest,
-        mut crash: bool,
-    ) -> ExecutionResult {
+    async fn run(self: Arc<Self>, mut start: Start, mut request: ExecutionRequest) -> ExecutionResult {
         loop {
+            let Start { member, crash, reset } = start;
             if crash {
                 member.addr.do_send(Crash);
             }
             let handoff = Handoff::new(request);
-            let reset = self.resetter();
             let answer = Ringing::new(member.addr.send(Run { handoff: handoff.clone(), reset }));
             member.bell.ring();
             self.reset_while_waiting(reset);
@@ -272,8 +274,8 @@ impl Pool {
                         }
                         self.admit(&mut state, Place::Front)
                     };
-                    (member, crash) = match admission.ready().await {
-                        Ok(ready) => ready,
+                    start = match admission.ready().await {
+                        Ok(start) => start,
                         Err((code, message)) => return failed(code, message),
                     };
                 }
@@ -284,11 +286,11 @@ impl Pool {
     async fn resume_on(
         self: Arc<Self>,
         member: Member,
+        reset: Reset,
         id: SuspensionId,
         call_id: u32,
         outcome: ExtOutcome,
     ) -> ExecutionResult {
-        let reset = self.resetter();
         let answer = Ringing::new(member.addr.send(Resume { call_id, outcome, reset }));
         member.bell.ring();
         self.reset_while_waiting(reset);
@@ -341,14 +343,22 @@ impl Pool {
         }
     }
 
+    /// Counts a request starting on `member`, and decides how it runs.
+    fn start_request(&self, state: &mut State, member: Member) -> Start {
+        state.start(&member);
+        let crash = state.crashes_to_inject > 0;
+        state.crashes_to_inject = state.crashes_to_inject.saturating_sub(1);
+        Start { reset: self.resetter(state), member, crash }
+    }
+
     /// Who resets the instance of a step about to be handed over. A step running alone leaves
     /// it to its caller ([`Retired`], unless [`RuntimeConfig::caller_resets`] is off): otherwise
     /// the actor would do it after its reply, and the caller's next request, going to the same
     /// idle actor, would wait for it. When other steps run, the actor does it: the caller's
     /// thread may have requests to hand over, and a reset there would hold them up while the
     /// workers idle.
-    fn resetter(&self) -> Reset {
-        match self.config.caller_resets && self.lock().running == 1 {
+    fn resetter(&self, state: &State) -> Reset {
+        match self.config.caller_resets && state.running == 1 {
             true => Reset::Caller,
             false => Reset::Actor,
         }
@@ -473,7 +483,8 @@ impl Pool {
     /// one thread while the other thread has nothing to do.
     fn acquire(&self, state: &mut State) -> Option<Member> {
         let can_start = state.actors < self.config.pool_size;
-        // Ties go round-robin; an idle actor is preferred to starting one.
+        // The least busy worker; among equally busy ones, one with an idle actor, then the
+        // next in turn.
         let workers = self.workers.len();
         let worker = (0..workers)
             .map(|offset| (state.next_worker + offset) % workers)
@@ -496,8 +507,8 @@ impl Pool {
         while !state.queue.is_empty() {
             let Some(member) = self.acquire(state) else { break };
             let ticket = state.queue.pop_front().expect("checked non-empty");
-            let crash = state.start_request(&member);
-            if let Err(Ticket::Run { member, .. }) = ticket.send(Ticket::Run { member, crash }) {
+            let start = self.start_request(state, member);
+            if let Err(Ticket::Run(Start { member, .. })) = ticket.send(Ticket::Run(start)) {
                 state.give_back(member);
             }
         }
@@ -511,11 +522,11 @@ impl Pool {
 
 impl Admission {
     /// The actor to run on, once there is one, or the answer.
-    async fn ready(self) -> Result<(Member, bool), Refusal> {
+    async fn ready(self) -> Result<Start, Refusal> {
         match self {
-            Admission::Run { member, crash } => Ok((member, crash)),
+            Admission::Run(start) => Ok(start),
             Admission::Queued(queued) => match queued.await {
-                Some(Ticket::Run { member, crash }) => Ok((member, crash)),
+                Some(Ticket::Run(start)) => Ok(start),
                 Some(Ticket::Refused(refusal)) => Err(refusal),
                 None => Err((ErrorCode::Internal, "the request was dropped")),
             },
@@ -587,7 +598,7 @@ impl Drop for Queued {
         let Some(waiting) = self.waiting.take() else { return };
         let mut waiting = waiting.into_inner();
         waiting.close();
-        if let Ok(Ticket::Run { member, .. }) = waiting.try_recv() {
+        if let Ok(Ticket::Run(Start { member, .. })) = waiting.try_recv() {
             let mut state = self.pool.lock();
             state.give_back(member);
             self.pool.pump(&mut state);
@@ -600,15 +611,6 @@ impl State {
     fn start(&mut self, member: &Member) {
         self.running += 1;
         self.busy[member.worker] += 1;
-    }
-
-    /// Counts a request starting on `member`'s worker; `true` when fault injection wants the
-    /// actor crashed first.
-    fn start_request(&mut self, member: &Member) -> bool {
-        self.start(member);
-        let crash = self.crashes_to_inject > 0;
-        self.crashes_to_inject = self.crashes_to_inject.saturating_sub(1);
-        crash
     }
 
     /// Makes `member` idle again without it having run anything (its caller left).
