@@ -5,12 +5,16 @@
 //! BigInt, Date, typed array, non-finite number or a value nested deeper than [`MAX_DEPTH`]
 //! (a cyclic structure, for one) is refused with `INVALID_ARGUMENT` naming where it is.
 //! `undefined` object properties are left out and `undefined` array elements become `null`,
-//! as `JSON.stringify` does. Coming out, values are built with napi-rs's serde serializer.
+//! as `JSON.stringify` does. Coming out, values are built with napi-rs's serde serializer, and
+//! an execution result's own object through a JavaScript function (see [`JsResult`]).
+
+use std::cell::Cell;
+use std::ptr;
 
 use napi::bindgen_prelude::{
     Buffer, JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter, Object, ToNapiValue, Unknown,
 };
-use napi::{Env, JsValue, ValueType};
+use napi::{Env, JsValue, ValueType, sys};
 use nexus_actors::engine::ExecutionResult;
 use nexus_host_fns::records::StateMutation;
 use serde::Serialize;
@@ -191,5 +195,171 @@ impl<T: Serialize> ToNapiValue for Js<T> {
     unsafe fn to_napi_value(env: napi::sys::napi_env, value: Self) -> napi::Result<napi::sys::napi_value> {
         let env = Env::from_raw(env);
         env.to_js_value(&value.0).map(|value| value.raw())
+    }
+}
+
+/// The keys of a result object, in the order serde gives them (`ExecutionResult`, its records
+/// flattened), then those of its `metrics` (`ExecutionMetrics`); a test holds them to serde's.
+const RESULT_KEYS: [&str; 9] =
+    ["status", "returnValue", "stateMutations", "events", "viewCommands", "logs", "denials", "suspension", "error"];
+const METRICS_KEYS: [&str; 5] = ["executionTimeUs", "compileTimeUs", "hostCalls", "memoryBytes", "cacheHit"];
+
+/// An execution result as a JavaScript object, in the shape serde gives it (SPEC section 5).
+///
+/// Built by a JavaScript function returning an object literal, called with the values: V8 gives
+/// every result the literal's hidden class at once. napi-rs's serializer set the 14 properties
+/// one at a time instead, internalizing each key from UTF-8 and moving the object through a map
+/// transition per property (4-5 µs of the event loop's time per execution, BENCHMARKS.md).
+/// The values themselves (a return value, records) still go through the serializer.
+pub struct JsResult(pub ExecutionResult);
+
+impl ToNapiValue for JsResult {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY (every N-API call below): on the JavaScript thread of `env`, where values are
+        // converted.
+        let ExecutionResult { status, return_value, records, suspension, error, metrics } = value.0;
+        let number = |n: u64| made(|out| unsafe { sys::napi_create_double(env, n as f64, out) });
+        let status = status.as_str();
+        let args = [
+            made(|out| unsafe {
+                sys::napi_create_string_latin1(env, status.as_ptr().cast(), status.len() as isize, out)
+            })?,
+            data(env, &return_value)?,
+            list(env, &records.state_mutations)?,
+            list(env, &records.events)?,
+            list(env, &records.view_commands)?,
+            list(env, &records.logs)?,
+            list(env, &records.denials)?,
+            nullable(env, suspension.as_ref())?,
+            nullable(env, error.as_ref())?,
+            number(metrics.execution_time_us)?,
+            number(metrics.compile_time_us)?,
+            number(metrics.host_calls)?,
+            number(metrics.memory_bytes)?,
+            made(|out| unsafe { sys::napi_get_boolean(env, metrics.cache_hit, out) })?,
+        ];
+        let factory = result_factory(env)?;
+        let receiver = made(|out| unsafe { sys::napi_get_undefined(env, out) })?;
+        made(|out| unsafe { sys::napi_call_function(env, receiver, factory, args.len(), args.as_ptr(), out) })
+    }
+}
+
+/// A value through napi-rs's serde serializer.
+fn data<T: Serialize>(env: sys::napi_env, value: &T) -> napi::Result<sys::napi_value> {
+    Env::from_raw(env).to_js_value(value).map(|value| value.raw())
+}
+
+/// A list of records; most results have none of most kinds.
+fn list<T: Serialize>(env: sys::napi_env, items: &[T]) -> napi::Result<sys::napi_value> {
+    match items.is_empty() {
+        // SAFETY: on the JavaScript thread of `env`, as every conversion.
+        true => made(|out| unsafe { sys::napi_create_array(env, out) }),
+        false => data(env, &items),
+    }
+}
+
+fn nullable<T: Serialize>(env: sys::napi_env, item: Option<&T>) -> napi::Result<sys::napi_value> {
+    match item {
+        Some(item) => data(env, item),
+        // SAFETY: on the JavaScript thread of `env`, as every conversion.
+        None => made(|out| unsafe { sys::napi_get_null(env, out) }),
+    }
+}
+
+/// The source of the function that builds result objects: its parameters in the order
+/// [`JsResult`] passes the values, its literal with the keys in serde's order.
+fn result_factory_source() -> String {
+    let keys = RESULT_KEYS.iter().chain(&METRICS_KEYS);
+    let parameters: Vec<String> = (0..RESULT_KEYS.len() + METRICS_KEYS.len()).map(|i| format!("v{i}")).collect();
+    let fields = |range: std::ops::Range<usize>| {
+        keys.clone()
+            .zip(&parameters)
+            .skip(range.start)
+            .take(range.len())
+            .map(|(k, v)| format!("{k:?}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "(function ({}) {{ return {{ {}, \"metrics\": {{ {} }} }}; }})",
+        parameters.join(", "),
+        fields(0..RESULT_KEYS.len()),
+        fields(RESULT_KEYS.len()..RESULT_KEYS.len() + METRICS_KEYS.len()),
+    )
+}
+
+thread_local! {
+    /// This JavaScript thread's result factory (a strong reference), and its environment.
+    static RESULT_FACTORY: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+/// The result factory of `env`, compiled the first time a result is built on its thread and
+/// forgotten when the environment goes away.
+fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let reference = match RESULT_FACTORY.get() {
+        Some((owner, reference)) if owner == env as usize => reference as sys::napi_ref,
+        _ => {
+            let source = result_factory_source();
+            let mut reference = ptr::null_mut();
+            // SAFETY: on the JavaScript thread of `env`; the script is the function literal above.
+            unsafe {
+                let script =
+                    made(|out| sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, out))?;
+                let function = made(|out| sys::napi_run_script(env, script, out))?;
+                checked(sys::napi_create_reference(env, function, 1, &mut reference))?;
+                checked(sys::napi_add_env_cleanup_hook(env, Some(forget_result_factory), ptr::null_mut()))?;
+            }
+            RESULT_FACTORY.set(Some((env as usize, reference as usize)));
+            reference
+        }
+    };
+    // SAFETY: a strong reference made in this environment, which is still alive.
+    made(|out| unsafe { sys::napi_get_reference_value(env, reference, out) })
+}
+
+/// The environment of this thread's result factory is being torn down (with its references).
+unsafe extern "C" fn forget_result_factory(_: *mut std::ffi::c_void) {
+    RESULT_FACTORY.set(None);
+}
+
+fn checked(status: sys::napi_status) -> napi::Result<()> {
+    match status {
+        sys::Status::napi_ok => Ok(()),
+        status => Err(napi::Error::from_reason(format!("building a result object failed (napi status {status})"))),
+    }
+}
+
+/// Runs an N-API call that makes one value.
+fn made(napi: impl FnOnce(*mut sys::napi_value) -> sys::napi_status) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    checked(napi(&mut out)).map(|()| out)
+}
+
+#[cfg(test)]
+mod tests {
+    use nexus_abi::ErrorCode;
+    use nexus_actors::engine::{ExecutionError, ExecutionResult};
+    use serde_json::Value;
+
+    use super::{METRICS_KEYS, RESULT_KEYS, result_factory_source};
+
+    #[test]
+    fn a_result_object_has_the_keys_serde_gives_a_result_in_the_same_order() {
+        let Value::Object(result) =
+            serde_json::to_value(ExecutionResult::failed(ExecutionError::new(ErrorCode::Internal, "x"))).unwrap()
+        else {
+            panic!("a result serializes to an object");
+        };
+        let keys: Vec<&str> = result.keys().map(String::as_str).collect();
+        assert_eq!(keys, [&RESULT_KEYS[..], &["metrics"]].concat());
+        let metrics: Vec<&str> = result["metrics"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(metrics, METRICS_KEYS);
+        assert_eq!(
+            result_factory_source(),
+            "(function (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13) { return { \"status\": v0, \
+             \"returnValue\": v1, \"stateMutations\": v2, \"events\": v3, \"viewCommands\": v4, \"logs\": v5, \
+             \"denials\": v6, \"suspension\": v7, \"error\": v8, \"metrics\": { \"executionTimeUs\": v9, \
+             \"compileTimeUs\": v10, \"hostCalls\": v11, \"memoryBytes\": v12, \"cacheHit\": v13 } }; })"
+        );
     }
 }

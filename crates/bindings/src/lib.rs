@@ -25,7 +25,7 @@ use nexus_actors::runtime::Runtime;
 use nexus_host_fns::InferenceError;
 
 use crate::context::{CallResult, Config, Context, parse};
-use crate::convert::{Js, js_numbers, to_bytes, to_json, to_string};
+use crate::convert::{Js, JsResult, js_numbers, to_bytes, to_json, to_string};
 use crate::error::{BindingError, BindingResult, is_request_refusal};
 use crate::js_future::Executor;
 
@@ -210,7 +210,7 @@ fn request(
 }
 
 /// A result whose error means the request was refused becomes a rejection.
-fn refusal(mut result: ExecutionResult) -> BindingResult<Js<ExecutionResult>> {
+fn refusal(mut result: ExecutionResult) -> BindingResult<JsResult> {
     match result.error.take() {
         Some(error) if result.status == Status::Error && is_request_refusal(error.code) => {
             Err(BindingError::from(error))
@@ -218,7 +218,7 @@ fn refusal(mut result: ExecutionResult) -> BindingResult<Js<ExecutionResult>> {
         error => {
             result.error = error;
             js_numbers(&mut result);
-            Ok(Js(result))
+            Ok(JsResult(result))
         }
     }
 }

@@ -37,6 +37,30 @@ test('a result has the camelCase fields of the contract', async () => {
   for (const key of ['executionTimeUs', 'compileTimeUs', 'hostCalls', 'memoryBytes']) {
     assert.equal(typeof result.metrics[key], 'number', key);
   }
+  assert.equal(result.metrics.cacheHit, false);
+  // Every result has every field, in this order (JSON.stringify of a result is stable).
+  assert.deepEqual(Object.keys(result), RESULT_KEYS);
+  assert.deepEqual(Object.keys(result.metrics), METRICS_KEYS);
+});
+
+const RESULT_KEYS = ['status', 'returnValue', 'stateMutations', 'events', 'viewCommands', 'logs', 'denials', 'suspension', 'error', 'metrics'];
+const METRICS_KEYS = ['executionTimeUs', 'compileTimeUs', 'hostCalls', 'memoryBytes', 'cacheHit'];
+
+test('a failed or suspended result has the same fields as a successful one', async () => {
+  const failed = await runtime.executeHandler('$log.info("before"); null.x;');
+  assert.equal(failed.status, 'error');
+  assert.equal(failed.error.code, 'RUNTIME_ERROR');
+  assert.deepEqual(failed.error.location, { line: 1, column: 21 });
+  assert.equal(failed.logs.length, 1);
+  assert.deepEqual(Object.keys(failed), RESULT_KEYS);
+  const suspended = await runtime.executeHandler('return await $ext.kv.get(1);', {
+    capabilities: ['ext:kv'],
+    extensionRegistry: { kv: ['get'] },
+  });
+  assert.equal(suspended.status, 'suspended');
+  assert.deepEqual(suspended.suspension.calls[0].args, [1]);
+  assert.deepEqual(Object.keys(suspended), RESULT_KEYS);
+  assert.deepEqual(Object.keys(suspended.metrics), METRICS_KEYS);
 });
 
 test('values cross without loss: integers, doubles, unicode, nesting, undefined dropped', async () => {
