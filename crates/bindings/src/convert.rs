@@ -16,7 +16,6 @@ use napi::bindgen_prelude::{
 };
 use napi::{Env, JsValue, ValueType, sys};
 use nexus_actors::engine::ExecutionResult;
-use nexus_host_fns::records::StateMutation;
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
@@ -26,7 +25,14 @@ use crate::error::{BindingError, BindingResult};
 pub const MAX_DEPTH: usize = 128;
 
 /// The JSON value `value` holds; `path` names it in errors (`context.args`).
+///
+/// Plain JSON data comes as JSON text from `lib/json-text.js` (one call into JavaScript, one
+/// parse); anything else, and all of it when that text does not parse (a lone surrogate, say),
+/// is walked here through N-API, which refuses what is not JSON data naming where it is.
 pub fn to_json(value: &Unknown, path: &str) -> BindingResult<Value> {
+    if let Some(value) = json_text(value).and_then(|text| serde_json::from_str(&text).ok()) {
+        return Ok(value);
+    }
     Converter { env: value.value().env, path: path.to_owned() }.convert(value, 0)
 }
 
@@ -159,35 +165,6 @@ pub fn to_string(value: &Unknown, path: &str) -> BindingResult<String> {
     }
 }
 
-/// Makes every number of the result's values come out as a JavaScript number: napi-rs turns a
-/// non-negative integer above `u32::MAX` (as serde_json stores `Date.now()`, say) into a BigInt.
-pub fn js_numbers(result: &mut ExecutionResult) {
-    fn walk(value: &mut Value) {
-        match value {
-            Value::Number(n) if n.as_u64().is_some_and(|n| n > u64::from(u32::MAX)) => {
-                if let Some(double) = n.as_f64().and_then(Number::from_f64) {
-                    *n = double;
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(walk),
-            Value::Object(entries) => entries.values_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    walk(&mut result.return_value);
-    let records = &mut result.records;
-    for mutation in &mut records.state_mutations {
-        if let StateMutation::Set { value, .. } = mutation {
-            walk(value);
-        }
-    }
-    records.events.iter_mut().for_each(|event| walk(&mut event.payload));
-    records.view_commands.iter_mut().for_each(|command| walk(&mut command.args));
-    for call in result.suspension.iter_mut().flat_map(|suspension| suspension.calls.iter_mut()) {
-        call.args.iter_mut().for_each(walk);
-    }
-}
-
 /// A JavaScript value made from a Rust one with napi-rs's serde serializer.
 pub struct Js<T>(pub T);
 
@@ -206,120 +183,164 @@ const METRICS_KEYS: [&str; 5] = ["executionTimeUs", "compileTimeUs", "hostCalls"
 
 /// An execution result as a JavaScript object, in the shape serde gives it (SPEC section 5).
 ///
-/// Built by a JavaScript function returning an object literal, called with the values: V8 gives
-/// every result the literal's hidden class at once. napi-rs's serializer set the 14 properties
-/// one at a time instead, internalizing each key from UTF-8 and moving the object through a map
-/// transition per property (4-5 µs of the event loop's time per execution, BENCHMARKS.md).
-/// The values themselves (a return value, records) still go through the serializer.
+/// Built by a JavaScript function returning an object literal, so that V8 gives every result
+/// the literal's hidden class at once; the values in it (the return value, the records, the
+/// suspension and the error) come in one JSON text that it parses with V8's `JSON.parse`.
+/// napi-rs's serde serializer set every property one at a time instead, internalizing each key
+/// from UTF-8 and moving the object through a map transition per property (4-5 µs of the event
+/// loop's time for a trivial result, BENCHMARKS.md), and it set a `__proto__` key as the
+/// object's prototype, losing it; `JSON.parse` makes it an own property, as the guest had it.
+/// Integers beyond 2^53 become the nearest double, as anywhere in JavaScript.
 pub struct JsResult(pub ExecutionResult);
 
 impl ToNapiValue for JsResult {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        // SAFETY (every N-API call below): on the JavaScript thread of `env`, where values are
-        // converted.
         let ExecutionResult { status, return_value, records, suspension, error, metrics } = value.0;
-        let number = |n: u64| made(|out| unsafe { sys::napi_create_double(env, n as f64, out) });
+        let values = (
+            &return_value,
+            &records.state_mutations,
+            &records.events,
+            &records.view_commands,
+            &records.logs,
+            &records.denials,
+            &suspension,
+            &error,
+        );
+        let text = serde_json::to_string(&values)
+            .map_err(|e| napi::Error::from_reason(format!("writing a result as JSON: {e}")))?;
         let status = status.as_str();
-        let args = [
-            made(|out| unsafe {
-                sys::napi_create_string_latin1(env, status.as_ptr().cast(), status.len() as isize, out)
-            })?,
-            data(env, &return_value)?,
-            list(env, &records.state_mutations)?,
-            list(env, &records.events)?,
-            list(env, &records.view_commands)?,
-            list(env, &records.logs)?,
-            list(env, &records.denials)?,
-            nullable(env, suspension.as_ref())?,
-            nullable(env, error.as_ref())?,
-            number(metrics.execution_time_us)?,
-            number(metrics.compile_time_us)?,
-            number(metrics.host_calls)?,
-            number(metrics.memory_bytes)?,
-            made(|out| unsafe { sys::napi_get_boolean(env, metrics.cache_hit, out) })?,
-        ];
+        // SAFETY (every N-API call here): on the JavaScript thread of `env`, where values are
+        // converted; the strings are valid for the lengths given.
+        let number = |n: u64| made(|out| unsafe { sys::napi_create_double(env, n as f64, out) });
+        let args = unsafe {
+            [
+                made(|out| sys::napi_create_string_latin1(env, status.as_ptr().cast(), status.len() as isize, out))?,
+                made(|out| sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, out))?,
+                number(metrics.execution_time_us)?,
+                number(metrics.compile_time_us)?,
+                number(metrics.host_calls)?,
+                number(metrics.memory_bytes)?,
+                made(|out| sys::napi_get_boolean(env, metrics.cache_hit, out))?,
+            ]
+        };
         let factory = result_factory(env)?;
-        let receiver = made(|out| unsafe { sys::napi_get_undefined(env, out) })?;
-        made(|out| unsafe { sys::napi_call_function(env, receiver, factory, args.len(), args.as_ptr(), out) })
+        // SAFETY: as above; `factory` is a function of this environment taking these values.
+        unsafe {
+            let receiver = made(|out| sys::napi_get_undefined(env, out))?;
+            made(|out| sys::napi_call_function(env, receiver, factory, args.len(), args.as_ptr(), out))
+        }
     }
 }
 
-/// A value through napi-rs's serde serializer.
-fn data<T: Serialize>(env: sys::napi_env, value: &T) -> napi::Result<sys::napi_value> {
-    Env::from_raw(env).to_js_value(value).map(|value| value.raw())
-}
-
-/// A list of records; most results have none of most kinds.
-fn list<T: Serialize>(env: sys::napi_env, items: &[T]) -> napi::Result<sys::napi_value> {
-    match items.is_empty() {
-        // SAFETY: on the JavaScript thread of `env`, as every conversion.
-        true => made(|out| unsafe { sys::napi_create_array(env, out) }),
-        false => data(env, &items),
-    }
-}
-
-fn nullable<T: Serialize>(env: sys::napi_env, item: Option<&T>) -> napi::Result<sys::napi_value> {
-    match item {
-        Some(item) => data(env, item),
-        // SAFETY: on the JavaScript thread of `env`, as every conversion.
-        None => made(|out| unsafe { sys::napi_get_null(env, out) }),
-    }
-}
-
-/// The source of the function that builds result objects: its parameters in the order
-/// [`JsResult`] passes the values, its literal with the keys in serde's order.
+/// The source of the function that builds result objects from what [`JsResult`] passes: the
+/// status, the JSON text of the other values of [`RESULT_KEYS`] in order, then the metrics. It
+/// takes `JSON.parse` as it is when the first result is built.
 fn result_factory_source() -> String {
-    let keys = RESULT_KEYS.iter().chain(&METRICS_KEYS);
-    let parameters: Vec<String> = (0..RESULT_KEYS.len() + METRICS_KEYS.len()).map(|i| format!("v{i}")).collect();
-    let fields = |range: std::ops::Range<usize>| {
-        keys.clone()
-            .zip(&parameters)
-            .skip(range.start)
-            .take(range.len())
-            .map(|(k, v)| format!("{k:?}: {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let values = RESULT_KEYS[1..].iter().enumerate().map(|(i, key)| format!("{key:?}: values[{i}]"));
+    let metrics = METRICS_KEYS.iter().enumerate().map(|(i, key)| format!("{key:?}: m{i}"));
+    let parameters: Vec<String> = (0..METRICS_KEYS.len()).map(|i| format!("m{i}")).collect();
     format!(
-        "(function ({}) {{ return {{ {}, \"metrics\": {{ {} }} }}; }})",
+        "((parse) => function (status, text, {}) {{ const values = parse(text); \
+         return {{ {:?}: status, {}, \"metrics\": {{ {} }} }}; }})(JSON.parse)",
         parameters.join(", "),
-        fields(0..RESULT_KEYS.len()),
-        fields(RESULT_KEYS.len()..RESULT_KEYS.len() + METRICS_KEYS.len()),
+        RESULT_KEYS[0],
+        values.collect::<Vec<_>>().join(", "),
+        metrics.collect::<Vec<_>>().join(", "),
     )
 }
 
-thread_local! {
-    /// This JavaScript thread's result factory (a strong reference), and its environment.
-    static RESULT_FACTORY: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+/// What this binding keeps in a JavaScript environment: strong references to its helper
+/// functions, on the environment's own thread.
+#[derive(Clone, Copy)]
+struct Helpers {
+    env: usize,
+    /// The function building result objects ([`JsResult`]), once compiled.
+    result_factory: Option<usize>,
+    /// `lib/json-text.js`'s `jsonText`, once `lib/native.js` handed it over ([`to_json`]).
+    json_text: Option<usize>,
 }
 
-/// The result factory of `env`, compiled the first time a result is built on its thread and
-/// forgotten when the environment goes away.
-fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
-    let reference = match RESULT_FACTORY.get() {
-        Some((owner, reference)) if owner == env as usize => reference as sys::napi_ref,
+thread_local! {
+    /// The helpers of the environment on this thread (Node runs one per thread).
+    static HELPERS: Cell<Option<Helpers>> = const { Cell::new(None) };
+}
+
+/// The helpers of `env`, after `change` (forgotten when the environment goes away, with its
+/// references).
+fn helpers(env: sys::napi_env, change: impl FnOnce(&mut Helpers)) -> napi::Result<Helpers> {
+    let mut helpers = match HELPERS.get() {
+        Some(helpers) if helpers.env == env as usize => helpers,
         _ => {
+            // SAFETY: on the JavaScript thread of `env`.
+            checked(unsafe { sys::napi_add_env_cleanup_hook(env, Some(forget_helpers), ptr::null_mut()) })?;
+            Helpers { env: env as usize, result_factory: None, json_text: None }
+        }
+    };
+    change(&mut helpers);
+    HELPERS.set(Some(helpers));
+    Ok(helpers)
+}
+
+unsafe extern "C" fn forget_helpers(_: *mut std::ffi::c_void) {
+    HELPERS.set(None);
+}
+
+/// A strong reference to `function`, kept for the environment's life.
+fn keep(env: sys::napi_env, function: sys::napi_value) -> napi::Result<usize> {
+    let mut reference = ptr::null_mut();
+    // SAFETY: on the JavaScript thread of `env`, `function` a value of it.
+    checked(unsafe { sys::napi_create_reference(env, function, 1, &mut reference) })?;
+    Ok(reference as usize)
+}
+
+/// The value behind a reference made by [`keep`] in `env`, which is still alive.
+fn kept(env: sys::napi_env, reference: usize) -> napi::Result<sys::napi_value> {
+    // SAFETY: on the JavaScript thread of `env`; the reference was made there.
+    made(|out| unsafe { sys::napi_get_reference_value(env, reference as sys::napi_ref, out) })
+}
+
+/// The result factory of `env`, compiled the first time a result is built there.
+fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+    let reference = match helpers(env, |_| {})?.result_factory {
+        Some(reference) => reference,
+        None => {
             let source = result_factory_source();
-            let mut reference = ptr::null_mut();
             // SAFETY: on the JavaScript thread of `env`; the script is the function literal above.
-            unsafe {
+            let function = unsafe {
                 let script =
                     made(|out| sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, out))?;
-                let function = made(|out| sys::napi_run_script(env, script, out))?;
-                checked(sys::napi_create_reference(env, function, 1, &mut reference))?;
-                checked(sys::napi_add_env_cleanup_hook(env, Some(forget_result_factory), ptr::null_mut()))?;
-            }
-            RESULT_FACTORY.set(Some((env as usize, reference as usize)));
+                made(|out| sys::napi_run_script(env, script, out))?
+            };
+            let reference = keep(env, function)?;
+            helpers(env, |helpers| helpers.result_factory = Some(reference))?;
             reference
         }
     };
-    // SAFETY: a strong reference made in this environment, which is still alive.
-    made(|out| unsafe { sys::napi_get_reference_value(env, reference, out) })
+    kept(env, reference)
 }
 
-/// The environment of this thread's result factory is being torn down (with its references).
-unsafe extern "C" fn forget_result_factory(_: *mut std::ffi::c_void) {
-    RESULT_FACTORY.set(None);
+/// Takes `lib/json-text.js`'s `jsonText` for the conversions of `env` (see [`to_json`]).
+pub fn use_json_text(env: sys::napi_env, function: sys::napi_value) -> napi::Result<()> {
+    let reference = keep(env, function)?;
+    helpers(env, |helpers| helpers.json_text = Some(reference)).map(|_| ())
+}
+
+/// The JSON text `jsonText` gives for `value`: `None` when it is not plain JSON data (or
+/// `lib/native.js` did not hand the function over: then everything takes the walk).
+fn json_text(value: &Unknown) -> Option<String> {
+    let env = value.value().env;
+    let function = kept(env, HELPERS.get().filter(|helpers| helpers.env == env as usize)?.json_text?).ok()?;
+    // SAFETY: on the JavaScript thread of `env`, every value of it.
+    unsafe {
+        let receiver = made(|out| sys::napi_get_undefined(env, out)).ok()?;
+        let text = made(|out| sys::napi_call_function(env, receiver, function, 1, &value.raw(), out)).ok()?;
+        let mut length = 0;
+        checked(sys::napi_get_value_string_utf8(env, text, ptr::null_mut(), 0, &mut length)).ok()?;
+        let mut bytes = vec![0u8; length + 1];
+        checked(sys::napi_get_value_string_utf8(env, text, bytes.as_mut_ptr().cast(), length + 1, &mut length)).ok()?;
+        bytes.truncate(length);
+        String::from_utf8(bytes).ok()
+    }
 }
 
 fn checked(status: sys::napi_status) -> napi::Result<()> {
@@ -356,10 +377,11 @@ mod tests {
         assert_eq!(metrics, METRICS_KEYS);
         assert_eq!(
             result_factory_source(),
-            "(function (v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13) { return { \"status\": v0, \
-             \"returnValue\": v1, \"stateMutations\": v2, \"events\": v3, \"viewCommands\": v4, \"logs\": v5, \
-             \"denials\": v6, \"suspension\": v7, \"error\": v8, \"metrics\": { \"executionTimeUs\": v9, \
-             \"compileTimeUs\": v10, \"hostCalls\": v11, \"memoryBytes\": v12, \"cacheHit\": v13 } }; })"
+            "((parse) => function (status, text, m0, m1, m2, m3, m4) { const values = parse(text); return { \
+             \"status\": status, \"returnValue\": values[0], \"stateMutations\": values[1], \"events\": values[2], \
+             \"viewCommands\": values[3], \"logs\": values[4], \"denials\": values[5], \"suspension\": values[6], \
+             \"error\": values[7], \"metrics\": { \"executionTimeUs\": m0, \"compileTimeUs\": m1, \"hostCalls\": m2, \
+             \"memoryBytes\": m3, \"cacheHit\": m4 } }; })(JSON.parse)"
         );
     }
 }

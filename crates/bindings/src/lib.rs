@@ -17,15 +17,15 @@ mod loop_spin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::Env;
 use napi::bindgen_prelude::{Buffer, Unknown};
+use napi::{Env, JsValue};
 use napi_derive::napi;
 use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
 use nexus_actors::runtime::Runtime;
 use nexus_host_fns::InferenceError;
 
 use crate::context::{CallResult, Config, Context, parse};
-use crate::convert::{Js, JsResult, js_numbers, to_bytes, to_json, to_string};
+use crate::convert::{Js, JsResult, to_bytes, to_json, to_string};
 use crate::error::{BindingError, BindingResult, is_request_refusal};
 use crate::js_future::Executor;
 
@@ -188,6 +188,13 @@ impl NexusRuntime {
     }
 }
 
+/// Internal, called once per environment by `lib/native.js`: the JavaScript function the
+/// argument conversion tries first (`lib/json-text.js`, see `convert::to_json`).
+#[napi(js_name = "useJsonText")]
+pub fn use_json_text(env: Env, function: Unknown) -> napi::Result<()> {
+    convert::use_json_text(env.raw(), function.raw())
+}
+
 /// An argument that was given and is neither `undefined` nor `null`.
 fn optional<'a, 'env>(value: Option<&'a Unknown<'env>>) -> Option<&'a Unknown<'env>> {
     value.filter(|value| !matches!(value.get_type(), Ok(napi::ValueType::Undefined | napi::ValueType::Null)))
@@ -217,7 +224,6 @@ fn refusal(mut result: ExecutionResult) -> BindingResult<JsResult> {
         }
         error => {
             result.error = error;
-            js_numbers(&mut result);
             Ok(JsResult(result))
         }
     }

@@ -68,6 +68,11 @@ test('values cross without loss: integers, doubles, unicode, nesting, undefined 
   const result = await runtime.executeHandler('return $args;', { args });
   const { gone, ...expected } = args;
   assert.deepEqual(result.returnValue, expected);
+  // A `__proto__` key made in the sandbox comes back as an own property, not as a prototype.
+  const proto = await runtime.executeHandler('return JSON.parse(\'{"__proto__": {"polluted": 1}, "a": 2}\');');
+  assert.deepEqual(Object.keys(proto.returnValue), ['__proto__', 'a']);
+  assert.equal(Object.getPrototypeOf(proto.returnValue), Object.prototype);
+  assert.equal(proto.returnValue.polluted, undefined);
 });
 
 test('suspension and resume through the native class', async () => {

@@ -1,0 +1,91 @@
+'use strict';
+
+// lib/json-text.js, the fast path of argument conversion: JSON text only for values it copies
+// exactly, reading each property once; everything else is left to the native converter, whose
+// answers (refusals with their path, or values JSON text would change) must stay the same.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { jsonText } = require('../lib/json-text');
+const { NexusRuntime } = require('..');
+
+test('plain JSON data becomes the JSON text of the same data', () => {
+  const value = { a: 1, b: -2.5, c: 'żółw 🐢 "quoted"', d: [true, null, { e: [] }], 3: 0.1 + 0.2, f: Number.MAX_SAFE_INTEGER };
+  assert.equal(jsonText(value), JSON.stringify(value));
+  assert.equal(jsonText([1, undefined, , 2]), '[1,null,null,2]');
+  assert.equal(jsonText({ gone: undefined, kept: 1 }), '{"kept":1}');
+  assert.equal(jsonText(new Map([[1, 2]])), '{}', 'own enumerable properties only, as the native walk');
+});
+
+test('each property is read once', () => {
+  let reads = 0;
+  const value = {
+    get once() {
+      reads += 1;
+      return reads;
+    },
+  };
+  assert.equal(jsonText(value), '{"once":1}');
+  assert.equal(reads, 1);
+});
+
+test('whatever JSON text would change or the native converter refuses is left to it', () => {
+  const deep = [];
+  let inner = deep;
+  for (let i = 0; i < 130; i++) inner = inner[0] = [];
+  const cyclic = {};
+  cyclic.self = cyclic;
+  const leftToNative = {
+    'negative zero': -0,
+    'an integer beyond 2^53': 2 ** 60,
+    'a non-finite number': Infinity,
+    NaN: NaN,
+    'a Date (its toJSON)': new Date(0),
+    'a boxed primitive': Object(1),
+    'a typed array': new Uint8Array(2),
+    'an ArrayBuffer': new ArrayBuffer(2),
+    'a Proxy of an array': new Proxy([1], {}),
+    'a Proxy of an object': new Proxy({ a: 1 }, {}),
+    'a function': { f() {} },
+    'a symbol': [Symbol('s')],
+    'a BigInt': { n: 1n },
+    'undefined as a whole': undefined,
+    'a __proto__ own key': JSON.parse('{"__proto__": 1}'),
+    'a getter that throws': { get x() { throw new Error('boom'); } },
+    'nesting past the limit': deep,
+    'a cycle': cyclic,
+  };
+  for (const [what, value] of Object.entries(leftToNative)) {
+    assert.equal(jsonText(value), undefined, what);
+  }
+});
+
+test('values left to the native converter cross as they did before the fast path', async (t) => {
+  const runtime = new NexusRuntime();
+  t.after(() => runtime.shutdown());
+  const roundTrip = async (value) => {
+    const result = await runtime.executeHandler('return $args.v;', { args: { v: value } });
+    assert.equal(result.status, 'success', JSON.stringify(result.error));
+    return result.returnValue;
+  };
+  assert.equal(await roundTrip(2 ** 60), 2 ** 60);
+  assert.deepEqual(await roundTrip(new Proxy([1, 2], {})), { 0: 1, 1: 2 });
+  assert.equal(await roundTrip('a\ud800b'), 'a\ufffdb', 'a lone surrogate is replaced, as N-API does');
+  assert.equal(await roundTrip(5e-324), 5e-324);
+  // Doubles cross exactly both ways (in as JSON text, out from the guest's JSON.stringify).
+  let seed = 42;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const bits = new DataView(new ArrayBuffer(8));
+  const doubles = [];
+  while (doubles.length < 400) {
+    bits.setUint32(0, Math.floor(random() * 2 ** 32));
+    bits.setUint32(4, Math.floor(random() * 2 ** 32));
+    const d = bits.getFloat64(0);
+    if (Number.isFinite(d) && !Number.isInteger(d)) doubles.push(d);
+  }
+  const back = await roundTrip(doubles);
+  assert.equal(back.filter((d, i) => !Object.is(d, doubles[i])).length, 0, 'every double comes back with the same bits');
+  await assert.rejects(runtime.executeHandler('return 1', { args: { list: [1, { f: () => 1 }] } }), {
+    code: 'INVALID_ARGUMENT',
+    message: /context\.args\.list\[1\]\.f: a Function is not JSON data/,
+  });
+});
