@@ -6,7 +6,7 @@
 // (NexusRuntime, resuming suspensions itself); `nexus-executor` is WasmSandboxExecutor, the
 // JavaScript layer with its suspend/resume loop and state application.
 //
-//   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--only a,b] [--json]
+//   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--rounds N] [--only a,b] [--json]
 //
 // Build the binding first: `npm run build:release` in crates/bindings (the dev build works
 // too, for a smoke run: its own crates are unoptimized). isolated-vm needs
@@ -17,7 +17,10 @@
 // is a synchronous host function whose value is wrapped in a resolved Promise; Nexus checks
 // every access on the host and really suspends and resumes the execution (a second call
 // into the runtime). Each system's result is checked against the workload's `expect`, so a
-// broken run is never timed.
+// broken run is never timed. Every system is warmed up on a workload before any is timed, and
+// the systems are timed in rounds, each round starting with the next system (the first one
+// timed after a warm-up pays for the process settling); a system's figures are those of its
+// round with the median mean.
 'use strict';
 
 const fs = require('node:fs');
@@ -28,15 +31,16 @@ const { performance } = require('node:perf_hooks');
 const WORKLOADS_DIR = path.join(__dirname, '..', 'workloads');
 const BINDING = path.join(__dirname, '..', '..', 'crates', 'bindings');
 
-/** Sequential executions per workload at scale 1 (after a tenth as many for warm-up). */
+/** Sequential executions per workload and round at scale 1 (after a tenth as many for warm-up). */
 const ITERATIONS = { trivial: 3000, state: 2000, compute: 40, suspend: 2000, cold: 600 };
 
 function parseArgs(argv) {
-  const options = { scale: 1, only: null, json: false };
+  const options = { scale: 1, rounds: 3, only: null, json: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--json') options.json = true;
     else if (arg === '--iterations-scale') options.scale = Number(argv[++i]);
+    else if (arg === '--rounds') options.rounds = Number(argv[++i]);
     else if (arg === '--only') options.only = argv[++i].split(',');
     else {
       console.error(`unknown argument ${arg}`);
@@ -45,6 +49,10 @@ function parseArgs(argv) {
   }
   if (!(options.scale > 0)) {
     console.error('--iterations-scale needs a positive number');
+    process.exit(2);
+  }
+  if (!(Number.isInteger(options.rounds) && options.rounds > 0)) {
+    console.error('--rounds needs a positive integer');
     process.exit(2);
   }
   return options;
@@ -204,13 +212,21 @@ async function isolatedVmSystem() {
 
 // ---------------------------------------------------------------------------------------------
 
-async function measure(system, w, iterations) {
-  const check = (value) => {
+function checker(system, w) {
+  return (value) => {
     if (JSON.stringify(value) !== JSON.stringify(w.expect)) {
       throw new Error(`${system.name} ${w.name}: returned ${JSON.stringify(value)}, expected ${JSON.stringify(w.expect)}`);
     }
   };
+}
+
+async function warmUp(system, w, iterations) {
+  const check = checker(system, w);
   for (let i = 0; i < Math.max(1, Math.ceil(iterations / 10)); i++) check(await system.run(w));
+}
+
+async function measure(system, w, iterations) {
+  const check = checker(system, w);
   const times = new Float64Array(iterations);
   const start = performance.now();
   for (let i = 0; i < iterations; i++) {
@@ -252,7 +268,18 @@ async function main() {
   for (const w of workloads) {
     const iterations = Math.max(5, Math.round(ITERATIONS[w.name] * options.scale));
     const row = { workload: w.name, systems: {} };
-    for (const system of systems) row.systems[system.name] = await measure(system, w, iterations);
+    for (const system of systems) await warmUp(system, w, iterations);
+    const rounds = Object.fromEntries(systems.map((s) => [s.name, []]));
+    for (let round = 0; round < options.rounds; round++) {
+      for (let k = 0; k < systems.length; k++) {
+        const system = systems[(round + k) % systems.length];
+        rounds[system.name].push(await measure(system, w, iterations));
+      }
+    }
+    for (const system of systems) {
+      const sorted = rounds[system.name].sort((a, b) => a.meanUs - b.meanUs);
+      row.systems[system.name] = { ...sorted[Math.floor(sorted.length / 2)], roundMeansUs: sorted.map((r) => r.meanUs) };
+    }
     row.nexusConcurrent = await measureConcurrent(systems[0], w, iterations, 64);
     const nexus = row.systems.nexus.meanUs;
     row.ratios = Object.fromEntries(
