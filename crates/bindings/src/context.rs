@@ -23,6 +23,7 @@ pub struct Config {
     queue_bound: Option<usize>,
     suspension_timeout_ms: Option<u64>,
     spin_before_park_us: Option<u64>,
+    caller_resets: Option<bool>,
     default_memory_limit: Option<u64>,
     max_memory_limit: Option<u64>,
     output_limit: Option<usize>,
@@ -58,9 +59,7 @@ impl Config {
         set!(config.queue_bound, self.queue_bound);
         set!(config.suspension_timeout, self.suspension_timeout_ms.map(Duration::from_millis));
         set!(config.spin_before_park, self.spin_before_park_us.map(Duration::from_micros));
-        // The caller's thread is the event loop: a reset there would take 10-20 µs of it per
-        // execution, for no gain in latency through the binding (BENCHMARKS.md).
-        config.caller_resets = false;
+        set!(config.caller_resets, self.caller_resets);
         set!(engine.default_memory_limit, self.default_memory_limit);
         set!(engine.max_memory_limit, self.max_memory_limit);
         set!(engine.output_limit, self.output_limit);
