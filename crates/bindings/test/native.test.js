@@ -148,6 +148,22 @@ test('getStats and getPrometheusMetrics report executions', async () => {
   assert.match(text, /^nexus_executions_total\{status="success",code=""\} \d+$/m);
 });
 
+test('callerResets: a lone execution leaves its reset to the next call, unless turned off', async (t) => {
+  for (const callerResets of [true, false]) {
+    const own = new NexusRuntime({ callerResets });
+    t.after(() => own.shutdown());
+    const bytecode = await own.precompileHandler('return 1');
+    // The sweep (at most once a second) also resets what waits: look right after an execution.
+    let seen = 0;
+    for (let i = 0; i < 20 && seen === 0; i++) {
+      await own.executeCompiledHandler(bytecode);
+      seen = (await own.getStats()).awaitingReset;
+    }
+    assert.equal(seen, callerResets ? 1 : 0, `callerResets: ${callerResets}`);
+  }
+  assert.throws(() => new NexusRuntime({ callerResets: 'yes' }), { code: 'INVALID_ARGUMENT' });
+});
+
 test('after shutdown, work is refused with SHUTTING_DOWN', async () => {
   const own = new NexusRuntime({ poolSize: 2 });
   assert.equal((await own.executeHandler('return 1')).returnValue, 1);
