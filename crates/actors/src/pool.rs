@@ -110,8 +110,8 @@ struct State {
     idle: Vec<Vec<Member>>,
     /// Steps running, by worker.
     busy: Vec<usize>,
-    /// Where the search for the least busy worker starts.
-    next_worker: usize,
+    /// The worker of the last step started: it gets the next among equally busy ones.
+    last_worker: usize,
     /// Instance actors alive (idle, running or parked).
     actors: usize,
     /// Callers waiting for an actor, first come first served.
@@ -150,7 +150,7 @@ impl Pool {
         let state = State {
             idle: (0..workers.len()).map(|_| Vec::new()).collect(),
             busy: vec![0; workers.len()],
-            next_worker: 0,
+            last_worker: 0,
             actors: 0,
             queue: VecDeque::new(),
             parked: HashMap::new(),
@@ -483,14 +483,9 @@ impl Pool {
     /// one thread while the other thread has nothing to do.
     fn acquire(&self, state: &mut State) -> Option<Member> {
         let can_start = state.actors < self.config.pool_size;
-        // The least busy worker; among equally busy ones, one with an idle actor, then the
-        // next in turn.
-        let workers = self.workers.len();
-        let worker = (0..workers)
-            .map(|offset| (state.next_worker + offset) % workers)
-            .filter(|&worker| can_start || !state.idle[worker].is_empty())
-            .min_by_key(|&worker| (state.busy[worker], state.idle[worker].is_empty()))?;
-        state.next_worker = (worker + 1) % workers;
+        let has_idle: Vec<bool> = state.idle.iter().map(|idle| !idle.is_empty()).collect();
+        let worker = choose_worker(&state.busy, &has_idle, can_start, state.last_worker)?;
+        state.last_worker = worker;
         if let Some(member) = state.idle[worker].pop() {
             return Some(member);
         }
@@ -627,6 +622,22 @@ impl State {
 }
 
 /// Drops the execution `member` holds, and makes the actor idle.
+/// The worker for the next step: the least busy; among equally busy ones, one with an idle actor
+/// (the others would start one, when `can_start`), and among those the worker of the last step
+/// first, then the next ones in turn.
+///
+/// Steps run one at a time thus stay on one worker, whose caches hold their instance: sending
+/// them to the other worker in turn (as ties went before) made a sequential trivial request
+/// ~25% slower and a `state` one nearly twice as slow once a burst of concurrent requests had
+/// left idle actors on both workers (BENCHMARKS.md, optimisation 20).
+fn choose_worker(busy: &[usize], has_idle: &[bool], can_start: bool, last: usize) -> Option<usize> {
+    let workers = busy.len();
+    (0..workers)
+        .map(|offset| (last + offset) % workers)
+        .filter(|&worker| can_start || has_idle[worker])
+        .min_by_key(|&worker| (busy[worker], !has_idle[worker]))
+}
+
 fn discard(state: &mut State, member: Member) {
     member.addr.do_send(Discard);
     member.bell.ring();
@@ -670,6 +681,25 @@ impl<F: Future<Output = ExecutionResult> + Send + 'static> Drop for Detached<F> 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use super::choose_worker;
+
+    #[test]
+    fn a_step_goes_to_the_least_busy_worker_and_ties_to_the_last_one_used() {
+        // Both idle with idle actors (after a burst): the last worker again, whichever it was.
+        assert_eq!(choose_worker(&[0, 0], &[true, true], true, 0), Some(0));
+        assert_eq!(choose_worker(&[0, 0], &[true, true], true, 1), Some(1));
+        // The least busy wins over the last one.
+        assert_eq!(choose_worker(&[1, 0], &[true, true], true, 0), Some(1));
+        assert_eq!(choose_worker(&[2, 1, 1], &[true, false, true], true, 0), Some(2));
+        // Among equally busy ones, one with an idle actor rather than starting one.
+        assert_eq!(choose_worker(&[0, 0], &[false, true], true, 0), Some(1));
+        // Ties without the last one: the next in turn after it.
+        assert_eq!(choose_worker(&[1, 0, 0], &[true, true, true], true, 0), Some(1));
+        // A full pool: only workers with an idle actor, else none.
+        assert_eq!(choose_worker(&[0, 3], &[false, true], false, 0), Some(1));
+        assert_eq!(choose_worker(&[0, 0], &[false, false], false, 0), None);
+    }
 
     use actix::System;
     use nexus_abi::ErrorCode;
