@@ -1,12 +1,13 @@
-//! JavaScript values to and from the runtime's JSON values, directly through N-API (no JSON
-//! text in between).
+//! JavaScript values to and from the runtime's JSON values.
 //!
 //! Going in, only JSON data is accepted, and nothing is changed silently: a function, symbol,
 //! BigInt, Date, typed array, non-finite number or a value nested deeper than [`MAX_DEPTH`]
 //! (a cyclic structure, for one) is refused with `INVALID_ARGUMENT` naming where it is.
 //! `undefined` object properties are left out and `undefined` array elements become `null`,
-//! as `JSON.stringify` does. Coming out, values are built with napi-rs's serde serializer, and
-//! an execution result's own object through a JavaScript function (see [`JsResult`]).
+//! as `JSON.stringify` does. Plain JSON data comes as JSON text from `lib/json-text.js`; the
+//! rest is walked here through N-API ([`to_json`]). Coming out, an execution result is built by
+//! a JavaScript function from the JSON text of its values ([`JsResult`]); other values (the
+//! statistics, inference) with napi-rs's serde serializer ([`Js`]).
 
 use std::cell::Cell;
 use std::ptr;
