@@ -18,9 +18,8 @@
 // every access on the host and really suspends and resumes the execution (a second call
 // into the runtime). Each system's result is checked against the workload's `expect`, so a
 // broken run is never timed. Every system is warmed up on a workload before any is timed, and
-// the systems are timed in rounds, each round starting with the next system (the first one
-// timed after a warm-up pays for the process settling); a system's figures are those of its
-// round with the median mean.
+// the systems are timed in rounds, each round starting with the next system, so that none is
+// always timed first; a system's figures are those of its round with the median mean.
 'use strict';
 
 const fs = require('node:fs');

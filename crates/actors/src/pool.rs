@@ -621,7 +621,6 @@ impl State {
     }
 }
 
-/// Drops the execution `member` holds, and makes the actor idle.
 /// The worker for the next step: the least busy; among equally busy ones, one with an idle actor
 /// (the others would start one, when `can_start`), and among those the worker of the last step
 /// first, then the next ones in turn.
@@ -638,6 +637,7 @@ fn choose_worker(busy: &[usize], has_idle: &[bool], can_start: bool, last: usize
         .min_by_key(|&worker| (busy[worker], !has_idle[worker]))
 }
 
+/// Drops the execution `member` holds, and makes the actor idle.
 fn discard(state: &mut State, member: Member) {
     member.addr.do_send(Discard);
     member.bell.ring();
@@ -682,7 +682,13 @@ impl<F: Future<Output = ExecutionResult> + Send + 'static> Drop for Detached<F> 
 mod tests {
     use std::time::Duration;
 
+    use actix::System;
+    use nexus_abi::ErrorCode;
+
     use super::choose_worker;
+    use crate::engine::ExecutionRequest;
+    use crate::runtime::Runtime;
+    use crate::supervisor::RuntimeConfig;
 
     #[test]
     fn a_step_goes_to_the_least_busy_worker_and_ties_to_the_last_one_used() {
@@ -700,13 +706,6 @@ mod tests {
         assert_eq!(choose_worker(&[0, 3], &[false, true], false, 0), Some(1));
         assert_eq!(choose_worker(&[0, 0], &[false, false], false, 0), None);
     }
-
-    use actix::System;
-    use nexus_abi::ErrorCode;
-
-    use crate::engine::ExecutionRequest;
-    use crate::runtime::Runtime;
-    use crate::supervisor::RuntimeConfig;
 
     #[test]
     fn a_runtime_whose_actix_system_stopped_refuses_work_instead_of_retrying_forever() {

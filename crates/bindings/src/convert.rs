@@ -347,7 +347,7 @@ fn json_text(value: &Unknown) -> Option<String> {
 fn checked(status: sys::napi_status) -> napi::Result<()> {
     match status {
         sys::Status::napi_ok => Ok(()),
-        status => Err(napi::Error::from_reason(format!("building a result object failed (napi status {status})"))),
+        status => Err(napi::Error::from_reason(format!("an N-API call failed (napi status {status})"))),
     }
 }
 
