@@ -13,6 +13,16 @@
 // getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
 const { types } = require('node:util');
 
+// The built-ins it uses, as they are when this module loads (an application replacing one
+// later does not change what crosses).
+const { isProxy, isDate, isBoxedPrimitive, isAnyArrayBuffer } = types;
+const { isView } = ArrayBuffer;
+const { isArray } = Array;
+const { keys } = Object;
+const { is } = Object;
+const { stringify } = JSON;
+const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
+
 /** As the native converter's MAX_DEPTH; anything as deep goes to the native converter. */
 const MAX_DEPTH = 128;
 const NOT_PLAIN = Symbol('not plain JSON data');
@@ -23,17 +33,15 @@ function plain(value, depth) {
     case 'boolean':
       return value;
     case 'number':
-      if (Number.isSafeInteger(value) ? !Object.is(value, -0) : Number.isFinite(value) && !Number.isInteger(value)) {
+      if (isSafeInteger(value) ? !is(value, -0) : isFiniteNumber(value) && !isInteger(value)) {
         return value;
       }
       throw NOT_PLAIN;
     case 'object':
       if (value === null) return null;
-      if (depth >= MAX_DEPTH || types.isProxy(value) || types.isDate(value) || types.isBoxedPrimitive(value)) {
-        throw NOT_PLAIN;
-      }
-      if (types.isAnyArrayBuffer(value) || ArrayBuffer.isView(value)) throw NOT_PLAIN;
-      if (Array.isArray(value)) {
+      if (depth >= MAX_DEPTH || isProxy(value) || isDate(value) || isBoxedPrimitive(value)) throw NOT_PLAIN;
+      if (isAnyArrayBuffer(value) || isView(value)) throw NOT_PLAIN;
+      if (isArray(value)) {
         const length = value.length;
         const copy = new Array(length);
         for (let i = 0; i < length; i++) {
@@ -43,7 +51,7 @@ function plain(value, depth) {
         return copy;
       } else {
         const copy = {};
-        for (const key of Object.keys(value)) {
+        for (const key of keys(value)) {
           // Assigning it would set the copy's prototype.
           if (key === '__proto__') throw NOT_PLAIN;
           const item = value[key];
@@ -60,7 +68,7 @@ function plain(value, depth) {
 /** The JSON text of `value` when it is plain JSON data, else `undefined`. */
 function jsonText(value) {
   try {
-    return JSON.stringify(plain(value, 0));
+    return stringify(plain(value, 0));
   } catch {
     // Not plain, or a getter or Proxy trap threw: the native converter reports it.
     return undefined;

@@ -235,7 +235,7 @@ impl ToNapiValue for JsResult {
 
 /// The source of the function that builds result objects from what [`JsResult`] passes: the
 /// status, the JSON text of the other values of [`RESULT_KEYS`] in order, then the metrics. It
-/// takes `JSON.parse` as it is when the first result is built.
+/// takes `JSON.parse` as it is when it is compiled (see [`use_json_text`]).
 fn result_factory_source() -> String {
     let values = RESULT_KEYS[1..].iter().enumerate().map(|(i, key)| format!("{key:?}: values[{i}]"));
     let metrics = METRICS_KEYS.iter().enumerate().map(|(i, key)| format!("{key:?}: m{i}"));
@@ -300,7 +300,7 @@ fn kept(env: sys::napi_env, reference: usize) -> napi::Result<sys::napi_value> {
     made(|out| unsafe { sys::napi_get_reference_value(env, reference as sys::napi_ref, out) })
 }
 
-/// The result factory of `env`, compiled the first time a result is built there.
+/// The result factory of `env`, compiled the first time it is asked for there.
 fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     let reference = match helpers(env, |_| {})?.result_factory {
         Some(reference) => reference,
@@ -320,10 +320,13 @@ fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     kept(env, reference)
 }
 
-/// Takes `lib/json-text.js`'s `jsonText` for the conversions of `env` (see [`to_json`]).
+/// Takes `lib/json-text.js`'s `jsonText` for the conversions of `env` (see [`to_json`]), and
+/// compiles the result factory now, while the package loads, so that it holds the `JSON.parse`
+/// of that moment.
 pub fn use_json_text(env: sys::napi_env, function: sys::napi_value) -> napi::Result<()> {
     let reference = keep(env, function)?;
-    helpers(env, |helpers| helpers.json_text = Some(reference)).map(|_| ())
+    helpers(env, |helpers| helpers.json_text = Some(reference))?;
+    result_factory(env).map(|_| ())
 }
 
 /// The JSON text `jsonText` gives for `value`: `None` when it is not plain JSON data (or

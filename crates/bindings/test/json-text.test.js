@@ -16,6 +16,20 @@ test('plain JSON data becomes the JSON text of the same data', () => {
   assert.equal(jsonText(new Map([[1, 2]])), '{}', 'own enumerable properties only, as the native walk');
 });
 
+test('built-ins replaced after the module loaded change nothing', () => {
+  const saved = { stringify: JSON.stringify, keys: Object.keys, isArray: Array.isArray };
+  JSON.stringify = () => '"hijacked"';
+  Object.keys = () => ['injected'];
+  Array.isArray = () => false;
+  try {
+    assert.equal(jsonText({ a: [1] }), '{"a":[1]}');
+  } finally {
+    Object.assign(JSON, { stringify: saved.stringify });
+    Object.keys = saved.keys;
+    Array.isArray = saved.isArray;
+  }
+});
+
 test('each property is read once', () => {
   let reads = 0;
   const value = {
