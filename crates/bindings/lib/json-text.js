@@ -9,8 +9,9 @@
 // What is "plain" here is what the native converter accepts and JSON.stringify writes the same:
 // strings, booleans, null, safe integers (not -0), finite non-integers, arrays, and objects
 // (own enumerable string keys, `undefined` values left out) that are not Dates, boxed
-// primitives, binary data or Proxies, nested at most 127 deep. The copy this builds has no
-// getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
+// primitives, binary data or Proxies, nested at most 127 deep, and whose every key the copy
+// takes as its own (not `__proto__`, nor a key a setter on Object.prototype intercepts). The
+// copy has no getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
 const { types } = require('node:util');
 
 // The built-ins it uses, as they are when this module loads (an application replacing one
@@ -18,7 +19,7 @@ const { types } = require('node:util');
 const { isProxy, isDate, isBoxedPrimitive, isAnyArrayBuffer } = types;
 const { isView } = ArrayBuffer;
 const { isArray } = Array;
-const { keys } = Object;
+const { keys, hasOwn } = Object;
 const { is } = Object;
 const { stringify } = JSON;
 const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
@@ -52,10 +53,11 @@ function plain(value, depth) {
       } else {
         const copy = {};
         for (const key of keys(value)) {
-          // Assigning it would set the copy's prototype.
-          if (key === '__proto__') throw NOT_PLAIN;
           const item = value[key];
-          if (item !== undefined) copy[key] = plain(item, depth + 1);
+          if (item === undefined) continue;
+          copy[key] = plain(item, depth + 1);
+          // A setter (`__proto__`, or one an application put on Object.prototype) took it.
+          if (!hasOwn(copy, key)) throw NOT_PLAIN;
         }
         return copy;
       }

@@ -30,6 +30,19 @@ test('built-ins replaced after the module loaded change nothing', () => {
   }
 });
 
+test('a key a setter on Object.prototype intercepts is left to the native walk, and crosses', async (t) => {
+  const runtime = new NexusRuntime();
+  t.after(() => runtime.shutdown());
+  Object.defineProperty(Object.prototype, 'intercepted', { set() {}, configurable: true });
+  try {
+    assert.equal(jsonText({ intercepted: 1 }), undefined);
+    const result = await runtime.executeHandler('return $args.intercepted;', { args: { intercepted: 1 } });
+    assert.equal(result.returnValue, 1);
+  } finally {
+    delete Object.prototype.intercepted;
+  }
+});
+
 test('each property is read once', () => {
   let reads = 0;
   const value = {
@@ -62,8 +75,8 @@ test('whatever JSON text would change or the native converter refuses is left to
     'a function': { f() {} },
     'a symbol': [Symbol('s')],
     'a BigInt': { n: 1n },
-    'undefined as a whole': undefined,
     'a __proto__ own key': JSON.parse('{"__proto__": 1}'),
+    'undefined as a whole': undefined,
     'a getter that throws': { get x() { throw new Error('boom'); } },
     'nesting past the limit': deep,
     'a cycle': cyclic,
