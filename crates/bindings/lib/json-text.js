@@ -19,8 +19,7 @@ const { types } = require('node:util');
 const { isProxy, isDate, isBoxedPrimitive, isAnyArrayBuffer } = types;
 const { isView } = ArrayBuffer;
 const { isArray } = Array;
-const { keys, hasOwn } = Object;
-const { is } = Object;
+const { keys, hasOwn, is } = Object;
 const { stringify } = JSON;
 const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
 

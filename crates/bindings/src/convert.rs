@@ -335,16 +335,12 @@ fn json_text(value: &Unknown) -> Option<String> {
     let env = value.value().env;
     let function = kept(env, HELPERS.get().filter(|helpers| helpers.env == env as usize)?.json_text?).ok()?;
     // SAFETY: on the JavaScript thread of `env`, every value of it.
-    unsafe {
+    let text = unsafe {
         let receiver = made(|out| sys::napi_get_undefined(env, out)).ok()?;
         let text = made(|out| sys::napi_call_function(env, receiver, function, 1, &value.raw(), out)).ok()?;
-        let mut length = 0;
-        checked(sys::napi_get_value_string_utf8(env, text, ptr::null_mut(), 0, &mut length)).ok()?;
-        let mut bytes = vec![0u8; length + 1];
-        checked(sys::napi_get_value_string_utf8(env, text, bytes.as_mut_ptr().cast(), length + 1, &mut length)).ok()?;
-        bytes.truncate(length);
-        String::from_utf8(bytes).ok()
-    }
+        Unknown::from_raw_unchecked(env, text)
+    };
+    to_string(&text, "jsonText").ok()
 }
 
 fn checked(status: sys::napi_status) -> napi::Result<()> {
