@@ -129,6 +129,70 @@ fn deeply_nested_values_are_refused_or_delivered_never_crash() {
 }
 
 #[test]
+fn values_nested_127_deep_arrive_whole_and_one_level_more_is_a_catchable_type_error() {
+    // 127 is `serde_json`'s nesting limit, which the guest's conversion of values applies.
+    let nest = |depth: usize| format!("let v = 0; for (let i = 0; i < {depth}; i++) v = {{ v }};");
+    // The extension's arguments are an array: one level more.
+    let sinks = "$emit('e', v); $state.count = v; $view.update('label', v); $ext.kv.get(v.v); return v;";
+    let result = attempt(common::register(
+        request(
+            &format!("{}\n{sinks}", nest(127)),
+            &["events:emit:e", "state:write:count", "view:update:label", "ext:kv"],
+        ),
+        "kv",
+        &["get"],
+    ));
+    let mut expected = json!(0);
+    for _ in 0..127 {
+        expected = json!({ "v": expected });
+    }
+    assert_eq!(success(&result), &expected);
+    assert_eq!(result.records.events[0].payload, expected);
+    assert_eq!(result.records.view_commands[0].args, expected);
+    assert_eq!(result.records.state_mutations.len(), 1);
+
+    let result = attempt(common::register(
+        request(
+            &format!(
+                "{}\nconst caught = [];\n\
+                 for (const sink of [() => $emit('e', v), () => {{ $state.count = v; }}, () => $view.update('label', v), () => $ext.kv.get([v])]) {{\n\
+                   try {{ sink(); }} catch (e) {{ caught.push(e instanceof TypeError && e.message); }}\n\
+                 }}\n\
+                 try {{ return v; }} finally {{ $emit('caught', caught); }}",
+                nest(128)
+            ),
+            &["events:emit:*", "state:write:count", "view:update:label", "ext:kv"],
+        ),
+        "kv",
+        &["get"],
+    ));
+    let message = "value is not serializable: recursion limit exceeded";
+    assert_eq!(result.records.events.len(), 1, "{result:?}");
+    let caught = result.records.events[0].payload.as_array().unwrap();
+    assert_eq!(caught.len(), 4);
+    assert!(caught.iter().all(|m| m.as_str().is_some_and(|m| m.starts_with(message))), "{caught:?}");
+    assert!(result.records.state_mutations.is_empty() && result.records.view_commands.is_empty());
+    assert_eq!(code(&result), ErrorCode::RuntimeError);
+    assert!(result.error.as_ref().unwrap().message.contains(message), "{:?}", result.error);
+}
+
+#[test]
+fn extension_arguments_a_handler_makes_serialize_as_something_else_are_a_catchable_type_error() {
+    let result = attempt(common::register(
+        request(
+            "Array.prototype.toJSON = () => 'not an array';\n\
+             try { await $ext.kv.get(1); } catch (e) { return { typeError: e instanceof TypeError, message: e.message }; }",
+            &["ext:kv"],
+        ),
+        "kv",
+        &["get"],
+    ));
+    let message = "extension call arguments must serialize as an array";
+    assert_eq!(success(&result), &json!({ "typeError": true, "message": message }));
+    assert!(result.suspension.is_none());
+}
+
+#[test]
 fn very_long_keys_are_checked_and_recorded_in_full() {
     let result = attempt(request(
         "const key = 'k'.repeat(1 << 20);\n\

@@ -175,7 +175,9 @@ fn ext_call<'js>(
 ) -> rquickjs::Result<u32> {
     let args = match to_json(&ctx, args)? {
         Json::Array(args) => args,
-        _ => Vec::new(),
+        // The prelude passes its rest parameter; only an `Array.prototype.toJSON` of the
+        // handler's own makes something else of it.
+        _ => return Err(Exception::throw_type(&ctx, "extension call arguments must serialize as an array")),
     };
     let call = ExtCall { extension: extension.0, method: method.0, args };
     match host::extension_call(&encode(&call)) {

@@ -94,8 +94,8 @@ impl HostState {
         self.check(Kind::StateRead, key, "state.get")?;
         match self.state.get(key) {
             Some(value) => {
-                let value = value.clone();
-                self.answer(&value)
+                self.reply = nexus_abi::encode(value);
+                Ok(self.reply.len())
             }
             None => Err(HostStatus::Absent),
         }
