@@ -68,6 +68,31 @@ fn infinite_loop_times_out_quickly() {
 }
 
 #[test]
+fn a_timeout_stops_its_own_execution_never_before_its_deadline_nor_another_one() {
+    // Executions running at once share the engine's ticker: the increment that stops the short
+    // one reaches the long one too, which must go on until its own deadline.
+    let looping = |ms| {
+        let mut request = common::request("while (true) {}", &[], json!({}));
+        request.timeout = Duration::from_millis(ms);
+        request
+    };
+    let long = std::thread::spawn(move || {
+        let started = Instant::now();
+        (common::execute(looping(400)).result, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let started = Instant::now();
+    let short = common::execute(looping(50)).result;
+    let short_took = started.elapsed();
+    let (long, long_took) = long.join().unwrap();
+    assert_eq!(error_code(&short), ErrorCode::Timeout);
+    assert_eq!(error_code(&long), ErrorCode::Timeout);
+    assert!(short_took >= Duration::from_millis(50) && short_took < Duration::from_secs(1), "{short_took:?}");
+    assert!(long_took >= Duration::from_millis(400) && long_took < Duration::from_secs(2), "{long_took:?}");
+    assert_still_serving();
+}
+
+#[test]
 fn endless_microtask_chain_times_out_quickly() {
     assert_times_out_quickly(
         "function spin() { return Promise.resolve().then(spin); } spin(); await new Promise(() => {});",

@@ -1,7 +1,6 @@
 //! Engine configuration: one documented knob per limit.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// How the engine runs handlers. `Default` gives the documented values.
 #[derive(Debug, Clone)]
@@ -19,8 +18,6 @@ pub struct EngineConfig {
     /// `STACK_OVERFLOW`. It must stay below the stack of the threads that call into the
     /// engine (2 MiB for Rust's spawned threads). Default 1 MiB.
     pub max_wasm_stack: usize,
-    /// Granularity of timeouts: the epoch ticker's period. Default 1 ms.
-    pub epoch_tick: Duration,
     /// Bytes of records (mutations, events, view commands, logs, pending calls) one execution
     /// may make the host keep; beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
     pub output_limit: usize,
@@ -49,7 +46,6 @@ impl Default for EngineConfig {
             default_memory_limit: 64 << 20,
             max_memory_limit: 256 << 20,
             max_wasm_stack: 1 << 20,
-            epoch_tick: Duration::from_millis(1),
             output_limit: 16 << 20,
             memory_keep_resident: 2 << 20,
             table_keep_resident: 64 << 10,

@@ -1,6 +1,8 @@
 //! One fresh guest instance: its store (host state and limits) and the calling convention of
 //! its exports (write a MessagePack input, call, read the MessagePack reply).
 
+use std::time::Instant;
+
 use nexus_abi::{decode, encode, exports, unpack_reply};
 use nexus_host_fns::{HostAccess, HostState};
 use serde::Serialize;
@@ -9,10 +11,14 @@ use wasmtime::error::Context as _;
 use wasmtime::{Global, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 use wasmtime::{Result, format_err as anyhow};
 
+use super::ticker;
+
 /// What a store holds besides the instance: the host side of the execution and its limits.
 pub struct StoreData {
     pub host: HostState,
     pub limits: MemoryLimit,
+    /// When the call in progress must end (see [`super::ticker`]).
+    pub deadline: Instant,
     memory: Option<Memory>,
 }
 
@@ -75,9 +81,11 @@ pub enum EntryPoint {
 
 impl GuestInstance {
     pub fn instantiate(pre: &InstancePre<StoreData>, host: HostState, max_memory: usize) -> Result<Self> {
-        let data = StoreData { host, limits: MemoryLimit { max_bytes: max_memory, refused: false }, memory: None };
+        let limits = MemoryLimit { max_bytes: max_memory, refused: false };
+        let data = StoreData { host, limits, deadline: Instant::now(), memory: None };
         let mut store = Store::new(pre.module().engine(), data);
         store.limiter(|data| &mut data.limits);
+        store.epoch_deadline_callback(|store| Ok(ticker::expired(store.data().deadline)));
         let instance = pre.instantiate(&mut store).context("instantiating the guest")?;
         let memory = instance.get_memory(&mut store, "memory").context("the guest exports its memory")?;
         store.data_mut().memory = Some(memory);

@@ -46,6 +46,7 @@ pub use request::{
 
 use compile_cache::CompileCache;
 use instance::{EntryPoint, GuestInstance, StoreData};
+use ticker::{Ticker, Watch};
 
 /// The wasmtime engine, the linked guest, and the epoch ticker behind its timeouts.
 #[derive(Clone)]
@@ -55,6 +56,7 @@ pub struct Engine {
     /// The snapshot's initial linear memory: no execution can run in less.
     min_memory: u64,
     cache: Arc<CompileCache>,
+    ticker: Arc<Ticker>,
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -122,9 +124,9 @@ impl Engine {
             .exports()
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
-        ticker::start(&engine, config.epoch_tick);
+        let ticker = Arc::new(Ticker::start(&engine));
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
-        Ok(Engine { pre, config, min_memory, cache })
+        Ok(Engine { pre, config, min_memory, cache, ticker })
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.
@@ -272,8 +274,9 @@ impl Engine {
         source: &str,
         budget: Duration,
     ) -> Result<Vec<u8>, ExecutionError> {
-        instance.store.set_epoch_deadline(ticker::ticks(budget, self.config.epoch_tick) + 1);
+        let watch = self.watch(instance, budget);
         let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
+        drop(watch);
         match output {
             Ok(CompileOutput::Bytecode(bytecode)) => Ok(bytecode),
             Ok(CompileOutput::Threw(error)) => Err(errors::from_guest(error, Some(source))),
@@ -282,6 +285,17 @@ impl Engine {
                 Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
             }
         }
+    }
+
+    /// Lets the next call into `instance` run for `budget`: the ticker interrupts it past that.
+    fn watch(&self, instance: &mut GuestInstance, budget: Duration) -> Watch<'_> {
+        let now = Instant::now();
+        // A budget too large for the clock is no limit at all.
+        let deadline = now.checked_add(budget).unwrap_or(now + Duration::from_secs(u32::MAX.into()));
+        instance.store.data_mut().deadline = deadline;
+        // Interrupted by the next increment, whatever it is for; `ticker::expired` decides.
+        instance.store.set_epoch_deadline(1);
+        self.ticker.watch(deadline)
     }
 
     /// Calls into the guest with the time left, and turns what it reports into a result.
@@ -303,9 +317,10 @@ impl Engine {
     }
 
     fn run_step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
-        step.instance.store.set_epoch_deadline(ticker::ticks(step.time_left, self.config.epoch_tick) + 1);
         let running = Instant::now();
+        let watch = self.watch(&mut step.instance, step.time_left);
         let report = step.instance.call::<_, RunReport>(entry, input);
+        drop(watch);
         step.time_left = step.time_left.saturating_sub(running.elapsed());
 
         let data = step.instance.store.data_mut();
