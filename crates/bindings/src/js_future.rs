@@ -3,9 +3,12 @@
 //! napi-rs's `spawn_future` polls every future on a tokio runtime of its own and creates a
 //! threadsafe function per call to carry the result back: two more thread hops and a TSFN
 //! per execution. Here a future is polled on the JavaScript thread: once when the method is
-//! called (which hands the request to the runtime's actors), then each time its waker fires,
-//! through one threadsafe function the runtime owns. Polling only reads a reply channel, so
-//! the event loop never waits; the work itself runs on the runtime's threads.
+//! called (which hands the request to the runtime's actors), then each time its waker fires.
+//! A woken task goes to its executor's ready queue, and the executor's one threadsafe function
+//! wakes the event loop to run the queue. When the thread is spinning before its loop polls
+//! (see [`loop_spin`]), it runs the queue itself as soon as the wake-up's doorbell rings,
+//! without the loop's round of the threadsafe function. Polling only reads a reply channel,
+//! so the event loop never waits; the work itself runs on the runtime's threads.
 
 use std::ffi::c_void;
 use std::future::Future;
@@ -17,6 +20,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use napi::bindgen_prelude::{ToNapiValue, Unknown};
 use napi::{Env, sys};
+use nexus_actors::spin::{self, Doorbell};
 
 use crate::error::{BindingError, BindingResult};
 use crate::loop_spin;
@@ -33,6 +37,11 @@ pub struct Executor {
     /// Tasks not settled yet; while there are some, the threadsafe function keeps the event
     /// loop alive (a pending Promise must not let Node exit under it).
     pending: AtomicUsize,
+    /// Tasks woken and not polled since.
+    ready: Mutex<Vec<Arc<Task>>>,
+    /// The JavaScript thread's doorbell: rung as soon as a task is ready, before the threadsafe
+    /// function's wake-up (a system call) is sent, so a spinning thread starts on it at once.
+    js_thread: Doorbell,
 }
 
 // SAFETY: a threadsafe function may be called from any thread; `ref`/`unref` are only called
@@ -79,7 +88,30 @@ impl Executor {
             )?;
             check(sys::napi_unref_threadsafe_function(env, tsfn), "unref")?;
         }
-        Ok(Arc::new(Executor { tsfn, finalized, pending: AtomicUsize::new(0) }))
+        let executor = Arc::new(Executor {
+            tsfn,
+            finalized,
+            pending: AtomicUsize::new(0),
+            ready: Mutex::default(),
+            js_thread: spin::current(),
+        });
+        loop_spin::register(&executor);
+        Ok(executor)
+    }
+
+    /// Polls the tasks woken since the last time, on the JavaScript thread of `env`.
+    pub fn run_ready(&self, env: sys::napi_env) {
+        let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in ready {
+            // From here a wake-up queues the task again.
+            task.queued.store(false, Ordering::Release);
+            task.poll(env);
+        }
+    }
+
+    /// Whether tasks were woken since the last [`Executor::run_ready`].
+    pub fn has_ready(&self) -> bool {
+        !self.ready.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
     /// Returns a Promise settled by `work`: its result, or a coded rejection when `work` is
@@ -198,30 +230,32 @@ impl Wake for Task {
         if self.queued.swap(true, Ordering::AcqRel) || self.executor.finalized.load(Ordering::Acquire) {
             return;
         }
-        let tsfn = self.executor.tsfn;
-        let data = Arc::into_raw(self) as *mut c_void;
-        // SAFETY: the threadsafe function lives as long as the executor, which this task holds.
-        let status =
-            unsafe { sys::napi_call_threadsafe_function(tsfn, data, sys::ThreadsafeFunctionCallMode::nonblocking) };
+        let executor = Arc::clone(&self.executor);
+        executor.ready.lock().unwrap_or_else(PoisonError::into_inner).push(self);
+        executor.js_thread.ring();
+        let data = Arc::into_raw(Arc::clone(&executor)) as *mut c_void;
+        // SAFETY: the threadsafe function lives as long as the executor, which `data` holds.
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(executor.tsfn, data, sys::ThreadsafeFunctionCallMode::nonblocking)
+        };
         if status != sys::Status::napi_ok {
             // The environment is going away: nothing is left to settle.
             // SAFETY: the call did not take the reference made above.
-            drop(unsafe { Arc::from_raw(data as *const Task) });
+            drop(unsafe { Arc::from_raw(data as *const Executor) });
         }
     }
 }
 
-/// Runs on the JavaScript thread for each wake-up.
+/// Runs on the JavaScript thread for each wake-up (unless the spin ran the queue already).
 unsafe extern "C" fn call_js(env: sys::napi_env, _callback: sys::napi_value, _context: *mut c_void, data: *mut c_void) {
     if data.is_null() {
         return;
     }
     // SAFETY: `data` is the reference `Task::wake` gave up.
-    let task = unsafe { Arc::from_raw(data as *const Task) };
+    let executor = unsafe { Arc::from_raw(data as *const Executor) };
     // The wake-up is being handled: the rings that announced it are seen.
-    nexus_actors::spin::after_unpark();
-    task.queued.store(false, Ordering::Release);
+    spin::after_unpark();
     if !env.is_null() {
-        task.poll(env);
+        executor.run_ready(env);
     }
 }

@@ -8,6 +8,12 @@
 //! after it posts a wake-up, which the poll then finds at once. With no execution pending the
 //! loop blocks as usual, and the handle never keeps it alive (it is unref'd).
 //!
+//! When the spin ends, the handle also runs the executors' ready queues itself (see
+//! [`js_future`](crate::js_future)), as Node runs a callback from the loop: in a callback scope,
+//! whose end runs the microtasks the settled Promises queued. So a result that came while the
+//! thread spun is delivered without the loop's round of the threadsafe function (the poll that
+//! finds its wake-up, the dispatch of its queue), which then finds nothing left to do.
+//!
 //! One handle per JavaScript thread, whatever the number of runtimes; it is closed with the
 //! environment, through an async cleanup hook (a worker thread's loop must end with no open
 //! handle).
@@ -16,10 +22,13 @@ use std::alloc::{Layout, alloc, dealloc};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
 use std::ptr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use napi::{Env, sys};
 use nexus_actors::spin;
+
+use crate::js_future::Executor;
 
 unsafe extern "C" {
     fn uv_handle_size(kind: c_int) -> usize;
@@ -42,6 +51,11 @@ struct LoopSpin {
     pending: Cell<usize>,
     /// The longest spin any runtime on this thread asked for.
     budget: Cell<Duration>,
+    env: sys::napi_env,
+    /// The async context the ready queues run in (as the threadsafe functions' would).
+    async_context: sys::napi_async_context,
+    /// The executors of this thread's runtimes.
+    executors: RefCell<Vec<Weak<Executor>>>,
 }
 
 thread_local! {
@@ -74,8 +88,24 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
         unsafe { dealloc(handle as *mut u8, layout) };
         return Err(failed("uv_prepare_init"));
     }
+    let mut name = ptr::null_mut();
+    let mut async_context = ptr::null_mut();
+    // SAFETY: on the JavaScript thread of `env` (inside the constructor's handle scope).
+    let context_made = unsafe {
+        sys::napi_create_string_utf8(env.raw(), c"nexus".as_ptr(), 5, &mut name) == sys::Status::napi_ok
+            && sys::napi_async_init(env.raw(), ptr::null_mut(), name, &mut async_context) == sys::Status::napi_ok
+    };
     // From here the loop knows the handle: it is only freed once libuv has closed it (`closed`).
-    let spin = LoopSpin { handle, layout, cleanup: ptr::null_mut(), pending: Cell::new(0), budget: Cell::new(budget) };
+    let spin = LoopSpin {
+        handle,
+        layout,
+        cleanup: ptr::null_mut(),
+        pending: Cell::new(0),
+        budget: Cell::new(budget),
+        env: env.raw(),
+        async_context,
+        executors: RefCell::default(),
+    };
     LOOP_SPIN.with(|cell| *cell.borrow_mut() = Some(spin));
     let mut cleanup = ptr::null_mut();
     // SAFETY: an initialized handle on this thread's loop; the cleanup hook runs once, on this
@@ -85,15 +115,26 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
             && sys::napi_add_async_cleanup_hook(env.raw(), Some(close), ptr::null_mut(), &mut cleanup)
                 == sys::Status::napi_ok
     };
-    if !started {
+    if !started || !context_made {
         // SAFETY: the handle is open on this thread's loop; `closed` frees it.
         unsafe { uv_close(handle, closed) };
-        return Err(failed("uv_prepare_start or napi_add_async_cleanup_hook"));
+        return Err(failed("uv_prepare_start, napi_add_async_cleanup_hook or napi_async_init"));
     }
     // SAFETY: an open handle on this thread's loop.
     unsafe { uv_unref(handle) };
     LOOP_SPIN.with(|cell| cell.borrow_mut().as_mut().map(|spin| spin.cleanup = cleanup));
     Ok(())
+}
+
+/// Lets the spin of this thread run `executor`'s ready queue (when the thread spins at all).
+pub fn register(executor: &Arc<Executor>) {
+    LOOP_SPIN.with(|cell| {
+        if let Some(spin) = cell.borrow().as_ref() {
+            let mut executors = spin.executors.borrow_mut();
+            executors.retain(|executor| executor.strong_count() > 0);
+            executors.push(Arc::downgrade(executor));
+        }
+    });
 }
 
 /// An execution started on this thread (its Promise is pending).
@@ -120,14 +161,59 @@ unsafe extern "C" fn before_poll(_handle: *mut c_void) {
         Some(spin) if spin.pending.get() > 0 => spin.budget.get(),
         _ => Duration::ZERO,
     });
-    if !budget.is_zero() {
-        spin::before_park(budget);
+    if budget.is_zero() {
+        return;
+    }
+    spin::before_park(budget);
+    run_ready();
+}
+
+/// Runs the ready queues of this thread's executors, in a callback scope.
+fn run_ready() {
+    // Copied out: settling Promises runs JavaScript, which may start executions (`started`).
+    let Some((env, async_context, ready)) = LOOP_SPIN.with(|cell| {
+        let spin = cell.borrow();
+        let spin = spin.as_ref()?;
+        let executors = spin.executors.borrow();
+        let ready: Vec<Arc<Executor>> =
+            executors.iter().filter_map(Weak::upgrade).filter(|executor| executor.has_ready()).collect();
+        (!ready.is_empty()).then_some((spin.env, spin.async_context, ready))
+    }) else {
+        return;
+    };
+    let mut handle_scope = ptr::null_mut();
+    let mut resource = ptr::null_mut();
+    let mut callback_scope = ptr::null_mut();
+    // SAFETY: on the JavaScript thread of `env`, from the event loop (no JavaScript running),
+    // as a `uv` callback that settles Promises must: a handle scope, then a callback scope
+    // whose close runs the microtasks and `process.nextTick` callbacks.
+    unsafe {
+        if sys::napi_open_handle_scope(env, &mut handle_scope) != sys::Status::napi_ok {
+            return;
+        }
+        let opened = sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
+            && sys::napi_open_callback_scope(env, resource, async_context, &mut callback_scope) == sys::Status::napi_ok;
+        if opened {
+            for executor in ready {
+                executor.run_ready(env);
+            }
+            sys::napi_close_callback_scope(env, callback_scope);
+        }
+        sys::napi_close_handle_scope(env, handle_scope);
     }
 }
 
 /// The environment is going away: close the handle; the hook is removed once it is closed.
 unsafe extern "C" fn close(_remove: sys::napi_async_cleanup_hook_handle, _data: *mut c_void) {
-    let handle = LOOP_SPIN.with(|cell| cell.borrow().as_ref().map(|spin| spin.handle));
+    let handle = LOOP_SPIN.with(|cell| {
+        let spin = cell.borrow();
+        let spin = spin.as_ref()?;
+        if !spin.async_context.is_null() {
+            // SAFETY: made by `napi_async_init` in this environment, destroyed once.
+            unsafe { sys::napi_async_destroy(spin.env, spin.async_context) };
+        }
+        Some(spin.handle)
+    });
     if let Some(handle) = handle {
         // SAFETY: the handle is open on this thread's loop, which is still running.
         unsafe { uv_close(handle, closed) };

@@ -1,5 +1,6 @@
 // The binding and the event loop: its spin-before-poll handle (src/loop_spin.rs) must never keep
-// a loop alive, must close with a worker thread's environment, and can be turned off.
+// a loop alive, must close with a worker thread's environment, and can be turned off; results
+// it delivers itself resume their callers as the loop's own delivery does.
 
 'use strict';
 
@@ -8,6 +9,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
+const { AsyncLocalStorage } = require('node:async_hooks');
 const { NexusRuntime } = require('..');
 
 const BINDING = path.join(__dirname, '..');
@@ -59,4 +61,26 @@ test('spinning can be turned off, and a bad or too long spin budget is refused w
   const longest = new NexusRuntime({ spinBeforeParkUs: 1000 });
   assert.equal((await longest.executeHandler('return 8')).returnValue, 8);
   await longest.shutdown();
+});
+
+test('a result resumes its caller in the caller\'s async context, with its ticks and microtasks, whether the spin or the loop delivers it', async () => {
+  const storage = new AsyncLocalStorage();
+  for (const spinBeforeParkUs of [0, 1000]) {
+    const runtime = new NexusRuntime({ spinBeforeParkUs });
+    const callers = [1, 2, 3].map((caller) =>
+      storage.run({ caller }, async () => {
+        const seen = [];
+        for (let i = 0; i < 40; i++) {
+          const result = await runtime.executeHandler('return $args.i * 2', { args: { i } });
+          assert.equal(result.returnValue, i * 2);
+          await new Promise((resolve) => process.nextTick(resolve));
+          await Promise.resolve();
+          seen.push(storage.getStore().caller);
+        }
+        return seen;
+      }),
+    );
+    assert.deepEqual(await Promise.all(callers), [1, 2, 3].map((caller) => new Array(40).fill(caller)));
+    await runtime.shutdown();
+  }
 });
