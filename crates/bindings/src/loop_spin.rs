@@ -52,8 +52,9 @@ struct LoopSpin {
     /// The longest spin any runtime on this thread asked for.
     budget: Cell<Duration>,
     env: sys::napi_env,
-    /// The async context the ready queues run in (as the threadsafe functions' would).
-    async_context: sys::napi_async_context,
+    /// The async context the ready queues run in (as the threadsafe functions' would); null
+    /// once the environment is going away.
+    async_context: Cell<sys::napi_async_context>,
     /// The executors of this thread's runtimes.
     executors: RefCell<Vec<Weak<Executor>>>,
 }
@@ -103,7 +104,7 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
         pending: Cell::new(0),
         budget: Cell::new(budget),
         env: env.raw(),
-        async_context,
+        async_context: Cell::new(async_context),
         executors: RefCell::default(),
     };
     LOOP_SPIN.with(|cell| *cell.borrow_mut() = Some(spin));
@@ -177,7 +178,8 @@ fn run_ready() {
         let executors = spin.executors.borrow();
         let ready: Vec<Arc<Executor>> =
             executors.iter().filter_map(Weak::upgrade).filter(|executor| executor.has_ready()).collect();
-        (!ready.is_empty()).then_some((spin.env, spin.async_context, ready))
+        let async_context = spin.async_context.get();
+        (!ready.is_empty() && !async_context.is_null()).then_some((spin.env, async_context, ready))
     }) else {
         return;
     };
@@ -208,9 +210,10 @@ unsafe extern "C" fn close(_remove: sys::napi_async_cleanup_hook_handle, _data: 
     let handle = LOOP_SPIN.with(|cell| {
         let spin = cell.borrow();
         let spin = spin.as_ref()?;
-        if !spin.async_context.is_null() {
-            // SAFETY: made by `napi_async_init` in this environment, destroyed once.
-            unsafe { sys::napi_async_destroy(spin.env, spin.async_context) };
+        let async_context = spin.async_context.replace(ptr::null_mut());
+        if !async_context.is_null() {
+            // SAFETY: made by `napi_async_init` in this environment; no longer used from here.
+            unsafe { sys::napi_async_destroy(spin.env, async_context) };
         }
         Some(spin.handle)
     });
