@@ -20,8 +20,19 @@ function options(argv) {
   return parsed;
 }
 
-async function round(NexusRuntime, spin) {
-  const runtime = new NexusRuntime(spin === undefined ? {} : { spinBeforeParkUs: spin });
+// The native module at `file`. One loaded directly (another build's nexus.node) is given the
+// JSON-text fast path that the package's lib/native.js hands to its own.
+function loadBinding(file) {
+  const native = require(file);
+  if (typeof native.useJsonText === 'function') {
+    native.useJsonText(require(path.join(__dirname, '..', '..', 'crates', 'bindings', 'lib', 'json-text')).jsonText);
+  }
+  return native;
+}
+
+// A runtime and `once`, one precompiled trivial execution awaited and checked, warmed up.
+async function trivialCaller(NexusRuntime, config = {}) {
+  const runtime = new NexusRuntime(config);
   const bytecode = await runtime.precompileHandler('return $args.a + $args.b');
   const context = { args: { a: 1, b: 2 } };
   const once = async () => {
@@ -29,6 +40,11 @@ async function round(NexusRuntime, spin) {
     if (result.returnValue !== 3) throw new Error(`wrong result: ${JSON.stringify(result)}`);
   };
   for (let i = 0; i < 2000; i++) await once();
+  return { runtime, once };
+}
+
+async function round(NexusRuntime, spin) {
+  const { runtime, once } = await trivialCaller(NexusRuntime, spin === undefined ? {} : { spinBeforeParkUs: spin });
   const micros = [];
   for (let i = 0; i < 8000; i++) {
     const start = process.hrtime.bigint();
@@ -49,13 +65,7 @@ async function round(NexusRuntime, spin) {
 
 async function main() {
   const { binding, spin, rounds } = options(process.argv.slice(2));
-  const native = require(binding);
-  // A native module loaded directly (another build's nexus.node) is given the JSON-text fast
-  // path that the package's lib/native.js hands to its own.
-  if (typeof native.useJsonText === 'function') {
-    native.useJsonText(require(path.join(__dirname, '..', '..', 'crates', 'bindings', 'lib', 'json-text')).jsonText);
-  }
-  const { NexusRuntime } = native;
+  const { NexusRuntime } = loadBinding(binding);
   for (let i = 0; i < rounds; i++) {
     const { p50, p99, perSecond } = await round(NexusRuntime, spin);
     console.log(
@@ -65,7 +75,11 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+module.exports = { loadBinding, trivialCaller };
+
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

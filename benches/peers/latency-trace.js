@@ -12,24 +12,15 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const { loadBinding, trivialCaller } = require('./binding-latency');
 
 async function main() {
   const [out, flag, file] = process.argv.slice(2);
   if (!out || (flag !== undefined && flag !== '--binding')) {
     throw new Error('usage: latency-trace.js OUT.json [--binding path/to/nexus.node]');
   }
-  const native = require(file ? path.resolve(file) : path.join(__dirname, '..', '..', 'crates', 'bindings'));
-  if (typeof native.useJsonText === 'function') {
-    native.useJsonText(require(path.join(__dirname, '..', '..', 'crates', 'bindings', 'lib', 'json-text')).jsonText);
-  }
-  const runtime = new native.NexusRuntime({});
-  const bytecode = await runtime.precompileHandler('return $args.a + $args.b');
-  const context = { args: { a: 1, b: 2 } };
-  const once = async () => {
-    const result = await runtime.executeCompiledHandler(bytecode, context);
-    if (result.returnValue !== 3) throw new Error(`wrong result: ${JSON.stringify(result)}`);
-  };
-  for (let i = 0; i < 2000; i++) await once();
+  const { NexusRuntime } = loadBinding(file ? path.resolve(file) : path.join(__dirname, '..', '..', 'crates', 'bindings'));
+  const { runtime, once } = await trivialCaller(NexusRuntime);
   const calls = 8000;
   const startUs = new Array(calls);
   const tookUs = new Array(calls);
