@@ -2,9 +2,9 @@
 // Peer comparison: the workloads of ../workloads through this project's Node binding,
 // quickjs-emscripten (a fresh QuickJS runtime and context per execution) and isolated-vm (a
 // fresh context per execution in one isolate), in one process, one isolated execution at a
-// time. Prints µs per execution and the ratios peer / nexus. `nexus` is the native class
-// (NexusRuntime, resuming suspensions itself); `nexus-executor` is WasmSandboxExecutor, the
-// JavaScript layer with its suspend/resume loop and state application.
+// time. Prints µs per execution and the ratios peer / nexus (of the means, and of the p50s).
+// `nexus` is the native class (NexusRuntime, resuming suspensions itself); `nexus-executor` is
+// WasmSandboxExecutor, the JavaScript layer with its suspend/resume loop and state application.
 //
 //   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--rounds N] [--only a,b] [--json]
 //
@@ -284,6 +284,11 @@ async function main() {
     row.ratios = Object.fromEntries(
       systems.slice(1).map((s) => [s.name, row.systems[s.name].meanUs / nexus]),
     );
+    // The same on the medians, which the host's slow stretches move less than the means.
+    const nexusP50 = row.systems.nexus.p50Us;
+    row.ratiosP50 = Object.fromEntries(
+      systems.slice(1).map((s) => [s.name, row.systems[s.name].p50Us / nexusP50]),
+    );
     // The peers against what an application calls: the executor.
     const executor = row.systems['nexus-executor'].meanUs;
     row.ratiosToExecutor = Object.fromEntries(
@@ -309,8 +314,12 @@ function printRow(row, systems) {
   const ratios = Object.entries(row.ratios)
     .map(([name, ratio]) => `${name} ${ratio.toFixed(1)}×`)
     .join(', ');
+  const medians = Object.entries(row.ratiosP50)
+    .slice(1)
+    .map(([name, ratio]) => `${name} ${ratio.toFixed(1)}×`)
+    .join(', ');
   const concurrent = `${Math.round(row.nexusConcurrent.executionsPerSecond)}/s`;
-  console.log(`${row.workload.padEnd(10)}${cells}   ${ratios}; nexus ×64: ${concurrent}`);
+  console.log(`${row.workload.padEnd(10)}${cells}   ${ratios} (p50s: ${medians}); nexus ×64: ${concurrent}`);
 }
 
 main().catch((error) => {
