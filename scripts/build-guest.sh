@@ -13,6 +13,11 @@ cd "$root"
 # --- toolchain -------------------------------------------------------------
 build=/tmp/nexus-guest-build
 sdk=$build/wasi-sdk
+# Every checkout on this machine builds in that one directory: one build at a time, or one
+# would compile the sources another copied there.
+mkdir -p "$build"
+exec 9>"$build.lock"
+flock 9
 need_apt=()
 for bin in clang-16 llvm-ar-16 wasm-ld-16; do command -v "$bin" >/dev/null || need_apt=(1); done
 [ -d /usr/include/wasm32-wasi ] || need_apt=(1)

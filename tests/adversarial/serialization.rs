@@ -277,3 +277,176 @@ fn names_that_are_not_valid_unicode_are_refused_before_reaching_the_host() {
     );
     assert!(result.records.events.is_empty() && result.records.denials.is_empty());
 }
+
+#[test]
+fn values_reach_the_host_as_json_stringify_writes_them() {
+    // Each value is emitted, and so is the text `JSON.stringify` makes of it in the same
+    // handler: the host must receive exactly that JSON, whatever path the conversion takes.
+    let values = [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "1.5",
+        "-1.5",
+        "2 ** 31",
+        "-(2 ** 31) - 1",
+        "2 ** 53 - 1",
+        "2 ** 53",
+        "2 ** 53 + 2",
+        "2 ** 60",
+        "-(2 ** 60)",
+        "2 ** 64",
+        "2 ** 70",
+        "1e21",
+        "-1e21",
+        "1e-7",
+        "5e-324",
+        "0.1 + 0.2",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "'text'",
+        "''",
+        "'\\u00e9\\u{1F600}\\u0000\"\\\\'",
+        "true",
+        "false",
+        "null",
+        "undefined",
+        "Symbol('s')",
+        "() => 1",
+        "{ a: 1, b: undefined, c: () => 1, d: Symbol(), [Symbol()]: 2 }",
+        "{ 2: 'two', 1: 'one', b: 'b', a: 'a', '-1': 'minus' }",
+        "[1, undefined, () => 1, Symbol(), NaN, -0]",
+        "[, 1, , ]",
+        "new Date(0)",
+        "new Number(3)",
+        "new String('s')",
+        "new Boolean(false)",
+        "[new Number(-0)]",
+        "{ outer: { toJSON(key) { return 'key:' + key; } } }",
+        "[{ toJSON(key) { return typeof key + key; } }]",
+        "{ toJSON() { return undefined; } }",
+        "{ toJSON: 'not a function', x: 1 }",
+        "new (class { constructor() { this.own = 1; } get inherited() { return 2; } })()",
+        "Object.assign(Object.create({ inherited: 1 }), { own: 2 })",
+        "Object.defineProperty({ shown: 1 }, 'hidden', { value: 2, enumerable: false })",
+        "{ get computed() { return 6 * 7; } }",
+        "new Proxy({ a: 1, b: [2] }, {})",
+        "new Proxy([1, 2], {})",
+        "new Proxy({}, { ownKeys: () => ['x', 'y'], getOwnPropertyDescriptor: () => ({ value: 0, enumerable: true, configurable: true }), get: (_, k) => k })",
+        "new Map([[1, 2]])",
+        "new Set([1])",
+        "new Uint8Array([1, 2])",
+        "/re/g",
+        "new Error('e')",
+        "Object.assign(Object.create(null), { z: 1, y: { x: [] } })",
+        "(function () { return arguments; })(1, 2)",
+        "typeof JSON.rawJSON === 'function' ? [JSON.rawJSON('1e2'), JSON.rawJSON('\"raw\"')] : []",
+        "{ toJSON() { return new Date(0); } }",
+        "{ toJSON() { return new Boolean(true); } }",
+        "Object.assign(new Boolean(true), { toJSON: () => 'own' })",
+        "[Object.assign(Object('s'), { extra: 1 })]",
+        "Object.assign([1, 2], { extra: 3 })",
+        "{ [2 ** 32]: 'large index', 4294967294: 'last index', 0: 'zero' }",
+    ];
+    let source = format!(
+        "const values = [{}];\n\
+         for (const v of values) {{ $emit('text', JSON.stringify(v) ?? 'null'); $emit('value', v); }}",
+        values.join(",\n")
+    );
+    let result = attempt(request(&source, &["events:emit:*"]));
+    assert_eq!(result.status, nexus::Status::Success, "{:?}", result.error);
+    let events = &result.records.events;
+    assert_eq!(events.len(), 2 * values.len());
+    for (value, pair) in values.iter().zip(events.chunks(2)) {
+        let text = pair[0].payload.as_str().unwrap();
+        let expected: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{value}: {text}: {e}"));
+        assert_eq!(pair[1].payload, expected, "{value}: JSON.stringify wrote {text}");
+    }
+}
+
+#[test]
+fn values_from_the_host_arrive_as_json_parse_reads_them() {
+    // Arguments and extension results, primitives included, against `JSON.parse` of the same text.
+    let reply = json!([0, -0.0, 7, -7, 1.5, 2_147_483_648_u64, -2_147_483_649_i64, 9_007_199_254_740_993_u64,
+        u64::MAX, i64::MIN, 1e300, "", "\u{e9}\u{1F600}\u{0}", true, false, null, {"b": [1, {"a": null}]},
+        {"__proto__": {"x": 1}, "b": 1, "2": 2, "1": 3, "": [[]], "\u{0}": {}}, [[1, [2, [3]]], {}]]);
+    // Setters a handler puts on the prototypes do not run: members are defined, not assigned.
+    let source = "const describe = (v) => [typeof v, Object.is(v, -0), JSON.stringify(v), v !== null && typeof v === 'object' ?\n\
+                    [Object.keys(v), Object.getPrototypeOf(v) === (Array.isArray(v) ? Array.prototype : Object.prototype)] : null];\n\
+                  const trap = { set() { throw new Error('setter ran'); }, configurable: true };\n\
+                  for (const key of ['b', '1', '__proto__']) Object.defineProperty(Object.prototype, key, trap);\n\
+                  Object.defineProperty(Array.prototype, '0', trap);\n\
+                  let back = [];\n\
+                  for (let i = 0; i < $args.length; i++) back = back.concat([await $ext.kv.get(i)]);\n\
+                  for (const key of ['b', '1', '__proto__']) delete Object.prototype[key];\n\
+                  delete Array.prototype[0];\n\
+                  return [$args.map(describe), back.map(describe), JSON.parse($scope.text).map(describe)];";
+    let mut request = common::register(request(source, &["ext:kv"]), "kv", &["get"]);
+    request.args = reply.clone();
+    request.scope = json!({ "text": reply.to_string() });
+    let mut result = attempt(request);
+    for value in reply.as_array().unwrap() {
+        result = super::resume(&result, nexus::ExtOutcome::Ok(value.clone()));
+    }
+    let [args, replies, parsed] = success(&result).as_array().unwrap().as_slice() else { panic!("{result:?}") };
+    assert_eq!(args, parsed);
+    assert_eq!(replies, parsed);
+    assert_eq!(parsed[1], json!(["number", true, "0", null]), "-0 stays -0");
+}
+
+#[test]
+fn getters_to_json_and_proxy_traps_run_in_the_order_json_stringify_runs_them() {
+    let result = attempt(request(
+        "const log = [];\n\
+         BigInt.prototype.toJSON = function (key) { log.push('BigInt ' + key); return String(this); };\n\
+         const trace = (name, target) => new Proxy(target, {\n\
+           ownKeys(t) { log.push(name + ' ownKeys'); return Reflect.ownKeys(t); },\n\
+           getOwnPropertyDescriptor(t, k) { log.push(name + ' describe ' + k); return Reflect.getOwnPropertyDescriptor(t, k); },\n\
+           get(t, k) { log.push(name + ' get ' + String(k)); return Reflect.get(t, k); },\n\
+         });\n\
+         const value = {\n\
+           get first() { log.push('first'); return 1; },\n\
+           nested: { toJSON(key) { log.push('toJSON ' + key); return { deep: [10n, Object(2n)] }; } },\n\
+           object: trace('object', Object.defineProperty({ b: 1, a: [1, { c: 2 }] }, 'hidden', { value: 0 })),\n\
+           list: trace('list', [1, , { toJSON(key) { log.push('item ' + key); return key; } }]),\n\
+           get last() { log.push('last'); return undefined; },\n\
+         };\n\
+         const text = JSON.stringify(value);\n\
+         const expected = log.splice(0);\n\
+         $emit('e', value);\n\
+         return [expected, log, JSON.parse(text)];",
+        &["events:emit:e"],
+    ));
+    let [expected, seen, parsed] = success(&result).as_array().unwrap().as_slice() else { panic!("{result:?}") };
+    assert!(expected.as_array().unwrap().len() > 15, "{expected}");
+    assert_eq!(seen, expected);
+    assert_eq!(&result.records.events[0].payload, parsed);
+}
+
+#[test]
+fn values_json_stringify_refuses_are_refused_with_its_error() {
+    let values = [
+        "10n",
+        "[{ a: Object(1n) }]",
+        "(() => { const p = Proxy.revocable([], {}); p.revoke(); return { p: p.proxy }; })()",
+        "(() => { const a = [{}]; a[0].a = a; return a; })()",
+        "{ toJSON() { throw new RangeError('mine'); } }",
+        "{ ok: 1, get x() { throw new EvalError('getter'); } }",
+        "new Proxy({}, { ownKeys() { throw new SyntaxError('trap'); } })",
+    ];
+    let source = format!(
+        "const describe = (f) => {{ try {{ f(); return 'no error'; }} catch (e) {{ return e.constructor.name + ': ' + e.message; }} }};\n\
+         return [{}].map((make) => [describe(() => JSON.stringify(make())), describe(() => $emit('e', make()))]);",
+        values.iter().map(|v| format!("() => ({v})")).collect::<Vec<_>>().join(", ")
+    );
+    let result = attempt(request(&source, &["events:emit:e"]));
+    let pairs = success(&result).as_array().unwrap();
+    assert_eq!(pairs.len(), values.len());
+    for (value, pair) in values.iter().zip(pairs) {
+        assert_ne!(pair[0], "no error", "{value}");
+        assert_eq!(pair[0], pair[1], "{value}");
+    }
+    assert!(result.records.events.is_empty());
+}

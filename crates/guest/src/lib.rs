@@ -8,6 +8,7 @@
 
 mod host;
 mod natives;
+mod values;
 
 use std::cell::RefCell;
 
@@ -89,6 +90,7 @@ pub extern "C" fn initialize() {
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
             let materialize: Function = ctx.eval(MATERIALIZE_BUILTINS)?;
             materialize.call::<_, ()>(())?;
+            values::initialize(&ctx)?;
             Ok::<_, rquickjs::Error>(Persistent::save(&ctx, api))
         })
         .expect("evaluating the prelude");
@@ -185,8 +187,8 @@ impl Guest {
             let started = (|| {
                 let api = self.api.clone().restore(&ctx)?;
                 let start: Function = api.get("start")?;
-                let args = natives::from_json(&ctx, &input.args)?;
-                let scope = natives::from_json(&ctx, &input.scope)?;
+                let args = values::from_json(&ctx, &input.args)?;
+                let scope = values::from_json(&ctx, &input.scope)?;
                 start.call::<_, Promise>((handler, args, scope))
             })();
             let output = match started {
@@ -208,7 +210,7 @@ impl Guest {
                 let undefined = Value::new_undefined(ctx.clone());
                 match input.outcome {
                     ExtOutcome::Ok(value) => {
-                        let value = natives::from_json(&ctx, &value)?;
+                        let value = values::from_json(&ctx, &value)?;
                         resume.call::<_, bool>((input.call_id, true, value, undefined.clone(), undefined))
                     }
                     ExtOutcome::Err { code, message } => {
@@ -253,7 +255,7 @@ impl Guest {
             unsafe { Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(ctx.as_raw().as_ptr(), promise.as_raw())) };
         match state {
             PromiseState::Resolved if value.is_undefined() => RunOutput::Returned(None),
-            PromiseState::Resolved => match natives::to_json(ctx, value) {
+            PromiseState::Resolved => match values::to_json(ctx, value) {
                 Ok(json) => RunOutput::Returned(Some(json)),
                 Err(e) => RunOutput::Threw(caught(ctx, e)),
             },

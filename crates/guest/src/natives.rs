@@ -8,6 +8,7 @@ use nexus_abi::{ErrorCode, ExtCall, HostStatus, Value as Json, ViewCommandCall, 
 use rquickjs::{Ctx, Exception, Function, Object, Value, prelude::Coerced};
 
 use crate::host::{self, Answer};
+use crate::values::{from_json, to_json};
 
 /// The object of native functions handed to the prelude (never reachable from handler code).
 pub fn host_object<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
@@ -46,58 +47,6 @@ fn refused(ctx: &Ctx<'_>, status: HostStatus, what: impl FnOnce() -> String) -> 
             throw_code(ctx, ErrorCode::PermissionDenied, &format!("permission denied: requires capability {}", what()))
         }
     }
-}
-
-/// A JavaScript value as a JSON value, with `JSON.stringify` semantics (`toJSON`, dropped
-/// functions, a `TypeError` for cycles); `undefined` becomes `null`. A lone UTF-16 surrogate (a
-/// string cut in the middle of an emoji, say) has no UTF-8 form: it becomes U+FFFD, as
-/// `String.prototype.toWellFormed` would make it, rather than failing the whole value.
-pub fn to_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Json> {
-    match ctx.json_stringify(value)? {
-        None => Ok(Json::Null),
-        Some(text) => serde_json::from_str(&well_formed(&text.to_string()?))
-            .map_err(|e| Exception::throw_type(ctx, &format!("value is not serializable: {e}"))),
-    }
-}
-
-/// Replaces the surrogate escapes (`\ud800` to `\udfff`) of `JSON.stringify` output with `\ufffd`.
-/// `JSON.stringify` writes a surrogate as an escape only when it is lone (a pair is written as
-/// the character itself), and `serde_json` refuses lone surrogate escapes.
-fn well_formed(json: &str) -> std::borrow::Cow<'_, str> {
-    let bytes = json.as_bytes();
-    let surrogate_escape = |i: usize| {
-        bytes.get(i + 1) == Some(&b'u')
-            && bytes.get(i + 2).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
-            && bytes.get(i + 3).is_some_and(|b| matches!(b.to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f'))
-    };
-    let mut fixed: Option<String> = None;
-    let (mut copied, mut i) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            i += 1;
-        } else if surrogate_escape(i) {
-            let fixed = fixed.get_or_insert_with(|| String::with_capacity(json.len()));
-            fixed.push_str(&json[copied..i]);
-            fixed.push_str("\\ufffd");
-            i = (i + 6).min(bytes.len());
-            copied = i;
-        } else {
-            // Any other escape: its second byte is ASCII and cannot start a surrogate escape.
-            i += 2;
-        }
-    }
-    match fixed {
-        None => std::borrow::Cow::Borrowed(json),
-        Some(mut fixed) => {
-            fixed.push_str(&json[copied..]);
-            std::borrow::Cow::Owned(fixed)
-        }
-    }
-}
-
-/// A JSON value as a fresh JavaScript value (own properties only: a `__proto__` key stays a key).
-pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'js>> {
-    ctx.json_parse(value.to_string())
 }
 
 fn from_wire<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
