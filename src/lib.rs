@@ -21,7 +21,7 @@ pub mod workloads;
 pub use nexus_abi::{ErrorCode, ExtOutcome};
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
-    Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
+    MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};

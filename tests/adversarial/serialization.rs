@@ -450,3 +450,42 @@ fn values_json_stringify_refuses_are_refused_with_its_error() {
     }
     assert!(result.records.events.is_empty());
 }
+
+#[test]
+fn values_handed_to_the_host_nested_too_deep_are_refused_whatever_the_depth() {
+    // Not `json!([value])`, which copies `value` recursively.
+    let nest = |depth: usize| (0..depth).fold(json!(1), |value, _| serde_json::Value::Array(vec![value]));
+    let count = "let d = 0; while (Array.isArray(v)) { v = v[0]; d++; } return d;";
+    let source = format!("let v = $args.length ? $args : $scope.length ? $scope : $state.deep;\n{count}");
+    let mut deepest = request(&source, &["state:read:deep"]);
+    deepest.args = nest(nexus::MAX_NESTING);
+    assert_eq!(success(&attempt(deepest)), &json!(nexus::MAX_NESTING));
+    let message = format!("nests arrays and objects more than {} deep", nexus::MAX_NESTING);
+    // A million levels: more than any thread's stack would take recursively.
+    for depth in [nexus::MAX_NESTING + 1, 1_000_000] {
+        for field in ["args", "scope", "state"] {
+            let mut deep = request(&source, &["state:read:deep"]);
+            match field {
+                "args" => deep.args = nest(depth),
+                "scope" => deep.scope = nest(depth),
+                _ => drop(deep.state_snapshot.insert("deep".into(), nest(depth))),
+            }
+            let result = attempt(deep);
+            assert_eq!(code(&result), ErrorCode::InvalidArgument, "{field} {depth}");
+            assert!(result.error.as_ref().unwrap().message.ends_with(&message), "{:?}", result.error);
+        }
+    }
+    // An extension's result is refused the same way, and the execution waits for another.
+    let suspended = attempt(common::register(
+        request(&format!("let v = await $ext.kv.get();\n{count}"), &["ext:kv"]),
+        "kv",
+        &["get"],
+    ));
+    for depth in [nexus::MAX_NESTING + 1, 1_000_000] {
+        let refused = super::resume(&suspended, nexus::ExtOutcome::Ok(nest(depth)));
+        assert_eq!(code(&refused), ErrorCode::InvalidArgument);
+        assert!(refused.error.as_ref().unwrap().message.ends_with(&message), "{:?}", refused.error);
+    }
+    let done = super::resume(&suspended, nexus::ExtOutcome::Ok(nest(nexus::MAX_NESTING)));
+    assert_eq!(success(&done), &json!(nexus::MAX_NESTING));
+}

@@ -40,8 +40,8 @@ use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, Pooling
 pub use config::EngineConfig;
 pub use module::GUEST_WASM;
 pub use request::{
-    ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, Status, Suspension,
-    SuspensionId,
+    ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
+    Suspension, SuspensionId,
 };
 
 use compile_cache::CompileCache;
@@ -139,6 +139,15 @@ impl Engine {
             status = tracing::field::Empty,
             code = tracing::field::Empty,
         );
+        // Checked first: refused for anything else, a request nested too deep would be dropped
+        // by serde_json's drop, which recurses.
+        if let Some(value) = request.too_deep() {
+            request.drop_flat();
+            return failed(
+                ErrorCode::InvalidArgument,
+                format!("{value} nests arrays and objects more than {MAX_NESTING} deep"),
+            );
+        }
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
         if !(self.min_memory..=self.config.max_memory_limit).contains(&memory_limit) {
             return failed(
@@ -231,6 +240,18 @@ impl Engine {
         call_id: u32,
         outcome: ExtOutcome,
     ) -> Result<Outcome, Box<ResumeRefused>> {
+        if let ExtOutcome::Ok(value) = &outcome
+            && request::too_deep(value)
+        {
+            if let ExtOutcome::Ok(value) = outcome {
+                request::drop_flat(value);
+            }
+            let error = ExecutionError::new(
+                ErrorCode::InvalidArgument,
+                format!("the result of call {call_id} nests arrays and objects more than {MAX_NESTING} deep"),
+            );
+            return Err(Box::new(ResumeRefused { error, parked }));
+        }
         if !parked.instance.store.data_mut().host.settle_call(call_id) {
             let error = ExecutionError::new(
                 ErrorCode::InvalidArgument,

@@ -62,6 +62,63 @@ impl ExecutionRequest {
     pub fn source(source: impl Into<String>) -> Self {
         ExecutionRequest { handler: Handler::Source(source.into()), ..Default::default() }
     }
+
+    /// Names the first of the request's values that nests deeper than [`MAX_NESTING`].
+    pub(crate) fn too_deep(&self) -> Option<String> {
+        if too_deep(&self.args) {
+            return Some("args".into());
+        }
+        if too_deep(&self.scope) {
+            return Some("scope".into());
+        }
+        self.state_snapshot.iter().find(|(_, value)| too_deep(value)).map(|(key, _)| format!("state key {key:?}"))
+    }
+
+    /// Drops the request's values without recursion (see [`drop_flat`]).
+    pub(crate) fn drop_flat(self) {
+        drop_flat(self.args);
+        drop_flat(self.scope);
+        self.state_snapshot.into_values().for_each(drop_flat);
+    }
+}
+
+/// How deep arrays and objects may nest in the values a request brings (arguments, scope,
+/// state) and in an extension's result: as deep as the Node binding accepts, and well within
+/// what the guest reads (MessagePack nested over about a thousand levels is refused there). A
+/// deeper value is refused before anything encodes it: the encoders recurse once per level, and
+/// a value built deep enough in Rust would overflow the stack of the thread that runs it.
+pub const MAX_NESTING: usize = 128;
+
+/// Whether arrays and objects nest in `value` more than [`MAX_NESTING`] deep, found without
+/// recursion.
+pub(crate) fn too_deep(value: &Value) -> bool {
+    if !(value.is_array() || value.is_object()) {
+        return false;
+    }
+    // (a value, how many arrays and objects hold it)
+    let mut pending = vec![(value, 0)];
+    while let Some((value, holders)) = pending.pop() {
+        match value {
+            Value::Array(_) | Value::Object(_) if holders == MAX_NESTING => return true,
+            Value::Array(items) => pending.extend(items.iter().map(|item| (item, holders + 1))),
+            Value::Object(members) => pending.extend(members.values().map(|member| (member, holders + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Drops `value` without recursion: `serde_json`'s own drop recurses once per level, so a value
+/// nested deep enough would overflow the stack.
+pub(crate) fn drop_flat(value: Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items),
+            Value::Object(members) => pending.extend(members.into_iter().map(|(_, member)| member)),
+            _ => {}
+        }
+    }
 }
 
 mod millis {
