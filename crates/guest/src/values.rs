@@ -226,6 +226,7 @@ impl<'js> Walk<'_, 'js> {
             let text = string_to_json(self.ctx, &text)?;
             return serde_json::from_str(&text).map(Some).map_err(|e| not_serializable(self.ctx, e));
         }
+        // SAFETY: an object's value holds the pointer to its `JSObject`, only compared here.
         let pointer = unsafe { qjs::JS_VALUE_GET_PTR(raw) }.cast::<qjs::JSObject>();
         if self.stack.contains(&pointer) {
             return Err(Exception::throw_type(self.ctx, "circular reference"));

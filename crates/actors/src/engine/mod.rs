@@ -240,18 +240,17 @@ impl Engine {
         call_id: u32,
         outcome: ExtOutcome,
     ) -> Result<Outcome, Box<ResumeRefused>> {
-        if let ExtOutcome::Ok(value) = &outcome
-            && request::too_deep(value)
-        {
-            if let ExtOutcome::Ok(value) = outcome {
+        let outcome = match outcome {
+            ExtOutcome::Ok(value) if request::too_deep(&value) => {
                 request::drop_flat(value);
+                let error = ExecutionError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("the result of call {call_id} nests arrays and objects more than {MAX_NESTING} deep"),
+                );
+                return Err(Box::new(ResumeRefused { error, parked }));
             }
-            let error = ExecutionError::new(
-                ErrorCode::InvalidArgument,
-                format!("the result of call {call_id} nests arrays and objects more than {MAX_NESTING} deep"),
-            );
-            return Err(Box::new(ResumeRefused { error, parked }));
-        }
+            outcome => outcome,
+        };
         if !parked.instance.store.data_mut().host.settle_call(call_id) {
             let error = ExecutionError::new(
                 ErrorCode::InvalidArgument,
