@@ -22,8 +22,9 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{BindingError, BindingResult};
 
-/// Deepest nesting accepted, as the guest's own JSON limit.
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting accepted: the engine's limit for the values of a request
+/// (`lib/json-text.js` has its copy).
+pub use nexus_actors::engine::MAX_NESTING as MAX_DEPTH;
 
 /// The JSON value `value` holds; `path` names it in errors (`context.args`).
 ///
