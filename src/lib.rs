@@ -19,14 +19,20 @@
 pub mod workloads;
 
 pub use nexus_abi::{ErrorCode, ExtOutcome};
+/// Suspended executions as data: [`image::SuspensionImage`].
+pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
     MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
+    image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};
 pub use nexus_actors::spin;
 pub use nexus_actors::supervisor::RuntimeConfig;
+pub use nexus_actors::suspension::{
+    DiskStore, MemoryStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage, SuspensionKeys, SuspensionStore,
+};
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{
     Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Warning, infer_capabilities,

@@ -124,6 +124,8 @@ pub enum ErrorCode {
     SuspensionNotFound,
     Overloaded,
     ShuttingDown,
+    /// The suspension store could not be reached, or failed.
+    StoreUnavailable,
     Internal,
 }
 
@@ -143,6 +145,7 @@ impl ErrorCode {
             Self::SuspensionNotFound => "SUSPENSION_NOT_FOUND",
             Self::Overloaded => "OVERLOADED",
             Self::ShuttingDown => "SHUTTING_DOWN",
+            Self::StoreUnavailable => "STORE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }

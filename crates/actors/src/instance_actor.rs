@@ -11,7 +11,11 @@ use std::sync::{Arc, Mutex};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult};
 use nexus_abi::{ErrorCode, ExtOutcome};
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution, SpentInstance};
+use crate::engine::image::SuspensionImage;
+use crate::engine::{
+    Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution, SpentInstance, SuspensionId,
+};
+use crate::suspension::Sealer;
 
 /// Runs a request in a fresh instance. The actor must be idle.
 #[derive(Message)]
@@ -73,6 +77,27 @@ pub struct Resume {
     pub reset: Reset,
 }
 
+/// Turns the parked execution into a sealed suspension image, dropping its instance: the actor
+/// is idle afterwards.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, ExecutionError>")]
+pub struct Hibernate {
+    pub id: SuspensionId,
+    pub expires_at: std::time::SystemTime,
+}
+
+/// Restores a hibernated execution into a fresh instance and settles one of its pending calls
+/// (the pool checked that it is pending). The actor must be idle.
+#[derive(Message)]
+#[rtype(result = "Result<Answer, ExecutionError>")]
+pub struct Restore {
+    pub image: Box<SuspensionImage>,
+    pub id: SuspensionId,
+    pub call_id: u32,
+    pub outcome: ExtOutcome,
+    pub reset: Reset,
+}
+
 /// Drops the parked execution (expired, or the runtime is shutting down).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,14 +113,15 @@ pub struct Crash;
 
 pub struct InstanceActor {
     engine: Engine,
+    sealer: Sealer,
     parked: Option<ParkedExecution>,
     /// The instance of the step that just finished, until its reply has gone ([`Reset::Actor`]).
     spent: Option<SpentInstance>,
 }
 
 impl InstanceActor {
-    pub fn new(engine: Engine) -> Self {
-        InstanceActor { engine, parked: None, spent: None }
+    pub fn new(engine: Engine, sealer: Sealer) -> Self {
+        InstanceActor { engine, sealer, parked: None, spent: None }
     }
 
     /// The answer to a step that ended with `result`, leaving `spent` to be reset by whom
@@ -176,6 +202,49 @@ impl Handler<Resume> for InstanceActor {
                 Err(refused.error)
             }
         }
+    }
+}
+
+impl Handler<Hibernate> for InstanceActor {
+    type Result = Result<Vec<u8>, ExecutionError>;
+
+    fn handle(&mut self, Hibernate { id, expires_at }: Hibernate, _: &mut Context<Self>) -> Self::Result {
+        self.spent = None;
+        let parked = self
+            .parked
+            .take()
+            .ok_or_else(|| ExecutionError::new(ErrorCode::SuspensionNotFound, "this actor holds no suspension"))?;
+        let (engine, sealer) = (&self.engine, &self.sealer);
+        guarded(
+            || {
+                let image = engine.hibernate(parked).map_err(|e| {
+                    ExecutionError::new(ErrorCode::Internal, format!("hibernating suspension {id}: {e:#}"))
+                })?;
+                Ok(sealer.seal(&image, &id, expires_at))
+            },
+            Err,
+        )
+    }
+}
+
+impl Handler<Restore> for InstanceActor {
+    type Result = Result<Answer, ExecutionError>;
+
+    fn handle(&mut self, restore: Restore, ctx: &mut Context<Self>) -> Self::Result {
+        debug_assert!(self.parked.is_none(), "the pool only sends work to idle actors");
+        self.spent = None;
+        let engine = &self.engine;
+        let Restore { image, id, call_id, outcome, reset } = restore;
+        let resumed = guarded(
+            || {
+                let parked = engine.restore(*image, id)?;
+                Ok(engine.resume(parked, call_id, outcome).map_err(|refused| refused.error))
+            },
+            Err,
+        )?;
+        let outcome = resumed?;
+        self.parked = outcome.parked;
+        Ok(self.answer(outcome.result, outcome.spent, reset, ctx))
     }
 }
 

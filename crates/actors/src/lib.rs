@@ -11,6 +11,8 @@
 //! * [`metrics`]: aggregates statistics and renders them for Prometheus.
 //! * [`runtime`]: the Rust API over all of it.
 //! * [`spin`]: how its threads wait for work without paying for a sleeping CPU.
+//! * [`suspension`]: suspended executions beyond their instance: hibernation into sealed
+//!   images, the stores that keep them, and the lifecycle of a suspension.
 
 pub mod engine;
 pub mod instance_actor;
@@ -19,3 +21,4 @@ pub mod pool;
 pub mod runtime;
 pub mod spin;
 pub mod supervisor;
+pub mod suspension;

@@ -3,6 +3,9 @@
 //! text format (rendered by `prometheus-client`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use nexus_abi::ErrorCode;
@@ -74,6 +77,83 @@ pub struct PoolGauges {
     pub parked: u64,
     /// Finished instances whose memory slots are still to be reset (see [`crate::pool`]).
     pub awaiting_reset: u64,
+    /// Suspensions kept as sealed images in the suspension store (`parked` counts the live ones).
+    pub hibernated: u64,
+    /// Bytes the suspension store holds.
+    pub store_bytes: u64,
+}
+
+/// What the suspension lifecycle counts, shared by the pool (which observes it as it happens)
+/// and the metrics actor (which renders it).
+#[derive(Clone, Debug)]
+pub struct SuspensionMetrics {
+    hibernations: Counter,
+    restores: Counter,
+    cancellations: Counter,
+    hibernate_seconds: Histogram,
+    restore_seconds: Histogram,
+    /// When the store last purged expired images (milliseconds since `epoch`).
+    last_purge: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Default for SuspensionMetrics {
+    fn default() -> Self {
+        SuspensionMetrics {
+            hibernations: Counter::default(),
+            restores: Counter::default(),
+            cancellations: Counter::default(),
+            hibernate_seconds: Histogram::new(latency_buckets()),
+            restore_seconds: Histogram::new(latency_buckets()),
+            last_purge: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// How often a store is asked to delete what expired: a disk store lists its directory.
+const PURGE_PERIOD: Duration = Duration::from_secs(5);
+
+impl SuspensionMetrics {
+    /// A suspension was hibernated, taking `took` (sealing and storing included).
+    pub fn hibernated(&self, took: Duration) {
+        self.hibernations.inc();
+        self.hibernate_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A hibernated suspension was restored and resumed, taking `took` (the resumed step included).
+    pub fn restored(&self, took: Duration) {
+        self.restores.inc();
+        self.restore_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn cancelled(&self) {
+        self.cancellations.inc();
+    }
+
+    /// Whether the store's expired images are due to be purged (and counts it as done).
+    pub fn purge_due(&self) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_purge.load(Ordering::Relaxed);
+        (now >= last + PURGE_PERIOD.as_millis() as u64 || last == 0)
+            && self.last_purge.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register("hibernations", "Suspended executions hibernated into the store", self.hibernations.clone());
+        registry.register("restores", "Hibernated executions restored and resumed", self.restores.clone());
+        registry.register("suspension_cancellations", "Suspensions cancelled", self.cancellations.clone());
+        registry.register(
+            "hibernate_duration_seconds",
+            "Time to hibernate a suspended execution (seal and store)",
+            self.hibernate_seconds.clone(),
+        );
+        registry.register(
+            "restore_duration_seconds",
+            "Time to restore a hibernated execution and run its resumed step",
+            self.restore_seconds.clone(),
+        );
+    }
 }
 
 /// Aggregated statistics since the runtime started.
@@ -91,6 +171,9 @@ pub struct Stats {
     /// Median and 99th percentile step latency, from the histogram's buckets (upper bounds).
     pub latency_p50_us: u64,
     pub latency_p99_us: u64,
+    pub hibernations: u64,
+    pub restores: u64,
+    pub cancellations: u64,
     #[serde(flatten)]
     pub pool: PoolGauges,
 }
@@ -127,6 +210,9 @@ pub struct MetricsActor {
     queued: Gauge,
     parked: Gauge,
     awaiting_reset: Gauge,
+    hibernated: Gauge,
+    store_bytes: Gauge,
+    suspensions: SuspensionMetrics,
     stats: Stats,
     /// Observations per latency bucket, for the percentiles of [`Stats`].
     buckets: Vec<(f64, u64)>,
@@ -134,7 +220,15 @@ pub struct MetricsActor {
 
 impl Default for MetricsActor {
     fn default() -> Self {
+        MetricsActor::new(SuspensionMetrics::default())
+    }
+}
+
+impl MetricsActor {
+    /// The metrics actor of a runtime whose suspension lifecycle counts into `suspensions`.
+    pub fn new(suspensions: SuspensionMetrics) -> Self {
         let mut registry = Registry::with_prefix("nexus");
+        suspensions.register(&mut registry);
         let executions = Family::<StatusLabels, Counter>::default();
         registry.register("executions", "Finished execution steps by status and error code", executions.clone());
         let latency = Histogram::new(latency_buckets());
@@ -160,6 +254,8 @@ impl Default for MetricsActor {
         let parked = gauge(&mut registry, "parked", "Suspended executions awaiting extension results");
         let awaiting_reset =
             gauge(&mut registry, "awaiting_reset", "Finished instances whose memory slot is still to be reset");
+        let hibernated = gauge(&mut registry, "hibernated", "Suspended executions kept as images in the store");
+        let store_bytes = gauge(&mut registry, "suspension_store_bytes", "Bytes the suspension store holds");
         MetricsActor {
             registry,
             executions,
@@ -173,6 +269,9 @@ impl Default for MetricsActor {
             queued,
             parked,
             awaiting_reset,
+            hibernated,
+            store_bytes,
+            suspensions,
             stats: Stats::default(),
             buckets: latency_buckets().map(|bound| (bound, 0)).collect(),
         }
@@ -255,6 +354,8 @@ impl Handler<PoolGauges> for MetricsActor {
         self.queued.set(gauges.queued as i64);
         self.parked.set(gauges.parked as i64);
         self.awaiting_reset.set(gauges.awaiting_reset as i64);
+        self.hibernated.set(gauges.hibernated as i64);
+        self.store_bytes.set(gauges.store_bytes as i64);
         self.stats.pool = gauges;
     }
 }
@@ -266,6 +367,9 @@ impl Handler<GetStats> for MetricsActor {
         let mut stats = self.stats.clone();
         stats.latency_p50_us = self.percentile_us(0.50);
         stats.latency_p99_us = self.percentile_us(0.99);
+        stats.hibernations = self.suspensions.hibernations.get();
+        stats.restores = self.suspensions.restores.get();
+        stats.cancellations = self.suspensions.cancellations.get();
         MessageResult(stats)
     }
 }

@@ -16,22 +16,24 @@
 //! parked executions, and the end of a step whose caller stopped waiting (the actor running it
 //! must still come back to the pool). Every request gets exactly one answer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
-use nexus_abi::{ErrorCode, ExtOutcome};
+use nexus_abi::ErrorCode;
 use tokio::sync::oneshot;
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, SpentInstance, Status, SuspensionId};
-use crate::instance_actor::{Answer, Crash, Discard, Handoff, InstanceActor, Reset, Resume, Run};
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, SpentInstance, SuspensionId};
+use crate::instance_actor::{Answer, Crash, Discard, Handoff, InstanceActor, Reset, Run};
 use crate::metrics::{Executed, Executions, MetricsActor, PoolGauges};
 use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::RuntimeConfig;
+use crate::suspension::lifecycle::{Live, Suspensions};
+use crate::suspension::live::LiveTable;
 
 /// Finished steps are sent to the metrics actor this many at a time (and whenever statistics
 /// are asked for), not one message per request: each message wakes the supervisor's thread.
@@ -40,10 +42,12 @@ const METRICS_BATCH: usize = 256;
 /// The instance actors, the queue and the parked executions of one runtime.
 pub struct Pool {
     engine: Engine,
-    config: RuntimeConfig,
+    pub(crate) config: RuntimeConfig,
     workers: Vec<Worker>,
     /// The supervisor's arbiter.
-    home: ArbiterHandle,
+    pub(crate) home: ArbiterHandle,
+    /// Hibernated suspensions and what they need (see [`crate::suspension::lifecycle`]).
+    pub(crate) suspensions: Suspensions,
     metrics: Addr<MetricsActor>,
     state: Mutex<State>,
     /// Finished steps not sent to the metrics actor yet.
@@ -59,24 +63,24 @@ struct Worker {
 }
 
 /// An instance actor and the worker thread it lives on.
-struct Member {
-    addr: Addr<InstanceActor>,
+pub(crate) struct Member {
+    pub(crate) addr: Addr<InstanceActor>,
     worker: usize,
     /// The worker thread's doorbell, rung after every message sent to the actor.
-    bell: Doorbell,
+    pub(crate) bell: Doorbell,
 }
 
 /// A step counted as started on `member`, decided under the pool's lock.
-struct Start {
-    member: Member,
+pub(crate) struct Start {
+    pub(crate) member: Member,
     /// Crash the actor first (fault injection).
-    crash: bool,
+    pub(crate) crash: bool,
     /// Who resets the step's finished instance.
-    reset: Reset,
+    pub(crate) reset: Reset,
 }
 
 /// What a queued request's caller is given when its turn comes.
-enum Ticket {
+pub(crate) enum Ticket {
     /// Run it as started here.
     Run(Start),
     /// The runtime shut down before it ran.
@@ -84,7 +88,7 @@ enum Ticket {
 }
 
 /// What admission decided for a request.
-enum Admission {
+pub(crate) enum Admission {
     /// Run it now, as started here.
     Run(Start),
     /// It waits in the queue for its ticket.
@@ -92,20 +96,26 @@ enum Admission {
     Refused(Refusal),
 }
 
+/// What a step's actor holds once it ended.
+pub(crate) enum Holds {
+    Nothing,
+    /// An execution that must not go on (it suspended, but could not be kept): drop it.
+    Discard,
+    /// The execution it ran suspended: park it live.
+    NewSuspension,
+    /// A resume of the live suspension `id` was refused: it is still parked.
+    Refused(SuspensionId),
+}
+
 /// Where a request joins the queue: at its end, or first (a request admitted before, whose
 /// actor died before it started).
 #[derive(Clone, Copy, PartialEq)]
-enum Place {
+pub(crate) enum Place {
     Back,
     Front,
 }
 
-struct Parked {
-    member: Member,
-    deadline: Instant,
-}
-
-struct State {
+pub(crate) struct State {
     /// Idle actors, by worker.
     idle: Vec<Vec<Member>>,
     /// Steps running, by worker.
@@ -116,7 +126,8 @@ struct State {
     actors: usize,
     /// Callers waiting for an actor, first come first served.
     queue: VecDeque<oneshot::Sender<Ticket>>,
-    parked: HashMap<SuspensionId, Parked>,
+    /// Suspended executions an actor still holds (see [`crate::suspension::lifecycle`]).
+    pub(crate) live: LiveTable<Live>,
     running: usize,
     accepting: bool,
     /// Told when the runtime stopped accepting work and nothing runs any more.
@@ -126,16 +137,16 @@ struct State {
 }
 
 /// Why a request or resume was answered without running: its error code and message.
-type Refusal = (ErrorCode, &'static str);
+pub(crate) type Refusal = (ErrorCode, &'static str);
 
-fn failed(code: ErrorCode, message: &str) -> ExecutionResult {
+pub(crate) fn failed(code: ErrorCode, message: &str) -> ExecutionResult {
     ExecutionResult::failed(ExecutionError::new(code, message))
 }
 
 impl Pool {
     /// A pool whose worker threads spin `config.spin_before_park` before parking. Called on the
     /// supervisor's thread: its arbiter becomes the pool's home.
-    pub fn new(engine: Engine, config: RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
+    pub fn new(engine: Engine, config: RuntimeConfig, suspensions: Suspensions, metrics: Addr<MetricsActor>) -> Self {
         let spin = config.spin_before_park;
         let workers: Vec<Worker> = (0..config.workers.max(1))
             .map(|_| {
@@ -153,7 +164,7 @@ impl Pool {
             last_worker: 0,
             actors: 0,
             queue: VecDeque::new(),
-            parked: HashMap::new(),
+            live: LiveTable::default(),
             running: 0,
             accepting: true,
             drained: Vec::new(),
@@ -164,6 +175,7 @@ impl Pool {
             config,
             workers,
             home: Arbiter::current(),
+            suspensions,
             metrics,
             state: Mutex::new(state),
             executed: Mutex::default(),
@@ -175,7 +187,7 @@ impl Pool {
         &self.engine
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -191,13 +203,15 @@ impl Pool {
 
     /// An idle actor for a request, else a place in the queue (within its bound, unless the
     /// request was admitted before), else a refusal.
-    fn admit(self: &Arc<Self>, state: &mut State, place: Place) -> Admission {
+    pub(crate) fn admit(self: &Arc<Self>, state: &mut State, place: Place) -> Admission {
         if !state.accepting {
             return Admission::Refused((ErrorCode::ShuttingDown, "the runtime is shutting down"));
         }
         if let Some(member) = self.acquire(state) {
             return Admission::Run(self.start_request(state, member));
         }
+        // Every actor is busy: one holding a live suspension hibernates it to take this request.
+        self.hibernate_one(state);
         if place == Place::Back && state.queue.len() >= self.config.queue_bound {
             self.record(Executed::refused(ErrorCode::Overloaded));
             return Admission::Refused((ErrorCode::Overloaded, "every instance is busy and the queue is full"));
@@ -208,35 +222,6 @@ impl Pool {
             Place::Front => state.queue.push_front(ticket),
         }
         Admission::Queued(Queued { pool: self.clone(), waiting: Some(Ringing::new(waiting)) })
-    }
-
-    /// Delivers one extension call's outcome to a parked execution and runs it on.
-    pub async fn resume(self: &Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
-        match self.unpark(&id) {
-            Ok((member, reset)) => {
-                Detached::new(self.home.clone(), self.clone().resume_on(member, reset, id, call_id, outcome)).await
-            }
-            Err((code, message)) => failed(code, message),
-        }
-    }
-
-    /// Takes the actor parked under `id` out of the table (single use: the id is gone as soon
-    /// as it is presented) and counts its step as started.
-    fn unpark(self: &Arc<Self>, id: &SuspensionId) -> Result<(Member, Reset), Refusal> {
-        let mut state = self.lock();
-        if !state.accepting {
-            return Err((ErrorCode::ShuttingDown, "the runtime is shutting down"));
-        }
-        match state.parked.remove(id) {
-            Some(parked) if parked.deadline > Instant::now() => {
-                state.start(&parked.member);
-                return Ok((parked.member, self.resetter(&state)));
-            }
-            // Expired, though not swept yet.
-            Some(parked) => self.release(&mut state, parked.member),
-            None => {}
-        }
-        Err((ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, or expired"))
     }
 
     /// Sends a step to its actor on the actor's worker thread, and books its end.
@@ -253,11 +238,11 @@ impl Pool {
             match (answer.await, handoff.take()) {
                 (Ok(Answer { result, spent }), _) => {
                     self.retire(spent);
-                    return self.settled(member, Some(result), None);
+                    return self.conclude(member, result, None).await;
                 }
                 // It died running it: the request is answered, not retried (it may be what
                 // killed the actor).
-                (Err(_), None) => return self.settled(member, None, None),
+                (Err(_), None) => return self.settled(member, None, Holds::Nothing),
                 // The actor died before it started the request: the request runs on another
                 // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
                 (Err(_), Some(taken_back)) => {
@@ -283,46 +268,23 @@ impl Pool {
         }
     }
 
-    async fn resume_on(
-        self: Arc<Self>,
-        member: Member,
-        reset: Reset,
-        id: SuspensionId,
-        call_id: u32,
-        outcome: ExtOutcome,
-    ) -> ExecutionResult {
-        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome, reset }));
-        member.bell.ring();
-        self.reset_while_waiting(reset);
-        match answer.await {
-            Ok(Ok(Answer { result, spent })) => {
-                self.retire(spent);
-                self.settled(member, Some(result), None)
-            }
-            // Refused (no such pending call): still parked, under the same id.
-            Ok(Err(error)) => self.settled(member, Some(ExecutionResult::failed(error)), Some(id)),
-            Err(_) => self.settled(member, None, None),
-        }
-    }
-
     /// Books a finished step (`None`: the actor died running it): parks or frees the actor,
     /// starts queued work, and counts the step.
-    fn settled(
+    pub(crate) fn settled(
         self: &Arc<Self>,
         member: Member,
         result: Option<ExecutionResult>,
-        refused_id: Option<SuspensionId>,
+        holds: Holds,
     ) -> ExecutionResult {
         let mut state = self.lock();
         state.stop(&member);
         let result = match result {
-            Some(result) => {
-                match (&result.suspension, refused_id) {
-                    (Some(suspension), _) if result.status == Status::Suspended => {
-                        self.park(&mut state, suspension.id.clone(), member)
-                    }
-                    (_, Some(id)) => self.park(&mut state, id, member),
-                    _ => state.idle[member.worker].push(member),
+            Some(mut result) => {
+                match holds {
+                    Holds::NewSuspension => self.park(&mut state, member, &mut result),
+                    Holds::Refused(id) => self.park_again(&mut state, &id, member),
+                    Holds::Discard => discard(&mut state, member),
+                    Holds::Nothing => state.idle[member.worker].push(member),
                 }
                 Some(result)
             }
@@ -344,7 +306,7 @@ impl Pool {
     }
 
     /// Counts a request starting on `member`, and decides how it runs.
-    fn start_request(&self, state: &mut State, member: Member) -> Start {
+    pub(crate) fn start_request(&self, state: &mut State, member: Member) -> Start {
         state.start(&member);
         let crash = state.crashes_to_inject > 0;
         state.crashes_to_inject = state.crashes_to_inject.saturating_sub(1);
@@ -357,7 +319,7 @@ impl Pool {
     /// idle actor, would wait for it. When other steps run, the actor does it: the caller's
     /// thread may have requests to hand over, and a reset there would hold them up while the
     /// workers idle.
-    fn resetter(&self, state: &State) -> Reset {
+    pub(crate) fn resetter(&self, state: &State) -> Reset {
         match self.config.caller_resets && state.running == 1 {
             true => Reset::Caller,
             false => Reset::Actor,
@@ -366,46 +328,32 @@ impl Pool {
 
     /// A caller whose step runs alone resets a retired instance while it waits: its thread
     /// would only spin meanwhile.
-    fn reset_while_waiting(&self, reset: Reset) {
+    pub(crate) fn reset_while_waiting(&self, reset: Reset) {
         if reset == Reset::Caller {
             self.retired.reset_one();
         }
     }
 
     /// Leaves a finished instance's reset to [`Retired`], or does it now when too many wait.
-    fn retire(&self, spent: Option<SpentInstance>) {
+    pub(crate) fn retire(&self, spent: Option<SpentInstance>) {
         drop(spent.and_then(|spent| self.retired.keep(spent)));
     }
 
-    /// Parks the execution `member` holds under `id`, until its suspension timeout (dropped at
-    /// once when the runtime is shutting down).
-    fn park(&self, state: &mut State, id: SuspensionId, member: Member) {
-        if !state.accepting {
-            return discard(state, member);
-        }
-        let deadline = Instant::now() + self.config.suspension_timeout;
-        state.parked.insert(id, Parked { member, deadline });
-    }
-
-    /// Drops a parked execution, frees its actor and gives it queued work.
-    fn release(&self, state: &mut State, member: Member) {
+    /// Drops the execution `member` holds, frees the actor and gives it queued work.
+    pub(crate) fn release(&self, state: &mut State, member: Member) {
         discard(state, member);
         self.pump(state);
     }
 
-    /// Drops the parked executions whose suspension timeout passed, and resets the finished
-    /// instances no caller took ([`Retired`]). The supervisor calls it periodically
-    /// ([`Pool::sweep_period`]); a resume also checks the deadline itself.
-    pub fn expire(self: &Arc<Self>) {
+    /// Resets the finished instances no caller took ([`Retired`]).
+    pub(crate) fn reset_retired(&self) {
         self.retired.reset_all();
-        let now = Instant::now();
-        let mut state = self.lock();
-        let expired: Vec<SuspensionId> =
-            state.parked.iter().filter(|(_, parked)| parked.deadline <= now).map(|(id, _)| id.clone()).collect();
-        for id in expired {
-            let parked = state.parked.remove(&id).expect("listed above");
-            self.release(&mut state, parked.member);
-        }
+    }
+
+    /// Makes `member` idle and gives it queued work.
+    pub(crate) fn make_idle(&self, state: &mut State, member: Member) {
+        state.idle[member.worker].push(member);
+        self.pump(state);
     }
 
     /// How often [`Pool::expire`] runs: an expired execution is dropped within a quarter of the
@@ -432,10 +380,10 @@ impl Pool {
             let _ = ticket
                 .send(Ticket::Refused((ErrorCode::ShuttingDown, "the runtime shut down before this request ran")));
         }
-        let parked: Vec<Parked> = state.parked.drain().map(|(_, parked)| parked).collect();
-        for parked in parked {
+        let parked: Vec<Member> = state.live.drain().filter_map(Live::into_member).collect();
+        for member in parked {
             // The queue is empty: releasing starts nothing.
-            self.release(state, parked.member);
+            self.release(state, member);
         }
     }
 
@@ -463,12 +411,14 @@ impl Pool {
             pool_size: state.actors as u64,
             idle: state.idle.iter().map(Vec::len).sum::<usize>() as u64,
             queued: state.queue.len() as u64,
-            parked: state.parked.len() as u64,
+            parked: state.live.len() as u64,
             awaiting_reset: self.retired.lock().len() as u64,
+            hibernated: self.suspensions.store.usage().suspensions,
+            store_bytes: self.suspensions.store.usage().bytes,
         }
     }
 
-    fn record(&self, executed: Executed) {
+    pub(crate) fn record(&self, executed: Executed) {
         let mut pending = self.executed.lock().unwrap_or_else(PoisonError::into_inner);
         pending.push(executed);
         if pending.len() >= METRICS_BATCH {
@@ -491,14 +441,15 @@ impl Pool {
         }
         state.actors += 1;
         let engine = self.engine.clone();
+        let sealer = self.suspensions.sealer.clone();
         let Worker { arbiter, bell } = &self.workers[worker];
-        let addr = InstanceActor::start_in_arbiter(&arbiter.handle(), move |_| InstanceActor::new(engine));
+        let addr = InstanceActor::start_in_arbiter(&arbiter.handle(), move |_| InstanceActor::new(engine, sealer));
         Some(Member { addr, worker, bell: bell.clone() })
     }
 
     /// Gives actors to queued callers while there are idle ones (a caller that stopped waiting
     /// is skipped), and tells the shutdown waiters when nothing runs any more.
-    fn pump(&self, state: &mut State) {
+    pub(crate) fn pump(&self, state: &mut State) {
         while !state.queue.is_empty() {
             let Some(member) = self.acquire(state) else { break };
             let ticket = state.queue.pop_front().expect("checked non-empty");
@@ -517,7 +468,7 @@ impl Pool {
 
 impl Admission {
     /// The actor to run on, once there is one, or the answer.
-    async fn ready(self) -> Result<Start, Refusal> {
+    pub(crate) async fn ready(self) -> Result<Start, Refusal> {
         match self {
             Admission::Run(start) => Ok(start),
             Admission::Queued(queued) => match queued.await {
@@ -572,7 +523,7 @@ impl Retired {
 
 /// A caller's place in the queue. If the caller stops waiting once its ticket was sent, the
 /// actor on the ticket goes back to the pool.
-struct Queued {
+pub(crate) struct Queued {
     pool: Arc<Pool>,
     waiting: Option<Ringing<oneshot::Receiver<Ticket>>>,
 }
@@ -602,8 +553,17 @@ impl Drop for Queued {
 }
 
 impl State {
+    pub(crate) fn accepting(&self) -> bool {
+        self.accepting
+    }
+
+    /// Counts an actor that died outside a step: it is replaced on demand.
+    pub(crate) fn forget_actor(&mut self) {
+        self.actors -= 1;
+    }
+
     /// Counts a step starting on `member`'s worker.
-    fn start(&mut self, member: &Member) {
+    pub(crate) fn start(&mut self, member: &Member) {
         self.running += 1;
         self.busy[member.worker] += 1;
     }
@@ -615,7 +575,7 @@ impl State {
     }
 
     /// Counts a step that ended (or never started) on `member`'s worker.
-    fn stop(&mut self, member: &Member) {
+    pub(crate) fn stop(&mut self, member: &Member) {
         self.running -= 1;
         self.busy[member.worker] -= 1;
     }
@@ -638,7 +598,7 @@ fn choose_worker(busy: &[usize], has_idle: &[bool], can_start: bool, last: usize
 }
 
 /// Drops the execution `member` holds, and makes the actor idle.
-fn discard(state: &mut State, member: Member) {
+pub(crate) fn discard(state: &mut State, member: Member) {
     member.addr.do_send(Discard);
     member.bell.ring();
     state.idle[member.worker].push(member);
@@ -646,13 +606,13 @@ fn discard(state: &mut State, member: Member) {
 
 /// A step awaited by its caller. If the caller stops waiting, the step is finished on the
 /// supervisor's thread instead: its actor must still be booked back into the pool.
-struct Detached<F: Future<Output = ExecutionResult> + Send + 'static> {
+pub(crate) struct Detached<F: Future<Output = ExecutionResult> + Send + 'static> {
     home: ArbiterHandle,
     step: Option<Pin<Box<F>>>,
 }
 
 impl<F: Future<Output = ExecutionResult> + Send + 'static> Detached<F> {
-    fn new(home: ArbiterHandle, step: F) -> Self {
+    pub(crate) fn new(home: ArbiterHandle, step: F) -> Self {
         Detached { home, step: Some(Box::pin(step)) }
     }
 }

@@ -14,10 +14,12 @@ use nexus_host_fns::{Inference, InferenceError};
 use serde_json::Value;
 
 use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
-use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
+use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Supervisor};
+use crate::suspension::lifecycle::Suspensions;
+use crate::suspension::{Sealer, SuspensionKeys};
 
 /// The extension calls an application performs for its handlers.
 pub trait ExtensionHost: Sync {
@@ -48,11 +50,17 @@ impl Runtime {
         // needs one per worker at most.
         engine_config.max_instances = (config.pool_size + RETIRED_BOUND + config.workers.max(1) + 1) as u32;
         let engine = Engine::new(engine_config)?;
+        let store = config
+            .suspension_store
+            .open(config.store_limits, config.suspension_keys.as_ref())
+            .map_err(|e| wasmtime::format_err!("{e}"))?;
+        let sealer = Sealer::new(config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random));
+        let suspensions = Suspensions { store, sealer, metrics: SuspensionMetrics::default() };
         let spin = config.spin_before_park;
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
         let spawn = move || {
-            let metrics = MetricsActor::default().start();
-            let pool = Arc::new(Pool::new(engine, config, metrics.clone()));
+            let metrics = MetricsActor::new(suspensions.metrics.clone()).start();
+            let pool = Arc::new(Pool::new(engine, config, suspensions, metrics.clone()));
             let supervisor = Supervisor::new(pool.clone(), metrics).start();
             (pool, supervisor, spin::current())
         };
@@ -101,9 +109,16 @@ impl Runtime {
         self.pool.execute(request).await
     }
 
-    /// Delivers the outcome of one pending extension call of a suspended execution.
+    /// Delivers the outcome of one pending extension call of a suspended execution, live or
+    /// hibernated.
     pub async fn resume(&self, suspension_id: &SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
         self.pool.resume(suspension_id.clone(), call_id, outcome).await
+    }
+
+    /// Drops a suspension on purpose: a later resume gets `SUSPENSION_NOT_FOUND`. Whether there
+    /// was one to drop (`false` for an unknown, used, expired or running one).
+    pub async fn cancel(&self, suspension_id: &SuspensionId) -> Result<bool, ExecutionError> {
+        self.pool.cancel(suspension_id).await
     }
 
     /// Compiles handler source to bytecode, inside the sandbox.

@@ -15,6 +15,7 @@ use nexus_abi::{ErrorCode, ExtOutcome};
 use crate::engine::{EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
 use crate::pool::Pool;
+use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
 
 /// How the runtime runs. `Default` gives the documented values.
 #[derive(Debug, Clone)]
@@ -38,6 +39,24 @@ pub struct RuntimeConfig {
     /// going to the same actor, waits for it. Turn it off when the caller's thread has better
     /// to do than wait: the Node binding does, for its event loop. Default on.
     pub caller_resets: bool,
+    /// A suspended execution stays live (its instance kept, for the fastest resume) this long,
+    /// or until the pool needs its instance actor; then it is hibernated into the suspension
+    /// store and its actor and memory slot serve other requests. Ignored by a store that
+    /// outlives the process, which gets every suspension before its result is returned.
+    /// Default 5 ms (BENCHMARKS.md, "Suspensions").
+    pub hibernate_after: Duration,
+    /// Where hibernated suspensions are kept. Default: in memory.
+    pub suspension_store: StoreConfig,
+    /// Bounds on the suspensions (live and hibernated) and bytes the store holds; beyond them a
+    /// new suspension fails its execution with `OVERLOADED`.
+    pub store_limits: StoreLimits,
+    /// The keys suspension images are sealed with (the first seals, all open). Required by a
+    /// store that outlives the process; the in-memory store uses a random key when none is set.
+    pub suspension_keys: Option<SuspensionKeys>,
+    /// How long a resume holds its claim on a stored suspension: after it (the process died
+    /// mid-step), another resume may claim it again, and the first cannot commit. It must be
+    /// longer than any step takes. Default 30 s.
+    pub claim_lease: Duration,
     /// The engine's own limits (memory, output, stack, ...).
     pub engine: EngineConfig,
 }
@@ -51,6 +70,11 @@ impl Default for RuntimeConfig {
             suspension_timeout: Duration::from_secs(60),
             spin_before_park: Duration::from_micros(100),
             caller_resets: true,
+            hibernate_after: Duration::from_millis(5),
+            suspension_store: StoreConfig::Memory,
+            store_limits: StoreLimits::default(),
+            suspension_keys: None,
+            claim_lease: Duration::from_secs(30),
             engine: EngineConfig::default(),
         }
     }

@@ -3,10 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::capability::{Capability, Kind, Resource};
 
-/// The capabilities granted to one execution.
-#[derive(Debug, Clone, Default)]
+/// The capabilities granted to one execution. It serializes (into a suspension image, which
+/// is sealed: capabilities read back from anything unauthenticated would be forgeable).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Checker {
     wildcards: HashSet<Kind>,
     named: HashMap<Kind, HashSet<String>>,

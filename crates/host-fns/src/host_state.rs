@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nexus_abi::{ExtCall, HostStatus, LogLevel, ViewCommandCall};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capability::Kind;
@@ -18,8 +19,9 @@ pub type ExtensionRegistry = BTreeMap<String, BTreeSet<String>>;
 /// The result of a host operation as the guest sees it.
 pub type HostResult<T> = Result<T, HostStatus>;
 
-/// Per-execution host state, owned by the execution's wasmtime `Store`.
-#[derive(Debug)]
+/// Per-execution host state, owned by the execution's wasmtime `Store`. It serializes whole,
+/// so a suspended execution can be kept as data (a suspension image) and restored.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HostState {
     state: Map<String, Value>,
     checker: Checker,
@@ -32,6 +34,7 @@ pub struct HostState {
     output_exhausted: bool,
     host_calls: u64,
     /// The data of the last answer, until the guest copies it out.
+    #[serde(with = "serde_bytes")]
     reply: Vec<u8>,
     /// What the guest wrote to stdout/stderr (panic messages), bounded.
     guest_output: String,

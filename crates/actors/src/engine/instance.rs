@@ -8,7 +8,7 @@ use nexus_host_fns::{HostAccess, HostState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::error::Context as _;
-use wasmtime::{Global, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{Global, Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc, Val};
 use wasmtime::{Result, format_err as anyhow};
 
 use super::ticker;
@@ -62,6 +62,7 @@ const SHADOW_STACK_MARGIN: i32 = 64 << 10;
 /// A live guest instance and the store that owns it.
 pub struct GuestInstance {
     pub store: Store<StoreData>,
+    instance: Instance,
     memory: Memory,
     /// The guest's shadow stack pointer (`__stack_pointer`, exported by the guest build).
     stack_pointer: Option<Global>,
@@ -95,6 +96,7 @@ impl GuestInstance {
             resume: instance.get_typed_func(&mut store, exports::RESUME)?,
             compile: instance.get_typed_func(&mut store, exports::COMPILE)?,
             stack_pointer: instance.get_global(&mut store, "__stack_pointer"),
+            instance,
             memory,
             store,
         })
@@ -137,5 +139,42 @@ impl GuestInstance {
 
     pub fn memory_bytes(&self) -> u64 {
         self.memory.data_size(&self.store) as u64
+    }
+
+    /// The linear memory's bytes.
+    pub fn memory(&self) -> &[u8] {
+        self.memory.data(&self.store)
+    }
+
+    /// Grows the linear memory to `bytes` (within the execution's limit) and returns it.
+    pub fn memory_grown_to(&mut self, bytes: u64) -> Result<&mut [u8]> {
+        let page = self.memory.page_size(&self.store);
+        let current = self.memory.size(&self.store);
+        let wanted = bytes.div_ceil(page);
+        if wanted > current {
+            self.memory.grow(&mut self.store, wanted - current).context("growing the restored memory")?;
+        }
+        Ok(self.memory.data_mut(&mut self.store))
+    }
+
+    /// The shadow stack pointer: everything below it is dead once the guest has returned.
+    pub fn stack_pointer(&mut self) -> u32 {
+        self.stack_pointer.and_then(|global| global.get(&mut self.store).i32()).map_or(0, |sp| sp.max(0) as u32)
+    }
+
+    /// The value of the exported global `name`.
+    pub fn global(&mut self, name: &str) -> Result<Val> {
+        let global = self.instance.get_global(&mut self.store, name).with_context(|| format!("no global {name}"))?;
+        Ok(global.get(&mut self.store))
+    }
+
+    pub fn set_global(&mut self, name: &str, value: Val) -> Result<()> {
+        let global = self.instance.get_global(&mut self.store, name).with_context(|| format!("no global {name}"))?;
+        global.set(&mut self.store, value)
+    }
+
+    /// The store's data, giving up the instance.
+    pub fn into_data(self) -> StoreData {
+        self.store.into_data()
     }
 }

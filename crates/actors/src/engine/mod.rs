@@ -20,6 +20,7 @@
 mod compile_cache;
 mod config;
 mod errors;
+pub mod image;
 mod instance;
 mod module;
 mod request;
@@ -38,13 +39,14 @@ use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
-pub use module::GUEST_WASM;
+pub use module::{GUEST_WASM, image_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
     Suspension, SuspensionId,
 };
 
 use compile_cache::CompileCache;
+use image::{GlobalValue, IMAGE_VERSION, SuspensionImage};
 use instance::{EntryPoint, GuestInstance, StoreData};
 use ticker::{Ticker, Watch};
 
@@ -55,6 +57,11 @@ pub struct Engine {
     config: EngineConfig,
     /// The snapshot's initial linear memory: no execution can run in less.
     min_memory: u64,
+    /// The snapshot's linear memory as every instance starts with it: suspension images keep
+    /// their memory as a delta against it.
+    snapshot: Arc<[u8]>,
+    /// The export names of the guest's mutable globals, which a suspension image keeps.
+    globals: Arc<[String]>,
     cache: Arc<CompileCache>,
     ticker: Arc<Ticker>,
 }
@@ -78,7 +85,6 @@ pub struct SpentInstance {
 
 /// A suspended execution: its instance, kept alive until it is resumed or dropped.
 pub struct ParkedExecution {
-    id: SuspensionId,
     /// Boxed: a parked execution is a small handle that is moved around (to a supervisor's
     /// table, back into `resume`) while its store stays put.
     instance: Box<GuestInstance>,
@@ -86,6 +92,13 @@ pub struct ParkedExecution {
     /// Running time still allowed (time parked does not count).
     time_left: Duration,
     span: tracing::Span,
+}
+
+impl ParkedExecution {
+    /// The extension calls the execution waits for.
+    pub fn pending_calls(&self) -> &[nexus_host_fns::records::PendingCall] {
+        self.instance.store.data().host.pending_calls()
+    }
 }
 
 /// A resume that could not be applied; the execution is still parked.
@@ -124,9 +137,12 @@ impl Engine {
             .exports()
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
+        let globals = image::mutable_globals(GUEST_WASM).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let ticker = Arc::new(Ticker::start(&engine));
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
-        Ok(Engine { pre, config, min_memory, cache, ticker })
+        let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker };
+        engine.snapshot = engine.blank_instance()?.memory().into();
+        Ok(engine)
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.
@@ -254,7 +270,7 @@ impl Engine {
         if !parked.instance.store.data_mut().host.settle_call(call_id) {
             let error = ExecutionError::new(
                 ErrorCode::InvalidArgument,
-                format!("suspension {} has no pending call {call_id}", parked.id),
+                format!("the suspension has no pending call {call_id}"),
             );
             return Err(Box::new(ResumeRefused { error, parked }));
         }
@@ -267,6 +283,70 @@ impl Engine {
             loaded: Loaded::default(),
         };
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
+    }
+
+    /// Turns a parked execution into data: its instance is dropped (and its pooled slot freed).
+    pub fn hibernate(&self, parked: ParkedExecution) -> Result<SuspensionImage> {
+        let ParkedExecution { mut instance, source, time_left, .. } = parked;
+        let globals = self
+            .globals
+            .iter()
+            .map(|name| {
+                let value = match instance.global(name)? {
+                    wasmtime::Val::I32(v) => GlobalValue::I32(v),
+                    wasmtime::Val::I64(v) => GlobalValue::I64(v),
+                    wasmtime::Val::F32(v) => GlobalValue::F32(v),
+                    wasmtime::Val::F64(v) => GlobalValue::F64(v),
+                    _ => wasmtime::bail!("the global {name} holds a reference, which an image cannot keep"),
+                };
+                Ok((name.clone(), value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let live_from = instance.stack_pointer() as usize;
+        let (pages, delta) = image::memory_delta(instance.memory(), &self.snapshot, live_from);
+        let memory_size = instance.memory_bytes();
+        let data = instance.into_data();
+        Ok(SuspensionImage {
+            version: IMAGE_VERSION,
+            memory_size,
+            memory_limit: data.limits.max_bytes as u64,
+            globals,
+            pages,
+            delta,
+            host: data.host,
+            source,
+            time_left,
+        })
+    }
+
+    /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
+    /// with the image's pages written back, its globals and its memory limit. The image must
+    /// come from a sealed suspension of this engine's snapshot (see [`image_identity`]).
+    pub fn restore(&self, image: SuspensionImage, id: SuspensionId) -> Result<ParkedExecution, ExecutionError> {
+        let internal = |e: wasmtime::Error| ExecutionError::new(ErrorCode::Internal, format!("restoring {id}: {e:#}"));
+        if image.version != IMAGE_VERSION {
+            return Err(internal(wasmtime::format_err!("image version {} is not {IMAGE_VERSION}", image.version)));
+        }
+        let limit = usize::try_from(image.memory_limit).unwrap_or(usize::MAX);
+        let mut instance = GuestInstance::instantiate(&self.pre, image.host, limit).map_err(internal)?;
+        let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;
+        image::apply_delta(memory, &image.pages, &image.delta).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
+        for (name, value) in image.globals {
+            let value = match value {
+                GlobalValue::I32(v) => wasmtime::Val::I32(v),
+                GlobalValue::I64(v) => wasmtime::Val::I64(v),
+                GlobalValue::F32(v) => wasmtime::Val::F32(v),
+                GlobalValue::F64(v) => wasmtime::Val::F64(v),
+            };
+            instance.set_global(&name, value).map_err(internal)?;
+        }
+        let span = tracing::info_span!(
+            "execution",
+            suspension = %id,
+            status = tracing::field::Empty,
+            code = tracing::field::Empty,
+        );
+        Ok(ParkedExecution { instance: Box::new(instance), source: image.source, time_left: image.time_left, span })
     }
 
     /// Compiles handler source to bytecode inside a fresh sandbox instance.
@@ -385,9 +465,8 @@ impl Engine {
             Ok(RunOutput::Pending) => {
                 let id = SuspensionId::random();
                 result.status = Status::Suspended;
-                result.suspension = Some(Suspension { id: id.clone(), calls: data.host.pending_calls().to_vec() });
+                result.suspension = Some(Suspension { id, calls: data.host.pending_calls().to_vec() });
                 let parked = ParkedExecution {
-                    id,
                     instance: Box::new(step.instance),
                     source: step.source,
                     time_left: step.time_left,

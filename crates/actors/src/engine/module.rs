@@ -6,6 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
+use sha2::Digest as _;
 use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Engine, Module};
@@ -49,6 +50,13 @@ pub fn guest_hash() -> u64 {
         GUEST_WASM.hash(&mut hasher);
         hasher.finish()
     })
+}
+
+/// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
+/// module. A suspension image names it, and is only ever restored into the same snapshot.
+pub fn image_identity() -> [u8; 32] {
+    static IDENTITY: OnceLock<[u8; 32]> = OnceLock::new();
+    *IDENTITY.get_or_init(|| sha2::Sha256::digest(GUEST_WASM).into())
 }
 
 fn cache_key(engine: &Engine) -> u64 {

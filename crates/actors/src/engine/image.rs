@@ -1,0 +1,200 @@
+//! A suspended execution as plain data, and back.
+//!
+//! When a handler is suspended the guest has returned from its export: the wasm call stack is
+//! empty and the shadow stack holds nothing live. The whole execution is then its linear
+//! memory, the guest's mutable globals and the host state. [`SuspensionImage`] holds exactly
+//! that, with the memory as a delta against the snapshot the instance started from:
+//!
+//! * only the 4 KiB pages that differ from the snapshot, each XORed with the snapshot's page
+//!   (mostly zeros, so they compress well), compressed with LZ4 (`lz4_flex`). LZ4 rather than
+//!   zstd: on these deltas zstd saves a few more bytes but costs several times the time, and
+//!   hibernating and restoring sit on the path of a resume (BENCHMARKS.md, "Suspensions");
+//! * the pages wholly below the shadow stack pointer are dead stack and not kept: a restored
+//!   instance has the snapshot's bytes there, which nothing reads before writing;
+//! * every mutable global by export name (the engine refuses at start a guest with a mutable
+//!   global it does not export, see [`mutable_globals`]).
+//!
+//! An image is not trusted on its own: it is only ever stored sealed (see
+//! `crate::suspension::seal`), and opened only after its authentication succeeded.
+
+use std::time::Duration;
+
+use nexus_host_fns::HostState;
+use serde::{Deserialize, Serialize};
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
+
+/// Bytes per page compared and kept (the OS page, not wasm's 64 KiB one).
+pub const PAGE: usize = 4096;
+
+/// Version of the image format; an image of another version is refused.
+pub const IMAGE_VERSION: u32 = 1;
+
+/// A suspended execution, as data.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SuspensionImage {
+    pub version: u32,
+    /// Linear memory size in bytes.
+    pub memory_size: u64,
+    /// The execution's memory limit, which holds again after a restore.
+    pub memory_limit: u64,
+    /// Every mutable global of the guest, by export name.
+    pub globals: Vec<(String, GlobalValue)>,
+    /// Indexes of the pages kept, ascending.
+    pub pages: Vec<u32>,
+    /// Those pages XORed with the snapshot's, concatenated, LZ4-compressed (size-prefixed).
+    #[serde(with = "serde_bytes")]
+    pub delta: Vec<u8>,
+    pub host: HostState,
+    /// The handler's source, for error snippets (absent for bytecode).
+    pub source: Option<String>,
+    /// Running time the execution still has.
+    pub time_left: Duration,
+}
+
+/// The value of a mutable global.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum GlobalValue {
+    I32(i32),
+    I64(i64),
+    F32(u32),
+    F64(u64),
+}
+
+/// The pages of `memory` that differ from `snapshot` at or above `live_from` (the first byte
+/// that may be live), XORed with it: `(indexes, compressed delta)`.
+pub fn memory_delta(memory: &[u8], snapshot: &[u8], live_from: usize) -> (Vec<u32>, Vec<u8>) {
+    let mut pages = Vec::new();
+    let mut delta = Vec::new();
+    let zeros = [0u8; PAGE];
+    for (index, page) in memory.chunks_exact(PAGE).enumerate().skip(live_from / PAGE) {
+        let start = index * PAGE;
+        let base = snapshot.get(start..start + PAGE).unwrap_or(&zeros);
+        if page != base {
+            pages.push(index as u32);
+            delta.extend(page.iter().zip(base).map(|(now, before)| now ^ before));
+        }
+    }
+    (pages, lz4_flex::compress_prepend_size(&delta))
+}
+
+/// Applies a delta made by [`memory_delta`] to `memory`, which holds the snapshot's bytes (and
+/// zeros past them).
+pub fn apply_delta(memory: &mut [u8], pages: &[u32], delta: &[u8]) -> Result<(), String> {
+    let delta = lz4_flex::decompress_size_prepended(delta).map_err(|e| format!("the memory delta: {e}"))?;
+    if delta.len() != pages.len() * PAGE {
+        return Err(format!("the memory delta holds {} bytes for {} pages", delta.len(), pages.len()));
+    }
+    for (&index, bytes) in pages.iter().zip(delta.chunks_exact(PAGE)) {
+        let start = index as usize * PAGE;
+        let page = memory
+            .get_mut(start..start + PAGE)
+            .ok_or_else(|| format!("page {index} lies outside the image's memory"))?;
+        page.iter_mut().zip(bytes).for_each(|(byte, xor)| *byte ^= xor);
+    }
+    Ok(())
+}
+
+/// The export names of the module's mutable globals. A mutable global that is not exported
+/// could not be read or restored, so a module with one is refused: its suspended executions
+/// could not become images.
+pub fn mutable_globals(wasm: &[u8]) -> Result<Vec<String>, String> {
+    let mut mutable = Vec::new();
+    let mut imported = 0u32;
+    let mut exported = std::collections::HashMap::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| format!("reading the guest module: {e}"))? {
+            Payload::ImportSection(imports) => {
+                for import in imports.into_imports() {
+                    let import = import.map_err(|e| format!("reading the guest's imports: {e}"))?;
+                    if let TypeRef::Global(global) = import.ty {
+                        if global.mutable {
+                            return Err(format!(
+                                "the guest imports the mutable global {}.{}: a suspended execution could not be kept",
+                                import.module, import.name
+                            ));
+                        }
+                        imported += 1;
+                    }
+                }
+            }
+            Payload::GlobalSection(globals) => {
+                for (offset, global) in globals.into_iter().enumerate() {
+                    let global = global.map_err(|e| format!("reading the guest's globals: {e}"))?;
+                    if global.ty.mutable {
+                        mutable.push(imported + offset as u32);
+                    }
+                }
+            }
+            Payload::ExportSection(exports) => {
+                for export in exports {
+                    let export = export.map_err(|e| format!("reading the guest's exports: {e}"))?;
+                    if export.kind == ExternalKind::Global {
+                        exported.insert(export.index, export.name.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    mutable
+        .into_iter()
+        .map(|index| {
+            exported.get(&index).cloned().ok_or_else(|| {
+                format!("the guest's mutable global {index} is not exported: a suspended execution could not be kept")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_whose_mutable_globals_are_all_exported_names_them() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (global $sp (export "__stack_pointer") (mut i32) (i32.const 1024))
+                (global $c (export "constant") i32 (i32.const 7))
+                (global $other (export "other") (mut i64) (i64.const 0)))"#,
+        )
+        .unwrap();
+        assert_eq!(mutable_globals(&wasm).unwrap(), vec!["__stack_pointer".to_owned(), "other".to_owned()]);
+    }
+
+    #[test]
+    fn a_module_with_a_mutable_global_it_does_not_export_is_refused() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (global $sp (export "__stack_pointer") (mut i32) (i32.const 1024))
+                (global $hidden (mut i32) (i32.const 0)))"#,
+        )
+        .unwrap();
+        let error = mutable_globals(&wasm).unwrap_err();
+        assert!(error.contains("mutable global 1 is not exported"), "{error}");
+    }
+
+    #[test]
+    fn a_delta_restores_exactly_the_pages_that_changed_above_the_live_stack() {
+        let snapshot: Vec<u8> = (0..8 * PAGE).map(|i| (i % 251) as u8).collect();
+        let mut memory = snapshot.clone();
+        memory.extend(std::iter::repeat_n(0u8, 2 * PAGE)); // grown
+        memory[10] = 1; // dead stack: below `live_from`
+        memory[3 * PAGE + 5] ^= 0xff;
+        memory[9 * PAGE + 1] = 7; // a grown page
+        let (pages, delta) = memory_delta(&memory, &snapshot, 2 * PAGE);
+        assert_eq!(pages, vec![3, 9]);
+
+        let mut restored = snapshot.clone();
+        restored.extend(std::iter::repeat_n(0u8, 2 * PAGE));
+        apply_delta(&mut restored, &pages, &delta).unwrap();
+        assert_eq!(restored[3 * PAGE..], memory[3 * PAGE..]);
+        assert_eq!(restored[10], snapshot[10], "dead stack comes back as the snapshot's bytes");
+    }
+
+    #[test]
+    fn a_delta_for_pages_outside_the_memory_is_refused() {
+        let (pages, delta) = memory_delta(&[1u8; 2 * PAGE], &[0u8; 2 * PAGE], 0);
+        assert!(apply_delta(&mut [0u8; PAGE], &pages, &delta).is_err());
+    }
+}

@@ -1,0 +1,437 @@
+//! The life of a suspension, from the step that suspended to the resume that used it:
+//!
+//! ```text
+//! step suspends ──► live (an actor holds it) ──hibernate_after, or the pool needs the actor──► hibernated (store)
+//!                    │  resume                                                                 │  resume: claim,
+//!                    ▼                                                                         ▼  restore, commit
+//!                  resuming ──► the step's end (used; a new suspension if it suspends again) ◄─┘
+//! ```
+//!
+//! With a store that outlives the process, a suspension is hibernated before its result is
+//! returned and never kept live. Expiry, cancellation and single use hold the same in both
+//! states: a live suspension is in [`LiveTable`](super::live::LiveTable) under the pool's lock,
+//! a hibernated one in the [`SuspensionStore`]. Every function here runs on a caller's thread
+//! or the supervisor's; the work on instances runs on their actors.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use nexus_abi::{ErrorCode, ExtOutcome};
+use tokio::sync::oneshot;
+
+use super::Sealer;
+use super::store::{Claim, StoreError, Stored, SuspensionStore};
+use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
+use crate::instance_actor::{Answer, Crash, Hibernate, Restore, Resume};
+use crate::metrics::SuspensionMetrics;
+use crate::pool::{Detached, Holds, Member, Place, Pool, Start, State, failed};
+use crate::spin::Ringing;
+
+/// What the pool needs for hibernated suspensions.
+pub struct Suspensions {
+    pub store: Arc<dyn SuspensionStore>,
+    pub sealer: Sealer,
+    pub metrics: SuspensionMetrics,
+}
+
+/// A live suspension, in the pool's table.
+pub(crate) enum Live {
+    /// Its actor holds it.
+    Parked { member: Member, deadline: Instant },
+    /// A resume is running it (a second resume finds nothing).
+    Resuming { deadline: Instant },
+    /// Its actor is turning it into an image; resumes wait for it, then claim it from the store.
+    Hibernating { waiters: Vec<oneshot::Sender<()>> },
+}
+
+impl Live {
+    /// The actor holding the execution, if one does.
+    pub(crate) fn into_member(self) -> Option<Member> {
+        match self {
+            Live::Parked { member, .. } => Some(member),
+            _ => None,
+        }
+    }
+}
+
+/// Where a resume found its suspension.
+enum Found {
+    Live(Member, crate::instance_actor::Reset),
+    Hibernating(oneshot::Receiver<()>),
+    Stored,
+    Nowhere,
+}
+
+fn not_found() -> ExecutionResult {
+    failed(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, cancelled, or expired")
+}
+
+fn store_failed(error: StoreError) -> ExecutionError {
+    ExecutionError::new(error.code(), error.to_string())
+}
+
+impl Pool {
+    /// Delivers one extension call's outcome to a suspended execution, live or hibernated,
+    /// and runs it on.
+    pub async fn resume(self: &Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+        loop {
+            let found = {
+                let mut state = self.lock();
+                if !state.accepting() {
+                    return failed(ErrorCode::ShuttingDown, "the runtime is shutting down");
+                }
+                self.find(&mut state, &id)
+            };
+            let step = match found {
+                Found::Live(member, reset) => self.clone().resume_live(member, reset, id, call_id, outcome),
+                Found::Hibernating(done) => {
+                    let _ = done.await;
+                    continue;
+                }
+                Found::Stored => {
+                    return Detached::new(self.home.clone(), self.clone().resume_stored(id, call_id, outcome)).await;
+                }
+                Found::Nowhere => return not_found(),
+            };
+            return Detached::new(self.home.clone(), step).await;
+        }
+    }
+
+    /// Looks `id` up among the live suspensions (taking it if it is parked and not expired).
+    fn find(self: &Arc<Self>, state: &mut State, id: &SuspensionId) -> Found {
+        let Some(entry) = state.live.get_mut(id) else { return Found::Stored };
+        match entry {
+            Live::Parked { deadline, .. } if *deadline > Instant::now() => {
+                let deadline = *deadline;
+                let Live::Parked { member, .. } = std::mem::replace(entry, Live::Resuming { deadline }) else {
+                    unreachable!("matched above")
+                };
+                state.start(&member);
+                Found::Live(member, self.resetter(state))
+            }
+            // Expired, though not swept yet.
+            Live::Parked { .. } => {
+                if let Some(member) = state.live.remove(id).and_then(Live::into_member) {
+                    self.release(state, member);
+                }
+                Found::Nowhere
+            }
+            Live::Hibernating { waiters } => {
+                let (done, wait) = oneshot::channel();
+                waiters.push(done);
+                Found::Hibernating(wait)
+            }
+            Live::Resuming { .. } => Found::Nowhere,
+        }
+    }
+
+    async fn resume_live(
+        self: Arc<Self>,
+        member: Member,
+        reset: crate::instance_actor::Reset,
+        id: SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> ExecutionResult {
+        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome, reset }));
+        member.bell.ring();
+        self.reset_while_waiting(reset);
+        match answer.await {
+            Ok(Ok(Answer { result, spent })) => {
+                self.retire(spent);
+                self.lock().live.remove(&id);
+                self.conclude(member, result, None).await
+            }
+            // Refused (no such pending call): still parked, under the same id and deadline.
+            Ok(Err(error)) => self.settled(member, Some(ExecutionResult::failed(error)), Holds::Refused(id)),
+            Err(_) => {
+                self.lock().live.remove(&id);
+                self.settled(member, None, Holds::Nothing)
+            }
+        }
+    }
+
+    /// Claims a hibernated suspension, restores it on an idle actor and runs it on; the claim
+    /// is committed when the step ran, and released when the resume was refused.
+    async fn resume_stored(self: Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+        let store = self.suspensions.store.clone();
+        let claim = match store.claim(&id, self.config.claim_lease).await {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return not_found(),
+            Err(error) => return ExecutionResult::failed(store_failed(error)),
+        };
+        let (expires_at, image) = match self.suspensions.sealer.open(&claim.image, &id) {
+            Ok(opened) => opened,
+            Err(message) => {
+                let _ = store.release(claim).await;
+                return failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}"));
+            }
+        };
+        if expires_at <= SystemTime::now() {
+            let _ = store.commit(claim, None).await;
+            return not_found();
+        }
+        let admission = self.admit(&mut self.lock(), Place::Back);
+        let Start { member, crash, reset } = match admission.ready().await {
+            Ok(start) => start,
+            Err((code, message)) => {
+                let _ = store.release(claim).await;
+                return failed(code, message);
+            }
+        };
+        if crash {
+            member.addr.do_send(Crash);
+        }
+        let restoring = Instant::now();
+        let restore = Restore { image: Box::new(image), id, call_id, outcome, reset };
+        let answer = Ringing::new(member.addr.send(restore));
+        member.bell.ring();
+        self.reset_while_waiting(reset);
+        match answer.await {
+            Ok(Ok(Answer { result, spent })) => {
+                self.suspensions.metrics.restored(restoring.elapsed());
+                self.retire(spent);
+                self.conclude(member, result, Some(claim)).await
+            }
+            // Refused (no such pending call, a value nested too deep): the image stays, expiring
+            // as before.
+            Ok(Err(error)) => {
+                let _ = store.release(claim).await;
+                self.settled(member, Some(ExecutionResult::failed(error)), Holds::Nothing)
+            }
+            Err(_) => {
+                let _ = store.release(claim).await;
+                self.settled(member, None, Holds::Nothing)
+            }
+        }
+    }
+
+    /// Books the end of a step on `member` (from a run, or a resume that used `claim`): a
+    /// suspended execution is parked live, or written to a store that outlives the process
+    /// before the result goes back; the claim is committed.
+    pub(crate) async fn conclude(
+        self: &Arc<Self>,
+        member: Member,
+        mut result: ExecutionResult,
+        claim: Option<Claim>,
+    ) -> ExecutionResult {
+        let store = self.suspensions.store.clone();
+        let suspended = result.status == Status::Suspended;
+        if suspended && store.durable() {
+            let id = SuspensionId::random();
+            let expires_at = SystemTime::now() + self.config.suspension_timeout;
+            let written = match self.hibernate_on(&member, &id, expires_at).await {
+                Some(Ok(image)) => {
+                    let next = Stored { id: id.clone(), image, expires_at };
+                    let written = match claim {
+                        Some(claim) => store.commit(claim, Some(next)).await,
+                        None => store.put(next).await,
+                    };
+                    written.map_err(store_failed)
+                }
+                Some(Err(error)) => Err(error),
+                None => return self.settled(member, None, Holds::Nothing),
+            };
+            match written {
+                Ok(()) => result.suspension.as_mut().expect("a suspended result has its suspension").id = id,
+                Err(error) => fail_keeping_records(&mut result, error),
+            }
+            return self.settled(member, Some(result), Holds::Nothing);
+        }
+        if let Some(claim) = claim
+            && let Err(error) = store.commit(claim, None).await
+        {
+            fail_keeping_records(&mut result, store_failed(error));
+            let holds = if suspended { Holds::Discard } else { Holds::Nothing };
+            return self.settled(member, Some(result), holds);
+        }
+        if suspended {
+            let usage = store.usage();
+            let live = self.lock().live.len() as u64;
+            if usage.suspensions + live >= self.config.store_limits.max_suspensions {
+                let message = format!(
+                    "the runtime holds its maximum of {} suspensions",
+                    self.config.store_limits.max_suspensions
+                );
+                fail_keeping_records(&mut result, ExecutionError::new(ErrorCode::Overloaded, message));
+                return self.settled(member, Some(result), Holds::Discard);
+            }
+            return self.settled(member, Some(result), Holds::NewSuspension);
+        }
+        self.settled(member, Some(result), Holds::Nothing)
+    }
+
+    /// Parks the suspended execution `member` holds, live, and names it in `result`; it is
+    /// hibernated after [`crate::RuntimeConfig::hibernate_after`] (dropped at once when the
+    /// runtime is shutting down).
+    pub(crate) fn park(self: &Arc<Self>, state: &mut State, member: Member, result: &mut ExecutionResult) {
+        if !state.accepting() {
+            return crate::pool::discard(state, member);
+        }
+        let deadline = Instant::now() + self.config.suspension_timeout;
+        let id = state.live.insert(Live::Parked { member, deadline });
+        if let Some(suspension) = result.suspension.as_mut() {
+            suspension.id = id.clone();
+        }
+        let pool = self.clone();
+        let after = self.config.hibernate_after;
+        self.home.spawn(async move {
+            tokio::time::sleep(after).await;
+            pool.hibernate(id).await;
+        });
+    }
+
+    /// Parks `member`'s execution again under `id` after a refused resume, with its deadline.
+    pub(crate) fn park_again(&self, state: &mut State, id: &SuspensionId, member: Member) {
+        let accepting = state.accepting();
+        match state.live.get_mut(id) {
+            Some(entry @ Live::Resuming { .. }) if accepting => {
+                let Live::Resuming { deadline } = *entry else { unreachable!("matched above") };
+                *entry = Live::Parked { member, deadline };
+            }
+            _ => {
+                state.live.remove(id);
+                crate::pool::discard(state, member);
+            }
+        }
+    }
+
+    /// Hibernates the live suspension `id` if it is still parked.
+    async fn hibernate(self: Arc<Self>, id: SuspensionId) {
+        let taken = {
+            let mut state = self.lock();
+            take_for_hibernation(&mut state, &id)
+        };
+        if let Some((member, deadline)) = taken {
+            self.hibernate_taken(id, member, deadline).await;
+        }
+    }
+
+    /// All actors are busy: one holding a live suspension hibernates it, and is then free for
+    /// queued work.
+    pub(crate) fn hibernate_one(self: &Arc<Self>, state: &mut State) {
+        let Some(id) = state.live.first_where(|live| matches!(live, Live::Parked { .. })) else { return };
+        if let Some((member, deadline)) = take_for_hibernation(state, &id) {
+            let pool = self.clone();
+            self.home.spawn(async move { pool.hibernate_taken(id, member, deadline).await });
+        }
+    }
+
+    async fn hibernate_taken(self: Arc<Self>, id: SuspensionId, member: Member, deadline: Instant) {
+        let started = Instant::now();
+        let expires_at = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
+        let sealed = self.hibernate_on(&member, &id, expires_at).await;
+        let alive = sealed.is_some();
+        let kept = match sealed {
+            Some(Ok(image)) => {
+                self.suspensions.store.put(Stored { id: id.clone(), image, expires_at }).await.map_err(store_failed)
+            }
+            Some(Err(error)) => Err(error),
+            None => Err(ExecutionError::new(ErrorCode::Internal, "the instance actor stopped while hibernating")),
+        };
+        match kept {
+            Ok(()) => self.suspensions.metrics.hibernated(started.elapsed()),
+            Err(error) => tracing::warn!(suspension = %id, "a suspension could not be hibernated and is lost: {error}"),
+        }
+        let mut state = self.lock();
+        if let Some(Live::Hibernating { waiters }) = state.live.remove(&id) {
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
+        }
+        if alive {
+            self.make_idle(&mut state, member);
+        } else {
+            state.forget_actor();
+        }
+    }
+
+    /// Asks `member` to seal the execution it holds; `None` if the actor died.
+    async fn hibernate_on(
+        &self,
+        member: &Member,
+        id: &SuspensionId,
+        expires_at: SystemTime,
+    ) -> Option<Result<Vec<u8>, ExecutionError>> {
+        let sealed = Ringing::new(member.addr.send(Hibernate { id: id.clone(), expires_at }));
+        member.bell.ring();
+        sealed.await.ok()
+    }
+
+    /// Drops a suspension on purpose; whether there was one.
+    pub async fn cancel(self: &Arc<Self>, id: &SuspensionId) -> Result<bool, ExecutionError> {
+        loop {
+            let wait = {
+                let mut state = self.lock();
+                match state.live.get_mut(id) {
+                    Some(Live::Parked { .. }) => {
+                        if let Some(member) = state.live.remove(id).and_then(Live::into_member) {
+                            self.release(&mut state, member);
+                        }
+                        self.suspensions.metrics.cancelled();
+                        return Ok(true);
+                    }
+                    Some(Live::Hibernating { waiters }) => {
+                        let (done, wait) = oneshot::channel();
+                        waiters.push(done);
+                        wait
+                    }
+                    Some(Live::Resuming { .. }) => return Ok(false),
+                    None => break,
+                }
+            };
+            let _ = wait.await;
+        }
+        let cancelled = self.suspensions.store.cancel(id).await.map_err(store_failed)?;
+        if cancelled {
+            self.suspensions.metrics.cancelled();
+        }
+        Ok(cancelled)
+    }
+
+    /// Drops the live suspensions whose deadline passed and has the store delete what expired.
+    /// The supervisor calls it periodically ([`Pool::sweep_period`]); a resume also checks the
+    /// deadline itself.
+    pub fn expire(self: &Arc<Self>) {
+        self.reset_retired();
+        let now = Instant::now();
+        let mut state = self.lock();
+        let expired = state.live.ids_where(|live| matches!(live, Live::Parked { deadline, .. } if *deadline <= now));
+        for id in expired {
+            if let Some(member) = state.live.remove(&id).and_then(Live::into_member) {
+                self.release(&mut state, member);
+            }
+        }
+        drop(state);
+        if self.suspensions.metrics.purge_due() {
+            let store = self.suspensions.store.clone();
+            // A disk store lists its directory: off the supervisor's thread.
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = futures::executor::block_on(store.purge_expired()) {
+                    tracing::warn!("purging expired suspensions: {error}");
+                }
+            });
+        }
+    }
+}
+
+/// Marks the live suspension `id` as hibernating if it is parked; its actor and deadline.
+fn take_for_hibernation(state: &mut State, id: &SuspensionId) -> Option<(Member, Instant)> {
+    let entry = state.live.get_mut(id)?;
+    if !matches!(entry, Live::Parked { .. }) {
+        return None;
+    }
+    match std::mem::replace(entry, Live::Hibernating { waiters: Vec::new() }) {
+        Live::Parked { member, deadline } => Some((member, deadline)),
+        _ => unreachable!("matched above"),
+    }
+}
+
+/// Turns a step's result into a failure that still delivers what the step recorded (its state
+/// mutations happened).
+fn fail_keeping_records(result: &mut ExecutionResult, error: ExecutionError) {
+    result.status = Status::Error;
+    result.suspension = None;
+    result.return_value = serde_json::Value::Null;
+    result.error = Some(error);
+}

@@ -1,0 +1,95 @@
+//! Suspensions beyond their instance.
+//!
+//! A suspended execution is first **live**: the instance actor that ran it keeps its instance,
+//! and a resume continues it at once. After [`crate::RuntimeConfig::hibernate_after`], or as
+//! soon as the pool needs the actor, it is **hibernated**: the engine turns it into a
+//! [`SuspensionImage`](crate::engine::image::SuspensionImage), [`Sealer`] seals it, and a
+//! [`SuspensionStore`] keeps it, while the actor and its memory slot serve other requests.
+//! A resume finds it live or in the store without the caller knowing which. With a store that
+//! outlives the process, every suspension is hibernated before its result is returned.
+//!
+//! * [`lifecycle`]: the one owner of a suspension's life (live, hibernated, resumed, expired,
+//!   cancelled), run on the pool's callers' threads;
+//! * [`live`]: the table of live suspensions;
+//! * [`seal`]: authenticated encryption of images, and the keys;
+//! * [`store`] and [`disk_store`]: the store trait, in memory and on disk.
+
+pub mod disk_store;
+pub mod lifecycle;
+pub mod live;
+pub mod seal;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use disk_store::DiskStore;
+pub use seal::SuspensionKeys;
+pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
+
+use crate::engine::image::SuspensionImage;
+use crate::engine::{SuspensionId, image_identity};
+
+/// Where hibernated suspensions are kept.
+#[derive(Clone, Default)]
+pub enum StoreConfig {
+    /// In this process (the default): gone when it ends.
+    #[default]
+    Memory,
+    /// In a directory: survives the process (needs configured keys).
+    Disk(PathBuf),
+    /// A store of the application's own.
+    Custom(Arc<dyn SuspensionStore>),
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::Disk(dir) => f.debug_tuple("Disk").field(dir).finish(),
+            StoreConfig::Custom(store) => write!(f, "Custom(durable: {})", store.durable()),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Opens the store; one that outlives the process needs `keys`.
+    pub fn open(&self, limits: StoreLimits, keys: Option<&SuspensionKeys>) -> Result<Arc<dyn SuspensionStore>, String> {
+        let store: Arc<dyn SuspensionStore> = match self {
+            StoreConfig::Memory => Arc::new(MemoryStore::new(limits)),
+            StoreConfig::Disk(dir) => Arc::new(
+                DiskStore::open(dir, limits)
+                    .map_err(|e| format!("opening the suspension store {}: {e}", dir.display()))?,
+            ),
+            StoreConfig::Custom(store) => store.clone(),
+        };
+        if store.durable() && keys.is_none() {
+            return Err("a suspension store that outlives the process needs configured suspension keys \
+                 (RuntimeConfig::suspension_keys): a random key would make its images unreadable after a restart"
+                .into());
+        }
+        Ok(store)
+    }
+}
+
+/// Seals and opens the images of this runtime's snapshot.
+#[derive(Clone, Debug)]
+pub struct Sealer {
+    keys: SuspensionKeys,
+    identity: [u8; 32],
+}
+
+impl Sealer {
+    pub fn new(keys: SuspensionKeys) -> Self {
+        Sealer { keys, identity: image_identity() }
+    }
+
+    pub fn seal(&self, image: &SuspensionImage, id: &SuspensionId, expires_at: SystemTime) -> Vec<u8> {
+        self.keys.seal(image, id, &self.identity, expires_at)
+    }
+
+    pub fn open(&self, sealed: &[u8], id: &SuspensionId) -> Result<(SystemTime, SuspensionImage), String> {
+        self.keys.open(sealed, id, &self.identity)
+    }
+}
