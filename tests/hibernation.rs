@@ -201,26 +201,3 @@ fn identity_prefix() -> String {
 fn identity_prefix() -> String {
     image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
-
-#[test]
-fn timing_probe() {
-    let engine = common::engine();
-    for _ in 0..3 {
-        let outcome = engine.execute(extension_request("const v = await $ext.kv.get('a'); return v;"));
-        let id = outcome.result.suspension.unwrap().id;
-        let t = std::time::Instant::now();
-        let image = engine.hibernate(outcome.parked.unwrap()).unwrap();
-        let h = t.elapsed();
-        let t = std::time::Instant::now();
-        let sealed = sealer(1).seal(&image, &id, SystemTime::now());
-        let s = t.elapsed();
-        let t = std::time::Instant::now();
-        let (_, image) = sealer(1).open(&sealed, &id).unwrap();
-        let o = t.elapsed();
-        let t = std::time::Instant::now();
-        let parked = engine.restore(image, id).unwrap();
-        let r = t.elapsed();
-        drop(parked);
-        eprintln!("hibernate {h:?} seal {s:?} open {o:?} restore {r:?} bytes {}", sealed.len());
-    }
-}
