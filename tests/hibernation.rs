@@ -196,8 +196,3 @@ fn an_image_sealed_with_an_old_key_opens_while_that_key_is_configured() {
 fn identity_prefix() -> String {
     image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
-
-/// How errors name this runtime's snapshot: the first 8 bytes of its identity, in hex.
-fn identity_prefix() -> String {
-    image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
