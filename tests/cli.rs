@@ -215,3 +215,111 @@ fn bench_json_reports_every_workload() {
     }
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
 }
+
+/// Runs `nexus` with a suspension key in its environment (`key` as 64 hex characters).
+fn nexus_keyed(args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(args)
+        .env("NEXUS_SUSPENSION_KEY", key)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the nexus binary runs")
+}
+
+const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn store_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexus-cli-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_suspension_left_in_a_store_is_resumed_by_other_processes_and_used_once() {
+    let source = "$state.step = 'asked';\nconst w = await $ext.weather.get('Paris');\n\
+                  const x = await $ext.db.load(w.temp);\n$emit('done', x); return { temp: w.temp, x };";
+    let path = handler("stored.js", source);
+    let store = store_dir("flow");
+    let store = store.to_str().unwrap();
+    let caps = ["--cap", "ext:weather", "--cap", "ext:db", "--cap", "state:write:step", "--cap", "events:emit:done"];
+    let mut args = vec!["run", path.to_str().unwrap(), "--store", store, "--defer", "weather.get", "--defer", "db.load"];
+    args.extend(caps);
+    let ran = nexus_keyed(&args, KEY);
+    assert_eq!(ran.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&ran.stderr));
+    let ran = json_out(&ran);
+    assert_eq!(ran["status"], "suspended");
+    assert_eq!(ran["stateMutations"][0]["value"], "asked");
+    let first = ran["suspension"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(ran["suspension"]["calls"][0]["callId"], 1);
+
+    // A second process settles the first call; the execution suspends again, stored again.
+    let resumed = nexus_keyed(&["resume", "--store", store, &first, "--call", r#"1={"temp": 21}"#], KEY);
+    assert_eq!(resumed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&resumed.stderr));
+    let resumed = json_out(&resumed);
+    assert_eq!(resumed["status"], "suspended");
+    let second = resumed["suspension"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(resumed["suspension"]["calls"][0]["args"], json!([21]));
+
+    // The first id is used: refused, exit 1, the JSON says why.
+    let again = nexus_keyed(&["resume", "--store", store, &first, "--call", "1=0"], KEY);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(json_out(&again)["error"]["code"], "SUSPENSION_NOT_FOUND");
+    // A call id that is not pending is refused and leaves the suspension where it was.
+    let wrong_call = nexus_keyed(&["resume", "--store", store, &second, "--call", "7=0"], KEY);
+    assert_eq!(wrong_call.status.code(), Some(1));
+    assert_eq!(json_out(&wrong_call)["error"]["code"], "INVALID_ARGUMENT");
+    // A third process finishes it.
+    let done = nexus_keyed(&["resume", "--store", store, &second, "--call", r#"2={"rows": 3}"#], KEY);
+    assert_eq!(done.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&done.stderr));
+    let done = json_out(&done);
+    assert_eq!(done["status"], "success");
+    assert_eq!(done["returnValue"], json!({"temp": 21, "x": {"rows": 3}}));
+    assert_eq!(done["events"], json!([{"name": "done", "payload": {"rows": 3}}]));
+    let _ = std::fs::remove_dir_all(store);
+}
+
+#[test]
+fn a_stored_suspension_is_refused_with_another_key_when_tampered_and_after_cancel() {
+    let path = handler("cancel.js", "return await $ext.kv.get('a');");
+    let store = store_dir("cancel");
+    let store_str = store.to_str().unwrap();
+    let run = |key| {
+        let args = ["run", path.to_str().unwrap(), "--store", store_str, "--defer", "kv.get", "--cap", "ext:kv"];
+        json_out(&nexus_keyed(&args, key))["suspension"]["id"].as_str().unwrap().to_owned()
+    };
+    let id = run(KEY);
+    let other_key = "f".repeat(64);
+    let refused = nexus_keyed(&["resume", "--store", store_str, &id, "--call", "1=5"], &other_key);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(json_out(&refused)["error"]["message"].as_str().unwrap().contains("does not authenticate"));
+    // Refused, not used: with the right key it still resumes.
+    let resumed = nexus_keyed(&["resume", "--store", store_str, &id, "--call", "1=5"], KEY);
+    assert_eq!(json_out(&resumed)["returnValue"], 5);
+
+    let id = run(KEY);
+    let image = store.join(&id).join("image");
+    let mut bytes = std::fs::read(&image).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&image, &bytes).unwrap();
+    let tampered = nexus_keyed(&["resume", "--store", store_str, &id, "--call", "1=5"], KEY);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert!(json_out(&tampered)["error"]["message"].as_str().unwrap().contains("does not authenticate"));
+
+    let id = run(KEY);
+    let cancelled = nexus_keyed(&["cancel", "--store", store_str, &id], KEY);
+    assert_eq!(cancelled.status.code(), Some(0));
+    assert_eq!(json_out(&cancelled)["cancelled"], true);
+    let after = nexus_keyed(&["resume", "--store", store_str, &id, "--call", "1=5"], KEY);
+    assert_eq!(json_out(&after)["error"]["code"], "SUSPENSION_NOT_FOUND");
+    let _ = std::fs::remove_dir_all(store);
+}
+
+#[test]
+fn defer_without_a_store_is_a_usage_error() {
+    let path = handler("defer.js", "return await $ext.kv.get('a');");
+    let output = nexus(&["run", path.to_str().unwrap(), "--defer", "kv.get", "--cap", "ext:kv"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--store"));
+}

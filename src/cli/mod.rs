@@ -4,7 +4,9 @@
 mod bench;
 mod check;
 mod input;
+mod resume;
 mod run;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Command {
         /// The handler source: the body of an async function.
         handler: PathBuf,
     },
+    /// Resume a suspension left in a store by `run --store`, settling its pending calls.
+    Resume(resume::ResumeArgs),
+    /// Drop a suspension left in a store: a later resume finds nothing.
+    Cancel(resume::CancelArgs),
     /// Benchmark the workloads of benches/workloads: the engine alone and through the actor runtime.
     Bench(bench::BenchArgs),
 }
@@ -57,6 +63,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check { handler } => check::check(&handler),
         Command::Bench(args) => bench::bench(args),
+        Command::Resume(args) => resume::resume(args),
+        Command::Cancel(args) => resume::cancel(args),
     };
     match outcome {
         Ok(code) => code,

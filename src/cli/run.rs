@@ -6,12 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nexus::{
-    Capability, ExecutionRequest, ExecutionResult, ExtOutcome, PendingCall, Records, Runtime, RuntimeConfig, Status,
-};
+use nexus::{Capability, ExecutionRequest, ExecutionResult, ExtOutcome, PendingCall, Records, Runtime, Status};
 use serde_json::{Value, json};
 
-use super::{UsageError, input, print_json};
+use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -44,6 +42,59 @@ pub struct RunArgs {
     /// Memory limit, in MiB.
     #[arg(long, value_name = "N")]
     memory_mb: Option<u64>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Suspensions left in a store, to be resumed by another process (`nexus resume`).
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// Keep suspensions in this directory (sealed; see NEXUS_SUSPENSION_KEY).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Registers NAME.METHOD and leaves its calls pending (repeatable; needs --store): when only
+    /// such calls are pending, the execution stays in the store and the result is `suspended`.
+    #[arg(long = "defer", value_name = "NAME.METHOD")]
+    pub defer: Vec<String>,
+}
+
+/// How `run` and `resume` answer extension calls: canned outcomes, and methods left pending.
+#[derive(Default)]
+pub struct Answers {
+    pub canned: BTreeMap<(String, String), ExtOutcome>,
+    pub deferred: BTreeSet<(String, String)>,
+}
+
+impl Answers {
+    /// From `--ext`, `--ext-error` and `--defer`.
+    pub fn parse(ext: &[String], ext_error: &[String], store: &StoreArgs) -> Result<Self, UsageError> {
+        let mut answers = Answers::default();
+        for spec in ext {
+            let (name, method, value) = input::extension_answer(spec, "--ext")?;
+            answers.canned.insert((name.to_owned(), method.to_owned()), ExtOutcome::Ok(input::json(value, "--ext")?));
+        }
+        for spec in ext_error {
+            let (name, method, message) = input::extension_answer(spec, "--ext-error")?;
+            let outcome = ExtOutcome::Err { code: None, message: message.to_owned() };
+            answers.canned.insert((name.to_owned(), method.to_owned()), outcome);
+        }
+        if !store.defer.is_empty() && store.store.is_none() {
+            return Err(UsageError("--defer leaves calls pending in a store: it needs --store DIR".into()));
+        }
+        for spec in &store.defer {
+            let (name, method) = spec
+                .rsplit_once('.')
+                .filter(|(name, method)| !name.is_empty() && !method.is_empty())
+                .ok_or_else(|| UsageError(format!("--defer {spec:?}: expected NAME.METHOD")))?;
+            answers.deferred.insert((name.to_owned(), method.to_owned()));
+        }
+        Ok(answers)
+    }
+
+    /// Every method named, for the extension registry.
+    fn methods(&self) -> impl Iterator<Item = &(String, String)> {
+        self.canned.keys().chain(&self.deferred)
+    }
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
@@ -68,48 +119,36 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .collect::<Result<_, _>>()
         .map_err(|e| UsageError(format!("--cap: {e}")))?;
 
-    let mut answers = BTreeMap::new();
-    for spec in &args.ext {
-        let (name, method, value) = input::extension_answer(spec, "--ext")?;
-        answers.insert((name.to_owned(), method.to_owned()), ExtOutcome::Ok(input::json(value, "--ext")?));
-    }
-    for spec in &args.ext_error {
-        let (name, method, message) = input::extension_answer(spec, "--ext-error")?;
-        let outcome = ExtOutcome::Err { code: None, message: message.to_owned() };
-        answers.insert((name.to_owned(), method.to_owned()), outcome);
-    }
-    for (name, method) in answers.keys() {
+    let answers = Answers::parse(&args.ext, &args.ext_error, &args.store)?;
+    for (name, method) in answers.methods() {
         request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
     }
 
-    // One execution at a time: a small pool on one worker thread.
-    let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
-    config.engine.infer_missing_capabilities = args.infer_caps;
-    let runtime = Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))?;
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (result, suspensions) = tokio.block_on(async {
-        let driven = drive(&runtime, request, &answers).await;
-        runtime.shutdown(Duration::from_secs(1)).await;
-        driven
-    });
-    let status = result.status;
-    let mut output = serde_json::to_value(&result)?;
-    output["suspensions"] = Value::Array(suspensions);
-    print_json(&output);
-    Ok(if status == Status::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps)?;
+    let (result, suspensions) = store::block_on(&runtime, async {
+        let first = runtime.execute(request).await;
+        drive(&runtime, first, &answers).await
+    })?;
+    Ok(print_outcome(result, suspensions))
 }
 
-/// Runs the request through every suspension; returns the final result with the records of
-/// the whole run, and the calls of each suspension in order.
-async fn drive(
-    runtime: &Runtime,
-    request: ExecutionRequest,
-    answers: &BTreeMap<(String, String), ExtOutcome>,
-) -> (ExecutionResult, Vec<Value>) {
+/// Prints a driven result with its suspensions; the exit code: 0 for success or a suspension
+/// left in the store, 1 otherwise.
+pub fn print_outcome(result: ExecutionResult, suspensions: Vec<Value>) -> ExitCode {
+    let status = result.status;
+    let mut output = serde_json::to_value(&result).expect("results always serialize");
+    output["suspensions"] = Value::Array(suspensions);
+    print_json(&output);
+    if status == Status::Error { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Runs an execution on from `result` through every suspension whose calls it can answer;
+/// returns the last result with the records of the whole run, and the calls of each
+/// suspension in order. It stops at a suspension whose pending calls are all deferred.
+pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Answers) -> (ExecutionResult, Vec<Value>) {
     let mut records = Records::default();
     let mut suspensions = Vec::new();
     let mut reported = BTreeSet::new();
-    let mut result = runtime.execute(request).await;
     while let Some(suspension) = result.suspension.take() {
         records.extend(std::mem::take(&mut result.records));
         // Answering one call of several leaves the others pending: that is the same wait, not
@@ -118,10 +157,16 @@ async fn drive(
             reported.extend(suspension.calls.iter().map(|call| call.call_id));
             suspensions.push(json!({ "id": suspension.id, "calls": suspension.calls }));
         }
-        let PendingCall { call_id, extension, method, .. } = &suspension.calls[0];
-        // Every registered method has an answer, so an unanswered call cannot be pending.
-        let outcome = answers[&(extension.clone(), method.clone())].clone();
-        result = runtime.resume(&suspension.id, *call_id, outcome).await;
+        let answered = suspension.calls.iter().find_map(|PendingCall { call_id, extension, method, .. }| {
+            Some((*call_id, answers.canned.get(&(extension.clone(), method.clone()))?.clone()))
+        });
+        let Some((call_id, outcome)) = answered else {
+            // Only deferred calls (or calls this process has no answer for) are pending: the
+            // execution stays in the store.
+            result.suspension = Some(suspension);
+            break;
+        };
+        result = runtime.resume(&suspension.id, call_id, outcome).await;
     }
     records.extend(std::mem::take(&mut result.records));
     result.records = records;

@@ -1,0 +1,104 @@
+//! `nexus resume` and `nexus cancel`: a suspension left in a store by `nexus run --store`, in
+//! another process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use nexus::{ExtOutcome, SuspensionId};
+use serde_json::json;
+
+use super::run::{Answers, StoreArgs, drive, print_outcome};
+use super::{UsageError, input, print_json, store};
+
+#[derive(clap::Args)]
+pub struct ResumeArgs {
+    /// The suspension, as `run` printed it (`suspension.id`).
+    suspension_id: String,
+    /// Settles a pending call with this value (repeatable, applied in order).
+    #[arg(long = "call", value_name = "CALL_ID=JSON|@FILE")]
+    calls: Vec<String>,
+    /// Rejects a pending call with an Error carrying MESSAGE (repeatable).
+    #[arg(long = "call-error", value_name = "CALL_ID=MESSAGE")]
+    call_errors: Vec<String>,
+    /// Answers later calls to NAME.METHOD with this value.
+    #[arg(long = "ext", value_name = "NAME.METHOD=JSON|@FILE")]
+    ext: Vec<String>,
+    /// Rejects later calls to NAME.METHOD with an Error carrying MESSAGE.
+    #[arg(long = "ext-error", value_name = "NAME.METHOD=MESSAGE")]
+    ext_error: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(clap::Args)]
+pub struct CancelArgs {
+    suspension_id: String,
+    /// The store the suspension is in.
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+}
+
+pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
+    let Some(dir) = args.store.store.as_deref() else {
+        return Err(UsageError("resume needs --store DIR: the store the suspension was left in".into()));
+    };
+    let mut outcomes = Vec::new();
+    for spec in &args.calls {
+        let (call_id, value) = call_spec(spec, "--call")?;
+        outcomes.push((call_id, ExtOutcome::Ok(input::json(value, "--call")?)));
+    }
+    for spec in &args.call_errors {
+        let (call_id, message) = call_spec(spec, "--call-error")?;
+        outcomes.push((call_id, ExtOutcome::Err { code: None, message: message.to_owned() }));
+    }
+    let answers = Answers::parse(&args.ext, &args.ext_error, &args.store)?;
+    let runtime = store::runtime(Some(dir), false)?;
+    let mut id = SuspensionId(args.suspension_id.clone());
+    let (result, suspensions) = store::block_on(&runtime, async {
+        let mut records = nexus::Records::default();
+        let mut result = None;
+        for (call_id, outcome) in outcomes {
+            let mut step = runtime.resume(&id, call_id, outcome).await;
+            let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
+            records.extend(std::mem::take(&mut step.records));
+            result = Some(step);
+            match suspended {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        let Some(mut result) = result else {
+            let nothing = nexus::ExecutionResult::failed(nexus::ExecutionError::new(
+                nexus::ErrorCode::InvalidArgument,
+                "resume needs at least one --call or --call-error",
+            ));
+            return (nothing, Vec::new());
+        };
+        result.records = records;
+        drive(&runtime, result, &answers).await
+    })?;
+    Ok(print_outcome(result, suspensions))
+}
+
+pub fn cancel(args: CancelArgs) -> Result<ExitCode, UsageError> {
+    let runtime = store::runtime(Some(&args.store), false)?;
+    let id = SuspensionId(args.suspension_id.clone());
+    let cancelled = store::block_on(&runtime, async { runtime.cancel(&id).await })?;
+    match cancelled {
+        Ok(cancelled) => {
+            print_json(&json!({ "cancelled": cancelled, "suspensionId": args.suspension_id }));
+            Ok(if cancelled { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Err(error) => {
+            print_json(&json!({ "cancelled": false, "suspensionId": args.suspension_id, "error": error }));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Splits `CALL_ID=VALUE`.
+fn call_spec<'a>(spec: &'a str, option: &str) -> Result<(u32, &'a str), UsageError> {
+    let malformed = || UsageError(format!("{option} {spec:?}: expected CALL_ID=VALUE"));
+    let (call_id, value) = spec.split_once('=').ok_or_else(malformed)?;
+    Ok((call_id.trim().parse().map_err(|_| malformed())?, value))
+}

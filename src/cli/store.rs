@@ -1,0 +1,81 @@
+//! The suspension store of `nexus run --store`, `nexus resume` and `nexus cancel`, and its key.
+//!
+//! The key comes from `NEXUS_SUSPENSION_KEY` (64 hexadecimal characters), or else from a key
+//! file in the user's cache directory (`nexus/suspension.key`), created once with `O_EXCL` and
+//! mode 0600: never inside the store it protects, so whoever can read the store cannot open it.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nexus::{Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
+
+use super::UsageError;
+
+/// A runtime for one execution at a time whose suspensions go to the store in `dir`.
+pub fn runtime(dir: Option<&Path>, infer_caps: bool) -> Result<Runtime, UsageError> {
+    // One execution at a time: a small pool on one worker thread.
+    let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+    config.engine.infer_missing_capabilities = infer_caps;
+    if let Some(dir) = dir {
+        config.suspension_store = StoreConfig::Disk(dir.to_owned());
+        config.suspension_keys = Some(SuspensionKeys::new(&[key()?]).map_err(UsageError)?);
+    }
+    Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))
+}
+
+/// Runs `work` on the runtime and shuts it down.
+pub fn block_on<T>(runtime: &Runtime, work: impl Future<Output = T>) -> Result<T, UsageError> {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(tokio.block_on(async {
+        let done = work.await;
+        runtime.shutdown(Duration::from_secs(1)).await;
+        done
+    }))
+}
+
+fn key() -> Result<[u8; 32], UsageError> {
+    if let Some(text) = std::env::var_os("NEXUS_SUSPENSION_KEY") {
+        let text = text.to_string_lossy();
+        return SuspensionKeys::parse_hex(&text).map_err(|e| UsageError(format!("NEXUS_SUSPENSION_KEY: {e}")));
+    }
+    let file = key_file().ok_or_else(|| {
+        UsageError("no suspension key: set NEXUS_SUSPENSION_KEY, or HOME for a key file in the cache directory".into())
+    })?;
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| UsageError(format!("creating {}: {e}", parent.display())))?;
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| UsageError(format!("host randomness: {e}")))?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
+        Ok(mut created) => {
+            created.write_all(hex.as_bytes()).map_err(|e| UsageError(format!("writing {}: {e}", file.display())))?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(&file),
+        Err(e) => Err(UsageError(format!("creating the key file {}: {e}", file.display()))),
+    }
+}
+
+/// Reads a key file (another process may be writing it right now).
+fn read_key(file: &Path) -> Result<[u8; 32], UsageError> {
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = std::fs::read_to_string(file).map_err(|e| UsageError(format!("reading {}: {e}", file.display())))?;
+        if last.trim().len() == 64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    SuspensionKeys::parse_hex(&last).map_err(|e| UsageError(format!("the key file {}: {e}", file.display())))
+}
+
+fn key_file() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    Some(base.join("nexus").join("suspension.key"))
+}
