@@ -242,7 +242,8 @@ fn a_suspension_left_in_a_store_is_resumed_by_other_processes_and_used_once() {
     let store = store_dir("flow");
     let store = store.to_str().unwrap();
     let caps = ["--cap", "ext:weather", "--cap", "ext:db", "--cap", "state:write:step", "--cap", "events:emit:done"];
-    let mut args = vec!["run", path.to_str().unwrap(), "--store", store, "--defer", "weather.get", "--defer", "db.load"];
+    let mut args =
+        vec!["run", path.to_str().unwrap(), "--store", store, "--defer", "weather.get", "--defer", "db.load"];
     args.extend(caps);
     let ran = nexus_keyed(&args, KEY);
     assert_eq!(ran.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&ran.stderr));

@@ -1,0 +1,208 @@
+//! Suspensions in a store that outlives the process: a process holding a thousand of them is
+//! killed, and another resumes every one; hibernation through the runtime gives the results a
+//! live suspension gives.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nexus::{
+    ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Runtime, RuntimeConfig, Status, StoreConfig,
+    SuspensionId, SuspensionKeys,
+};
+use serde_json::json;
+
+const CHILD: &str = "NEXUS_TEST_STORE_CHILD";
+
+fn keys() -> SuspensionKeys {
+    SuspensionKeys::new(&[[7; 32]]).unwrap()
+}
+
+fn disk_runtime(dir: &Path) -> Runtime {
+    Runtime::start(RuntimeConfig {
+        suspension_store: StoreConfig::Disk(dir.to_owned()),
+        suspension_keys: Some(keys()),
+        pool_size: 8,
+        ..RuntimeConfig::default()
+    })
+    .expect("a runtime on the disk store")
+}
+
+/// Execution `n`: some state before the suspension, some work after it.
+fn request(n: u64) -> ExecutionRequest {
+    let mut request = ExecutionRequest::source(
+        "const seen = []; for (let i = 0; i < $args.n % 17; i++) seen.push({ i, sq: i * i });\n\
+         const v = await $ext.kv.get($args.n);\n\
+         $state.last = v; return { n: $args.n, v, total: seen.reduce((a, s) => a + s.sq, 0) };",
+    );
+    request.args = json!({ "n": n });
+    request.capabilities = vec!["ext:kv".parse().unwrap(), "state:write:last".parse().unwrap()];
+    request.extension_registry.insert("kv".into(), ["get".to_owned()].into());
+    request
+}
+
+fn answer(n: u64) -> ExtOutcome {
+    ExtOutcome::Ok(json!(format!("value {n}")))
+}
+
+/// Not a test on its own: the killed process of the test below (it does nothing unless that
+/// test started it).
+#[tokio::test]
+async fn child_that_suspends_a_thousand_executions_and_waits_to_be_killed() {
+    let Some(dir) = std::env::var_os(CHILD) else { return };
+    let runtime = disk_runtime(Path::new(&dir));
+    for n in 0..1000 {
+        let result = runtime.execute(request(n)).await;
+        assert_eq!(result.status, Status::Suspended, "{result:?}");
+        println!("SUSPENDED {n} {}", result.suspension.unwrap().id);
+    }
+    println!("READY");
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexus-durable-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_stored_suspensions_survive_sigkill_and_resume_in_another_runtime() {
+    let dir = temp_dir("sigkill");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_that_suspends_a_thousand_executions_and_waits_to_be_killed", "--exact", "--nocapture"])
+        .env(CHILD, &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test binary starts again as the child");
+    let mut suspended = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "READY" {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("SUSPENDED ") {
+            let (n, id) = rest.split_once(' ').unwrap();
+            suspended.push((n.parse::<u64>().unwrap(), SuspensionId(id.to_owned())));
+        }
+    }
+    assert_eq!(suspended.len(), 1000, "the child suspended a thousand executions");
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+
+    // What a run that was never killed gives.
+    let clean = Runtime::start(RuntimeConfig::default()).unwrap();
+    let runtime = disk_runtime(&dir);
+    for (n, id) in suspended {
+        let resumed = runtime.resume(&id, 1, answer(n)).await;
+        let expected = {
+            let first = clean.execute(request(n)).await;
+            clean.resume(&first.suspension.unwrap().id, 1, answer(n)).await
+        };
+        assert_eq!(resumed.status, Status::Success, "{n}: {resumed:?}");
+        assert_eq!(resumed.return_value, expected.return_value, "{n}");
+        assert_eq!(resumed.records, expected.records, "{n}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_store_needs_configured_keys() {
+    let dir = temp_dir("nokeys");
+    let refused =
+        Runtime::start(RuntimeConfig { suspension_store: StoreConfig::Disk(dir.clone()), ..RuntimeConfig::default() })
+            .err()
+            .expect("refused without keys");
+    assert!(format!("{refused:#}").contains("suspension keys"), "{refused:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn result_code(result: &ExecutionResult) -> Option<ErrorCode> {
+    result.error.as_ref().map(|e| e.code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_suspension_is_used_once_cancelled_or_expired_like_a_live_one() {
+    let runtime = Runtime::start(RuntimeConfig {
+        hibernate_after: Duration::ZERO,
+        suspension_timeout: Duration::from_millis(400),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let hibernated = || async {
+        let result = runtime.execute(request(3)).await;
+        let id = result.suspension.unwrap().id;
+        // Hibernated right after the result went back.
+        for _ in 0..200 {
+            if runtime.stats().await.pool.hibernated > 0 && runtime.stats().await.pool.parked == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        id
+    };
+    let id = hibernated().await;
+    let refused = runtime.resume(&id, 9, answer(3)).await;
+    assert_eq!(result_code(&refused), Some(ErrorCode::InvalidArgument), "no call 9");
+    let done = runtime.resume(&id, 1, answer(3)).await;
+    assert_eq!(done.status, Status::Success, "{done:?}");
+    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+
+    let id = hibernated().await;
+    assert_eq!(runtime.cancel(&id).await, Ok(true));
+    assert_eq!(runtime.cancel(&id).await, Ok(false));
+    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+
+    // A refused resume does not extend the expiry.
+    let id = hibernated().await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(result_code(&runtime.resume(&id, 9, answer(3)).await), Some(ErrorCode::InvalidArgument));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+
+    let stats = runtime.stats().await;
+    assert!(stats.hibernations >= 3 && stats.restores >= 1 && stats.cancellations == 1, "{stats:?}");
+    let text = runtime.prometheus().await;
+    for metric in
+        ["nexus_hibernations_total", "nexus_restores_total", "nexus_hibernated", "nexus_suspension_store_bytes"]
+    {
+        assert!(text.contains(metric), "{metric} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_store_bound_a_new_suspension_fails_with_overloaded() {
+    let runtime = Runtime::start(RuntimeConfig {
+        store_limits: nexus::StoreLimits { max_suspensions: 3, max_bytes: 1 << 30 },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let mut codes = Vec::new();
+    for n in 0..5 {
+        codes.push(result_code(&runtime.execute(request(n)).await));
+    }
+    assert_eq!(codes, vec![None, None, None, Some(ErrorCode::Overloaded), Some(ErrorCode::Overloaded)]);
+}
+
+/// Two thousand clients whose handler awaits one 100 ms extension call: with hibernation the
+/// pool of 256 actors is no cap, and nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_clients_with_slow_extension_calls_are_never_overloaded() {
+    let runtime = Runtime::start(RuntimeConfig { queue_bound: 4096, ..RuntimeConfig::default() }).unwrap();
+    let client = |n: u64| {
+        let runtime = runtime.clone();
+        async move {
+            let first = runtime.execute(request(n)).await;
+            let Some(suspension) = first.suspension else { return first };
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            runtime.resume(&suspension.id, 1, answer(n)).await
+        }
+    };
+    let results = futures::future::join_all((0..2000).map(client)).await;
+    let failed: Vec<_> = results.iter().filter(|r| r.status != Status::Success).collect();
+    assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
+    assert!(runtime.stats().await.hibernations > 0, "the pool needed its actors back");
+}
