@@ -355,6 +355,20 @@ fn answer(arg: &Value) -> ExtOutcome {
 
 /// Runs `program` in the sandbox, answering every suspension, and gathers what it produced.
 fn run_in_sandbox(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&str, i64)]) -> Observed {
+    run_hibernating(program, tokens, snapshot, 0).0
+}
+
+/// Like [`run_in_sandbox`], hibernating the execution at the suspensions whose bit is set in
+/// `hibernate_at` (bit n: the n-th suspension): it goes through a sealed image and a fresh
+/// instance there. Also returns how many times it was hibernated.
+fn run_hibernating(
+    program: &Program,
+    tokens: &BTreeSet<String>,
+    snapshot: &[(&str, i64)],
+    hibernate_at: u32,
+) -> (Observed, u32) {
+    let sealer = nexus::Sealer::new(nexus::SuspensionKeys::random());
+    let mut hibernations = 0;
     let caps: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let state: serde_json::Map<String, Value> = snapshot.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     let mut request = common::request(&program.source(), &caps, Value::Object(state));
@@ -365,8 +379,16 @@ fn run_in_sandbox(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&st
     let mut outcome = engine.execute(request);
     let mut records = Records::default();
     let mut suspended_on = Vec::new();
-    while let Some(parked) = outcome.parked.take() {
+    while let Some(mut parked) = outcome.parked.take() {
         let suspension = outcome.result.suspension.take().expect("a parked execution reports its suspension");
+        if hibernate_at & (1 << suspended_on.len().min(31)) != 0 {
+            let image = engine.hibernate(parked).expect("hibernates");
+            let expires_at = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+            let sealed = sealer.seal(&image, &suspension.id, expires_at);
+            let (_, image) = sealer.open(&sealed, &suspension.id).expect("opens");
+            parked = engine.restore(image, suspension.id.clone()).expect("restores");
+            hibernations += 1;
+        }
         records.extend(std::mem::take(&mut outcome.result.records));
         assert_eq!(suspension.calls.len(), 1, "each awaited call suspends alone");
         let call = &suspension.calls[0];
@@ -378,7 +400,7 @@ fn run_in_sandbox(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&st
     }
     let result = outcome.result;
     records.extend(result.records);
-    Observed {
+    let observed = Observed {
         status: Some(result.status),
         error_code: result.error.map(|e| e.code.as_str().to_owned()),
         return_value: result.return_value,
@@ -387,7 +409,8 @@ fn run_in_sandbox(program: &Program, tokens: &BTreeSet<String>, snapshot: &[(&st
         view_commands: records.view_commands,
         denials: records.denials,
         suspended_on,
-    }
+    };
+    (observed, hibernations)
 }
 
 proptest! {
@@ -401,6 +424,35 @@ proptest! {
     ) {
         let expected = Model::expect(&program, &tokens, &snapshot);
         let observed = run_in_sandbox(&program, &tokens, &snapshot);
+        prop_assert_eq!(observed, expected, "capabilities {:?}, state {:?}", tokens, snapshot);
+    }
+}
+
+fn hibernation_config() -> ProptestConfig {
+    let mut config = config();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = 512;
+    }
+    config
+}
+
+proptest! {
+    #![proptest_config(hibernation_config())]
+
+    /// A suspended execution that goes through a sealed image and a fresh instance at any of
+    /// its suspensions does exactly what it does when it stays live.
+    #[test]
+    fn random_programs_do_the_same_when_hibernated_at_random_suspensions(
+        program in prop::collection::vec(op(), 1..12).prop_map(Program),
+        tokens in capabilities(),
+        snapshot in snapshot(),
+        hibernate_at in any::<u32>(),
+    ) {
+        let expected = Model::expect(&program, &tokens, &snapshot);
+        let (observed, hibernations) = run_hibernating(&program, &tokens, &snapshot, hibernate_at);
+        let suspensions = observed.suspended_on.len() as u32;
+        let chosen = (0..suspensions.min(32)).filter(|n| hibernate_at & (1 << n) != 0).count() as u32;
+        prop_assert_eq!(hibernations, chosen, "hibernated where chosen");
         prop_assert_eq!(observed, expected, "capabilities {:?}, state {:?}", tokens, snapshot);
     }
 }
