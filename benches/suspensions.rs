@@ -1,0 +1,216 @@
+//! Suspensions beyond their instance: what hibernating and restoring cost, what a hibernated
+//! suspension occupies, and the throughput of handlers waiting on slow extension calls.
+//!
+//! `cargo bench --bench suspensions` (all of it), or `cargo bench --bench suspensions -- NAME`
+//! for one of `latency`, `memory`, `io`. Figures go to stdout, one line each; BENCHMARKS.md
+//! keeps them with this command.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use nexus::workloads::Workload;
+use nexus::{
+    Engine, EngineConfig, ExecutionRequest, ExtOutcome, Runtime, RuntimeConfig, Sealer, Status, StoreConfig,
+    SuspensionKeys,
+};
+use serde_json::json;
+
+fn main() {
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let runs = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if runs("latency") {
+        engine_latency();
+        tokio.block_on(runtime_latency());
+    }
+    if runs("memory") {
+        tokio.block_on(resident_memory(&[10_000, 100_000]));
+    }
+    if runs("io") {
+        tokio.block_on(io_bound_throughput());
+    }
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)]
+}
+
+/// The `suspend` workload's handler plus a few dozen small objects alive across the await.
+fn request() -> ExecutionRequest {
+    let suspend = Workload::named("suspend");
+    let mut request = suspend.request(nexus::Handler::Source(format!(
+        "const objects = []; for (let i = 0; i < 40; i++) objects.push({{ i, name: 'item ' + i }});\n{}",
+        suspend.source
+    )));
+    request.timeout = Duration::from_secs(5);
+    request
+}
+
+fn engine_latency() {
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let sealer = Sealer::new(SuspensionKeys::random());
+    let (mut hibernate, mut restore, mut live_resume, mut sizes) = (vec![], vec![], vec![], vec![]);
+    for round in 0..3000 {
+        let outcome = engine.execute(request());
+        let id = outcome.result.suspension.unwrap().id;
+        let call = 1;
+        if round % 2 == 0 {
+            let started = Instant::now();
+            let parked = outcome.parked.unwrap();
+            let resumed = engine.resume(parked, call, ExtOutcome::Ok(json!({"temp": 21}))).ok().unwrap();
+            live_resume.push(started.elapsed());
+            assert_eq!(resumed.result.status, Status::Success);
+            continue;
+        }
+        let started = Instant::now();
+        let image = engine.hibernate(outcome.parked.unwrap()).unwrap();
+        let sealed = sealer.seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
+        hibernate.push(started.elapsed());
+        sizes.push(sealed.len());
+        let started = Instant::now();
+        let (_, image) = sealer.open(&sealed, &id).unwrap();
+        let parked = engine.restore(image, id).unwrap();
+        let resumed = engine.resume(parked, call, ExtOutcome::Ok(json!({"temp": 21}))).ok().unwrap();
+        restore.push(started.elapsed());
+        assert_eq!(resumed.result.status, Status::Success);
+    }
+    sizes.sort();
+    println!(
+        "engine: hibernate (capture + seal) p50 {:?} p99 {:?}; restore + resume p50 {:?} p99 {:?}; live resume p50 {:?}; \
+         sealed image p50 {} bytes",
+        percentile(&mut hibernate, 0.5),
+        percentile(&mut hibernate, 0.99),
+        percentile(&mut restore, 0.5),
+        percentile(&mut restore, 0.99),
+        percentile(&mut live_resume, 0.5),
+        sizes[sizes.len() / 2]
+    );
+}
+
+/// execute + resume through the runtime, the suspension live or hibernated first.
+async fn runtime_latency() {
+    let store_dir = std::env::temp_dir().join(format!("nexus-bench-suspensions-{}", std::process::id()));
+    let stores = [
+        ("live", RuntimeConfig { hibernate_after: Duration::from_secs(3600), ..RuntimeConfig::default() }),
+        ("hibernated in memory", RuntimeConfig { hibernate_after: Duration::ZERO, ..RuntimeConfig::default() }),
+        (
+            "hibernated on disk",
+            RuntimeConfig {
+                suspension_store: StoreConfig::Disk(store_dir.clone()),
+                suspension_keys: Some(SuspensionKeys::new(&[[3; 32]]).unwrap()),
+                ..RuntimeConfig::default()
+            },
+        ),
+    ];
+    for (name, config) in stores {
+        let runtime = Runtime::start(config).unwrap();
+        let (mut first, mut second) = (vec![], vec![]);
+        for round in 0..1500 {
+            let started = Instant::now();
+            let suspended = runtime.execute(request()).await;
+            let suspend_took = started.elapsed();
+            let id = suspended.suspension.unwrap().id;
+            // Let a hibernation that follows the result happen before the resume.
+            tokio::time::sleep(Duration::from_micros(300)).await;
+            let started = Instant::now();
+            let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await;
+            assert_eq!(done.status, Status::Success, "{done:?}");
+            if round >= 100 {
+                first.push(suspend_took);
+                second.push(started.elapsed());
+            }
+        }
+        let stats = runtime.stats().await;
+        println!(
+            "runtime, {name}: execute until suspended p50 {:?}; resume p50 {:?} p99 {:?} (hibernations {}, restores {})",
+            percentile(&mut first, 0.5),
+            percentile(&mut second, 0.5),
+            percentile(&mut second, 0.99),
+            stats.hibernations,
+            stats.restores
+        );
+        runtime.shutdown(Duration::from_secs(1)).await;
+    }
+    let _ = std::fs::remove_dir_all(store_dir);
+}
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// Resident memory per hibernated suspension (in-memory store), at several counts.
+async fn resident_memory(counts: &[usize]) {
+    for &count in counts {
+        let runtime =
+            Runtime::start(RuntimeConfig { hibernate_after: Duration::ZERO, ..RuntimeConfig::default() }).unwrap();
+        // Warm: the pool's actors started and their slots touched.
+        let warm: Vec<_> = futures::future::join_all((0..256).map(|_| runtime.execute(request()))).await;
+        drop(warm);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = resident_bytes();
+        let mut ids = Vec::with_capacity(count);
+        for chunk in 0..count.div_ceil(1000) {
+            let batch = (count - chunk * 1000).min(1000);
+            let results = futures::future::join_all((0..batch).map(|_| runtime.execute(request()))).await;
+            ids.extend(results.into_iter().map(|r| r.suspension.unwrap().id));
+        }
+        while runtime.stats().await.pool.parked > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = resident_bytes();
+        let stats = runtime.stats().await;
+        println!(
+            "memory: {count} hibernated suspensions: RSS {:.0} MiB in all, +{:.1} KiB each (store holds {:.1} KiB each)",
+            after as f64 / (1 << 20) as f64,
+            (after.saturating_sub(before)) as f64 / count as f64 / 1024.0,
+            stats.pool.store_bytes as f64 / count as f64 / 1024.0
+        );
+        drop(ids);
+        runtime.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// 2,000 closed-loop clients, one extension call each execution: instant, then 100 ms.
+async fn io_bound_throughput() {
+    let mut rates = Vec::new();
+    for delay in [Duration::ZERO, Duration::from_millis(100)] {
+        let runtime = Runtime::start(RuntimeConfig { queue_bound: 8192, ..RuntimeConfig::default() }).unwrap();
+        let until = Instant::now() + Duration::from_secs(6);
+        let counted_from = Instant::now() + Duration::from_secs(1);
+        let clients = (0..2000).map(|_| {
+            let runtime = runtime.clone();
+            async move {
+                let mut done = 0u64;
+                while Instant::now() < until {
+                    let suspended = runtime.execute(request()).await;
+                    let id = suspended.suspension.expect("suspends").id;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await;
+                    assert_eq!(result.status, Status::Success, "{result:?}");
+                    if Instant::now() >= counted_from {
+                        done += 1;
+                    }
+                }
+                done
+            }
+        });
+        let total: u64 = futures::future::join_all(clients).await.into_iter().sum();
+        let rate = total as f64 / 5.0;
+        rates.push(rate);
+        println!("io: 2,000 clients, extension call of {delay:?}: {rate:.0} executions/s");
+        runtime.shutdown(Duration::from_secs(1)).await;
+    }
+    println!("io: with 100 ms calls, {:.0}% of the throughput with instant ones", rates[1] / rates[0] * 100.0);
+}
