@@ -13,7 +13,7 @@
 //   node scripts/pack.js <out>
 'use strict';
 
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { npmFilters, platformName, platformOfTriple, platformPackage } = require('../lib/platform');
@@ -63,7 +63,9 @@ const mainTarball = pack(main);
 const { name, binary: file } = platformPackage(platform);
 const dir = path.join(stage, platform);
 fs.mkdirSync(dir, { recursive: true });
-fs.copyFileSync(binary, path.join(dir, file));
+// Without the line tables the release profile keeps for profiling: a quarter of the size.
+const stripped = spawnSync('strip', ['--strip-debug', '-o', path.join(dir, file), binary], { stdio: 'inherit' });
+if (stripped.error || stripped.status !== 0) fs.copyFileSync(binary, path.join(dir, file));
 const platformManifest = {
   name,
   version: manifest.version,
