@@ -416,7 +416,11 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
         waiting.push(request);
     }
     let refused = runtime.execute(adding(0)).await;
-    assert_eq!(refused.error.map(|e| e.code), Some(ErrorCode::Overloaded), "one more than the bound is refused at once");
+    assert_eq!(
+        refused.error.map(|e| e.code),
+        Some(ErrorCode::Overloaded),
+        "one more than the bound is refused at once"
+    );
     // The waiting callers give up; the queue takes requests again once they are gone.
     drop(waiting);
     assert_eq!(busy.await.return_value, json!("busy"));

@@ -55,5 +55,6 @@ fn twenty_runtimes_dropped_without_shutdown_leave_no_thread_behind() {
 
     drop(runtimes);
     let after = settle_to(before, Duration::from_secs(10));
+    eprintln!("threads: {before} before, {running} with 20 runtimes, {after} after dropping them");
     assert!(after <= before, "{before} threads before, {running} with 20 runtimes, {after} after dropping them");
 }
