@@ -49,6 +49,7 @@ function check() {
     );
   return {
     checker,
+    exports: [...exports.values()],
     type,
     properties,
     property: (t, name) => checker.getNonNullableType(checker.getTypeOfSymbol(t.getProperty(name))),
@@ -110,5 +111,24 @@ test('ExecutionResult, its parts and RuntimeStats have the shape the runtime pro
     conforms(type('CapabilityInference'), [await runtime.inferCapabilities('return $state.a')], 'CapabilityInference');
   } finally {
     await runtime.shutdown();
+  }
+});
+
+test('the classes and functions the package exports are the ones index.d.ts declares', () => {
+  const { checker, value, exports } = declared();
+  const pkg = require('..');
+  const values = exports.filter((symbol) => symbol.flags & ts.SymbolFlags.Value).map((symbol) => symbol.name);
+  assert.deepEqual([...values].sort(), Object.keys(pkg).sort());
+  // Each class's methods, as the native module and the JavaScript layer define them.
+  for (const name of ['NexusRuntime', 'WasmSandboxExecutor']) {
+    const instance = checker.getTypeOfSymbol(value(name).getProperty('prototype'));
+    const declaredMethods = checker
+      .getPropertiesOfType(instance)
+      .filter((p) => checker.getTypeOfSymbol(p).getCallSignatures().length > 0)
+      .map((p) => p.name);
+    const actual = Object.getOwnPropertyNames(pkg[name].prototype).filter(
+      (key) => key !== 'constructor' && typeof pkg[name].prototype[key] === 'function',
+    );
+    assert.deepEqual([...declaredMethods].sort(), [...actual].sort(), name);
   }
 });
