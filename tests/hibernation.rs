@@ -45,10 +45,6 @@ fn run_to_end(source: &str, answer: impl Fn(u32) -> ExtOutcome, hibernate: bool)
     }
 }
 
-fn ok(value: Value) -> impl Fn(u32) -> ExtOutcome {
-    move |_| ExtOutcome::Ok(value.clone())
-}
-
 #[test]
 fn closures_caught_rejections_promise_all_and_a_big_heap_survive_hibernation() {
     let handlers = [

@@ -401,3 +401,34 @@ fn spinning_or_not_every_request_and_resume_is_answered() {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overload() {
+    let bound = RuntimeConfig::default().queue_bound;
+    assert!(bound >= 10_000, "a burst of 10,000 waits rather than being refused (bound {bound})");
+    // One instance, busy: everything else waits in the default queue until it is full.
+    let runtime = Runtime::start(RuntimeConfig { pool_size: 1, workers: 1, ..RuntimeConfig::default() }).unwrap();
+    let mut busy = Box::pin(runtime.execute(ExecutionRequest::source(
+        "const end = Date.now() + 2000; while (Date.now() < end) {} return 'busy';",
+    )));
+    assert!(futures::poll!(busy.as_mut()).is_pending());
+    let mut waiting = Vec::with_capacity(bound);
+    for n in 0..bound {
+        let mut request = Box::pin(runtime.execute(adding(n as u64)));
+        assert!(futures::poll!(request.as_mut()).is_pending(), "request {n} waits");
+        waiting.push(request);
+    }
+    let refused = runtime.execute(adding(0)).await;
+    assert_eq!(
+        refused.error.map(|e| e.code),
+        Some(ErrorCode::Overloaded),
+        "one more than the bound is refused at once"
+    );
+    // The waiting callers give up; the queue takes requests again once they are gone.
+    drop(waiting);
+    assert_eq!(busy.await.return_value, json!("busy"));
+    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    let stats = runtime.stats().await;
+    assert_eq!(stats.errors.get("OVERLOADED"), Some(&1));
+    shut_down_drained(&runtime).await;
+}

@@ -8,8 +8,9 @@
 //
 //   npm ci && node --no-node-snapshot bench.js [--iterations-scale F] [--rounds N] [--only a,b] [--json]
 //
-// Build the binding first: `npm run build:release` in crates/bindings (the dev build works
-// too, for a smoke run: its own crates are unoptimized). isolated-vm needs
+// Build the binding first: `bash scripts/pack-node.sh` (or `npm run build:release` in
+// crates/bindings). The harness prints which native module it loaded and refuses a debug build
+// (its own crates unoptimized: several times slower, and silently so). isolated-vm needs
 // --no-node-snapshot on Node 20.
 //
 // Fairness notes. The peers run the same handler sources behind a small shim that gives them
@@ -259,8 +260,20 @@ async function measureConcurrent(system, w, iterations, concurrency) {
   return { executionsPerSecond: iterations / seconds, concurrency, iterations };
 }
 
+/** Says which native module the binding loaded; exits unless it is a release build. */
+function checkBinding() {
+  const { binding } = require(BINDING);
+  console.error(`nexus binding: ${binding.file} (${binding.profile} build)`);
+  if (binding.profile !== 'release') {
+    console.error('refusing to measure a debug build: run `bash scripts/pack-node.sh` (a release build) first');
+    process.exit(2);
+  }
+  return binding;
+}
+
 async function main() {
   const options = parseArgs(process.argv.slice(2));
+  const binding = checkBinding();
   const workloads = loadWorkloads().filter((w) => !options.only || options.only.includes(w.name));
   const systems = [await nexusSystem(), await nexusExecutorSystem(), await quickjsSystem(), await isolatedVmSystem()];
   const rows = [];
@@ -299,8 +312,8 @@ async function main() {
   }
   for (const system of systems) await system.close();
   const machine = { node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown' };
-  if (options.json) console.log(JSON.stringify({ machine, rows }, null, 2));
-  else console.log(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node}`);
+  if (options.json) console.log(JSON.stringify({ machine, binding, rows }, null, 2));
+  else console.log(`\n${machine.cpus} × ${machine.cpu}, Node ${machine.node}, nexus binding ${binding.file} (${binding.profile})`);
 }
 
 let headerPrinted = false;

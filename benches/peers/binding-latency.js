@@ -24,6 +24,13 @@ function options(argv) {
 // JSON-text fast path that the package's lib/native.js hands to its own.
 function loadBinding(file) {
   const native = require(file);
+  // The package says which build it loaded; a native module loaded directly, itself.
+  const profile = native.binding?.profile ?? native.definitions?.().profile ?? 'unknown';
+  console.error(`nexus binding: ${native.binding?.file ?? file} (${profile} build)`);
+  if (profile === 'debug') {
+    console.error('refusing to measure a debug build: run `bash scripts/pack-node.sh` (a release build) first');
+    process.exit(2);
+  }
   if (typeof native.useJsonText === 'function') {
     native.useJsonText(require(path.join(__dirname, '..', '..', 'crates', 'bindings', 'lib', 'json-text')).jsonText);
   }

@@ -1,5 +1,7 @@
 // Type declarations of the Nexus Node.js binding (native NexusRuntime) and its JavaScript
-// layer (WasmSandboxExecutor, SandboxError). Shapes follow SPEC section 5 (camelCase).
+// layer (WasmSandboxExecutor, SandboxError). test/types.test.js checks them against the Rust
+// definitions (the error codes, the nesting limit, the shape of results and statistics) and
+// compiles test/types/usage.ts against them with `tsc --noEmit --strict`.
 
 /// <reference types="node" />
 
@@ -18,6 +20,7 @@ export type ErrorCode =
   | 'SUSPENSION_NOT_FOUND'
   | 'OVERLOADED'
   | 'SHUTTING_DOWN'
+  | 'STORE_UNAVAILABLE'
   | 'INTERNAL';
 
 /** `new NexusRuntime(config)`: every field optional. */
@@ -26,7 +29,7 @@ export interface RuntimeConfig {
   poolSize?: number;
   /** Worker threads. Default: the machine's cores. */
   workers?: number;
-  /** Requests that may wait for an instance; beyond it, OVERLOADED. Default 1024. */
+  /** Requests that may wait for an instance; beyond it, OVERLOADED. Default 16384 (see the README). */
   queueBound?: number;
   /** A suspension not resumed within this time is dropped. Default 60000. */
   suspensionTimeoutMs?: number;
@@ -59,10 +62,24 @@ export interface RuntimeConfig {
   compileCacheDir?: string;
 }
 
+/**
+ * How deep arrays and objects may nest in a request's values (arguments, scope, state) and in
+ * an extension call's result; deeper is INVALID_ARGUMENT.
+ */
+export declare const MAX_NESTING: 128;
+
+/** Which native module was loaded: its file, and the Cargo profile it was built with. */
+export declare const binding: { readonly file: string; readonly profile: 'release' | 'debug' };
+
 /** What a native execution gets besides the handler. Values must be JSON data. */
 export interface ExecutionContext {
   panelId?: string;
   handlerName?: string;
+  /**
+   * A copy of the panel's state, read by the handler; its writes come back as the result's
+   * `stateMutations`, to apply yourself. (WasmSandboxExecutor takes `state`, the live object,
+   * and applies them to it.)
+   */
   stateSnapshot?: Record<string, JsonValue>;
   args?: JsonValue;
   scope?: JsonValue;
@@ -70,6 +87,10 @@ export interface ExecutionContext {
   capabilities?: string[];
   /** `{ extension: [methods] }` the handler may call. */
   extensionRegistry?: Record<string, string[]>;
+  /**
+   * The handler's running-time budget in milliseconds (time parked waiting for an extension
+   * call does not count). Default 5000. The methods' positional `timeoutMs` wins over it.
+   */
   timeoutMs?: number;
   /** Bytes. */
   memoryLimit?: number;
@@ -162,7 +183,12 @@ export interface CapabilityInference {
  * an `Error` whose `code` names why; a handler that fails resolves to `status: "error"`.
  */
 export declare class NexusRuntime {
+  /**
+   * Starts a runtime: threads of its own until `shutdown()`, or until the object is garbage
+   * (its finalizer stops it).
+   */
   constructor(config?: RuntimeConfig);
+  /** `timeoutMs` (positional) wins over `context.timeoutMs`; see ExecutionContext. */
   executeHandler(code: string, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
   executeCompiledHandler(bytecode: Buffer, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
   precompileHandler(code: string): Promise<Buffer>;
@@ -200,11 +226,16 @@ export interface ExecutorOptions extends Sinks {
   runtime?: NexusRuntime;
   config?: RuntimeConfig;
   extensions?: Extensions;
+  /** The default of `timeoutMs` (see HandlerContext). */
   timeoutMs?: number;
 }
 
 export interface HandlerContext extends Sinks {
-  /** The application's state object: mutations are applied to it as they happen. */
+  /**
+   * The application's state object itself (where NexusRuntime takes `stateSnapshot`, a copy):
+   * the handler's mutations are applied to it as they happen, each set as an own data property
+   * whatever the key (`__proto__` included).
+   */
   state?: Record<string, JsonValue>;
   args?: JsonValue;
   scope?: JsonValue;
@@ -212,6 +243,10 @@ export interface HandlerContext extends Sinks {
   extensions?: Extensions;
   panelId?: string;
   handlerName?: string;
+  /**
+   * The handler's running-time budget in milliseconds, as ExecutionContext's; the methods'
+   * positional `timeoutMs` wins over it, and it wins over the executor's `timeoutMs` option.
+   */
   timeoutMs?: number;
   memoryLimit?: number;
 }
@@ -250,16 +285,30 @@ export declare class WasmSandboxExecutor {
   constructor(options?: ExecutorOptions);
   readonly runtime: NexusRuntime;
   /** Returns the handler's value; throws SandboxError when it fails. */
-  executeHandler(handler: Handler, context?: HandlerContext): Promise<JsonValue>;
+  executeHandler(handler: Handler, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
   /** Checks and coerces `args` against `tool.parameters`, then runs the tool's handler. */
-  executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext): Promise<JsonValue>;
+  executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
   precompileHandler(code: string): Promise<Buffer>;
+  inferCapabilities(code: string): Promise<CapabilityInference>;
   /** Calls `callback` after every execution; returns a function that unsubscribes. */
   onMetrics(callback: (report: ExecutionReport) => void): () => void;
   getStats(): Promise<RuntimeStats>;
   getPrometheusMetrics(): Promise<string>;
   shutdown(graceMs?: number): Promise<void>;
 }
+
+/**
+ * The executor's legacy name: the in-process SandboxExecutor the product grew from is gone,
+ * and code written against it gets WasmSandboxExecutor, with real isolation.
+ */
+export declare const SandboxExecutor: typeof WasmSandboxExecutor;
+export type SandboxExecutor = WasmSandboxExecutor;
+
+/**
+ * The capability tokens a handler's source needs, with warnings for its dynamic accesses; no
+ * runtime needed. A syntax error rejects with a SandboxError `SYNTAX_ERROR` and `location`.
+ */
+export declare function inferCapabilities(code: string): Promise<CapabilityInference>;
 
 /** The argument checking of `executeTool`, on its own. */
 export declare function coerceArguments(toolName: string, parameters: ParameterSchema | undefined, args: unknown): Record<string, unknown>;

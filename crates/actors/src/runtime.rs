@@ -17,7 +17,7 @@ use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, S
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Supervisor};
+use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor};
 use crate::suspension::lifecycle::Suspensions;
 use crate::suspension::{Sealer, SuspensionKeys};
 
@@ -31,14 +31,38 @@ pub trait ExtensionHost: Sync {
 ///
 /// Executions and resumes run through the [`Pool`] on the caller's thread (two thread
 /// hand-offs: to the instance actor's worker and back); everything else asks the supervisor.
+///
+/// Dropping the last clone stops everything the runtime started, as [`Runtime::shutdown`]
+/// would without its grace period: the supervisor, the worker threads (and the runtime's own
+/// system and its thread, when it has one), then the engine and its epoch ticker thread. The
+/// threads end as soon as what they run ends (at once when they are idle); the drop itself does
+/// not wait for them.
 #[derive(Clone)]
 pub struct Runtime {
     pool: Arc<Pool>,
     supervisor: Addr<Supervisor>,
     /// The supervisor thread's doorbell, rung after every request sent to it.
     supervisor_bell: Doorbell,
+    /// Shared by the clones: the last one dropped stops the runtime.
+    owner: Arc<Owner>,
+}
+
+/// What a runtime started, stopped when the last clone of the [`Runtime`] is dropped.
+struct Owner {
+    supervisor: Addr<Supervisor>,
     /// The actix system started for this runtime, when the caller was not inside one.
     own_system: Option<System>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        match &self.own_system {
+            // Its arbiters stop with it: the supervisor's and every worker's.
+            Some(system) => system.stop(),
+            // Inside the caller's system: the supervisor stops the workers as it stops.
+            None => self.supervisor.do_send(Stop),
+        }
+    }
 }
 
 impl Runtime {
@@ -66,7 +90,8 @@ impl Runtime {
         };
         if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {
             let (pool, supervisor, supervisor_bell) = spawn();
-            return Ok(Runtime { pool, supervisor, supervisor_bell, own_system: None });
+            let owner = Arc::new(Owner { supervisor: supervisor.clone(), own_system: None });
+            return Ok(Runtime { pool, supervisor, supervisor_bell, owner });
         }
         let (started, addresses) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -83,7 +108,8 @@ impl Runtime {
             .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
         let ((pool, supervisor, supervisor_bell), system) =
             addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
-        Ok(Runtime { pool, supervisor, supervisor_bell, own_system: Some(system) })
+        let owner = Arc::new(Owner { supervisor: supervisor.clone(), own_system: Some(system) });
+        Ok(Runtime { pool, supervisor, supervisor_bell, owner })
     }
 
     /// Sends `message` to the supervisor and rings its doorbell; the answer's wake-up rings the
@@ -146,7 +172,7 @@ impl Runtime {
     /// parked ones with `SHUTTING_DOWN`, then stops the runtime's own system if it has one.
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.supervisor.send(Shutdown { grace }).await;
-        if let Some(system) = &self.own_system {
+        if let Some(system) = &self.owner.own_system {
             system.stop();
         }
     }

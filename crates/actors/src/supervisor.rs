@@ -24,7 +24,17 @@ pub struct RuntimeConfig {
     pub pool_size: usize,
     /// Worker threads the instance actors run on. Default: the machine's cores.
     pub workers: usize,
-    /// Requests that may wait for an instance; beyond it, `OVERLOADED`. Default 1024.
+    /// Requests that may wait for an instance; beyond it, `OVERLOADED`. Default 16,384.
+    ///
+    /// Sized for bursts, not as a small count: a waiting request costs its queue entry (about
+    /// a hundred bytes) besides the request itself, which its caller holds anyway (its source,
+    /// state, arguments: a few hundred bytes to a few KB for typical handlers), so a full queue
+    /// of small requests is tens of MB; and a trivial execution takes 30-50 µs of a worker,
+    /// so 16,384 of them drain in well under a second on two cores. A burst of 10,000
+    /// concurrent executions from one caller (Node's `Promise.all`) fits with room to spare.
+    /// What is refused is real overload: more requests waiting than that, whose wait would
+    /// keep growing. Lower it where requests are large or handlers slow (a queue of 1 ms
+    /// handlers waits about 8 s at its end on two workers).
     pub queue_bound: usize,
     /// A parked execution not resumed within this time is dropped. Default 60 s.
     pub suspension_timeout: Duration,
@@ -66,7 +76,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             pool_size: 256,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            queue_bound: 1024,
+            queue_bound: 16_384,
             suspension_timeout: Duration::from_secs(60),
             spin_before_park: Duration::from_micros(100),
             caller_resets: true,
@@ -114,6 +124,12 @@ pub struct InjectCrashes(pub usize);
 pub struct Shutdown {
     pub grace: Duration,
 }
+
+/// Stops the supervisor, and with it the worker threads (the last handle on a runtime started
+/// inside the caller's actix system was dropped).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
 
 pub struct Supervisor {
     pool: Arc<Pool>,
@@ -197,6 +213,14 @@ impl Handler<InjectCrashes> for Supervisor {
 
     fn handle(&mut self, InjectCrashes(n): InjectCrashes, _: &mut Context<Self>) {
         self.pool.inject_crashes(n);
+    }
+}
+
+impl Handler<Stop> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 

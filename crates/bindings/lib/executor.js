@@ -18,7 +18,7 @@ class WasmSandboxExecutor {
    * @param {Function} [options.onEvent] `(event, context)` for every `$emit`
    * @param {Function} [options.onViewCommand] `(command, context)` for every `$view` command
    * @param {Function} [options.onLog] `(line, context)` for every `$log` / console line
-   * @param {number} [options.timeoutMs] default execution timeout
+   * @param {number} [options.timeoutMs] default execution timeout (see `executeHandler`)
    */
   constructor(options = {}) {
     const { NexusRuntime } = require('./native');
@@ -36,25 +36,31 @@ class WasmSandboxExecutor {
    *
    * `handler`: source text, a Buffer of bytecode, or `{ code | bytecode, name?, capabilities? }`.
    * `context`: `{ state, args, scope, capabilities, extensions, panelId, handlerName, timeoutMs,
-   * memoryLimit, onEvent, onViewCommand, onLog }`. `state` is the application's state object:
-   * the handler's mutations are applied to it as they happen (before any extension call runs).
+   * memoryLimit, onEvent, onViewCommand, onLog }`. `state` is the application's state object
+   * itself (where NexusRuntime takes `stateSnapshot`, a copy): the handler's mutations are
+   * applied to it as they happen (before any extension call runs), each as an own data
+   * property whatever the key's name.
+   * `timeoutMs`: the handler's running-time budget in milliseconds (time parked waiting for an
+   * extension call does not count); it wins over `context.timeoutMs`, which wins over the
+   * executor's `timeoutMs` option; default 5000. NexusRuntime's methods take it the same way.
    */
-  async executeHandler(handler, context = {}) {
-    return this.#run(normalizeHandler(handler), context, null);
+  async executeHandler(handler, context = {}, timeoutMs = undefined) {
+    return this.#run(normalizeHandler(handler), context ?? {}, timeoutMs, null);
   }
 
   /**
    * Validates and coerces `args` against `tool.parameters`, then runs `tool.handler` with them.
    * `tool`: `{ name, parameters?, handler: code | bytecode | { code | bytecode, capabilities? } }`.
+   * `context` and `timeoutMs` as for `executeHandler`.
    */
-  async executeTool(tool, args, context = {}) {
+  async executeTool(tool, args, context = {}, timeoutMs = undefined) {
     const toolName = tool?.name ?? null;
     if (typeof toolName !== 'string' || toolName === '') {
       throw new SandboxError('INVALID_ARGUMENT', 'a tool needs a name');
     }
     const coerced = coerceArguments(toolName, tool.parameters, args);
     const handler = normalizeHandler(tool.handler ?? tool);
-    return this.#run(handler, { handlerName: toolName, ...context, args: coerced }, toolName);
+    return this.#run(handler, { handlerName: toolName, ...context, args: coerced }, timeoutMs, toolName);
   }
 
   /** Compiles source to bytecode inside the sandbox (a Buffer for `executeHandler`). */
@@ -77,6 +83,11 @@ class WasmSandboxExecutor {
     return () => this.metricsListeners.delete(callback);
   }
 
+  /** The capability tokens a handler's source needs (as the module's `inferCapabilities`). */
+  inferCapabilities(code) {
+    return inferCapabilities(code);
+  }
+
   getStats() {
     return this.runtime.getStats();
   }
@@ -89,7 +100,7 @@ class WasmSandboxExecutor {
     return this.runtime.shutdown(graceMs);
   }
 
-  async #run(handler, context, toolName) {
+  async #run(handler, context, positionalTimeoutMs, toolName) {
     const extensions = context.extensions ?? this.extensions;
     const state = context.state ?? {};
     const native = {
@@ -102,7 +113,7 @@ class WasmSandboxExecutor {
       extensionRegistry: registryOf(extensions),
       memoryLimit: context.memoryLimit,
     };
-    const timeoutMs = context.timeoutMs ?? this.timeoutMs;
+    const timeoutMs = positionalTimeoutMs ?? context.timeoutMs ?? this.timeoutMs;
     const sinks = {
       onEvent: context.onEvent ?? this.onEvent,
       onViewCommand: context.onViewCommand ?? this.onViewCommand,
@@ -221,11 +232,24 @@ function perform(extensions, call) {
     );
 }
 
-/** Applies a result's records: state mutations to `state`, the rest to the callbacks. */
+/**
+ * Applies a result's records: state mutations to `state`, the rest to the callbacks. A set is
+ * an own, enumerable, writable data property whatever the key: plain assignment would run the
+ * `__proto__` setter of Object.prototype (a handler with `state:write:*` replacing the state
+ * object's prototype) or a setter the application defined.
+ */
 function apply(result, state, sinks, context) {
   for (const mutation of result.stateMutations) {
-    if (mutation.op === 'set') state[mutation.key] = mutation.value;
-    else delete state[mutation.key];
+    if (mutation.op === 'set') {
+      Object.defineProperty(state, mutation.key, {
+        value: mutation.value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else {
+      delete state[mutation.key];
+    }
   }
   for (const event of result.events) sinks.onEvent?.(event, context);
   for (const command of result.viewCommands) sinks.onViewCommand?.(command, context);
@@ -242,4 +266,17 @@ function accumulate(totals, report, result) {
   report.denials.push(...result.denials);
 }
 
-module.exports = { WasmSandboxExecutor };
+/**
+ * The capability tokens a handler's source needs, with warnings for its dynamic accesses
+ * (no runtime needed); a syntax error rejects with a SandboxError `SYNTAX_ERROR` and `location`.
+ */
+async function inferCapabilities(code) {
+  const { inferCapabilities: infer } = require('./native');
+  try {
+    return infer(code);
+  } catch (error) {
+    throw SandboxError.fromNative(error);
+  }
+}
+
+module.exports = { WasmSandboxExecutor, inferCapabilities };

@@ -1,18 +1,52 @@
 'use strict';
 
-// The native module, built from source by `npm run build` (scripts/build.js) as ../nexus.node.
+// The native module. In a checkout of the repository, the one built from source by
+// `npm run build` (scripts/build.js) as ../nexus.node, when it exists; otherwise, as installed
+// from npm, the platform package's (see platform.js), which the main package never contains.
+const fs = require('node:fs');
 const path = require('node:path');
+const { PACKAGE, platformName, platformPackage } = require('./platform');
 
-const file = path.join(__dirname, '..', 'nexus.node');
-let native;
-try {
-  native = require(file);
-} catch (error) {
-  if (error.code !== 'MODULE_NOT_FOUND') throw error;
-  throw new Error(`the Nexus native module is not built (${file}): run \`npm run build\` in crates/bindings`, {
-    cause: error,
-  });
+function load() {
+  const local = path.join(__dirname, '..', 'nexus.node');
+  if (fs.existsSync(local)) return { native: require(local), file: local };
+  const platform = platformName();
+  const { name } = platformPackage(platform);
+  let manifest;
+  try {
+    manifest = require.resolve(`${name}/package.json`);
+  } catch (error) {
+    if (error.code !== 'MODULE_NOT_FOUND') throw error;
+    throw new Error(
+      `${PACKAGE} has no native module for this platform, ${platform}: the package ${name} is not installed. ` +
+        `npm installs it with ${PACKAGE} as an optional dependency where it exists for ${platform} ` +
+        `(not with --omit=optional or --no-optional); in a checkout of the repository, ` +
+        `\`npm run build\` in crates/bindings builds nexus.node instead.`,
+      { cause: error },
+    );
+  }
+  const { version, main } = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+  const own = require('../package.json').version;
+  if (version !== own) {
+    throw new Error(`${PACKAGE} ${own} needs ${name} ${own}, but ${name} ${version} is installed`);
+  }
+  const file = path.join(path.dirname(manifest), main);
+  return { native: require(file), file };
 }
+
+const { native, file } = load();
 // Arguments that are plain JSON data cross as JSON text (see json-text.js).
 native.useJsonText(require('./json-text').jsonText);
-module.exports = { NexusRuntime: native.NexusRuntime };
+const definitions = native.definitions();
+
+module.exports = {
+  NexusRuntime: native.NexusRuntime,
+  /** Synchronous; the JavaScript layer's `inferCapabilities` returns it as a Promise. */
+  inferCapabilities: native.inferCapabilities,
+  /** Which native module was loaded: its file, and the Cargo profile it was built with. */
+  binding: Object.freeze({ file, profile: definitions.profile }),
+  /** Every error code of the runtime (results' `error.code`, rejections' `code`). */
+  ERROR_CODES: Object.freeze(definitions.errorCodes),
+  /** How deep arrays and objects may nest in the values of a request or an extension result. */
+  MAX_NESTING: definitions.maxNesting,
+};

@@ -57,7 +57,11 @@ impl From<ExecutionError> for BindingError {
 pub fn is_request_refusal(code: ErrorCode) -> bool {
     matches!(
         code,
-        ErrorCode::InvalidArgument | ErrorCode::SuspensionNotFound | ErrorCode::Overloaded | ErrorCode::ShuttingDown
+        ErrorCode::InvalidArgument
+            | ErrorCode::SuspensionNotFound
+            | ErrorCode::Overloaded
+            | ErrorCode::ShuttingDown
+            | ErrorCode::StoreUnavailable
     )
 }
 

@@ -17,7 +17,7 @@ mod loop_spin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, Unknown};
+use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
 use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
@@ -32,10 +32,28 @@ use crate::js_future::Executor;
 /// Grace period `shutdown()` gives running executions when called without one.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-#[napi]
+/// What a runtime costs besides its small JavaScript object (its threads, the instance pool's
+/// resident memory and its address space reservation, about 1 TiB of the 128 TiB a process
+/// has), as told to V8: so a runtime that became garbage is collected soon, rather than when
+/// the JavaScript heap happens to fill, by which time a few hundred would have exhausted the
+/// address space.
+const EXTERNAL_MEMORY: i64 = 64 << 20;
+
+/// A runtime that becomes garbage is stopped by its finalizer: dropping the last handle on the
+/// Rust runtime stops its threads (Promises still pending hold handles of their own, so their
+/// executions end first).
+#[napi(custom_finalize)]
 pub struct NexusRuntime {
     runtime: Runtime,
     executor: Arc<Executor>,
+}
+
+impl ObjectFinalize for NexusRuntime {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        env.adjust_external_memory(-EXTERNAL_MEMORY)?;
+        drop(self);
+        Ok(())
+    }
 }
 
 #[napi]
@@ -55,6 +73,8 @@ impl NexusRuntime {
             })?;
             let executor =
                 Executor::new(&env, spin).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
+            env.adjust_external_memory(EXTERNAL_MEMORY)
+                .map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
             Ok(NexusRuntime { runtime, executor })
         };
         start().map_err(|e| e.into_napi(&env))
@@ -146,19 +166,7 @@ impl NexusRuntime {
     /// a syntax error rejects with `code: "SYNTAX_ERROR"` and `location`.
     #[napi(ts_return_type = "Promise<CapabilityInference>")]
     pub fn infer_capabilities<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<Unknown<'env>> {
-        self.executor.spawn(
-            env,
-            to_string(&code, "code").map(|code| async move {
-                Runtime::infer_capabilities(&code).map(Js).map_err(|error| match error {
-                    InferenceError::Syntax { message, line, column } => BindingError {
-                        code: nexus_abi::ErrorCode::SyntaxError,
-                        message,
-                        location: Some(Location { line, column }),
-                    },
-                    InferenceError::TooLarge { .. } => BindingError::invalid(error.to_string()),
-                })
-            }),
-        )
+        self.executor.spawn(env, to_string(&code, "code").map(|code| async move { infer(&code) }))
     }
 
     /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
@@ -193,6 +201,30 @@ impl NexusRuntime {
 #[napi(js_name = "useJsonText")]
 pub fn use_json_text(env: Env, function: Unknown) -> napi::Result<()> {
     convert::use_json_text(env.raw(), function.raw())
+}
+
+/// `inferCapabilities(code)` of the module, which needs no runtime: the same as the method,
+/// synchronously (the JavaScript layer returns it as a Promise, as the method does).
+#[napi(js_name = "inferCapabilities", ts_return_type = "CapabilityInference")]
+pub fn infer_capabilities_now(env: Env, code: Unknown) -> napi::Result<Js<nexus_host_fns::Inference>> {
+    to_string(&code, "code").and_then(|code| infer(&code)).map_err(|e| e.into_napi(&env))
+}
+
+fn infer(code: &str) -> BindingResult<Js<nexus_host_fns::Inference>> {
+    Runtime::infer_capabilities(code).map(Js).map_err(|error| match error {
+        InferenceError::Syntax { message, line, column } => {
+            BindingError { code: nexus_abi::ErrorCode::SyntaxError, message, location: Some(Location { line, column }) }
+        }
+        InferenceError::TooLarge { .. } => BindingError::invalid(error.to_string()),
+    })
+}
+
+/// Internal, read once by `lib/native.js`: the Cargo profile this module was built with
+/// (benchmarks refuse a debug build) and the nesting limit of request values.
+#[napi(ts_return_type = "{ profile: 'release' | 'debug'; maxNesting: number }")]
+pub fn definitions() -> serde_json::Value {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    serde_json::json!({ "profile": profile, "maxNesting": convert::MAX_DEPTH })
 }
 
 /// An argument that was given and is neither `undefined` nor `null`.

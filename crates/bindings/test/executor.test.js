@@ -6,7 +6,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { WasmSandboxExecutor, SandboxError } = require('..');
+const { WasmSandboxExecutor, SandboxExecutor, SandboxError, NexusRuntime, inferCapabilities } = require('..');
 
 const executor = new WasmSandboxExecutor();
 test.after(() => executor.shutdown());
@@ -214,4 +214,91 @@ test('precompiling bad source rejects with SYNTAX_ERROR and a location', async (
     executor.precompileHandler('return 1 +;'),
     (error) => error instanceof SandboxError && error.code === 'SYNTAX_ERROR' && error.location?.line === 1,
   );
+});
+
+test('state mutations land as own data properties whatever the key: __proto__, constructor, prototype', async () => {
+  const state = {};
+  const value = await executor.executeHandler(
+    `$state['__proto__'] = { isAdmin: true };
+     $state.constructor = { name: 'forged' };
+     $state.prototype = { polluted: true };
+     $state.hasOwnProperty = 1;
+     return Object.keys($state).length;`,
+    { state, capabilities: ['state:write:*', 'state:read:*'] },
+  );
+  assert.equal(value, 4);
+  // The application's object keeps its prototype, and Object.prototype is untouched.
+  assert.equal(Object.getPrototypeOf(state), Object.prototype);
+  assert.equal(state.isAdmin, undefined);
+  assert.equal({}.isAdmin, undefined);
+  assert.equal({}.polluted, undefined);
+  for (const key of ['__proto__', 'constructor', 'prototype', 'hasOwnProperty']) {
+    const own = Object.getOwnPropertyDescriptor(state, key);
+    assert.ok(own, `${key} is an own property`);
+    assert.deepEqual([own.writable, own.enumerable, own.configurable], [true, true, true], key);
+  }
+  assert.deepEqual(Object.getOwnPropertyDescriptor(state, '__proto__').value, { isAdmin: true });
+  assert.deepEqual(state.constructor, { name: 'forged' });
+  assert.deepEqual(JSON.parse(JSON.stringify(state)).prototype, { polluted: true });
+
+  // A setter the application defined is replaced, not called with the handler's value.
+  let called = false;
+  const guarded = {
+    set role(value) {
+      called = true;
+    },
+  };
+  await executor.executeHandler('$state.role = "admin"; delete $state.__proto__;', {
+    state: guarded,
+    capabilities: ['state:write:*'],
+  });
+  assert.equal(called, false);
+  assert.equal(guarded.role, 'admin');
+  assert.equal(Object.getPrototypeOf(guarded), Object.prototype, 'deleting __proto__ deletes no prototype');
+});
+
+test('SandboxExecutor is WasmSandboxExecutor under its legacy name', async () => {
+  assert.equal(SandboxExecutor, WasmSandboxExecutor);
+  const legacy = new SandboxExecutor();
+  try {
+    // Real isolation: the handler sees no host globals.
+    assert.equal(await legacy.executeHandler('return typeof process + "/" + typeof require'), 'undefined/undefined');
+  } finally {
+    await legacy.shutdown();
+  }
+});
+
+test('a positional timeoutMs wins over context.timeoutMs, which wins over the executor option', async () => {
+  const spin = 'const end = Date.now() + 300; while (Date.now() < end) {} return "done";';
+  // The executor's option alone, then context.timeoutMs over it, then the positional argument
+  // over both: the same order as NexusRuntime's methods.
+  const strict = new WasmSandboxExecutor({ runtime: executor.runtime, timeoutMs: 50 });
+  await assert.rejects(strict.executeHandler(spin), { code: 'TIMEOUT' });
+  assert.equal(await strict.executeHandler(spin, { timeoutMs: 5000 }), 'done');
+  await assert.rejects(strict.executeHandler(spin, { timeoutMs: 5000 }, 50), { code: 'TIMEOUT' });
+  assert.equal(await strict.executeHandler(spin, { timeoutMs: 50 }, 5000), 'done');
+  const tool = { name: 'slow', handler: spin };
+  await assert.rejects(strict.executeTool(tool, {}, { timeoutMs: 5000 }, 50), { code: 'TIMEOUT', toolName: 'slow' });
+  // NexusRuntime: the positional argument wins over context.timeoutMs.
+  const runtime = executor.runtime;
+  assert.equal((await runtime.executeHandler(spin, { timeoutMs: 50 }, 5000)).status, 'success');
+  assert.equal((await runtime.executeHandler(spin, { timeoutMs: 50 })).error.code, 'TIMEOUT');
+});
+
+test('inferCapabilities is a module-level function (no runtime), a method of both classes too', async () => {
+  const source = '$state.count = $state.count + 1; $emit("changed");';
+  const expected = await executor.runtime.inferCapabilities(source);
+  assert.deepEqual(await inferCapabilities(source), expected);
+  assert.deepEqual(await executor.inferCapabilities(source), expected);
+  assert.ok(expected.capabilities.includes('state:write:count'));
+  const pending = inferCapabilities('return (;');
+  assert.ok(pending instanceof Promise, 'a syntax error rejects, it does not throw');
+  await assert.rejects(pending, (error) => {
+    assert.ok(error instanceof SandboxError);
+    assert.equal(error.code, 'SYNTAX_ERROR');
+    assert.equal(error.location.line, 1);
+    return true;
+  });
+  await assert.rejects(inferCapabilities(42), { code: 'INVALID_ARGUMENT' });
+  assert.equal(typeof NexusRuntime.prototype.inferCapabilities, 'function');
 });

@@ -1,0 +1,79 @@
+// A TypeScript program against the package's types, compiled by test/types.test.js with
+// `tsc --noEmit --strict` (never run): both classes, the result types and SandboxError.
+import {
+  binding,
+  ErrorCode,
+  ExecutionResult,
+  inferCapabilities,
+  JsonValue,
+  MAX_NESTING,
+  NexusRuntime,
+  RuntimeStats,
+  SandboxError,
+  SandboxExecutor,
+  StateMutation,
+  WasmSandboxExecutor,
+} from '../..';
+
+async function native(): Promise<number> {
+  const runtime = new NexusRuntime({ poolSize: 4, queueBound: 100 });
+  const result: ExecutionResult = await runtime.executeHandler(
+    '$state.count = $state.count + 1; return $state.count;',
+    { stateSnapshot: { count: 1 }, capabilities: ['state:read:count', 'state:write:count'], timeoutMs: 1000 },
+    500,
+  );
+  const state: Record<string, JsonValue> = { count: 1 };
+  for (const mutation of result.stateMutations satisfies StateMutation[]) {
+    if (mutation.op === 'set') state[mutation.key] = mutation.value;
+    else delete state[mutation.key];
+  }
+  if (result.status === 'suspended' && result.suspension) {
+    const [call] = result.suspension.calls;
+    await runtime.resumeHandler(result.suspension.id, call.callId, { value: { temp: 21 } });
+  }
+  const code: ErrorCode | undefined = result.error?.code;
+  const line: number | undefined = result.error?.location?.line;
+  const stats: RuntimeStats = await runtime.getStats();
+  await runtime.shutdown(1000);
+  return (code ? 1 : 0) + (line ?? 0) + stats.queued + result.metrics.executionTimeUs;
+}
+
+async function executor(): Promise<JsonValue> {
+  const executor = new WasmSandboxExecutor({
+    extensions: { weather: { get: async (city: string) => ({ city, temp: 21 }) } },
+    onEvent: (event) => console.log(event.name, event.payload),
+    timeoutMs: 2000,
+  });
+  const legacy: SandboxExecutor = new SandboxExecutor({ runtime: executor.runtime });
+  const state: Record<string, JsonValue> = { city: 'Paris' };
+  try {
+    const value = await executor.executeHandler(
+      'const w = await $ext.weather.get($state.city); return w.temp;',
+      { state, capabilities: ['state:read:city', 'ext:weather'] },
+      1000,
+    );
+    const tool = { name: 'forecast', parameters: { type: 'object' as const }, handler: 'return $args;' };
+    await legacy.executeTool(tool, { days: '3' }, { state });
+    const inferred = await inferCapabilities('return $state.city;');
+    const tokens: string[] = inferred.capabilities;
+    return [value, tokens.length, MAX_NESTING, binding.profile];
+  } catch (error) {
+    if (error instanceof SandboxError) {
+      const code: ErrorCode = error.code;
+      return { code, line: error.location?.line ?? null, tool: error.toolName };
+    }
+    throw error;
+  } finally {
+    await executor.shutdown();
+  }
+}
+
+// What the types refuse.
+// @ts-expect-error not an error code
+const unknownCode: ErrorCode = 'NOT_A_CODE';
+// @ts-expect-error the nesting limit is a fixed number
+const otherLimit: typeof MAX_NESTING = 64;
+// @ts-expect-error state values are JSON data
+new WasmSandboxExecutor().executeHandler('return 1', { state: { when: new Date() } });
+
+export { native, executor, unknownCode, otherLimit };
