@@ -60,6 +60,21 @@ export interface RuntimeConfig {
   compileCacheEntries?: number;
   /** Directory where compiled bytecode is also kept across processes. */
   compileCacheDir?: string;
+  /**
+   * A suspended execution stays live this long (or until the pool needs its instance), then it
+   * is hibernated into the suspension store as a sealed image. Default 5.
+   */
+  hibernateAfterMs?: number;
+  /**
+   * Keep suspensions in a directory, so they survive restarts (every suspension is written
+   * before its result is returned). Needs `suspensionKeys`. Default: in memory.
+   */
+  suspensionStore?: { dir: string };
+  /**
+   * Keys sealing suspension images: 32-byte Buffers or 64-character hex strings. The first
+   * seals, all open (rotation). Required with `suspensionStore`.
+   */
+  suspensionKeys?: Array<Buffer | string>;
 }
 
 /**
@@ -164,12 +179,20 @@ export interface RuntimeStats {
   cacheMisses: number;
   latencyP50Us: number;
   latencyP99Us: number;
+  /** Suspensions hibernated into the store, restored from it, and cancelled. */
+  hibernations: number;
+  restores: number;
+  cancellations: number;
   poolSize: number;
   idle: number;
   queued: number;
   parked: number;
   /** Finished instances whose memory slot is still to be reset (a lone request's caller resets it while its next request runs). */
   awaitingReset: number;
+  /** Suspensions kept as sealed images in the store (`parked` counts the live ones). */
+  hibernated: number;
+  /** Bytes the suspension store holds. */
+  storeBytes: number;
 }
 
 export interface CapabilityInference {
@@ -193,6 +216,8 @@ export declare class NexusRuntime {
   executeCompiledHandler(bytecode: Buffer, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
   precompileHandler(code: string): Promise<Buffer>;
   resumeHandler(suspensionId: string, callId: number, result: CallResult): Promise<ExecutionResult>;
+  /** Drops a suspension on purpose; whether there was one. */
+  cancelSuspension(suspensionId: string): Promise<boolean>;
   getStats(): Promise<RuntimeStats>;
   getPrometheusMetrics(): Promise<string>;
   inferCapabilities(code: string): Promise<CapabilityInference>;

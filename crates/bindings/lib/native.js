@@ -39,8 +39,22 @@ const { native, file } = load();
 native.useJsonText(require('./json-text').jsonText);
 const definitions = native.definitions();
 
+/** Suspension keys may be given as Buffers (32 bytes) or as 64-character hex strings. */
+function withHexKeys(config) {
+  if (config === null || typeof config !== 'object' || !Array.isArray(config.suspensionKeys)) return config;
+  const suspensionKeys = config.suspensionKeys.map((key) => (Buffer.isBuffer(key) ? key.toString('hex') : key));
+  return { ...config, suspensionKeys };
+}
+
+// The native class, constructed with its configuration's keys as hex strings.
+const NexusRuntime = new Proxy(native.NexusRuntime, {
+  construct(target, [config, ...rest], newTarget) {
+    return Reflect.construct(target, [withHexKeys(config), ...rest], newTarget);
+  },
+});
+
 module.exports = {
-  NexusRuntime: native.NexusRuntime,
+  NexusRuntime,
   /** Synchronous; the JavaScript layer's `inferCapabilities` returns it as a Promise. */
   inferCapabilities: native.inferCapabilities,
   /** Which native module was loaded: its file, and the Cargo profile it was built with. */

@@ -7,6 +7,7 @@ use std::time::Duration;
 use nexus_abi::ExtOutcome;
 use nexus_actors::engine::{ExecutionRequest, Handler};
 use nexus_actors::supervisor::RuntimeConfig;
+use nexus_actors::suspension::{StoreConfig, SuspensionKeys};
 use nexus_host_fns::{Capability, ExtensionRegistry};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +31,17 @@ pub struct Config {
     infer_missing_capabilities: Option<bool>,
     compile_cache_entries: Option<usize>,
     compile_cache_dir: Option<PathBuf>,
+    hibernate_after_ms: Option<u64>,
+    suspension_store: Option<SuspensionStoreOption>,
+    /// 64 hexadecimal characters each (the JavaScript layer turns Buffers into that).
+    suspension_keys: Option<Vec<String>>,
+}
+
+/// `suspensionStore: { dir }`: a directory that keeps suspensions across restarts.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SuspensionStoreOption {
+    dir: PathBuf,
 }
 
 /// The longest `spinBeforeParkUs` accepted: the JavaScript thread runs nothing else while it
@@ -66,6 +78,23 @@ impl Config {
         set!(engine.infer_missing_capabilities, self.infer_missing_capabilities);
         set!(engine.compile_cache_entries, self.compile_cache_entries);
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
+        set!(config.hibernate_after, self.hibernate_after_ms.map(Duration::from_millis));
+        if let Some(store) = self.suspension_store {
+            config.suspension_store = StoreConfig::Disk(store.dir);
+        }
+        if let Some(keys) = self.suspension_keys {
+            let keys = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    SuspensionKeys::parse_hex(key)
+                        .map_err(|e| BindingError::invalid(format!("config.suspensionKeys[{i}]: {e}")))
+                })
+                .collect::<BindingResult<Vec<_>>>()?;
+            config.suspension_keys = Some(
+                SuspensionKeys::new(&keys).map_err(|e| BindingError::invalid(format!("config.suspensionKeys: {e}")))?,
+            );
+        }
         Ok(config)
     }
 }

@@ -148,6 +148,15 @@ impl NexusRuntime {
         )
     }
 
+    /// Drops a suspension on purpose; resolves to whether there was one (a later resume of it
+    /// rejects with `SUSPENSION_NOT_FOUND`).
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn cancel_suspension<'env>(&self, env: &'env Env, suspension_id: Unknown) -> napi::Result<Unknown<'env>> {
+        let runtime = self.runtime.clone();
+        let id = to_string(&suspension_id, "suspensionId").map(SuspensionId);
+        self.executor.spawn(env, id.map(|id| async move { runtime.cancel(&id).await.map_err(BindingError::from) }))
+    }
+
     /// Aggregated statistics since the runtime started.
     #[napi(ts_return_type = "Promise<RuntimeStats>")]
     pub fn get_stats<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
