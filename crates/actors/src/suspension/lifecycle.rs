@@ -273,6 +273,12 @@ impl Pool {
         if let Some(suspension) = result.suspension.as_mut() {
             suspension.id = id.clone();
         }
+        self.hibernate_later(id);
+    }
+
+    /// Hibernates the live suspension `id` after [`crate::RuntimeConfig::hibernate_after`],
+    /// if it is still parked then.
+    fn hibernate_later(self: &Arc<Self>, id: SuspensionId) {
         let pool = self.clone();
         let after = self.config.hibernate_after;
         self.home.spawn(async move {
@@ -282,12 +288,13 @@ impl Pool {
     }
 
     /// Parks `member`'s execution again under `id` after a refused resume, with its deadline.
-    pub(crate) fn park_again(&self, state: &mut State, id: &SuspensionId, member: Member) {
+    pub(crate) fn park_again(self: &Arc<Self>, state: &mut State, id: &SuspensionId, member: Member) {
         let accepting = state.accepting();
         match state.live.get_mut(id) {
             Some(entry @ Live::Resuming { .. }) if accepting => {
                 let Live::Resuming { deadline } = *entry else { unreachable!("matched above") };
                 *entry = Live::Parked { member, deadline };
+                self.hibernate_later(id.clone());
             }
             _ => {
                 state.live.remove(id);
