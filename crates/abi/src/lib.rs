@@ -289,7 +289,6 @@ mod tests {
             args: serde_json::json!({"a": [1, 2.5, "x", null, {"__proto__": true}]}),
             scope: Value::Null,
             random_seed: [7, 9],
-            memory_limit: 1 << 20,
         };
         let back: RunInput = decode(&encode(&input)).unwrap();
         assert_eq!(back.args, input.args);
