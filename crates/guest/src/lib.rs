@@ -220,7 +220,7 @@ impl Guest {
             let handler = match loaded {
                 Ok(handler) => handler,
                 Err(error) => {
-                    let output = RunOutput::Threw(GuestError { at_load: true, ..error });
+                    let output = RunOutput::Threw(error);
                     return RunReport { output, compile_time_us };
                 }
             };
@@ -376,11 +376,16 @@ impl Guest {
 }
 
 /// Turns the handler into the async function to call.
+///
+/// Only a failure to compile or read the code is `at_load`: evaluating the compiled script runs
+/// code (for bytecode the caller made, code of its choosing), so what it throws is reported as
+/// any thrown value, which cannot choose its code.
 fn load<'js>(ctx: &Ctx<'js>, code: &Code) -> Result<Value<'js>, GuestError> {
     let function = match code {
-        Code::Source(source) => compile_source(ctx, source)?,
-        Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode)?,
+        Code::Source(source) => compile_source(ctx, source),
+        Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode),
     };
+    let function = function.map_err(|error| GuestError { at_load: true, ..error })?;
     let raw = function.as_raw();
     std::mem::forget(function);
     // SAFETY: JS_EvalFunction takes ownership of the compiled function object (forgotten above).
