@@ -201,7 +201,9 @@ pub enum RunOutput {
     Returned(Option<Value>),
     /// The handler threw, or its code could not be loaded.
     Threw(GuestError),
-    /// The handler is waiting; the host knows whether anything can ever settle it.
+    /// The handler is waiting, or it settled while extension calls it started are still
+    /// pending (what it settled with is kept in the guest and reported once none is); the host
+    /// knows whether anything can ever settle them.
     Pending,
 }
 
