@@ -2,7 +2,8 @@
 
 // Engine-owned error codes cannot be forged by a handler: whatever `code` it puts on what it
 // throws, the result is a RUNTIME_ERROR carrying that code as `handlerCode`, and a forged
-// INVALID_ARGUMENT is a handler failure, never a rejection as if the request were bad.
+// INVALID_ARGUMENT is a handler failure, never a rejection as if the request were bad. And a
+// source cannot leave the function it is compiled in to run code outside it.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { NexusRuntime, WasmSandboxExecutor, SandboxError } = require('..');
@@ -43,4 +44,16 @@ test('a genuine denial is still PERMISSION_DENIED, with no handler code', async 
   assert.equal(result.error.code, 'PERMISSION_DENIED');
   assert.equal(result.error.handlerCode, undefined);
   assert.deepEqual(result.denials.map((denial) => denial.capability), ['state:read:secret']);
+});
+
+test('a source that closes its function early is a SYNTAX_ERROR in run and precompile', async () => {
+  const escape = 'return 1;\n}); for (;;) {} (async function () {';
+  const result = await runtime.executeHandler(escape, {}, 500);
+  assert.equal(result.error.code, 'SYNTAX_ERROR');
+  assert.equal(result.error.location.line, 2);
+  await assert.rejects(runtime.precompileHandler(escape), (error) => {
+    assert.equal(error.code, 'SYNTAX_ERROR');
+    assert.equal(error.location.line, 2);
+    return true;
+  });
 });
