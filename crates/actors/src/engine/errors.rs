@@ -11,6 +11,8 @@ use super::request::{ExecutionError, Location};
 pub struct Evidence {
     /// The host refused an access for want of a capability (and recorded the denial).
     pub denied: bool,
+    /// The host refused an extension call as unknown.
+    pub unknown_extension: bool,
 }
 
 /// Classifies a JavaScript exception.
@@ -19,8 +21,8 @@ pub struct Evidence {
 /// `STACK_OVERFLOW`, `INTERNAL` come only from traps, the memory limiter, the output budget
 /// and the guest's own failures; `SYNTAX_ERROR` only from loading the code (before any handler
 /// code runs); `PERMISSION_DENIED` and `UNKNOWN_EXTENSION` only for an error the runtime raised
-/// (the prelude's private registry says so, not the error's properties), and for a denial
-/// only if the host recorded one. Anything else is `RUNTIME_ERROR`, with the handler's own
+/// (the prelude's private registry says so, not the error's properties), and only if the host
+/// refused such an access during the execution. Anything else is `RUNTIME_ERROR`, with the handler's own
 /// `code` kept as `handler_code`.
 pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -> ExecutionError {
     let code = classify(&error, evidence);
@@ -53,7 +55,7 @@ fn classify(error: &GuestError, evidence: Evidence) -> ErrorCode {
         }
     } else if raised(ErrorCode::PermissionDenied) && evidence.denied {
         ErrorCode::PermissionDenied
-    } else if raised(ErrorCode::UnknownExtension) {
+    } else if raised(ErrorCode::UnknownExtension) && evidence.unknown_extension {
         ErrorCode::UnknownExtension
     } else {
         ErrorCode::RuntimeError
@@ -148,7 +150,7 @@ mod tests {
 
     #[test]
     fn only_the_engines_evidence_chooses_an_engine_code() {
-        let denied = Evidence { denied: true };
+        let denied = Evidence { denied: true, unknown_extension: true };
         let none = Evidence::default();
         // What a handler can throw: names, messages and codes of its choosing.
         for (name, message, code) in [
@@ -173,7 +175,12 @@ mod tests {
             ErrorCode::RuntimeError,
             "a denial the host did not record"
         );
-        assert_eq!(classify(&raised(ErrorCode::UnknownExtension), none), ErrorCode::UnknownExtension);
+        assert_eq!(classify(&raised(ErrorCode::UnknownExtension), denied), ErrorCode::UnknownExtension);
+        assert_eq!(
+            classify(&raised(ErrorCode::UnknownExtension), none),
+            ErrorCode::RuntimeError,
+            "an unknown call the host did not refuse"
+        );
         assert_eq!(classify(&raised(ErrorCode::Timeout), denied), ErrorCode::RuntimeError);
         let syntax = GuestError { at_load: true, ..error("SyntaxError", "unexpected token", None) };
         assert_eq!(classify(&syntax, none), ErrorCode::SyntaxError);

@@ -21,6 +21,8 @@ pub struct StoreData {
     pub deadline: Instant,
     /// The host has recorded a denial in this execution: evidence for `PERMISSION_DENIED`.
     pub denied: bool,
+    /// The host has refused an extension call as unknown: evidence for `UNKNOWN_EXTENSION`.
+    pub unknown_extension: bool,
     memory: Option<Memory>,
 }
 
@@ -33,6 +35,10 @@ impl HostAccess for StoreData {
         // Host functions can only be called by a running instance, and the memory is set
         // right after instantiation, before any guest code runs.
         self.memory.expect("the guest memory is set at instantiation")
+    }
+
+    fn refused_unknown_extension(&mut self) {
+        self.unknown_extension = true;
     }
 }
 
@@ -87,7 +93,8 @@ pub enum EntryPoint {
 impl GuestInstance {
     pub fn instantiate(pre: &InstancePre<StoreData>, host: HostState, max_memory: usize) -> Result<Self> {
         let limits = MemoryLimit { max_bytes: max_memory, refused: false };
-        let data = StoreData { host, limits, deadline: Instant::now(), denied: false, memory: None };
+        let data =
+            StoreData { host, limits, deadline: Instant::now(), denied: false, unknown_extension: false, memory: None };
         let mut store = Store::new(pre.module().engine(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|store| Ok(ticker::expired(store.data().deadline)));

@@ -370,7 +370,7 @@ impl Engine {
                 result.return_value = value.unwrap_or(Value::Null);
             }
             Ok(RunOutput::Threw(error)) => {
-                let evidence = Evidence { denied: data.denied };
+                let evidence = Evidence { denied: data.denied, unknown_extension: data.unknown_extension };
                 result.error = Some(errors::from_guest(error, step.source.as_deref(), evidence));
             }
             Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
