@@ -279,16 +279,12 @@ impl Guest {
                 _ => {}
             }
         }
-        let output = match SETTLED.with_borrow(Clone::clone) {
-            Some(output) => output,
-            None => match self.handler_output(ctx) {
+        if SETTLED.with_borrow(Option::is_none) {
+            match self.handler_output(ctx) {
                 RunOutput::Pending => return RunOutput::Pending,
-                output => {
-                    SETTLED.set(Some(output.clone()));
-                    output
-                }
-            },
-        };
+                output => SETTLED.set(Some(output)),
+            }
+        }
         match self.api(ctx).and_then(|api| api.get::<_, Function>("pendingCalls")?.call::<_, u32>(())) {
             Ok(0) => {}
             Ok(_) => return RunOutput::Pending,
@@ -297,7 +293,8 @@ impl Guest {
         if let Err(e) = self.report_unhandled(ctx) {
             return RunOutput::Threw(caught(ctx, e));
         }
-        output
+        // The last report of this instance: nothing runs in it after this.
+        SETTLED.take().unwrap_or(RunOutput::Pending)
     }
 
     fn api<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
@@ -341,6 +338,9 @@ impl Guest {
     /// handler started it and never looked at its outcome.
     fn report_unhandled(&self, ctx: &Ctx<'_>) -> rquickjs::Result<()> {
         let unhandled = UNHANDLED.take();
+        if unhandled.is_empty() {
+            return Ok(());
+        }
         let api = self.api(ctx)?;
         let call_of: Function = api.get("callOf")?;
         let warn: Function = api.get("warn")?;
