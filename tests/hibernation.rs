@@ -192,3 +192,13 @@ fn an_image_sealed_with_an_old_key_opens_while_that_key_is_configured() {
 fn identity_prefix() -> String {
     image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_denial_made_before_a_hibernation_is_still_the_evidence_for_permission_denied_after_it() {
+    let source = "let denied; try { $state.secret; } catch (e) { denied = e; }\n\
+                  await $ext.kv.get('a'); throw denied;";
+    let hibernated = run_to_end(source, |_| ExtOutcome::Ok(json!(1)), true);
+    let live = run_to_end(source, |_| ExtOutcome::Ok(json!(1)), false);
+    assert_eq!(hibernated.error.as_ref().map(|e| e.code), Some(ErrorCode::PermissionDenied), "{hibernated:?}");
+    assert_eq!(hibernated.error.map(|e| e.code), live.error.map(|e| e.code));
+}

@@ -146,6 +146,8 @@ export interface ExecutionErrorInfo {
   stack?: string;
   location?: Location;
   snippet?: string;
+  /** The `code` the handler gave the error it threw (never one of the engine's codes). */
+  handlerCode?: string;
 }
 export interface ExecutionMetrics {
   executionTimeUs: number;
@@ -232,6 +234,8 @@ export declare class SandboxError extends Error {
   snippet: string | null;
   /** The handler's own stack trace, when it threw. */
   handlerStack: string | null;
+  /** The `code` the handler gave the error it threw (`code` is always the engine's). */
+  handlerCode: string | null;
   /** The tool being executed (`executeTool` only). */
   toolName: string | null;
 }

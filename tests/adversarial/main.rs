@@ -10,15 +10,29 @@
 //! * [`loops`]: infinite loops in `finally`, in a `then` after a resume, in a getter the
 //!   sandbox itself triggers.
 //! * [`stack`]: frames that exhaust the guest's shadow stack, recursion inside serialization.
+//! * [`forgery`]: handlers throwing what looks like the engine's errors to choose their code.
+//! * [`wrapper`]: sources that close the handler's function early to run code outside it.
+//! * [`memory`]: out-of-memory the handler catches, or that QuickJS would meet first.
+//! * [`lookups`]: the engine's own `then` / `toJSON` lookups on `$state` and `$ext`.
+//! * [`fire_and_forget`]: extension calls the handler never awaits.
+//! * [`reach`]: call sites, `caller` and `arguments` as ways to the prelude's functions.
+//! * [`strings`]: lone surrogates in values, log text and names.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod escape;
+mod fire_and_forget;
+mod forgery;
+mod lookups;
 mod loops;
+mod memory;
 mod pollution;
+mod reach;
 mod serialization;
 mod stack;
+mod strings;
+mod wrapper;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -173,9 +173,6 @@ pub struct RunInput {
     pub scope: Value,
     /// Host randomness for this execution's `Math.random`.
     pub random_seed: [u64; 2],
-    /// QuickJS's own heap limit in bytes (below the store's memory limit, so that running out
-    /// surfaces as a JavaScript out-of-memory error rather than a failed `memory.grow`).
-    pub memory_limit: u64,
 }
 
 /// Settles one pending extension call of a suspended execution.
@@ -207,7 +204,9 @@ pub enum RunOutput {
     Returned(Option<Value>),
     /// The handler threw, or its code could not be loaded.
     Threw(GuestError),
-    /// The handler is waiting; the host knows whether anything can ever settle it.
+    /// The handler is waiting, or it settled while extension calls it started are still
+    /// pending (what it settled with is kept in the guest and reported once none is); the host
+    /// knows whether anything can ever settle them.
     Pending,
 }
 
@@ -224,16 +223,27 @@ pub enum CompileOutput {
 }
 
 /// A JavaScript exception as the guest saw it; the host classifies it into an [`ErrorCode`].
+///
+/// `name`, `message`, `stack` and `code` are read from the thrown value, which the handler
+/// controls: they describe the error and never decide its code. Only `raised`, `at_load` and
+/// `internal` are the guest's own evidence.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GuestError {
     /// The error's `name` (`"SyntaxError"`, `"RangeError"`, ...), empty for non-Error throws.
     pub name: String,
     pub message: String,
     pub stack: Option<String>,
-    /// A string `code` property of the thrown value (e.g. `"PERMISSION_DENIED"`).
+    /// The thrown value's own `code` data property, when it is a string (the handler's code).
     pub code: Option<String>,
-    /// Thrown while loading the code (compilation or bytecode), not while running it.
+    /// The code the runtime gave the error when it raised it (`"PERMISSION_DENIED"`,
+    /// `"UNKNOWN_EXTENSION"`, ...): the thrown value is an error the runtime itself threw, as
+    /// the prelude's private registry of raised errors says (never its properties).
+    pub raised: Option<String>,
+    /// Thrown while loading the code (compilation or bytecode), not while running it: no
+    /// handler code has run.
     pub at_load: bool,
+    /// Not a JavaScript exception: the guest itself failed (malformed input, an engine error).
+    pub internal: bool,
 }
 
 /// A `$view.update` / `$view.command` call.
@@ -284,7 +294,6 @@ mod tests {
             args: serde_json::json!({"a": [1, 2.5, "x", null, {"__proto__": true}]}),
             scope: Value::Null,
             random_seed: [7, 9],
-            memory_limit: 1 << 20,
         };
         let back: RunInput = decode(&encode(&input)).unwrap();
         assert_eq!(back.args, input.args);

@@ -7,7 +7,11 @@
  * source line, `toolName` the tool being executed (executeTool only).
  */
 class SandboxError extends Error {
-  constructor(code, message, { location = null, snippet = null, handlerStack = null, toolName = null, cause } = {}) {
+  constructor(
+    code,
+    message,
+    { location = null, snippet = null, handlerStack = null, handlerCode = null, toolName = null, cause } = {},
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'SandboxError';
     this.code = code;
@@ -15,6 +19,8 @@ class SandboxError extends Error {
     this.snippet = snippet;
     /** The handler's own stack trace, when it threw. */
     this.handlerStack = handlerStack;
+    /** The `code` the handler gave the error it threw; `code` is always the engine's. */
+    this.handlerCode = handlerCode;
     this.toolName = toolName;
   }
 
@@ -24,6 +30,7 @@ class SandboxError extends Error {
       location: error.location ?? null,
       snippet: error.snippet ?? null,
       handlerStack: error.stack ?? null,
+      handlerCode: error.handlerCode ?? null,
       toolName,
     });
   }

@@ -17,8 +17,8 @@ use nexus_abi::{
     HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, RunReport, decode, encode, pack_reply,
 };
 use rquickjs::{
-    Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value, context::EvalOptions, prelude::Coerced,
-    promise::PromiseState, qjs,
+    Context, Ctx, FromJs, Function, Object, Persistent, Promise, Runtime, Value, context::EvalOptions,
+    prelude::Coerced, promise::PromiseState, qjs,
 };
 
 const PRELUDE: &str = include_str!("prelude.js");
@@ -74,6 +74,12 @@ thread_local! {
     static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// The promise of the handler this instance runs, read once its job queue is empty.
     static HANDLER_PROMISE: RefCell<Option<Persistent<Promise<'static>>>> = const { RefCell::new(None) };
+    /// What the handler settled with, kept from the moment it settled while extension calls it
+    /// started are still pending.
+    static SETTLED: RefCell<Option<RunOutput>> = const { RefCell::new(None) };
+    /// Rejected promises nothing handles (yet), as QuickJS's rejection tracker reports them;
+    /// each holds a reference, released when it is handled or reported.
+    static UNHANDLED: RefCell<Vec<qjs::JSValue>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Wizer's initialization function: everything computed here is frozen into the snapshot.
@@ -88,12 +94,17 @@ pub extern "C" fn initialize() {
             options.strict = true;
             let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
+            natives::set_registry(&ctx, api.get("raise")?, api.get("raisedCode")?);
             let materialize: Function = ctx.eval(MATERIALIZE_BUILTINS)?;
             materialize.call::<_, ()>(())?;
             values::initialize(&ctx)?;
             Ok::<_, rquickjs::Error>(Persistent::save(&ctx, api))
         })
         .expect("evaluating the prelude");
+    // SAFETY: installs a callback on the live runtime; it only keeps references to promises.
+    unsafe {
+        qjs::JS_SetHostPromiseRejectionTracker(runtime_ptr(&context), Some(track_rejection), std::ptr::null_mut())
+    };
     runtime.run_gc();
     GUEST.set(Some(Guest { api, context, _runtime: runtime }));
 }
@@ -138,11 +149,42 @@ pub extern "C" fn nexus_compile(_ptr: u32, len: u32) -> i64 {
     reply(&output)
 }
 
+fn runtime_ptr(context: &Context) -> *mut qjs::JSRuntime {
+    // SAFETY: the context pointer is live; this reads its runtime.
+    context.with(|ctx| unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) })
+}
+
+/// QuickJS's rejection tracker: a promise rejected with no handler (`is_handled` false), or a
+/// handler added to such a promise later (`is_handled` true).
+unsafe extern "C" fn track_rejection(
+    ctx: *mut qjs::JSContext,
+    promise: qjs::JSValue,
+    _reason: qjs::JSValue,
+    is_handled: bool,
+    _opaque: *mut std::ffi::c_void,
+) {
+    // SAFETY: the promise is a live object of `ctx`; a reference is taken while it is listed
+    // and released when it leaves the list.
+    unsafe {
+        let object = qjs::JS_VALUE_GET_PTR(promise);
+        UNHANDLED.with_borrow_mut(|unhandled| {
+            if is_handled {
+                if let Some(index) = unhandled.iter().position(|p| qjs::JS_VALUE_GET_PTR(*p) == object) {
+                    qjs::JS_FreeValue(ctx, unhandled.swap_remove(index));
+                }
+            } else {
+                unhandled.push(qjs::JS_DupValue(ctx, promise));
+            }
+        });
+    }
+}
+
 fn take_input<T: for<'a> serde::Deserialize<'a>>(len: u32) -> Result<T, GuestError> {
     INPUT.with_borrow(|input| {
         decode(&input[..(len as usize).min(input.len())]).map_err(|e| GuestError {
             name: "InternalError".into(),
             message: format!("malformed input from the host: {e}"),
+            internal: true,
             ..GuestError::default()
         })
     })
@@ -169,8 +211,6 @@ impl Guest {
     fn run(&self, input: RunInput) -> RunReport {
         natives::seed_random(input.random_seed);
         self.context.with(|ctx| {
-            // SAFETY: a plain setter on the live runtime.
-            unsafe { qjs::JS_SetMemoryLimit(qjs::JS_GetRuntime(ctx.as_raw().as_ptr()), input.memory_limit as _) };
             let loading = std::time::Instant::now();
             let loaded = load(&ctx, &input.code);
             let compile_time_us = match input.code {
@@ -180,7 +220,7 @@ impl Guest {
             let handler = match loaded {
                 Ok(handler) => handler,
                 Err(error) => {
-                    let output = RunOutput::Threw(GuestError { at_load: true, ..error });
+                    let output = RunOutput::Threw(error);
                     return RunReport { output, compile_time_us };
                 }
             };
@@ -225,7 +265,9 @@ impl Guest {
         })
     }
 
-    /// Runs the job queue dry, then reports the handler's promise.
+    /// Runs the job queue dry, then reports the handler's promise: what it settled with once
+    /// no extension call it started is pending any more (until then the host keeps the
+    /// execution suspended, and the value it settled with is kept here).
     fn settle(&self, ctx: &Ctx<'_>) -> RunOutput {
         // SAFETY: the runtime pointer is live; the out-pointer receives the job's context.
         let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
@@ -237,13 +279,42 @@ impl Guest {
                 _ => {}
             }
         }
+        if SETTLED.with_borrow(Option::is_none) {
+            match self.handler_output(ctx) {
+                RunOutput::Pending => return RunOutput::Pending,
+                output => SETTLED.set(Some(output)),
+            }
+        }
+        match self.api(ctx).and_then(|api| api.get::<_, Function>("pendingCalls")?.call::<_, u32>(())) {
+            Ok(0) => {}
+            Ok(_) => return RunOutput::Pending,
+            Err(e) => return RunOutput::Threw(caught(ctx, e)),
+        }
+        if let Err(e) = self.report_unhandled(ctx) {
+            return RunOutput::Threw(caught(ctx, e));
+        }
+        // The last report of this instance: nothing runs in it after this.
+        SETTLED.take().unwrap_or(RunOutput::Pending)
+    }
+
+    fn api<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+        self.api.clone().restore(ctx)
+    }
+
+    /// Where the handler's promise stands.
+    fn handler_output(&self, ctx: &Ctx<'_>) -> RunOutput {
         let promise = HANDLER_PROMISE.with_borrow(|promise| promise.clone()).map(|promise| promise.restore(ctx));
         let promise = match promise {
             Some(Ok(promise)) => promise,
             Some(Err(e)) => return RunOutput::Threw(caught(ctx, e)),
             None => {
                 let message = "no handler is running in this instance".into();
-                return RunOutput::Threw(GuestError { name: "InternalError".into(), message, ..GuestError::default() });
+                return RunOutput::Threw(GuestError {
+                    name: "InternalError".into(),
+                    message,
+                    internal: true,
+                    ..GuestError::default()
+                });
             }
         };
         let state = promise.state();
@@ -263,6 +334,37 @@ impl Guest {
         }
     }
 
+    /// Logs a warning for each extension call that failed while nothing awaited it: the
+    /// handler started it and never looked at its outcome.
+    fn report_unhandled(&self, ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+        let unhandled = UNHANDLED.take();
+        if unhandled.is_empty() {
+            return Ok(());
+        }
+        let api = self.api(ctx)?;
+        let call_of: Function = api.get("callOf")?;
+        let warn: Function = api.get("warn")?;
+        let mut result = Ok(());
+        for raw in unhandled {
+            // SAFETY: takes over the reference the tracker kept.
+            let promise = unsafe { Value::from_raw(ctx.clone(), raw) };
+            if result.is_err() {
+                continue;
+            }
+            result = (|| {
+                let Some(call) = call_of.call::<_, Option<String>>((promise.clone(),))? else { return Ok(()) };
+                // SAFETY: a rejected promise of this context; JS_PromiseResult returns a new reference.
+                let reason = unsafe {
+                    Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(ctx.as_raw().as_ptr(), promise.as_raw()))
+                };
+                let error = error_info(reason);
+                let code = error.code.map(|code| format!(" ({code})")).unwrap_or_default();
+                warn.call::<_, ()>((format!("{call} failed and nothing awaited it{code}: {}", error.message),))
+            })();
+        }
+        result
+    }
+
     fn compile(&self, source: &str) -> CompileOutput {
         self.context.with(|ctx| {
             match compile_source(&ctx, source).and_then(|function| write_bytecode(&ctx, function)) {
@@ -274,11 +376,16 @@ impl Guest {
 }
 
 /// Turns the handler into the async function to call.
+///
+/// Only a failure to compile or read the code is `at_load`: evaluating the compiled script runs
+/// code (for bytecode the caller made, code of its choosing), so what it throws is reported as
+/// any thrown value, which cannot choose its code.
 fn load<'js>(ctx: &Ctx<'js>, code: &Code) -> Result<Value<'js>, GuestError> {
     let function = match code {
-        Code::Source(source) => compile_source(ctx, source)?,
-        Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode)?,
+        Code::Source(source) => compile_source(ctx, source),
+        Code::Bytecode(bytecode) => read_bytecode(ctx, bytecode),
     };
+    let function = function.map_err(|error| GuestError { at_load: true, ..error })?;
     let raw = function.as_raw();
     std::mem::forget(function);
     // SAFETY: JS_EvalFunction takes ownership of the compiled function object (forgotten above).
@@ -338,7 +445,7 @@ fn read_bytecode<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>, Gue
             return Err(GuestError {
                 name: "TypeError".into(),
                 message: "not bytecode of this guest version (precompile the handler again)".into(),
-                code: Some(nexus_abi::ErrorCode::InvalidArgument.as_str().into()),
+                raised: Some(nexus_abi::ErrorCode::InvalidArgument.as_str().into()),
                 ..GuestError::default()
             });
         }
@@ -362,30 +469,71 @@ fn caught(ctx: &Ctx<'_>, error: rquickjs::Error) -> GuestError {
     if error.is_exception() {
         error_info(ctx.catch())
     } else {
-        GuestError { name: "InternalError".into(), message: error.to_string(), ..GuestError::default() }
+        GuestError { name: "InternalError".into(), message: error.to_string(), internal: true, ..GuestError::default() }
     }
 }
 
-/// Describes a thrown value. Reading its properties may run handler getters; a getter that
-/// never returns is stopped by the host's epoch deadline like any other handler code.
+/// Describes a thrown value. Reading its `name`, `message` and `stack` may run handler
+/// getters (a getter that never returns is stopped by the host's epoch deadline like any other
+/// handler code); none of what they return decides the error's code. `code` is read only as an
+/// own data property, and whether the runtime raised the error only from the prelude's private
+/// registry.
 fn error_info<'js>(thrown: Value<'js>) -> GuestError {
-    let text = |object: &Object<'js>, key: &str| -> Option<String> {
-        object.get::<_, Option<Coerced<String>>>(key).ok().flatten().map(|s| s.0)
+    let ctx = thrown.ctx().clone();
+    let string = |value: Value<'js>| -> Option<String> {
+        let string = Coerced::<rquickjs::String>::from_js(&ctx, value).ok()?.0;
+        values::text(&ctx, &string).ok()
     };
-    match thrown.as_object() {
+    let raised = natives::raised_code(&thrown);
+    let error = match thrown.as_object() {
         Some(object) => {
-            let code = object.get::<_, Value>("code").ok().and_then(|c| c.as_string().and_then(|s| s.to_string().ok()));
+            let text = |key: &str| object.get::<_, Value>(key).ok().filter(|v| !v.is_undefined()).and_then(string);
             GuestError {
-                name: text(object, "name").unwrap_or_default(),
-                message: text(object, "message").unwrap_or_default(),
-                stack: text(object, "stack"),
-                code,
-                at_load: false,
+                name: text("name").unwrap_or_default(),
+                message: text("message").unwrap_or_default(),
+                stack: text("stack"),
+                code: own_string(&ctx, object, "code"),
+                raised,
+                ..GuestError::default()
             }
         }
         None => {
-            let message = thrown.get::<Coerced<String>>().map(|s| s.0).unwrap_or_else(|_| "[unprintable]".into());
-            GuestError { message, ..GuestError::default() }
+            GuestError { message: string(thrown).unwrap_or_else(|| "[unprintable]".into()), ..GuestError::default() }
         }
+    };
+    // Whatever a getter threw is not the error being described.
+    let _ = ctx.catch();
+    error
+}
+
+/// An object's own data property `key` when it is a string (no getter or proxy `get` runs).
+fn own_string<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Option<String> {
+    let raw_ctx = ctx.as_raw().as_ptr();
+    let mut descriptor = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+    // SAFETY: an atom for `key`, freed after one descriptor lookup on a live object; the
+    // descriptor's values are owned by the caller once found.
+    let found = unsafe {
+        let atom = qjs::JS_NewAtomLen(raw_ctx, key.as_ptr().cast(), key.len() as _);
+        let found = qjs::JS_GetOwnProperty(raw_ctx, descriptor.as_mut_ptr(), object.as_raw(), atom);
+        qjs::JS_FreeAtom(raw_ctx, atom);
+        found
+    };
+    if found <= 0 {
+        return None;
     }
+    // SAFETY: filled in by the successful lookup; each value is taken over once.
+    let (value, getter, setter, flags) = unsafe {
+        let descriptor = descriptor.assume_init();
+        (
+            Value::from_raw(ctx.clone(), descriptor.value),
+            Value::from_raw(ctx.clone(), descriptor.getter),
+            Value::from_raw(ctx.clone(), descriptor.setter),
+            descriptor.flags,
+        )
+    };
+    drop((getter, setter));
+    if flags & qjs::JS_PROP_GETSET as i32 != 0 {
+        return None;
+    }
+    value.as_string().and_then(|string| values::text(ctx, string).ok())
 }

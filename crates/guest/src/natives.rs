@@ -2,13 +2,72 @@
 //! each converts its JavaScript arguments to a wire message, calls the host, and turns the
 //! host's answer back into a JavaScript value or a thrown `Error` with a `code`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use nexus_abi::{ErrorCode, ExtCall, HostStatus, Value as Json, ViewCommandCall, encode};
-use rquickjs::{Ctx, Exception, Function, Object, Value, prelude::Coerced};
+use rquickjs::{Ctx, Exception, FromJs, Function, Object, Persistent, Value, prelude::Coerced};
 
 use crate::host::{self, Answer};
-use crate::values::{from_json, to_json};
+use crate::values::{from_json, text, to_json};
+
+thread_local! {
+    /// The prelude's `raise(error, code)`, which records an error as raised by the runtime.
+    static RAISE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
+    /// The prelude's `raisedCode(value)`: the code a raised error was raised with.
+    static RAISED_CODE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
+}
+
+/// Keeps the prelude's registry of raised errors; called once at pre-initialization.
+pub fn set_registry<'js>(ctx: &Ctx<'js>, raise: Function<'js>, raised_code: Function<'js>) {
+    RAISE.set(Some(Persistent::save(ctx, raise)));
+    RAISED_CODE.set(Some(Persistent::save(ctx, raised_code)));
+}
+
+/// The code the runtime raised `value` with, if it is an error the runtime raised.
+pub fn raised_code<'js>(value: &Value<'js>) -> Option<String> {
+    if !value.is_object() {
+        return None;
+    }
+    let raised_code = RAISED_CODE.with_borrow(|f| f.clone())?.restore(value.ctx()).ok()?;
+    raised_code.call::<_, Option<String>>((value.clone(),)).ok().flatten()
+}
+
+/// A name the handler gives the runtime (a state key, an event name, a component id, an
+/// extension or method name): any value converted as `String(value)` would convert it, and a
+/// `TypeError` if that string is not well-formed UTF-16 (a lone surrogate), since a name that
+/// changed on its way to the host would name something else.
+pub struct Name(pub String);
+
+impl<'js> FromJs<'js> for Name {
+    fn from_js(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Self> {
+        let string = Coerced::<rquickjs::String>::from_js(ctx, value)?.0;
+        match string.to_string() {
+            Ok(name) => Ok(Name(name)),
+            Err(rquickjs::Error::Utf8(_)) => {
+                Err(Exception::throw_type(ctx, "a name cannot contain a lone surrogate (it is not well-formed UTF-16)"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Text (a log line): any value converted as `String(value)` would convert it, a lone
+/// surrogate becoming U+FFFD as in values.
+pub struct Text(pub String);
+
+impl<'js> FromJs<'js> for Text {
+    fn from_js(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Self> {
+        let string = Coerced::<rquickjs::String>::from_js(ctx, value)?.0;
+        text(ctx, &string).map(Text)
+    }
+}
 
 /// The object of native functions handed to the prelude (never reachable from handler code).
 pub fn host_object<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
@@ -26,13 +85,20 @@ pub fn host_object<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     Ok(host)
 }
 
-/// Throws a JavaScript `Error` carrying `code` (so handlers can test `e.code`).
+/// Throws a JavaScript `Error` carrying `code` (so handlers can test `e.code`), recorded by the
+/// prelude as raised by the runtime: only such an error, uncaught, ends an execution with
+/// `code` (a handler's own error with the same `code` is a `RUNTIME_ERROR`).
 pub fn throw_code(ctx: &Ctx<'_>, code: ErrorCode, message: &str) -> rquickjs::Error {
-    match Exception::from_message(ctx.clone(), message) {
-        Ok(error) => match error.as_object().set("code", code.as_str()) {
-            Ok(()) => error.throw(),
-            Err(e) => e,
-        },
+    let raised = (|| {
+        let error = Exception::from_message(ctx.clone(), message)?;
+        error.as_object().set("code", code.as_str())?;
+        if let Some(raise) = RAISE.with_borrow(|raise| raise.clone()) {
+            raise.restore(ctx)?.call::<_, ()>((error.clone(), code.as_str()))?;
+        }
+        Ok::<_, rquickjs::Error>(error)
+    })();
+    match raised {
+        Ok(error) => error.throw(),
         Err(e) => e,
     }
 }
@@ -55,33 +121,33 @@ fn from_wire<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> 
     from_json(ctx, &value)
 }
 
-fn state_get<'js>(ctx: Ctx<'js>, key: Coerced<String>) -> rquickjs::Result<Value<'js>> {
+fn state_get<'js>(ctx: Ctx<'js>, key: Name) -> rquickjs::Result<Value<'js>> {
     match host::get(&key) {
         Answer::Data(bytes) => from_wire(&ctx, &bytes),
         Answer::Status(HostStatus::Absent) | Answer::Value(_) => Ok(Value::new_undefined(ctx)),
-        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", key.0))),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", &*key))),
     }
 }
 
-fn state_set<'js>(ctx: Ctx<'js>, key: Coerced<String>, value: Value<'js>) -> rquickjs::Result<()> {
+fn state_set<'js>(ctx: Ctx<'js>, key: Name, value: Value<'js>) -> rquickjs::Result<()> {
     let value = encode(&to_json(&ctx, value)?);
     match host::set(&key, &value) {
-        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", key.0))),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", &*key))),
         _ => Ok(()),
     }
 }
 
-fn state_delete(ctx: Ctx<'_>, key: Coerced<String>) -> rquickjs::Result<()> {
+fn state_delete(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<()> {
     match host::delete(&key) {
-        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", key.0))),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", &*key))),
         _ => Ok(()),
     }
 }
 
-fn state_has(ctx: Ctx<'_>, key: Coerced<String>) -> rquickjs::Result<bool> {
+fn state_has(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<bool> {
     match host::has(&key) {
         Answer::Value(present) => Ok(present != 0),
-        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", key.0))),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", &*key))),
         Answer::Data(_) => Ok(false),
     }
 }
@@ -94,20 +160,15 @@ fn state_keys<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
     }
 }
 
-fn emit<'js>(ctx: Ctx<'js>, name: Coerced<String>, payload: Value<'js>) -> rquickjs::Result<()> {
+fn emit<'js>(ctx: Ctx<'js>, name: Name, payload: Value<'js>) -> rquickjs::Result<()> {
     let payload = encode(&to_json(&ctx, payload)?);
     match host::emit_event(&name, &payload) {
-        Answer::Status(status) => Err(refused(&ctx, status, || format!("events:emit:{}", name.0))),
+        Answer::Status(status) => Err(refused(&ctx, status, || format!("events:emit:{}", &*name))),
         _ => Ok(()),
     }
 }
 
-fn view<'js>(
-    ctx: Ctx<'js>,
-    kind: Coerced<String>,
-    component_id: Coerced<String>,
-    args: Value<'js>,
-) -> rquickjs::Result<()> {
+fn view<'js>(ctx: Ctx<'js>, kind: Name, component_id: Name, args: Value<'js>) -> rquickjs::Result<()> {
     let call = ViewCommandCall { kind: kind.0, component_id: component_id.0, args: to_json(&ctx, args)? };
     match host::view(&encode(&call)) {
         Answer::Status(status) => Err(refused(&ctx, status, || format!("view:update:{}", call.component_id))),
@@ -116,12 +177,7 @@ fn view<'js>(
 }
 
 /// Records an extension call on the host and returns its call id.
-fn ext_call<'js>(
-    ctx: Ctx<'js>,
-    extension: Coerced<String>,
-    method: Coerced<String>,
-    args: Value<'js>,
-) -> rquickjs::Result<u32> {
+fn ext_call<'js>(ctx: Ctx<'js>, extension: Name, method: Name, args: Value<'js>) -> rquickjs::Result<u32> {
     let args = match to_json(&ctx, args)? {
         Json::Array(args) => args,
         // The prelude passes its rest parameter; only an `Array.prototype.toJSON` of the
@@ -139,8 +195,8 @@ fn ext_call<'js>(
     }
 }
 
-fn log(ctx: Ctx<'_>, level: i32, line: Coerced<String>) -> rquickjs::Result<()> {
-    match host::log_line(level, &line) {
+fn log(ctx: Ctx<'_>, level: i32, line: Text) -> rquickjs::Result<()> {
+    match host::log_line(level, &line.0) {
         Answer::Status(status) => Err(refused(&ctx, status, || "log".into())),
         _ => Ok(()),
     }

@@ -12,6 +12,34 @@
   const PromiseCtor = Promise;
   const ErrorCtor = Error;
   const StringCtor = String;
+  const { get: weakGet, set: weakSet } = WeakMap.prototype;
+
+  // The errors the runtime raised (a denial, an unknown extension, a spent output budget),
+  // each with the code it was raised with. Private: the host trusts an uncaught error's code
+  // only when the error is found here, never because of its properties.
+  const raisedErrors = new WeakMap();
+  // Each extension call's promise, with the call it stands for (for the warning when a call the
+  // handler never awaited fails).
+  const callPromises = new WeakMap();
+
+  // Call sites (through `Error.prepareStackTrace`) must not hand out the functions on the
+  // stack: they would give handler code the prelude's own functions and the `$state` proxy's
+  // handlers. `getFunction` is the only way to them; it goes, before any handler runs.
+  {
+    const prepare = ErrorCtor.prepareStackTrace;
+    ErrorCtor.prepareStackTrace = (_, sites) => sites;
+    const sites = new ErrorCtor().stack;
+    ErrorCtor.prepareStackTrace = prepare;
+    if (typeof sites === 'object' && sites !== null && sites.length > 0) {
+      delete Object.getPrototypeOf(sites[0]).getFunction;
+    }
+  }
+
+  // Lookups the engine makes on its own, on any object it is handed (`await`, a returned value,
+  // `JSON.stringify`): on the API objects they find nothing and reach no host function.
+  function engineLookup(key) {
+    return key === 'then' || key === 'toJSON';
+  }
 
   // An index loop, not for-of: no iterator objects on every execution.
   function deepFreeze(value) {
@@ -25,7 +53,7 @@
 
   const $state = new ProxyCtor(create(null), {
     get(_, key) {
-      return typeof key === 'string' ? host.stateGet(key) : undefined;
+      return typeof key === 'string' && !engineLookup(key) ? host.stateGet(key) : undefined;
     },
     set(_, key, value) {
       if (typeof key !== 'string') return false;
@@ -79,19 +107,24 @@
   // callId -> [resolve, reject] of the promise the handler awaits.
   const pending = create(null);
 
+  let pendingCount = 0;
+
   function callExtension(extension, method, args) {
     const callId = host.extCall(extension, method, args);
-    return new PromiseCtor((resolve, reject) => {
+    const promise = new PromiseCtor((resolve, reject) => {
       pending[callId] = [resolve, reject];
     });
+    pendingCount++;
+    apply(weakSet, callPromises, [promise, `$ext.${extension}.${method} (call ${callId})`]);
+    return promise;
   }
 
   const $ext = new ProxyCtor(create(null), {
     get(_, extension) {
-      if (typeof extension !== 'string') return undefined;
+      if (typeof extension !== 'string' || engineLookup(extension)) return undefined;
       return new ProxyCtor(create(null), {
         get(_, method) {
-          if (typeof method !== 'string') return undefined;
+          if (typeof method !== 'string' || engineLookup(method)) return undefined;
           return (...args) => callExtension(extension, method, args);
         },
       });
@@ -142,6 +175,7 @@
       const settle = pending[callId];
       if (settle === undefined) return false;
       delete pending[callId];
+      pendingCount--;
       if (ok) {
         settle[0](value);
       } else {
@@ -150,6 +184,26 @@
         settle[1](error);
       }
       return true;
+    },
+    // Extension calls not settled yet.
+    pendingCalls() {
+      return pendingCount;
+    },
+    // Marks an error the runtime raises with `code`.
+    raise(error, code) {
+      apply(weakSet, raisedErrors, [error, code]);
+    },
+    // The code a raised error was raised with; undefined for anything else.
+    raisedCode(value) {
+      return apply(weakGet, raisedErrors, [value]);
+    },
+    // The extension call a promise stands for; undefined for any other promise.
+    callOf(promise) {
+      return apply(weakGet, callPromises, [promise]);
+    },
+    // Logs a warning (the rejection of a call the handler never awaited).
+    warn(line) {
+      host.log(2, line);
     },
   });
 });

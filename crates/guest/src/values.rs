@@ -374,6 +374,12 @@ fn number(float: f64) -> Json {
     serde_json::Number::from_f64(float).map_or(Json::Null, Json::Number)
 }
 
+/// Text leaving the sandbox (a log line, an error's message): its UTF-8, a lone surrogate
+/// becoming U+FFFD as in values.
+pub fn text<'js>(ctx: &Ctx<'js>, string: &rquickjs::String<'js>) -> rquickjs::Result<String> {
+    string_to_json(ctx, string)
+}
+
 /// A string's UTF-8; a lone surrogate, which has none, becomes U+FFFD (through the escape
 /// `JSON.stringify` writes for it).
 fn string_to_json<'js>(ctx: &Ctx<'js>, string: &rquickjs::String<'js>) -> rquickjs::Result<String> {

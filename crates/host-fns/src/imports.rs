@@ -17,6 +17,9 @@ pub trait HostAccess: 'static {
     fn host(&mut self) -> &mut HostState;
     /// The guest's exported memory (set once the instance exists).
     fn memory(&self) -> Memory;
+    /// Called when the host refused an extension call as unknown (not in the registry): the
+    /// engine's evidence for an `UNKNOWN_EXTENSION` result.
+    fn refused_unknown_extension(&mut self) {}
 }
 
 /// Adds every `nexus` import to `linker`.
@@ -71,10 +74,14 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         })
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::EXT_CALL, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
-        with_args(&mut caller, |memory, host| {
+        let code = with_args(&mut caller, |memory, host| {
             let call: ExtCall = message(memory, ptr, len)?;
             Ok(status(host.ext_call(call).map(|id| id as i32)))
-        })
+        })?;
+        if code == HostStatus::UnknownExtension as i32 {
+            caller.data_mut().refused_unknown_extension();
+        }
+        Ok(code)
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::LOG, |mut caller: Caller<'_, T>, level: i32, ptr: i32, len: i32| {
         with_args(&mut caller, |memory, host| {

@@ -69,6 +69,22 @@ pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 /// caller's stack (an abort, not a panic). The analysis therefore runs on a thread whose stack
 /// grows with the source: measured worst cases need well under 1 KiB per source byte.
 pub fn infer_capabilities(source: &str) -> Result<Inference, InferenceError> {
+    on_big_stack(source, infer_on_this_thread)
+}
+
+/// Checks that `source` is the body of an async function and nothing more: it parses inside
+/// the wrapper the guest compiles it in, and the wrapper holds all of it (a source such as
+/// `}); other(); (async function () {` closes the wrapper early and would run code outside
+/// the handler function). The engine refuses anything else as a `SYNTAX_ERROR`.
+pub fn check_handler_body(source: &str) -> Result<(), InferenceError> {
+    on_big_stack(source, |source| parse_body(source, |_, _| ()))
+}
+
+/// Runs `analysis` on a thread whose stack grows with the source (oxc parses recursively).
+fn on_big_stack<T: Send>(
+    source: &str,
+    analysis: impl FnOnce(&str) -> Result<T, InferenceError> + Send,
+) -> Result<T, InferenceError> {
     if source.len() > MAX_SOURCE_BYTES {
         return Err(InferenceError::TooLarge { bytes: source.len() });
     }
@@ -77,13 +93,18 @@ pub fn infer_capabilities(source: &str) -> Result<Inference, InferenceError> {
         let analysis = std::thread::Builder::new()
             .name("nexus-inference".into())
             .stack_size(stack_size)
-            .spawn_scoped(scope, || infer_on_this_thread(source))
+            .spawn_scoped(scope, || analysis(source))
             .expect("spawning the inference thread");
         analysis.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
-fn infer_on_this_thread(source: &str) -> Result<Inference, InferenceError> {
+/// Parses `source` as the guest runs it (wrapped in [`HANDLER_PREFIX`] / [`HANDLER_SUFFIX`])
+/// and hands the handler's body to `then`.
+fn parse_body<T>(
+    source: &str,
+    then: impl for<'p, 'a> FnOnce(&'p FunctionBody<'a>, Locator<'_>) -> T,
+) -> Result<T, InferenceError> {
     let wrapped = format!("{HANDLER_PREFIX}{source}{HANDLER_SUFFIX}");
     let locator = Locator { source, prefix_len: HANDLER_PREFIX.len() };
     let allocator = Allocator::default();
@@ -101,11 +122,16 @@ fn infer_on_this_thread(source: &str) -> Result<Inference, InferenceError> {
         let offset = parsed.program.body.first().map_or(0, |statement| statement.span().end);
         locator.syntax_error("the handler closes its enclosing function early".to_owned(), offset)
     })?;
+    Ok(then(body, locator))
+}
 
-    let mut inferrer =
-        Inferrer { shadows: Shadows::collect(body), locator, capabilities: BTreeSet::new(), warnings: Vec::new() };
-    inferrer.visit_function_body(body);
-    Ok(inferrer.finish())
+fn infer_on_this_thread(source: &str) -> Result<Inference, InferenceError> {
+    parse_body(source, |body, locator| {
+        let mut inferrer =
+            Inferrer { shadows: Shadows::collect(body), locator, capabilities: BTreeSet::new(), warnings: Vec::new() };
+        inferrer.visit_function_body(body);
+        inferrer.finish()
+    })
 }
 
 /// The handler's body inside the parsed wrapper, or `None` if the handler escaped it (e.g.

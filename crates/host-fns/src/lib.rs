@@ -21,4 +21,4 @@ pub use capability::{Capability, CapabilityError, Kind, Resource};
 pub use checker::Checker;
 pub use host_state::{ExtensionRegistry, HostState};
 pub use imports::HostAccess;
-pub use inference::{Inference, InferenceError, Warning, infer_capabilities};
+pub use inference::{Inference, InferenceError, Warning, check_handler_body, infer_capabilities};

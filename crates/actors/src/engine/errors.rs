@@ -6,9 +6,26 @@ use wasmtime::Trap;
 
 use super::request::{ExecutionError, Location};
 
+/// What the host itself saw during the execution, against which a guest's report is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence {
+    /// The host refused an access for want of a capability (and recorded the denial).
+    pub denied: bool,
+    /// The host refused an extension call as unknown.
+    pub unknown_extension: bool,
+}
+
 /// Classifies a JavaScript exception.
-pub fn from_guest(error: GuestError, source: Option<&str>) -> ExecutionError {
-    let code = classify(&error);
+///
+/// The rule: what the handler threw never chooses the code. `TIMEOUT`, `MEMORY_LIMIT`,
+/// `STACK_OVERFLOW`, `INTERNAL` come only from traps, the memory limiter, the output budget
+/// and the guest's own failures; `SYNTAX_ERROR` only from loading the code (before any handler
+/// code runs); `PERMISSION_DENIED` and `UNKNOWN_EXTENSION` only for an error the runtime raised
+/// (the prelude's private registry says so, not the error's properties), and only if the host
+/// refused such an access during the execution. Anything else is `RUNTIME_ERROR`, with the handler's own
+/// `code` kept as `handler_code`.
+pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -> ExecutionError {
+    let code = classify(&error, evidence);
     let location = error.stack.as_deref().and_then(handler_location).map(|l| within(l, source));
     let message = match (error.name.as_str(), code) {
         ("", _) => error.message,
@@ -21,22 +38,46 @@ pub fn from_guest(error: GuestError, source: Option<&str>) -> ExecutionError {
         stack: error.stack,
         location,
         snippet: location.and_then(|l| snippet(source?, l.line)),
+        handler_code: error.code.filter(|_| error.raised.is_none()),
     }
 }
 
-fn classify(error: &GuestError) -> ErrorCode {
-    // Codes the host functions and the guest put on errors they throw.
-    const THROWN_BY_SANDBOX: [ErrorCode; 4] =
-        [ErrorCode::PermissionDenied, ErrorCode::UnknownExtension, ErrorCode::MemoryLimit, ErrorCode::InvalidArgument];
-    if let Some(code) = THROWN_BY_SANDBOX.into_iter().find(|c| error.code.as_deref() == Some(c.as_str())) {
-        return code;
+fn classify(error: &GuestError, evidence: Evidence) -> ErrorCode {
+    let raised = |code: ErrorCode| error.raised.as_deref() == Some(code.as_str());
+    if error.internal {
+        ErrorCode::Internal
+    } else if error.at_load {
+        match error.name.as_str() {
+            _ if raised(ErrorCode::InvalidArgument) => ErrorCode::InvalidArgument,
+            "SyntaxError" => ErrorCode::SyntaxError,
+            "InternalError" => ErrorCode::Internal,
+            _ => ErrorCode::RuntimeError,
+        }
+    } else if raised(ErrorCode::PermissionDenied) && evidence.denied {
+        ErrorCode::PermissionDenied
+    } else if raised(ErrorCode::UnknownExtension) && evidence.unknown_extension {
+        ErrorCode::UnknownExtension
+    } else {
+        ErrorCode::RuntimeError
     }
-    match (error.name.as_str(), error.message.as_str()) {
-        ("SyntaxError", _) if error.at_load => ErrorCode::SyntaxError,
-        ("InternalError", "out of memory") => ErrorCode::MemoryLimit,
-        ("RangeError", "Maximum call stack size exceeded") => ErrorCode::StackOverflow,
-        ("InternalError", _) if error.at_load || error.stack.is_none() => ErrorCode::Internal,
-        _ => ErrorCode::RuntimeError,
+}
+
+/// Refuses source that is not the body of a function, or does not parse as one, with the
+/// parser's location in the handler's own source (see [`nexus_host_fns::check_handler_body`]).
+pub fn check_body(source: &str) -> Result<(), ExecutionError> {
+    match nexus_host_fns::check_handler_body(source) {
+        Ok(()) => Ok(()),
+        Err(nexus_host_fns::InferenceError::Syntax { message, line, column }) => {
+            let location = Location { line, column };
+            Err(ExecutionError {
+                location: Some(location),
+                snippet: snippet(source, line),
+                ..ExecutionError::new(ErrorCode::SyntaxError, format!("SyntaxError: {message}"))
+            })
+        }
+        Err(error @ nexus_host_fns::InferenceError::TooLarge { .. }) => {
+            Err(ExecutionError::new(ErrorCode::InvalidArgument, error.to_string()))
+        }
     }
 }
 
@@ -108,16 +149,43 @@ mod tests {
     }
 
     #[test]
-    fn classifies_quickjs_limits_and_sandbox_codes() {
-        assert_eq!(classify(&error("InternalError", "out of memory", None)), ErrorCode::MemoryLimit);
-        assert_eq!(classify(&error("RangeError", "Maximum call stack size exceeded", None)), ErrorCode::StackOverflow);
-        assert_eq!(classify(&error("TypeError", "x is not a function", Some(""))), ErrorCode::RuntimeError);
-        let denied = GuestError { code: Some("PERMISSION_DENIED".into()), ..error("Error", "denied", None) };
-        assert_eq!(classify(&denied), ErrorCode::PermissionDenied);
-        let custom = GuestError { code: Some("TIMEOUT".into()), ..error("Error", "mine", Some("")) };
-        assert_eq!(classify(&custom), ErrorCode::RuntimeError, "handlers cannot forge engine codes");
+    fn only_the_engines_evidence_chooses_an_engine_code() {
+        let denied = Evidence { denied: true, unknown_extension: true };
+        let none = Evidence::default();
+        // What a handler can throw: names, messages and codes of its choosing.
+        for (name, message, code) in [
+            ("InternalError", "out of memory", None),
+            ("RangeError", "Maximum call stack size exceeded", None),
+            ("InternalError", "boom", None),
+            ("SyntaxError", "unexpected token", None),
+            ("Error", "mine", Some("TIMEOUT")),
+            ("Error", "mine", Some("PERMISSION_DENIED")),
+            ("Error", "mine", Some("INVALID_ARGUMENT")),
+            ("Error", "mine", Some("MEMORY_LIMIT")),
+        ] {
+            let thrown = GuestError { code: code.map(Into::into), ..error(name, message, None) };
+            assert_eq!(classify(&thrown, denied), ErrorCode::RuntimeError, "{thrown:?}");
+            let described = from_guest(thrown, None, denied);
+            assert_eq!(described.handler_code.as_deref(), code, "the handler's own code is kept");
+        }
+        let raised = |code: ErrorCode| GuestError { raised: Some(code.as_str().into()), ..error("Error", "x", None) };
+        assert_eq!(classify(&raised(ErrorCode::PermissionDenied), denied), ErrorCode::PermissionDenied);
+        assert_eq!(
+            classify(&raised(ErrorCode::PermissionDenied), none),
+            ErrorCode::RuntimeError,
+            "a denial the host did not record"
+        );
+        assert_eq!(classify(&raised(ErrorCode::UnknownExtension), denied), ErrorCode::UnknownExtension);
+        assert_eq!(
+            classify(&raised(ErrorCode::UnknownExtension), none),
+            ErrorCode::RuntimeError,
+            "an unknown call the host did not refuse"
+        );
+        assert_eq!(classify(&raised(ErrorCode::Timeout), denied), ErrorCode::RuntimeError);
         let syntax = GuestError { at_load: true, ..error("SyntaxError", "unexpected token", None) };
-        assert_eq!(classify(&syntax), ErrorCode::SyntaxError);
+        assert_eq!(classify(&syntax, none), ErrorCode::SyntaxError);
+        let internal = GuestError { internal: true, ..error("InternalError", "malformed input", None) };
+        assert_eq!(classify(&internal, none), ErrorCode::Internal);
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct SuspensionImage {
     #[serde(with = "serde_bytes")]
     pub delta: Vec<u8>,
     pub host: HostState,
+    /// The host's evidence so far: a denial was recorded, an unknown extension call refused
+    /// (what lets an uncaught error of the runtime's be `PERMISSION_DENIED` or
+    /// `UNKNOWN_EXTENSION` after a restore).
+    pub denied: bool,
+    pub unknown_extension: bool,
     /// The handler's source, for error snippets (absent for bytecode).
     pub source: Option<String>,
     /// Running time the execution still has.

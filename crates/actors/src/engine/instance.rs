@@ -19,6 +19,10 @@ pub struct StoreData {
     pub limits: MemoryLimit,
     /// When the call in progress must end (see [`super::ticker`]).
     pub deadline: Instant,
+    /// The host has recorded a denial in this execution: evidence for `PERMISSION_DENIED`.
+    pub denied: bool,
+    /// The host has refused an extension call as unknown: evidence for `UNKNOWN_EXTENSION`.
+    pub unknown_extension: bool,
     memory: Option<Memory>,
 }
 
@@ -32,10 +36,15 @@ impl HostAccess for StoreData {
         // right after instantiation, before any guest code runs.
         self.memory.expect("the guest memory is set at instantiation")
     }
+
+    fn refused_unknown_extension(&mut self) {
+        self.unknown_extension = true;
+    }
 }
 
-/// Refuses memory growth past the execution's limit, and remembers that it did: the guest's
-/// allocator aborting right after a refusal is an out-of-memory, not a sandbox failure.
+/// Refuses memory growth past the execution's limit, and remembers that it did. It is the one
+/// memory limit (QuickJS has none of its own), and a refusal traps at once: the handler cannot
+/// catch an out-of-memory and carry on, and the execution ends as `MEMORY_LIMIT`.
 pub struct MemoryLimit {
     pub max_bytes: usize,
     pub refused: bool,
@@ -43,9 +52,11 @@ pub struct MemoryLimit {
 
 impl ResourceLimiter for MemoryLimit {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
-        let allowed = desired <= self.max_bytes;
-        self.refused |= !allowed;
-        Ok(allowed)
+        if desired <= self.max_bytes {
+            return Ok(true);
+        }
+        self.refused = true;
+        Err(anyhow!("the guest's memory would grow to {desired} bytes, past its limit of {} bytes", self.max_bytes))
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
@@ -83,7 +94,8 @@ pub enum EntryPoint {
 impl GuestInstance {
     pub fn instantiate(pre: &InstancePre<StoreData>, host: HostState, max_memory: usize) -> Result<Self> {
         let limits = MemoryLimit { max_bytes: max_memory, refused: false };
-        let data = StoreData { host, limits, deadline: Instant::now(), memory: None };
+        let data =
+            StoreData { host, limits, deadline: Instant::now(), denied: false, unknown_extension: false, memory: None };
         let mut store = Store::new(pre.module().engine(), data);
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_callback(|store| Ok(ticker::expired(store.data().deadline)));

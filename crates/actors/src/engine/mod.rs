@@ -3,8 +3,9 @@
 //! Every execution instantiates the pre-initialized guest (a Wizer snapshot of QuickJS with
 //! its prelude) from an [`InstancePre`] into a pooled memory slot whose copy-on-write image is
 //! the snapshot, so a fresh instance costs a few page resets rather than a QuickJS start-up.
-//! Limits: a timeout through epoch interruption, memory through the store's limiter and
-//! QuickJS's own heap limit, stack through QuickJS's stack limit and `max_wasm_stack`.
+//! Limits: a timeout through epoch interruption, memory through the store's limiter (the only
+//! memory limit: a refused growth ends the execution, whatever the handler catches), stack
+//! through `max_wasm_stack` and the guest's shadow stack.
 //! A trap discards the instance and nothing else.
 //!
 //! ```no_run
@@ -46,6 +47,7 @@ pub use request::{
 };
 
 use compile_cache::CompileCache;
+use errors::Evidence;
 use image::{GlobalValue, IMAGE_VERSION, SuspensionImage};
 use instance::{EntryPoint, GuestInstance, StoreData};
 use ticker::{Ticker, Watch};
@@ -201,16 +203,7 @@ impl Engine {
                 return Outcome { result, parked: None, spent: None };
             }
         };
-        let input = RunInput {
-            code,
-            args: request.args,
-            scope: request.scope,
-            random_seed: random_seed(),
-            // QuickJS's heap limit sits below the store's, leaving room for the snapshot's static
-            // data and shadow stack, so running out is a JavaScript out-of-memory error rather
-            // than a refused memory.grow.
-            memory_limit: memory_limit.saturating_sub(memory_limit / 8),
-        };
+        let input = RunInput { code, args: request.args, scope: request.scope, random_seed: random_seed() };
         let step = Step { instance, source, time_left, started, span, loaded };
         self.step(step, EntryPoint::Run, &input)
     }
@@ -226,13 +219,11 @@ impl Engine {
     ) -> Result<(Code, Option<String>, Loaded), (ExecutionError, u64)> {
         let source = match handler {
             Handler::Bytecode(bytecode) => return Ok((Code::Bytecode(bytecode), None, Loaded::default())),
-            Handler::Source(source) if !self.cache.enabled() => {
-                return Ok((Code::Source(source.clone()), Some(source), Loaded::default()));
-            }
             Handler::Source(source) => source,
         };
-        let key = self.cache.key(&source);
-        if let Some(bytecode) = self.cache.get(key) {
+        // Without a cache, source is compiled here all the same: compiling checks it is a body.
+        let key = self.cache.enabled().then(|| self.cache.key(&source));
+        if let Some(bytecode) = key.and_then(|key| self.cache.get(key)) {
             return Ok((
                 Code::Bytecode(bytecode.to_vec()),
                 Some(source),
@@ -244,7 +235,9 @@ impl Engine {
         *time_left = time_left.saturating_sub(compiling.elapsed());
         let compile_time_us = compiling.elapsed().as_micros() as u64;
         let bytecode = compiled.map_err(|error| (error, compile_time_us))?;
-        self.cache.insert(key, Arc::new(bytecode.clone()));
+        if let Some(key) = key {
+            self.cache.insert(key, Arc::new(bytecode.clone()));
+        }
         Ok((Code::Bytecode(bytecode), Some(source), Loaded { cache_hit: false, compile_time_us }))
     }
 
@@ -314,6 +307,8 @@ impl Engine {
             pages,
             delta,
             host: data.host,
+            denied: data.denied,
+            unknown_extension: data.unknown_extension,
             source,
             time_left,
         })
@@ -329,6 +324,8 @@ impl Engine {
         }
         let limit = usize::try_from(image.memory_limit).unwrap_or(usize::MAX);
         let mut instance = GuestInstance::instantiate(&self.pre, image.host, limit).map_err(internal)?;
+        let data = instance.store.data_mut();
+        (data.denied, data.unknown_extension) = (image.denied, image.unknown_extension);
         let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;
         image::apply_delta(memory, &image.pages, &image.delta).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
         for (name, value) in image.globals {
@@ -378,8 +375,8 @@ impl Engine {
         let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
         drop(watch);
         match output {
-            Ok(CompileOutput::Bytecode(bytecode)) => Ok(bytecode),
-            Ok(CompileOutput::Threw(error)) => Err(errors::from_guest(error, Some(source))),
+            Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode),
+            Ok(CompileOutput::Threw(error)) => Err(errors::from_guest(error, Some(source), Evidence::default())),
             Err(trap) => {
                 let data = instance.store.data();
                 Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
@@ -425,6 +422,7 @@ impl Engine {
 
         let data = step.instance.store.data_mut();
         let records = data.host.take_records();
+        data.denied |= !records.denials.is_empty();
         let metrics = ExecutionMetrics {
             execution_time_us: step.started.elapsed().as_micros() as u64,
             compile_time_us: step.loaded.compile_time_us + report.as_ref().map_or(0, |report| report.compile_time_us),
@@ -455,7 +453,10 @@ impl Engine {
                 result.status = Status::Success;
                 result.return_value = value.unwrap_or(Value::Null);
             }
-            Ok(RunOutput::Threw(error)) => result.error = Some(errors::from_guest(error, step.source.as_deref())),
+            Ok(RunOutput::Threw(error)) => {
+                let evidence = Evidence { denied: data.denied, unknown_extension: data.unknown_extension };
+                result.error = Some(errors::from_guest(error, step.source.as_deref(), evidence));
+            }
             Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
                 result.error = Some(ExecutionError::new(
                     ErrorCode::Unsettled,

@@ -198,11 +198,15 @@ pub struct ExecutionError {
     /// The handler's source line at `location`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// The `code` the handler gave the error it threw (a string own property of the thrown
+    /// value): the handler's, never one of the engine's codes, which only the engine sets.
+    #[serde(default, rename = "handlerCode", skip_serializing_if = "Option::is_none")]
+    pub handler_code: Option<String>,
 }
 
 impl ExecutionError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ExecutionError { code, message: message.into(), stack: None, location: None, snippet: None }
+        ExecutionError { code, message: message.into(), stack: None, location: None, snippet: None, handler_code: None }
     }
 }
 

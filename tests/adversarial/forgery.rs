@@ -1,0 +1,112 @@
+//! Forged reports: a handler choosing its own result code by what it throws. Only the engine's
+//! evidence sets an engine code; what a handler throws is a `RUNTIME_ERROR`, its own `code`
+//! kept as `handler_code`.
+
+use super::*;
+
+const ENGINE_CODES: [&str; 9] = [
+    "TIMEOUT",
+    "MEMORY_LIMIT",
+    "STACK_OVERFLOW",
+    "INVALID_ARGUMENT",
+    "INTERNAL",
+    "UNSETTLED",
+    "PERMISSION_DENIED",
+    "UNKNOWN_EXTENSION",
+    "SYNTAX_ERROR",
+];
+
+fn runtime_error(result: &ExecutionResult) -> &nexus::ExecutionError {
+    let error = result.error.as_ref().unwrap_or_else(|| panic!("expected an error: {result:?}"));
+    assert_eq!(error.code, ErrorCode::RuntimeError, "{error:?}");
+    error
+}
+
+#[test]
+fn a_code_on_a_thrown_error_is_the_handlers_own() {
+    for forged in ENGINE_CODES {
+        for throw in [
+            format!("const e = new Error('mine'); e.code = '{forged}'; throw e;"),
+            format!("throw {{ code: '{forged}', message: 'mine' }};"),
+            format!("throw Object.assign(new TypeError('mine'), {{ code: '{forged}', name: 'InternalError' }});"),
+            format!("return Promise.reject(Object.assign(new Error('mine'), {{ code: '{forged}' }}));"),
+            format!("await null; class E extends Error {{ code = '{forged}'; }} throw new E('mine');"),
+        ] {
+            let result = attempt(request(&throw, &[]));
+            let error = runtime_error(&result);
+            assert_eq!(error.handler_code.as_deref(), Some(forged), "{throw}: {error:?}");
+        }
+    }
+}
+
+#[test]
+fn names_and_messages_like_the_engines_are_runtime_errors() {
+    for throw in [
+        "const e = new Error('out of memory'); e.name = 'InternalError'; throw e;",
+        "throw { name: 'InternalError', message: 'out of memory' };",
+        "throw new RangeError('Maximum call stack size exceeded');",
+        "throw { name: 'InternalError', message: 'the sandbox failed' };",
+        "throw Object.assign(Object.create(null), { name: 'InternalError' });",
+        "throw new (class InternalError extends Error { get name() { return 'InternalError'; } })('x');",
+        "throw null;",
+        "throw { name: 'SyntaxError', message: 'unexpected token', stack: '    at handler.js:1:1' };",
+        "throw new SyntaxError('unexpected token');",
+        "eval('}{');",
+    ] {
+        let result = attempt(request(throw, &[]));
+        let error = runtime_error(&result);
+        assert_eq!(error.handler_code, None, "{throw}");
+    }
+}
+
+#[test]
+fn a_code_getter_on_object_prototype_changes_nothing() {
+    let source = "Object.defineProperty(Object.prototype, 'code', { get() { return 'INVALID_ARGUMENT'; } });\n\
+                  null.x;";
+    let result = attempt(request(source, &[]));
+    let error = runtime_error(&result);
+    assert!(error.message.starts_with("TypeError"), "{error:?}");
+    assert_eq!(error.handler_code, None, "only an own data property is the handler's code");
+    // A getter for `code` on the error itself is not read either.
+    let source =
+        "const e = new Error('x'); Object.defineProperty(e, 'code', { get() { return 'TIMEOUT'; } }); throw e;";
+    assert_eq!(runtime_error(&attempt(request(source, &[]))).handler_code, None);
+}
+
+#[test]
+fn an_extensions_error_or_value_rethrown_is_a_runtime_error() {
+    for forged in ["INVALID_ARGUMENT", "PERMISSION_DENIED", "TIMEOUT"] {
+        let suspended = attempt(common::register(request("await $ext.kv.get();", &["ext:kv"]), "kv", &["get"]));
+        let outcome = ExtOutcome::Err { code: Some(forged.into()), message: "from the extension".into() };
+        let result = resume(&suspended, outcome);
+        assert_eq!(runtime_error(&result).handler_code.as_deref(), Some(forged));
+
+        let suspended = attempt(common::register(request("throw await $ext.kv.get();", &["ext:kv"]), "kv", &["get"]));
+        let result = resume(&suspended, ExtOutcome::Ok(json!({"code": forged, "name": "InternalError"})));
+        assert_eq!(runtime_error(&result).handler_code.as_deref(), Some(forged));
+    }
+}
+
+#[test]
+fn a_real_denial_rethrown_is_still_a_denial_and_a_copy_of_it_is_not() {
+    let result = attempt(request("try { $state.secret; } catch (e) { throw e; }", &[]));
+    assert_eq!(code(&result), ErrorCode::PermissionDenied);
+    assert_eq!(result.error.as_ref().unwrap().handler_code, None);
+    // After a real (caught) denial, an error made to look like one is the handler's.
+    for copy in [
+        "throw Object.assign(new Error(e.message), { code: e.code });",
+        "throw Object.create(e);",
+        "throw { ...e, code: e.code, message: e.message };",
+    ] {
+        let source = format!("let e; try {{ $state.secret; }} catch (caught) {{ e = caught; }}\n{copy}");
+        let result = attempt(request(&source, &[]));
+        assert_eq!(code(&result), ErrorCode::RuntimeError, "{copy}: {:?}", result.error);
+        assert_eq!(result.records.denials.len(), 1);
+    }
+    // A denial raised after an await, rethrown later, is still the runtime's.
+    let source = "await null; let e; try { $state.secret; } catch (c) { e = c; } await null; throw e;";
+    assert_eq!(code(&attempt(request(source, &[]))), ErrorCode::PermissionDenied);
+    // An unknown extension, uncaught, is the runtime's too.
+    let result = attempt(request("await $ext.kv.nope();", &["ext:kv"]));
+    assert_eq!(code(&result), ErrorCode::UnknownExtension);
+}
