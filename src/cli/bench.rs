@@ -32,6 +32,11 @@ pub struct BenchArgs {
     /// Only these workloads (repeatable); all by default.
     #[arg(long = "workload", value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(NAMES))]
     workloads: Vec<String>,
+    /// Instead of the workloads: suspensions beyond their instance (hibernate and restore
+    /// latency, memory per hibernated suspension, throughput with 100 ms extension calls).
+    /// Optionally only some parts: latency, memory, io.
+    #[arg(long, num_args = 0.., value_name = "PART", value_parser = clap::builder::PossibleValuesParser::new(super::bench_suspensions::PARTS))]
+    suspensions: Option<Vec<String>>,
 }
 
 /// Per-request latency over a run of sequential executions.
@@ -79,6 +84,10 @@ impl Budget {
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
+    if let Some(parts) = &args.suspensions {
+        super::bench_suspensions::run(parts);
+        return Ok(ExitCode::SUCCESS);
+    }
     let budget = Budget { iterations: args.iterations.max(1), duration: Duration::from_millis(args.duration_ms) };
     let workloads: Vec<Workload> = if args.workloads.is_empty() {
         Workload::all()

@@ -1,9 +1,7 @@
-//! Suspensions beyond their instance: what hibernating and restoring cost, what a hibernated
-//! suspension occupies, and the throughput of handlers waiting on slow extension calls.
-//!
-//! `cargo bench --bench suspensions` (all of it), or `cargo bench --bench suspensions -- NAME`
-//! for one of `latency`, `memory`, `io`. Figures go to stdout, one line each; BENCHMARKS.md
-//! keeps them with this command.
+//! `nexus bench --suspensions [PART]...`: what hibernating and restoring cost, what a hibernated
+//! suspension occupies, and the throughput of handlers waiting on slow extension calls (parts
+//! `latency`, `memory`, `io`; all by default). Figures go to stdout, one line each;
+//! BENCHMARKS.md keeps them with this command.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,10 +12,12 @@ use nexus::{
 };
 use serde_json::json;
 
-fn main() {
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+/// The parts `nexus bench --suspensions` runs.
+pub const PARTS: [&str; 3] = ["latency", "memory", "io"];
+
+pub fn run(only: &[String]) {
     let runs = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     if runs("latency") {
         engine_latency();
         tokio.block_on(runtime_latency());
