@@ -19,6 +19,7 @@
 
 mod compile_cache;
 mod config;
+mod disk_cache;
 mod errors;
 mod instance;
 mod module;
@@ -45,6 +46,7 @@ pub use request::{
 };
 
 use compile_cache::CompileCache;
+use disk_cache::DiskCache;
 use instance::{EntryPoint, GuestInstance, StoreData};
 use ticker::{Ticker, Watch};
 
@@ -115,7 +117,9 @@ impl Engine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = wasmtime::Engine::new(&wasm).context("configuring wasmtime")?;
 
-        let module = module::guest_module(&engine, config.module_cache_dir.as_deref())?;
+        let key_file = config.cache_key_file.as_deref();
+        let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
+        let module = module::guest_module(&engine, module_cache.as_ref())?;
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
@@ -125,7 +129,8 @@ impl Engine {
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
         let ticker = Arc::new(Ticker::start(&engine));
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
+        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache));
         Ok(Engine { pre, config, min_memory, cache, ticker })
     }
 
@@ -216,7 +221,7 @@ impl Engine {
             Handler::Source(source) => source,
         };
         let key = self.cache.key(&source);
-        if let Some(bytecode) = self.cache.get(key) {
+        if let Some(bytecode) = self.cache.get(&key) {
             return Ok((
                 Code::Bytecode(bytecode.to_vec()),
                 Some(source),
