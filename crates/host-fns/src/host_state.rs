@@ -60,8 +60,7 @@ impl HostState {
     fn deny(&mut self, kind: Kind, name: &str, operation: &str) -> HostStatus {
         // Denials spend the output budget too: a handler looping on denied accesses must not
         // grow the host without bound. Charged before the record is built.
-        let cost = record_cost(&[kind.prefix(), name, name, operation], &[]) + text_cost(kind.name());
-        if self.spend(cost).is_ok() {
+        if self.charge(&[kind.prefix(), name, kind.name(), name, operation], &[]).is_ok() {
             self.records.denials.push(Denial::new(kind, name, operation));
         }
         HostStatus::Denied
@@ -70,6 +69,18 @@ impl HostState {
     fn check(&mut self, kind: Kind, name: &str, operation: &str) -> HostResult<()> {
         self.host_calls += 1;
         if self.checker.allows(kind, name) { Ok(()) } else { Err(self.deny(kind, name, operation)) }
+    }
+
+    /// Spends the [cost](record_cost) of a record made of `texts` and `values`. Once the budget
+    /// is spent, or when the strings alone exceed what is left, refuses it without measuring it:
+    /// a handler looping on large refused records costs the host no more than small ones.
+    fn charge(&mut self, texts: &[&str], values: &[&Value]) -> HostResult<()> {
+        let at_least = RECORD_OVERHEAD + texts.iter().map(|text| text.len()).sum::<usize>();
+        if self.output_exhausted || at_least > self.output_budget {
+            self.output_exhausted = true;
+            return Err(HostStatus::OutputLimit);
+        }
+        self.spend(record_cost(texts, values))
     }
 
     fn spend(&mut self, bytes: usize) -> HostResult<()> {
@@ -104,7 +115,7 @@ impl HostState {
 
     pub fn state_set(&mut self, key: &str, value: Value) -> HostResult<()> {
         self.check(Kind::StateWrite, key, "state.set")?;
-        self.spend(record_cost(&[key], &[&value]))?;
+        self.charge(&[key], &[&value])?;
         self.state.insert(key.to_owned(), value.clone());
         self.records.state_mutations.push(StateMutation::Set { key: key.to_owned(), value });
         Ok(())
@@ -112,7 +123,7 @@ impl HostState {
 
     pub fn state_delete(&mut self, key: &str) -> HostResult<()> {
         self.check(Kind::StateWrite, key, "state.delete")?;
-        self.spend(record_cost(&[key], &[]))?;
+        self.charge(&[key], &[])?;
         // Keeps the state's order (a plain remove would move the last key into the gap).
         self.state.shift_remove(key);
         self.records.state_mutations.push(StateMutation::Delete { key: key.to_owned() });
@@ -139,7 +150,7 @@ impl HostState {
 
     pub fn emit(&mut self, name: &str, payload: Value) -> HostResult<()> {
         self.check(Kind::EventsEmit, name, "events.emit")?;
-        self.spend(record_cost(&[name], &[&payload]))?;
+        self.charge(&[name], &[&payload])?;
         self.records.events.push(Event { name: name.to_owned(), payload });
         Ok(())
     }
@@ -147,7 +158,7 @@ impl HostState {
     pub fn view_command(&mut self, call: ViewCommandCall) -> HostResult<()> {
         let operation = if call.kind == "update" { "view.update" } else { "view.command" };
         self.check(Kind::ViewUpdate, &call.component_id, operation)?;
-        self.spend(record_cost(&[&call.kind, &call.component_id], &[&call.args]))?;
+        self.charge(&[&call.kind, &call.component_id], &[&call.args])?;
         self.records.view_commands.push(ViewCommand {
             kind: call.kind,
             component_id: call.component_id,
@@ -164,7 +175,7 @@ impl HostState {
             return Err(HostStatus::UnknownExtension);
         }
         let args: Vec<&Value> = call.args.iter().collect();
-        self.spend(record_cost(&[&call.extension, &call.method], &args))?;
+        self.charge(&[&call.extension, &call.method], &args)?;
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         self.pending.push(PendingCall { call_id, extension: call.extension, method: call.method, args: call.args });
@@ -173,7 +184,7 @@ impl HostState {
 
     pub fn log(&mut self, level: LogLevel, message: String) -> HostResult<()> {
         self.host_calls += 1;
-        self.spend(record_cost(&[&message], &[]))?;
+        self.charge(&[&message], &[])?;
         self.records.logs.push(LogLine { level, message });
         Ok(())
     }
