@@ -35,5 +35,5 @@ pub use nexus_actors::suspension::{
 };
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{
-    Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Warning, infer_capabilities,
+    Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Kind, Warning, infer_capabilities,
 };

@@ -126,7 +126,10 @@ fn a_failing_handler_exits_1_and_still_prints_the_result() {
     assert_eq!(result["status"], "error");
     assert_eq!(result["error"]["code"], "PERMISSION_DENIED");
     assert_eq!(result["error"]["location"]["line"], 2);
-    assert_eq!(result["denials"], json!([{"capability": "state:read:secret", "operation": "state.get"}]));
+    assert_eq!(
+        result["denials"],
+        json!([{"capability": "state:read:secret", "kind": "state:read", "resource": "secret", "operation": "state.get"}])
+    );
 }
 
 #[test]

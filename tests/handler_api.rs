@@ -4,11 +4,16 @@
 mod common;
 
 use common::{error_code, run};
-use nexus::{Denial, ErrorCode, Event, LogLevel, LogLine, StateMutation, Status, ViewCommand};
+use nexus::{Denial, ErrorCode, Event, Kind, LogLevel, LogLine, StateMutation, Status, ViewCommand};
 use serde_json::{Value, json};
 
+/// The denial of `operation` that `capability` would have allowed.
 fn denial(capability: &str, operation: &str) -> Denial {
-    Denial { capability: capability.into(), operation: operation.into() }
+    let (kind, resource) = Kind::ALL
+        .into_iter()
+        .find_map(|kind| capability.strip_prefix(kind.prefix()).map(|resource| (kind, resource)))
+        .expect("a token of a known kind");
+    Denial { capability: capability.into(), kind, resource: resource.into(), operation: operation.into() }
 }
 
 #[test]
@@ -52,6 +57,24 @@ fn write_does_not_imply_read() {
     assert_eq!(result.return_value, json!("PERMISSION_DENIED"));
     assert_eq!(result.records.state_mutations, vec![StateMutation::Set { key: "n".into(), value: json!(5) }]);
     assert_eq!(result.records.denials, vec![denial("state:read:n", "state.get")]);
+}
+
+#[test]
+fn a_denial_on_a_literal_star_or_empty_key_reads_unambiguously() {
+    let result = run(
+        "for (const key of ['*', '']) { try { $state[key] = 1; } catch {} } return 0;",
+        &["state:write:x"],
+        json!({}),
+    );
+    let denials = serde_json::to_value(&result.records.denials).unwrap();
+    assert_eq!(
+        denials,
+        json!([
+            {"capability": "state:write:*", "kind": "state:write", "resource": "*", "operation": "state.set"},
+            {"capability": "state:write:", "kind": "state:write", "resource": "", "operation": "state.set"},
+        ]),
+        "the resource is the literal key, never the wildcard or nothing"
+    );
 }
 
 #[test]

@@ -432,3 +432,24 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
     assert_eq!(stats.errors.get("OVERLOADED"), Some(&1));
     shut_down_drained(&runtime).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precompiles_at_once_stay_within_the_instance_budget() {
+    // One actor on one worker: the engine's instance budget is the pool's slots, the retired
+    // instances' and the one set aside for precompiling. The actor's execution is parked, so
+    // its slot stays taken throughout.
+    let runtime = Runtime::start(RuntimeConfig { pool_size: 1, workers: 1, ..RuntimeConfig::default() }).unwrap();
+    let parked = runtime.execute(suspending("kv")).await;
+    assert_eq!(parked.status, Status::Suspended);
+    // Long enough to compile that forty precompilations asked at once overlap.
+    let source: String = (0..4000).map(|i| format!("let v{i} = $args.n + {i};\n")).collect::<String>() + "return 1;";
+    let compiled = futures::future::join_all((0..40).map(|_| runtime.precompile(&source))).await;
+    for result in &compiled {
+        assert!(result.is_ok(), "a precompilation failed: {:?}", result.as_ref().err());
+    }
+    let id = parked.suspension.unwrap().id;
+    let resumed = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
+    assert_eq!(resumed.status, Status::Success, "the parked execution kept its slot: {:?}", resumed.error);
+    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    shut_down_drained(&runtime).await;
+}

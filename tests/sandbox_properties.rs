@@ -18,7 +18,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use nexus::{Denial, Event, ExtOutcome, Records, StateMutation, Status, ViewCommand};
+use nexus::{Denial, Event, ExtOutcome, Kind, Records, StateMutation, Status, ViewCommand};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -236,7 +236,9 @@ impl Model {
         if self.allows(prefix, name) {
             return Ok(());
         }
-        self.observed.denials.push(Denial { capability: format!("{prefix}{name}"), operation: operation.into() });
+        let kind = Kind::ALL.into_iter().find(|kind| kind.prefix() == prefix).expect("a known prefix");
+        let capability = format!("{prefix}{name}");
+        self.observed.denials.push(Denial { capability, kind, resource: name.into(), operation: operation.into() });
         Err(Thrown(Some("PERMISSION_DENIED")))
     }
 
@@ -484,6 +486,12 @@ fn the_model_matches_a_known_program() {
             ["k", ["a"]]
         ])
     );
-    assert_eq!(expected.denials, vec![Denial { capability: "state:read:b".into(), operation: "state.get".into() }]);
+    let denial = Denial {
+        capability: "state:read:b".into(),
+        kind: Kind::StateRead,
+        resource: "b".into(),
+        operation: "state.get".into(),
+    };
+    assert_eq!(expected.denials, vec![denial]);
     assert_eq!(run_in_sandbox(&program, &tokens, &[("a", 5), ("b", 6)]), expected);
 }

@@ -125,8 +125,15 @@ export interface LogLine {
   level: 'debug' | 'info' | 'warn' | 'error';
   message: string;
 }
+/**
+ * An access denied for lack of a capability. `capability` is the token that would have allowed it;
+ * `kind` and `resource` say the same unambiguously (a literal key `*` has the token `state:read:*`,
+ * which reads as the wildcard, and an empty key has no valid token at all).
+ */
 export interface Denial {
   capability: string;
+  kind: 'state:read' | 'state:write' | 'events:emit' | 'view:update' | 'ext';
+  resource: string;
   operation: string;
 }
 export interface PendingCall {

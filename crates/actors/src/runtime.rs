@@ -17,7 +17,7 @@ use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, S
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor};
+use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor, precompile_slots};
 use crate::suspension::lifecycle::Suspensions;
 use crate::suspension::{Sealer, SuspensionKeys};
 
@@ -70,9 +70,9 @@ impl Runtime {
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
         let mut engine_config = config.engine.clone();
-        // Every actor may hold a store, finished ones wait for their reset, and precompilation
-        // needs one per worker at most.
-        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + config.workers.max(1) + 1) as u32;
+        // Every actor may hold a store, finished ones wait for their reset, and precompilations
+        // hold the slots set aside for them (the supervisor runs no more at once).
+        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + precompile_slots(&config) + 1) as u32;
         let engine = Engine::new(engine_config)?;
         let store = config
             .suspension_store
@@ -84,8 +84,8 @@ impl Runtime {
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
         let spawn = move || {
             let metrics = MetricsActor::new(suspensions.metrics.clone()).start();
-            let pool = Arc::new(Pool::new(engine, config, suspensions, metrics.clone()));
-            let supervisor = Supervisor::new(pool.clone(), metrics).start();
+            let pool = Arc::new(Pool::new(engine, config.clone(), suspensions, metrics.clone()));
+            let supervisor = Supervisor::new(pool.clone(), &config, metrics).start();
             (pool, supervisor, spin::current())
         };
         if System::try_current().is_some() && actix::Arbiter::try_current().is_some() {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use nexus_abi::{ErrorCode, ExtOutcome};
+use tokio::sync::Semaphore;
 
 use crate::engine::{EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
@@ -134,12 +135,23 @@ pub struct Stop;
 pub struct Supervisor {
     pool: Arc<Pool>,
     metrics: Addr<MetricsActor>,
+    /// The instance slots set aside for precompilation ([`precompile_slots`]): a precompile
+    /// holds one for as long as its instance lives, and waits for one when all are taken.
+    precompiling: Arc<Semaphore>,
+}
+
+/// Precompilations that may run at once, each in an instance of its own. The engine's instance
+/// budget sets this many slots aside beside the pool's (see `Runtime::start`), so precompiling
+/// never takes a slot an execution was counted on.
+pub fn precompile_slots(config: &RuntimeConfig) -> usize {
+    config.workers.max(1)
 }
 
 impl Supervisor {
-    /// The supervisor of `pool`; statistics come from `metrics`, the actor the pool reports to.
-    pub fn new(pool: Arc<Pool>, metrics: Addr<MetricsActor>) -> Self {
-        Supervisor { pool, metrics }
+    /// The supervisor of `pool` (started with `config`); statistics come from `metrics`, the
+    /// actor the pool reports to.
+    pub fn new(pool: Arc<Pool>, config: &RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
+        Supervisor { pool, metrics, precompiling: Arc::new(Semaphore::new(precompile_slots(config))) }
     }
 }
 
@@ -179,11 +191,20 @@ impl Handler<Precompile> for Supervisor {
 
     fn handle(&mut self, Precompile(source): Precompile, _: &mut Context<Self>) -> Self::Result {
         let engine = self.pool.engine().clone();
-        // Compiling runs wasm: off the supervisor's thread.
+        let precompiling = self.precompiling.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || engine.precompile(&source))
-                .await
-                .unwrap_or_else(|_| Err(ExecutionError::new(ErrorCode::Internal, "precompilation panicked")))
+            let Ok(slot) = precompiling.acquire_owned().await else {
+                return Err(ExecutionError::new(ErrorCode::ShuttingDown, "the runtime is shutting down"));
+            };
+            // Compiling runs wasm: off the supervisor's thread. The slot goes with the work, so
+            // it is held until the instance is gone even if the caller stops waiting.
+            tokio::task::spawn_blocking(move || {
+                let compiled = engine.precompile(&source);
+                drop(slot);
+                compiled
+            })
+            .await
+            .unwrap_or_else(|_| Err(ExecutionError::new(ErrorCode::Internal, "precompilation panicked")))
         })
     }
 }

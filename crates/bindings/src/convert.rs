@@ -51,10 +51,15 @@ impl Converter {
         }
         match value.get_type().map_err(|e| self.failed(e))? {
             ValueType::Null | ValueType::Undefined => Ok(Value::Null),
+            // SAFETY: `cast` reads the value as the type given without checking it; here and in
+            // the three arms below, it casts to the type `get_type` just reported for the value.
             ValueType::Boolean => Ok(Value::Bool(unsafe { value.cast::<bool>() }.map_err(|e| self.failed(e))?)),
+            // SAFETY: as above, a string.
             ValueType::String => Ok(Value::String(unsafe { value.cast::<String>() }.map_err(|e| self.failed(e))?)),
+            // SAFETY: as above, a number.
             ValueType::Number => self.number(unsafe { value.cast::<f64>() }.map_err(|e| self.failed(e))?),
             ValueType::Object => {
+                // SAFETY: as above, an object.
                 let object: Object = unsafe { value.cast() }.map_err(|e| self.failed(e))?;
                 let is = |test: napi::Result<bool>| test.unwrap_or(false);
                 if is(object.is_array()) {
@@ -104,6 +109,7 @@ impl Converter {
             if js_key.get_type().map_err(|e| self.failed(e))? != ValueType::String {
                 continue; // symbol keys, as JSON.stringify
             }
+            // SAFETY: `cast` does not check the type: the key was just checked to be a string.
             let key = unsafe { js_key.cast::<String>() }.map_err(|e| self.failed(e))?;
             let mark = self.path.len();
             self.path.push('.');
@@ -133,13 +139,17 @@ impl Converter {
     fn failed(&self, error: napi::Error) -> BindingError {
         use napi::sys;
         let mut pending = false;
-        // SAFETY: `env` is the environment of the call being converted, on its own thread.
+        // SAFETY: `env` is the live environment of the call being converted, and this runs on
+        // its JavaScript thread (conversions happen inside the N-API call); `pending` is a valid
+        // place for the answer.
         unsafe { sys::napi_is_exception_pending(self.env, &mut pending) };
         if pending {
             let mut exception = std::ptr::null_mut();
-            // SAFETY: as above.
+            // SAFETY: as above; `exception` is a valid place for the value.
             let cleared = unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut exception) };
             if cleared == sys::Status::napi_ok && !exception.is_null() {
+                // SAFETY: `exception` is a live value of `env` (the call succeeded and gave a
+                // non-null handle), valid in the current handle scope where `thrown` is used.
                 let thrown = unsafe { Unknown::from_raw_unchecked(self.env, exception) };
                 let text = thrown.coerce_to_string().and_then(|s| s.into_utf8()).and_then(|s| s.into_owned());
                 return self.refuse(format!("reading it threw {}", text.unwrap_or_else(|_| "an exception".into())));
@@ -155,6 +165,9 @@ pub fn to_bytes(value: &Unknown, path: &str) -> BindingResult<Vec<u8>> {
     if value.get_type().map_err(|_| refuse())? != ValueType::Object || !value.is_typedarray().map_err(|_| refuse())? {
         return Err(refuse());
     }
+    // SAFETY: `cast` does not check the type: the value was just checked to be a typed array,
+    // which is what napi-rs's `Buffer` reads (`napi_get_buffer_info` takes any Uint8Array and
+    // fails, as an error here, for other typed arrays).
     let buffer: Buffer = unsafe { value.cast() }.map_err(|_| refuse())?;
     Ok(buffer.to_vec())
 }
@@ -162,6 +175,7 @@ pub fn to_bytes(value: &Unknown, path: &str) -> BindingResult<Vec<u8>> {
 /// A string argument.
 pub fn to_string(value: &Unknown, path: &str) -> BindingResult<String> {
     match value.get_type() {
+        // SAFETY: `cast` does not check the type: `get_type` just reported a string.
         Ok(ValueType::String) => unsafe { value.cast::<String>() }.map_err(|e| BindingError::invalid(e.reason)),
         _ => Err(BindingError::invalid(format!("{path}: expected a string"))),
     }
@@ -211,9 +225,11 @@ impl ToNapiValue for JsResult {
         let text = serde_json::to_string(&values)
             .map_err(|e| napi::Error::from_reason(format!("writing a result as JSON: {e}")))?;
         let status = status.as_str();
-        // SAFETY (every N-API call here): on the JavaScript thread of `env`, where values are
-        // converted; the strings are valid for the lengths given.
+        // SAFETY: napi-rs calls `to_napi_value` on the JavaScript thread of the live `env`, and
+        // `out` is a valid place for the value made.
         let number = |n: u64| made(|out| unsafe { sys::napi_create_double(env, n as f64, out) });
+        // SAFETY: as above; `status` and `text` are valid for the lengths given and outlive
+        // the calls (the engine copies them), `status` is ASCII, so Latin-1, and `text` UTF-8.
         let args = unsafe {
             [
                 made(|out| sys::napi_create_string_latin1(env, status.as_ptr().cast(), status.len() as isize, out))?,
@@ -226,7 +242,8 @@ impl ToNapiValue for JsResult {
             ]
         };
         let factory = result_factory(env)?;
-        // SAFETY: as above; `factory` is a function of this environment taking these values.
+        // SAFETY: as above; `factory` is a live function value of this environment, and `args`
+        // holds `args.len()` values of it, made just now in the current handle scope.
         unsafe {
             let receiver = made(|out| sys::napi_get_undefined(env, out))?;
             made(|out| sys::napi_call_function(env, receiver, factory, args.len(), args.as_ptr(), out))
@@ -273,7 +290,8 @@ fn helpers(env: sys::napi_env, change: impl FnOnce(&mut Helpers)) -> napi::Resul
     let mut helpers = match HELPERS.get() {
         Some(helpers) if helpers.env == env as usize => helpers,
         _ => {
-            // SAFETY: on the JavaScript thread of `env`.
+            // SAFETY: on the JavaScript thread of the live `env` (every caller is inside an N-API
+            // call of it); the hook is a plain function that ignores its (null) argument.
             checked(unsafe { sys::napi_add_env_cleanup_hook(env, Some(forget_helpers), ptr::null_mut()) })?;
             Helpers { env: env as usize, result_factory: None, json_text: None }
         }
@@ -290,14 +308,16 @@ unsafe extern "C" fn forget_helpers(_: *mut std::ffi::c_void) {
 /// A strong reference to `function`, kept for the environment's life.
 fn keep(env: sys::napi_env, function: sys::napi_value) -> napi::Result<usize> {
     let mut reference = ptr::null_mut();
-    // SAFETY: on the JavaScript thread of `env`, `function` a value of it.
+    // SAFETY: on the JavaScript thread of the live `env`, `function` a value of it in the current
+    // handle scope, `reference` a valid place for the reference.
     checked(unsafe { sys::napi_create_reference(env, function, 1, &mut reference) })?;
     Ok(reference as usize)
 }
 
 /// The value behind a reference made by [`keep`] in `env`, which is still alive.
 fn kept(env: sys::napi_env, reference: usize) -> napi::Result<sys::napi_value> {
-    // SAFETY: on the JavaScript thread of `env`; the reference was made there.
+    // SAFETY: on the JavaScript thread of the live `env`; the reference was made there by `keep`
+    // and is only forgotten with the environment itself (`forget_helpers`).
     made(|out| unsafe { sys::napi_get_reference_value(env, reference as sys::napi_ref, out) })
 }
 
@@ -307,7 +327,8 @@ fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
         Some(reference) => reference,
         None => {
             let source = result_factory_source();
-            // SAFETY: on the JavaScript thread of `env`; the script is the function literal above.
+            // SAFETY: on the JavaScript thread of the live `env`; `source` is UTF-8, valid for its
+            // length during the call; the script is the function literal above, our own code.
             let function = unsafe {
                 let script =
                     made(|out| sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, out))?;
@@ -335,7 +356,9 @@ pub fn use_json_text(env: sys::napi_env, function: sys::napi_value) -> napi::Res
 fn json_text(value: &Unknown) -> Option<String> {
     let env = value.value().env;
     let function = kept(env, HELPERS.get().filter(|helpers| helpers.env == env as usize)?.json_text?).ok()?;
-    // SAFETY: on the JavaScript thread of `env`, every value of it.
+    // SAFETY: on the JavaScript thread of the live `env` (we are converting one of its values);
+    // `function` and `value` are values of it in the current handle scope, and the call's result,
+    // when it succeeds, is a live value of it too.
     let text = unsafe {
         let receiver = made(|out| sys::napi_get_undefined(env, out)).ok()?;
         let text = made(|out| sys::napi_call_function(env, receiver, function, 1, &value.raw(), out)).ok()?;

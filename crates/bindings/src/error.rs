@@ -27,6 +27,8 @@ impl BindingError {
     pub fn into_js<'env>(self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let error = JsError::from(napi::Error::new(self.code.as_str(), self.message)).into_unknown(*env);
         if let Some(Location { line, column }) = self.location {
+            // SAFETY: `cast` does not check the type: `error` is the `Error` object `JsError`
+            // just made in this environment, an object.
             let mut object: Object = unsafe { error.cast() }?;
             let mut location = Object::new(env)?;
             location.set_named_property("line", line)?;

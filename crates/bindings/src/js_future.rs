@@ -47,6 +47,8 @@ pub struct Executor {
 // SAFETY: a threadsafe function may be called from any thread; `ref`/`unref` are only called
 // on the JavaScript thread (in `spawn` and `Task::poll`).
 unsafe impl Send for Executor {}
+// SAFETY: as for `Send`: the only state shared between threads is the threadsafe function
+// (callable from any thread) and atomics.
 unsafe impl Sync for Executor {}
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {

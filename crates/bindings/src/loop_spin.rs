@@ -79,6 +79,7 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
     }
     // SAFETY: `uv_handle_size` is a pure query; the block is sized and aligned for a handle.
     let layout = Layout::from_size_align(unsafe { uv_handle_size(UV_PREPARE) }, 16).map_err(|_| failed("layout"))?;
+    // SAFETY: `layout` has a non-zero size (libuv's handle size) and a valid alignment.
     let handle = unsafe { alloc(layout) } as *mut c_void;
     if handle.is_null() {
         return Err(failed("allocating the handle"));

@@ -194,7 +194,9 @@ test('a denied access is reported to onMetrics, and the handler sees PERMISSION_
   assert.equal(seen.length, 1);
   assert.equal(seen[0].handlerName, 'probe');
   assert.equal(seen[0].status, 'success');
-  assert.deepEqual(seen[0].denials, [{ capability: 'state:write:secret', operation: 'state.set' }]);
+  assert.deepEqual(seen[0].denials, [
+    { capability: 'state:write:secret', kind: 'state:write', resource: 'secret', operation: 'state.set' },
+  ]);
   assert.ok(seen[0].executionTimeUs > 0);
 });
 

@@ -80,7 +80,8 @@ test('ExecutionResult, its parts and RuntimeStats have the shape the runtime pro
   const runtime = new NexusRuntime();
   try {
     const success = await runtime.executeHandler('$log("x"); return 1');
-    const failed = await runtime.executeHandler('const a = 1;\nnull.boom();');
+    // A thrown error with a code of the handler's own: every optional key of the error is there.
+    const failed = await runtime.executeHandler("const a = 1;\nthrow Object.assign(new TypeError('boom'), { code: 'E_MINE' });");
     const suspended = await runtime.executeHandler('return await $ext.w.get(1)', {
       capabilities: ['ext:w'],
       extensionRegistry: { w: ['get'] },

@@ -56,41 +56,51 @@ fn plain(code: i32) -> Answer {
     }
 }
 
-// SAFETY (all below): the pointers and lengths describe live Rust slices for the duration
-// of the call; the host only reads them.
+// The pointers and lengths below describe live Rust slices for the duration of each call, and
+// the host only reads them (a bad one would be a trap, not a read elsewhere: the host bounds
+// every access by this instance's memory).
 
 pub fn get(key: &str) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     with_reply(unsafe { state_get(key.as_ptr(), key.len()) })
 }
 
 pub fn set(key: &str, value: &[u8]) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { state_set(key.as_ptr(), key.len(), value.as_ptr(), value.len()) })
 }
 
 pub fn delete(key: &str) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { state_delete(key.as_ptr(), key.len()) })
 }
 
 pub fn has(key: &str) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { state_has(key.as_ptr(), key.len()) })
 }
 
 pub fn keys() -> Answer {
+    // SAFETY: takes no arguments; the reply is taken by `with_reply` at its announced length.
     with_reply(unsafe { state_keys() })
 }
 
 pub fn emit_event(name: &str, payload: &[u8]) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { emit(name.as_ptr(), name.len(), payload.as_ptr(), payload.len()) })
 }
 
 pub fn view(message: &[u8]) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { view_command(message.as_ptr(), message.len()) })
 }
 
 pub fn extension_call(message: &[u8]) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { ext_call(message.as_ptr(), message.len()) })
 }
 
 pub fn log_line(level: i32, line: &str) -> Answer {
+    // SAFETY: the pointers and lengths are those of slices borrowed for the whole call.
     plain(unsafe { log(level, line.as_ptr(), line.len()) })
 }

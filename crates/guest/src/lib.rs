@@ -273,6 +273,7 @@ impl Guest {
         let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
         loop {
             let mut job_ctx = std::ptr::null_mut();
+            // SAFETY: `rt` is this live runtime; `job_ctx` is a valid place for the job's context.
             match unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } {
                 0 => break,
                 r if r < 0 => return RunOutput::Threw(error_info(ctx.catch())),

@@ -213,6 +213,7 @@ impl<'js> Walk<'_, 'js> {
             // SAFETY: conversions of a live value; `owned` takes the result.
             return self.serialize(self.owned(unsafe { qjs::JS_ToString(self.raw(), raw) })?);
         } else if class == classes.number {
+            // SAFETY: as above.
             return self.serialize(self.owned(unsafe { qjs::JS_ToNumber(self.raw(), raw) })?);
         } else if class == classes.boolean {
             let value_of = BOOLEAN_VALUE_OF.with_borrow(|f| f.clone().map(|f| f.restore(self.ctx)).transpose())?;

@@ -10,10 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 /// The kinds of access a token can grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     StateRead,
     StateWrite,
@@ -34,6 +32,28 @@ impl Kind {
             Kind::ViewUpdate => "view:update:",
             Kind::Ext => "ext:",
         }
+    }
+
+    /// The kind's name as records write it: the prefix without its final colon (`state:read`).
+    pub fn name(self) -> &'static str {
+        let prefix = self.prefix();
+        &prefix[..prefix.len() - 1]
+    }
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown capability kind {name:?}")))
     }
 }
 

@@ -29,7 +29,8 @@ pub struct HostState {
     records: Records,
     pending: Vec<PendingCall>,
     next_call_id: u32,
-    /// Bytes the handler may still make the host keep (records, pending calls, replies).
+    /// Bytes the handler may still make the host keep (records and pending calls, each
+    /// charged its [cost](record_cost)).
     output_budget: usize,
     output_exhausted: bool,
     host_calls: u64,
@@ -60,11 +61,10 @@ impl HostState {
     }
 
     fn deny(&mut self, kind: Kind, name: &str, operation: &str) -> HostStatus {
-        let denial = Denial { capability: format!("{}{name}", kind.prefix()), operation: operation.to_owned() };
         // Denials spend the output budget too: a handler looping on denied accesses must not
-        // grow the host without bound.
-        if self.spend(denial.capability.len() + denial.operation.len()).is_ok() {
-            self.records.denials.push(denial);
+        // grow the host without bound. Charged before the record is built.
+        if self.charge(&[kind.prefix(), name, kind.name(), name, operation], &[]).is_ok() {
+            self.records.denials.push(Denial::new(kind, name, operation));
         }
         HostStatus::Denied
     }
@@ -72,6 +72,18 @@ impl HostState {
     fn check(&mut self, kind: Kind, name: &str, operation: &str) -> HostResult<()> {
         self.host_calls += 1;
         if self.checker.allows(kind, name) { Ok(()) } else { Err(self.deny(kind, name, operation)) }
+    }
+
+    /// Spends the [cost](record_cost) of a record made of `texts` and `values`. Once the budget
+    /// is spent, or when the strings alone exceed what is left, refuses it without measuring it:
+    /// a handler looping on large refused records costs the host no more than small ones.
+    fn charge(&mut self, texts: &[&str], values: &[&Value]) -> HostResult<()> {
+        let at_least = RECORD_OVERHEAD + texts.iter().map(|text| text.len()).sum::<usize>();
+        if self.output_exhausted || at_least > self.output_budget {
+            self.output_exhausted = true;
+            return Err(HostStatus::OutputLimit);
+        }
+        self.spend(record_cost(texts, values))
     }
 
     fn spend(&mut self, bytes: usize) -> HostResult<()> {
@@ -106,7 +118,7 @@ impl HostState {
 
     pub fn state_set(&mut self, key: &str, value: Value) -> HostResult<()> {
         self.check(Kind::StateWrite, key, "state.set")?;
-        self.spend(key.len() + estimate(&value))?;
+        self.charge(&[key], &[&value])?;
         self.state.insert(key.to_owned(), value.clone());
         self.records.state_mutations.push(StateMutation::Set { key: key.to_owned(), value });
         Ok(())
@@ -114,7 +126,7 @@ impl HostState {
 
     pub fn state_delete(&mut self, key: &str) -> HostResult<()> {
         self.check(Kind::StateWrite, key, "state.delete")?;
-        self.spend(key.len())?;
+        self.charge(&[key], &[])?;
         // Keeps the state's order (a plain remove would move the last key into the gap).
         self.state.shift_remove(key);
         self.records.state_mutations.push(StateMutation::Delete { key: key.to_owned() });
@@ -141,7 +153,7 @@ impl HostState {
 
     pub fn emit(&mut self, name: &str, payload: Value) -> HostResult<()> {
         self.check(Kind::EventsEmit, name, "events.emit")?;
-        self.spend(name.len() + estimate(&payload))?;
+        self.charge(&[name], &[&payload])?;
         self.records.events.push(Event { name: name.to_owned(), payload });
         Ok(())
     }
@@ -149,7 +161,7 @@ impl HostState {
     pub fn view_command(&mut self, call: ViewCommandCall) -> HostResult<()> {
         let operation = if call.kind == "update" { "view.update" } else { "view.command" };
         self.check(Kind::ViewUpdate, &call.component_id, operation)?;
-        self.spend(call.kind.len() + call.component_id.len() + estimate(&call.args))?;
+        self.charge(&[&call.kind, &call.component_id], &[&call.args])?;
         self.records.view_commands.push(ViewCommand {
             kind: call.kind,
             component_id: call.component_id,
@@ -165,7 +177,8 @@ impl HostState {
         if !registered {
             return Err(HostStatus::UnknownExtension);
         }
-        self.spend(call.extension.len() + call.method.len() + call.args.iter().map(estimate).sum::<usize>())?;
+        let args: Vec<&Value> = call.args.iter().collect();
+        self.charge(&[&call.extension, &call.method], &args)?;
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         self.pending.push(PendingCall { call_id, extension: call.extension, method: call.method, args: call.args });
@@ -174,7 +187,7 @@ impl HostState {
 
     pub fn log(&mut self, level: LogLevel, message: String) -> HostResult<()> {
         self.host_calls += 1;
-        self.spend(message.len())?;
+        self.charge(&[&message], &[])?;
         self.records.logs.push(LogLine { level, message });
         Ok(())
     }
@@ -220,15 +233,63 @@ impl HostState {
     }
 }
 
-/// Roughly the bytes a value occupies once kept (its JSON length, without formatting it).
-fn estimate(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 16,
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|v| estimate(v) + 1).sum::<usize>(),
-        Value::Object(map) => 2 + map.iter().map(|(k, v)| k.len() + 4 + estimate(v)).sum::<usize>(),
+/// What keeping one record costs the host beyond the text of its strings and values: the
+/// record's own struct in its list (up to twice its size while the list grows), the
+/// allocations behind its strings, and the field names of its JSON. An empty log line costs
+/// this much, not nothing.
+pub const RECORD_OVERHEAD: usize = 128;
+
+/// What each value inside a kept value costs beyond its JSON text: a `serde_json::Value` in
+/// memory (`0` is one byte of JSON and a whole `Value`).
+const VALUE_OVERHEAD: usize = size_of::<Value>();
+
+/// What each member of a kept object costs beyond its key's text: its key's `String` and its
+/// slots in the map's entries and index.
+const MEMBER_OVERHEAD: usize = size_of::<String>() + 16;
+
+/// The bytes charged for keeping a record made of the strings `texts` and the values `values`:
+/// [`RECORD_OVERHEAD`], the JSON text of each string and value (escapes included), and the
+/// in-memory overhead of every value. At least what the record occupies in the host's memory
+/// and what it adds to the result's JSON.
+pub fn record_cost(texts: &[&str], values: &[&Value]) -> usize {
+    let texts: usize = texts.iter().map(|text| text_cost(text)).sum();
+    RECORD_OVERHEAD + texts + values.iter().map(|value| value_cost(value)).sum::<usize>()
+}
+
+/// The JSON text of `value` (escapes included, every number at its longest) plus the in-memory
+/// overhead of each value and object member in it. Walks the value without recursion.
+fn value_cost(value: &Value) -> usize {
+    let mut cost = 0;
+    let mut unvisited = vec![value];
+    while let Some(value) = unvisited.pop() {
+        cost += VALUE_OVERHEAD
+            + match value {
+                Value::Null | Value::Bool(_) => "false".len(),
+                // `-1.7976931348623157e308` is the longest a number prints.
+                Value::Number(_) => 24,
+                Value::String(text) => text_cost(text),
+                Value::Array(items) => {
+                    unvisited.extend(items);
+                    2 + items.len()
+                }
+                Value::Object(members) => {
+                    unvisited.extend(members.values());
+                    2 + members.keys().map(|key| text_cost(key) + 2 + MEMBER_OVERHEAD).sum::<usize>()
+                }
+            };
     }
+    cost
+}
+
+/// The length of `text` as a JSON string: its quotes and the escapes `serde_json` writes
+/// (a control character is six bytes, `\u0001`).
+fn text_cost(text: &str) -> usize {
+    let escaped = |byte: u8| match byte {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..0x20 => 6,
+        _ => 1,
+    };
+    2 + text.bytes().map(escaped).sum::<usize>()
 }
 
 #[cfg(test)]
@@ -248,10 +309,7 @@ mod tests {
     fn denied_read_is_recorded_and_refused() {
         let mut host = host(&[], json!({"secret": 1}));
         assert_eq!(host.state_get("secret"), Err(HostStatus::Denied));
-        assert_eq!(
-            host.take_records().denials,
-            vec![Denial { capability: "state:read:secret".into(), operation: "state.get".into() }]
-        );
+        assert_eq!(host.take_records().denials, vec![Denial::new(Kind::StateRead, "secret", "state.get")]);
     }
 
     #[test]
@@ -294,12 +352,108 @@ mod tests {
     #[test]
     fn output_budget_stops_unbounded_recording() {
         let checker = Checker::new(["events:emit:e".parse::<Capability>().unwrap()]);
-        let mut host = HostState::new(Map::new(), checker, ExtensionRegistry::new(), 100);
+        let mut host = HostState::new(Map::new(), checker, ExtensionRegistry::new(), 4096);
         let mut emitted = 0;
         while host.emit("e", json!("x".repeat(10))).is_ok() {
             emitted += 1;
         }
-        assert!(emitted > 0 && emitted < 10);
+        assert!(emitted > 0 && emitted < 4096 / RECORD_OVERHEAD);
         assert!(host.output_exhausted());
+    }
+
+    /// Makes records until the budget refuses one, giving up after a million.
+    fn records_until_refused(host: &mut HostState, mut record: impl FnMut(&mut HostState) -> HostResult<()>) -> usize {
+        (0..1_000_000).take_while(|_| record(host).is_ok()).count()
+    }
+
+    #[test]
+    fn an_empty_log_line_or_event_is_charged_its_record() {
+        let budget = 10 * RECORD_OVERHEAD;
+        let mut host = host(&["events:emit:e"], json!({}));
+        host.output_budget = budget;
+        assert!(records_until_refused(&mut host, |host| host.log(LogLevel::Info, String::new())) < 10);
+        let mut host = self::host(&["events:emit:e"], json!({}));
+        host.output_budget = budget;
+        assert!(records_until_refused(&mut host, |host| host.emit("e", Value::Null)) < 10);
+        let mut host = self::host(&[], json!({}));
+        host.output_budget = budget;
+        for _ in 0..1_000_000 {
+            assert_eq!(host.state_get(""), Err(HostStatus::Denied));
+        }
+        assert!(host.take_records().denials.len() < 10);
+        assert!(host.output_exhausted());
+    }
+
+    #[test]
+    fn escapes_are_charged_as_the_json_writes_them() {
+        // 1,000 control characters are 6,000 bytes of JSON (`\u0001` each).
+        let mut host = host(&[], json!({}));
+        host.output_budget = 5000;
+        assert_eq!(host.log(LogLevel::Info, "\u{1}".repeat(1000)), Err(HostStatus::OutputLimit));
+        assert_eq!(text_cost(&"\u{1}".repeat(1000)), 6002);
+        assert_eq!(text_cost("a\"\\\n\u{7f}é"), 2 + 1 + 2 + 2 + 2 + 1 + 2);
+    }
+
+    #[test]
+    fn what_the_host_keeps_fits_in_what_it_charged() {
+        // Small values, where the in-memory overhead dominates, and escaped text, where the JSON
+        // does: what was kept, in memory and as JSON, never exceeds the budget spent.
+        let payloads = [
+            json!(null),
+            json!(0),
+            json!([[], [], [], {}, {}, 1.5e300, -1]),
+            json!({"\u{0}": "\u{1}\u{2}\"", "k": [null, true, "é\n"]}),
+            json!("\u{1f}".repeat(100)),
+        ];
+        let budget = 1 << 16;
+        let mut host = host(&["events:emit:*", "state:write:*"], json!({}));
+        host.output_budget = budget;
+        let mut round = 0usize;
+        while host.emit(&format!("\u{0}{round}"), payloads[round % payloads.len()].clone()).is_ok()
+            && host.state_set("\\", payloads[(round + 1) % payloads.len()].clone()).is_ok()
+            && host.log(LogLevel::Warn, "\u{1}".repeat(round % 7)).is_ok()
+            && host.state_get(&"*".repeat(round % 3)).is_err()
+        {
+            round += 1;
+        }
+        let records = host.take_records();
+        let json = serde_json::to_vec(&records).unwrap().len();
+        assert!(json <= budget, "{json} bytes of JSON kept on a budget of {budget}");
+        let in_memory: usize =
+            records.events.iter().map(|e| size_of::<Event>() + value_memory(&e.payload)).sum::<usize>()
+                + records.state_mutations.len() * size_of::<StateMutation>()
+                + records.logs.len() * size_of::<LogLine>()
+                + records.denials.len() * size_of::<Denial>();
+        assert!(in_memory <= budget, "{in_memory} bytes of records kept on a budget of {budget}");
+    }
+
+    /// The heap a value holds beyond its own `Value` (lower bound: no allocator overhead).
+    fn value_memory(value: &Value) -> usize {
+        match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(|item| size_of::<Value>() + value_memory(item)).sum(),
+            Value::Object(members) => {
+                members.iter().map(|(key, item)| key.len() + size_of::<(String, Value)>() + value_memory(item)).sum()
+            }
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_denial_names_its_kind_and_resource_apart_from_its_token() {
+        let mut host = host(&["state:read:*"], json!({}));
+        assert_eq!(host.state_set("*", json!(1)), Err(HostStatus::Denied));
+        assert_eq!(host.state_delete(""), Err(HostStatus::Denied));
+        let denials = serde_json::to_value(host.take_records().denials).unwrap();
+        assert_eq!(
+            denials,
+            json!([
+                {"capability": "state:write:*", "kind": "state:write", "resource": "*", "operation": "state.set"},
+                {"capability": "state:write:", "kind": "state:write", "resource": "", "operation": "state.delete"},
+            ])
+        );
+        let back: Vec<Denial> = serde_json::from_value(denials).unwrap();
+        assert_eq!(back[0].kind, Kind::StateWrite);
+        assert_eq!(back[1].resource, "");
     }
 }

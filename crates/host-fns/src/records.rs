@@ -6,6 +6,8 @@ use serde_json::Value;
 
 pub use nexus_abi::LogLevel;
 
+use crate::capability::Kind;
+
 /// A change to the panel state, in the order the handler made it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -37,10 +39,29 @@ pub struct LogLine {
 
 /// An access the handler attempted without the capability for it (recorded even when the
 /// handler catches the resulting error).
+///
+/// `capability` is the token that would have granted it, written in the token grammar; `kind`
+/// and `resource` say the same unambiguously: a literal key `*` is `state:read:*` as a token
+/// (which reads as the wildcard) but `resource: "*"` here, and an empty key has no token at all
+/// (`state:read:`) but `resource: ""`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
     pub capability: String,
+    pub kind: Kind,
+    pub resource: String,
     pub operation: String,
+}
+
+impl Denial {
+    /// The denial of `operation` on the resource `name` of `kind`.
+    pub fn new(kind: Kind, name: &str, operation: &str) -> Self {
+        Denial {
+            capability: format!("{}{name}", kind.prefix()),
+            kind,
+            resource: name.to_owned(),
+            operation: operation.to_owned(),
+        }
+    }
 }
 
 /// An extension call waiting for the application to perform it.

@@ -32,9 +32,8 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         },
     )?;
     linker.func_wrap(MODULE, "random_get", |mut caller: Caller<'_, T>, buf: i32, len: i32| {
-        let mut bytes = vec![0u8; len as u32 as usize];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow!("host randomness failed: {e}"))?;
-        write(&mut caller, buf, &bytes)?;
+        let memory = caller.data().memory();
+        random_into(memory.data_mut(&mut caller), buf, len)?;
         Ok(ERRNO_SUCCESS)
     })?;
     linker.func_wrap(MODULE, "environ_sizes_get", |mut caller: Caller<'_, T>, count: i32, size: i32| {
@@ -75,7 +74,35 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
     Ok(())
 }
 
+/// Fills `len` bytes of guest memory at `buf` with host randomness, in place: the range is
+/// checked first, so a guest asking for up to 4 GiB makes the host allocate nothing (it used to
+/// allocate and fill the whole length before finding it outside the guest's memory).
+fn random_into(memory: &mut [u8], buf: i32, len: i32) -> Result<()> {
+    let start = buf as u32 as usize;
+    let range = memory
+        .get_mut(start..start.saturating_add(len as u32 as usize))
+        .ok_or_else(|| anyhow!("guest buffer {buf}+{len} is outside its memory"))?;
+    getrandom::fill(range).map_err(|e| anyhow!("host randomness failed: {e}"))
+}
+
 fn write<T: HostAccess>(caller: &mut Caller<'_, T>, at: i32, bytes: &[u8]) -> Result<()> {
     let memory = caller.data().memory();
     memory.write(caller, at as u32 as usize, bytes).map_err(|_| anyhow!("guest pointer {at} is outside its memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_get_outside_the_guest_memory_is_refused_before_anything_is_made() {
+        let mut memory = vec![0u8; 64];
+        assert!(random_into(&mut memory, 0, -1).is_err(), "4 GiB from 0");
+        assert!(random_into(&mut memory, 60, 8).is_err(), "past the end");
+        assert!(random_into(&mut memory, -1, 1).is_err(), "a pointer past 2 GiB");
+        assert_eq!(memory, vec![0u8; 64], "nothing written");
+        random_into(&mut memory, 8, 48).unwrap();
+        assert!(memory[..8].iter().chain(&memory[56..]).all(|&b| b == 0));
+        assert!(memory[8..56].iter().any(|&b| b != 0));
+    }
 }

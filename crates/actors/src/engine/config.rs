@@ -33,10 +33,17 @@ pub struct EngineConfig {
     /// Default 1024.
     pub compile_cache_entries: usize,
     /// Directory where compiled handler bytecode is also kept across processes. Default none.
+    /// Like the module cache directory, it is not used when another user can write it.
     pub compile_cache_dir: Option<PathBuf>,
     /// Directory for the compiled guest module, so a new process skips compiling it.
     /// Default `$XDG_CACHE_HOME/nexus` or `~/.cache/nexus`; `None` compiles in every process.
+    /// Not used (with a warning) when another user can write it or a directory above it.
     pub module_cache_dir: Option<PathBuf>,
+    /// The file holding the key that authenticates both caches' files (made on first use,
+    /// readable by this user only; it must not be inside a cache directory). A cache file
+    /// without this key's MAC is ignored. Default `$XDG_DATA_HOME/nexus/cache.key` or
+    /// `~/.local/share/nexus/cache.key`; `None` keeps nothing on disk.
+    pub cache_key_file: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -52,15 +59,17 @@ impl Default for EngineConfig {
             infer_missing_capabilities: false,
             compile_cache_entries: 1024,
             compile_cache_dir: None,
-            module_cache_dir: default_cache_dir(),
+            module_cache_dir: user_dir("XDG_CACHE_HOME", ".cache"),
+            cache_key_file: user_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("cache.key")),
         }
     }
 }
 
-fn default_cache_dir() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME") {
+/// `$<variable>/nexus`, or `~/<under_home>/nexus` when the variable is unset or empty.
+fn user_dir(variable: &str, under_home: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os(variable) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(under_home),
     };
     Some(base.join("nexus"))
 }

@@ -20,6 +20,7 @@
 
 mod compile_cache;
 mod config;
+mod disk_cache;
 mod errors;
 pub mod image;
 mod instance;
@@ -47,6 +48,7 @@ pub use request::{
 };
 
 use compile_cache::CompileCache;
+use disk_cache::DiskCache;
 use errors::Evidence;
 use image::{GlobalValue, IMAGE_VERSION, SuspensionImage};
 use instance::{EntryPoint, GuestInstance, StoreData};
@@ -130,7 +132,9 @@ impl Engine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = wasmtime::Engine::new(&wasm).context("configuring wasmtime")?;
 
-        let module = module::guest_module(&engine, config.module_cache_dir.as_deref())?;
+        let key_file = config.cache_key_file.as_deref();
+        let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
+        let module = module::guest_module(&engine, module_cache.as_ref())?;
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
@@ -141,7 +145,8 @@ impl Engine {
             .context("the guest exports its memory")?;
         let globals = image::mutable_globals(GUEST_WASM).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let ticker = Arc::new(Ticker::start(&engine));
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, config.compile_cache_dir.clone()));
+        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache));
         let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker };
         engine.snapshot = engine.blank_instance()?.memory().into();
         Ok(engine)
@@ -223,7 +228,7 @@ impl Engine {
         };
         // Without a cache, source is compiled here all the same: compiling checks it is a body.
         let key = self.cache.enabled().then(|| self.cache.key(&source));
-        if let Some(bytecode) = key.and_then(|key| self.cache.get(key)) {
+        if let Some(bytecode) = key.as_ref().and_then(|key| self.cache.get(key)) {
             return Ok((
                 Code::Bytecode(bytecode.to_vec()),
                 Some(source),

@@ -1,73 +1,122 @@
 //! The compiled guest module: compiled once per process and engine configuration, and cached
 //! serialized on disk so a new process (a CLI run, a test binary) skips the compilation.
+//!
+//! A serialized module is native code that wasmtime maps into the host process unchecked, so
+//! the disk copy goes through [`DiskCache`]: a directory another user can write is not used,
+//! and a file that does not carry this user's MAC is never deserialized.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::Path;
+use std::hash::Hash as _;
 use std::sync::{Mutex, OnceLock};
 
-use sha2::Digest as _;
 use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Engine, Module};
+
+use super::disk_cache::{Digest, DiskCache, Sha256Hasher, digest, hex};
 
 /// The pre-initialized guest (Wizer snapshot), rebuilt by `scripts/build-guest.sh`.
 pub const GUEST_WASM: &[u8] = include_bytes!("../../../../guest/nexus_guest.wasm");
 
 /// Returns the guest module for `engine`, compiling it at most once per process per
 /// compatible engine configuration.
-pub fn guest_module(engine: &Engine, cache_dir: Option<&Path>) -> Result<Module> {
-    static COMPILED: OnceLock<Mutex<HashMap<u64, Vec<u8>>>> = OnceLock::new();
+pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module> {
+    static COMPILED: OnceLock<Mutex<HashMap<Digest, Vec<u8>>>> = OnceLock::new();
     let key = cache_key(engine);
     let compiled = COMPILED.get_or_init(Default::default);
     let mut compiled = compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(bytes) = compiled.get(&key) {
-        // SAFETY: these bytes were serialized by this process for an engine with the same
-        // compatibility hash.
+        // SAFETY: these bytes were serialized by this process (below) for an engine with the
+        // same compatibility hash, and never left its memory.
         return unsafe { Module::deserialize(engine, bytes) }.context("loading the compiled guest");
     }
-    let file = cache_dir.map(|dir| dir.join(format!("guest-{key:016x}.cwasm")));
-    if let Some(module) = file.as_deref().and_then(|file| load(engine, file)) {
+    let name = file_name(&key);
+    if let Some(module) = disk.and_then(|disk| load(engine, disk, &name)) {
         compiled.insert(key, module.serialize().context("serializing the guest module")?);
         return Ok(module);
     }
     let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
     let bytes = module.serialize().context("serializing the guest module")?;
-    if let Some(file) = &file {
+    if let Some(disk) = disk {
         // A cache that cannot be written only costs the next process a compilation.
-        let _ = super::compile_cache::write_atomically(file, &bytes);
+        let _ = disk.write(&name, &bytes);
     }
     compiled.insert(key, bytes);
     Ok(module)
 }
 
-/// A hash of [`GUEST_WASM`], computed once per process: it keys both the compiled module and
-/// the compile cache, and hashing 1.7 MB is not free.
-pub fn guest_hash() -> u64 {
-    static HASH: OnceLock<u64> = OnceLock::new();
-    *HASH.get_or_init(|| {
-        let mut hasher = DefaultHasher::new();
-        GUEST_WASM.hash(&mut hasher);
-        hasher.finish()
-    })
+/// The SHA-256 digest of [`GUEST_WASM`], computed once per process: it is the image identity
+/// that keys both the compiled module and the compile cache (hashing 1.7 MB is not free).
+pub fn guest_digest() -> Digest {
+    static DIGEST: OnceLock<Digest> = OnceLock::new();
+    *DIGEST.get_or_init(|| digest(&[GUEST_WASM]))
+}
+
+fn cache_key(engine: &Engine) -> Digest {
+    let mut compatibility = Sha256Hasher::default();
+    engine.precompile_compatibility_hash().hash(&mut compatibility);
+    digest(&[&guest_digest()[..], &compatibility.digest()[..]])
 }
 
 /// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
 /// module. A suspension image names it, and is only ever restored into the same snapshot.
 pub fn image_identity() -> [u8; 32] {
-    static IDENTITY: OnceLock<[u8; 32]> = OnceLock::new();
-    *IDENTITY.get_or_init(|| sha2::Sha256::digest(GUEST_WASM).into())
+    guest_digest()
 }
 
-fn cache_key(engine: &Engine) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    guest_hash().hash(&mut hasher);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hasher.finish()
+fn file_name(key: &Digest) -> String {
+    format!("guest-{}.cwasm", hex(key))
 }
 
-fn load(engine: &Engine, file: &Path) -> Option<Module> {
-    // SAFETY: the file is in the user's own cache directory and was written by `store`;
-    // wasmtime checks it was made by this wasmtime version with a compatible configuration.
-    unsafe { Module::deserialize_file(engine, file) }.ok()
+/// The module in cache entry `name`, if the entry verifies and wasmtime accepts it.
+fn load(engine: &Engine, disk: &DiskCache, name: &str) -> Option<Module> {
+    let bytes = disk.read(name)?;
+    // SAFETY: `disk.read` returned these bytes only because they carry this user's MAC over
+    // `name` and them, under a key nobody else can read, in a directory and a file nobody else
+    // can write: they are what `guest_module` serialized in some process of this user for this
+    // name, which encodes the engine's compatibility hash. wasmtime also checks its version and
+    // configuration before using them. They are in our memory, so no one changes them meanwhile.
+    unsafe { Module::deserialize(engine, &bytes) }.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::disk_cache::CacheKey;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("nexus-module-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_planted_module_is_never_loaded() {
+        let root = scratch("planted");
+        let engine = Engine::default();
+        let disk = DiskCache::with_key(&root, CacheKey::from_bytes([1; 32])).unwrap();
+        let name = file_name(&cache_key(&engine));
+        // Native code of someone else's choosing, under the guest's name: what a writer of
+        // the cache directory could plant.
+        let planted = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap().serialize().unwrap();
+        std::fs::write(root.join(&name), &planted).unwrap();
+        assert!(load(&engine, &disk, &name).is_none(), "a bare serialized module");
+        let attacker = DiskCache::with_key(&root, CacheKey::from_bytes([2; 32])).unwrap();
+        attacker.write(&name, &planted).unwrap();
+        assert!(load(&engine, &disk, &name).is_none(), "a module sealed with another key");
+        disk.write(&name, &planted).unwrap();
+        assert!(load(&engine, &disk, &name).is_some(), "the same module sealed with our key loads");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_guest_module_is_cached_sealed_and_read_back() {
+        let root = scratch("sealed");
+        let engine = Engine::default();
+        let disk = DiskCache::with_key(&root, CacheKey::from_bytes([3; 32])).unwrap();
+        guest_module(&engine, Some(&disk)).unwrap();
+        let name = file_name(&cache_key(&engine));
+        assert!(load(&engine, &disk, &name).is_some(), "written sealed, read back");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -1,0 +1,164 @@
+//! The output limit protects the host: however a handler makes records (empty log lines,
+//! empty events, denied accesses, text that escapes into more JSON than it has bytes), the
+//! memory the host allocates for one execution stays within a small multiple of the
+//! engine's `output_limit`, and so does the JSON of its result.
+//!
+//! A test binary of its own: it counts every heap allocation of the process, so the
+//! measurements run one at a time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use nexus::{Engine, EngineConfig, ErrorCode, ExecutionRequest};
+
+/// Bytes currently allocated on the heap, and the most since [`measure`] reset it.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+struct Counting;
+
+fn grew(bytes: usize) {
+    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so it
+// upholds `GlobalAlloc`'s contract exactly as `System` does; the counting beside it only
+// touches atomics and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's `layout` obligations are passed on unchanged.
+        let block = unsafe { System.alloc(layout) };
+        if !block.is_null() {
+            grew(layout.size());
+        }
+        block
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: `block` was allocated by `alloc`/`realloc` above, that is by `System`, with
+        // `layout`, as the caller guarantees.
+        unsafe { System.dealloc(block, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`, and the caller guarantees `new_size` is valid for `layout`'s
+        // alignment.
+        let moved = unsafe { System.realloc(block, layout, new_size) };
+        if !moved.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            grew(new_size);
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The output limit of these executions: small, so the host's overheads show.
+const OUTPUT_LIMIT: usize = 1 << 20;
+/// What "within a small multiple" means here.
+const MULTIPLE: usize = 4;
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let config = EngineConfig { max_instances: 4, output_limit: OUTPUT_LIMIT, ..EngineConfig::default() };
+        let engine = Engine::new(config).expect("engine starts");
+        // Warm up: the first execution sets up what every later one shares.
+        assert!(engine.execute(ExecutionRequest::source("return 1")).result.error.is_none());
+        engine
+    })
+}
+
+/// What one execution cost the host.
+struct Measured {
+    code: Option<ErrorCode>,
+    logs: usize,
+    denials: usize,
+    /// The most heap the execution had allocated at once.
+    peak: usize,
+    /// The heap its result holds (its records).
+    kept: usize,
+    /// The length of its result as JSON.
+    json: usize,
+}
+
+/// Runs `source` for at most a second and measures it.
+fn measure(source: &str, caps: &[&str]) -> Measured {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let engine = engine();
+    let mut request = ExecutionRequest::source(source);
+    request.capabilities = caps.iter().map(|t| t.parse().expect("test tokens are well-formed")).collect();
+    request.timeout = Duration::from_secs(1);
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let outcome = engine.execute(request);
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+    drop(outcome.spent);
+    drop(outcome.parked);
+    let result = outcome.result;
+    let json = serde_json::to_vec(&result).expect("results serialize").len();
+    let measured = Measured {
+        code: result.error.as_ref().map(|error| error.code),
+        logs: result.records.logs.len(),
+        denials: result.records.denials.len(),
+        peak,
+        kept: 0,
+        json,
+    };
+    let holding = LIVE.load(Ordering::Relaxed);
+    drop(result);
+    Measured { kept: holding.saturating_sub(LIVE.load(Ordering::Relaxed)), ..measured }
+}
+
+fn assert_bounded(source: &str, caps: &[&str]) -> Measured {
+    let measured = measure(source, caps);
+    let Measured { peak, kept, json, .. } = measured;
+    eprintln!("{source}: peak {peak} B, kept {kept} B, JSON {json} B");
+    let bound = MULTIPLE * OUTPUT_LIMIT;
+    assert!(peak <= bound, "{source}: the host allocated {peak} bytes at once for an output limit of {OUTPUT_LIMIT}");
+    assert!(kept <= bound, "{source}: the host kept {kept} bytes for an output limit of {OUTPUT_LIMIT}");
+    assert!(json <= OUTPUT_LIMIT + 4096, "{source}: {json} bytes of result JSON for an output limit of {OUTPUT_LIMIT}");
+    measured
+}
+
+#[test]
+fn empty_log_lines_in_a_loop_keep_the_host_within_the_output_limit() {
+    let measured = assert_bounded("for (;;) $log('')", &[]);
+    assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+    assert!(measured.logs > 0);
+}
+
+#[test]
+fn empty_events_in_a_loop_keep_the_host_within_the_output_limit() {
+    let measured = assert_bounded("for (;;) $emit('e')", &["events:emit:e"]);
+    assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+}
+
+#[test]
+fn a_handler_catching_the_output_limit_still_cannot_grow_the_host() {
+    let measured =
+        assert_bounded("for (;;) { try { $log(''); $emit('e', [[], {}, 0]) } catch {} }", &["events:emit:e"]);
+    // Caught, the refusals go on until the timeout.
+    assert!(matches!(measured.code, Some(ErrorCode::MemoryLimit | ErrorCode::Timeout)), "{:?}", measured.code);
+}
+
+#[test]
+fn denied_accesses_in_a_loop_keep_the_host_within_the_output_limit() {
+    let measured = assert_bounded("for (;;) { try { $state[''] } catch {} }", &[]);
+    assert!(matches!(measured.code, Some(ErrorCode::MemoryLimit | ErrorCode::Timeout)), "{:?}", measured.code);
+    assert!(measured.denials > 0);
+}
+
+#[test]
+fn text_that_escapes_is_charged_its_json() {
+    // Each control character is one byte in the log line and six in the result's JSON.
+    let measured = assert_bounded("const line = '\\x01'.repeat(4096); for (;;) $log(line)", &[]);
+    assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+}
