@@ -1,4 +1,4 @@
-//! The handler API of SPEC section 3 and the capability rules of section 4, end to end
+//! The handler API and the capability rules of the README, end to end
 //! through the real sandbox.
 
 mod common;

@@ -1,4 +1,4 @@
-//! The JavaScript-side shapes (camelCase, SPEC section 5) of a runtime configuration, an
+//! The JavaScript-side shapes (camelCase, as the README's result format) of a runtime configuration, an
 //! execution context and an extension call's result, turned into the runtime's types.
 
 use std::path::PathBuf;

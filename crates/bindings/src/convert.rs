@@ -197,7 +197,7 @@ const RESULT_KEYS: [&str; 9] =
     ["status", "returnValue", "stateMutations", "events", "viewCommands", "logs", "denials", "suspension", "error"];
 const METRICS_KEYS: [&str; 5] = ["executionTimeUs", "compileTimeUs", "hostCalls", "memoryBytes", "cacheHit"];
 
-/// An execution result as a JavaScript object, in the shape serde gives it (SPEC section 5).
+/// An execution result as a JavaScript object, in the shape serde gives it (the README's result format).
 ///
 /// Built by a JavaScript function returning an object literal, so that V8 gives every result
 /// the literal's hidden class at once; the values in it (the return value, the records, the

@@ -1,5 +1,5 @@
 //! Errors the binding rejects a Promise (or throws) with: a JavaScript `Error` whose `code` is
-//! one of the product's error codes (SPEC section 5).
+//! one of the product's error codes (see the README's result format).
 
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{Env, JsError};

@@ -80,7 +80,7 @@ impl NexusRuntime {
         start().map_err(|e| e.into_napi(&env))
     }
 
-    /// Runs handler source; resolves to the result (SPEC section 5).
+    /// Runs handler source; resolves to the result (the README's result format).
     #[napi(ts_return_type = "Promise<ExecutionResult>")]
     pub fn execute_handler<'env>(
         &self,
