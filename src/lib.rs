@@ -31,7 +31,8 @@ pub use nexus_actors::runtime::{ExtensionHost, Runtime};
 pub use nexus_actors::spin;
 pub use nexus_actors::supervisor::RuntimeConfig;
 pub use nexus_actors::suspension::{
-    DiskStore, MemoryStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage, SuspensionKeys, SuspensionStore,
+    DiskStore, MemoryStore, RedisConfig, RedisStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage,
+    SuspensionKeys, SuspensionStore,
 };
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{

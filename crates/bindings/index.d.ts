@@ -66,16 +66,30 @@ export interface RuntimeConfig {
    */
   hibernateAfterMs?: number;
   /**
-   * Keep suspensions in a directory, so they survive restarts (every suspension is written
-   * before its result is returned). Needs `suspensionKeys`. Default: in memory.
+   * Keep suspensions in a directory, so they survive restarts, or in Redis, so that every
+   * process configured with the same Redis, prefix and keys resumes any of them (every
+   * suspension is written before its result is returned). Needs `suspensionKeys`. Default: in
+   * memory.
    */
-  suspensionStore?: { dir: string };
+  suspensionStore?: SuspensionStore;
   /**
    * Keys sealing suspension images: 32-byte Buffers or 64-character hex strings. The first
    * seals, all open (rotation). Required with `suspensionStore`.
    */
   suspensionKeys?: Array<Buffer | string>;
 }
+
+/** Where suspensions are kept: a directory, or a Redis shared by every node. */
+export type SuspensionStore =
+  | { dir: string }
+  | {
+      /** `redis://[:password@]host:port/db` (or `rediss://`). */
+      redis: string;
+      /** Prefix of every key written. Default `"nexus:"`. */
+      prefix?: string;
+      /** Bound on each store operation; past it the request fails with STORE_UNAVAILABLE. Default 1000. */
+      timeoutMs?: number;
+    };
 
 /**
  * How deep arrays and objects may nest in a request's values (arguments, scope, state) and in

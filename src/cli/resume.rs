@@ -1,7 +1,6 @@
 //! `nexus resume` and `nexus cancel`: a suspension left in a store by `nexus run --store`, in
 //! another process.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nexus::{ExtOutcome, SuspensionId};
@@ -33,14 +32,16 @@ pub struct ResumeArgs {
 #[derive(clap::Args)]
 pub struct CancelArgs {
     suspension_id: String,
-    /// The store the suspension is in.
-    #[arg(long, value_name = "DIR")]
-    store: PathBuf,
+    /// The store the suspension is in: a directory, or a redis:// URL.
+    #[arg(long, value_name = "DIR|redis://HOST:PORT/DB")]
+    store: String,
 }
 
 pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
     let Some(dir) = args.store.store.as_deref() else {
-        return Err(UsageError("resume needs --store DIR: the store the suspension was left in".into()));
+        return Err(UsageError(
+            "resume needs --store DIR (or a redis:// URL): the store the suspension was left in".into(),
+        ));
     };
     let mut outcomes = Vec::new();
     for spec in &args.calls {

@@ -49,9 +49,10 @@ pub struct RunArgs {
 /// Suspensions left in a store, to be resumed by another process (`nexus resume`).
 #[derive(clap::Args)]
 pub struct StoreArgs {
-    /// Keep suspensions in this directory (sealed; see NEXUS_SUSPENSION_KEY).
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// Keep suspensions in this directory, or in Redis when it starts with redis:// or
+    /// rediss:// (sealed; see NEXUS_SUSPENSION_KEY).
+    #[arg(long, value_name = "DIR|redis://HOST:PORT/DB")]
+    pub store: Option<String>,
     /// Registers NAME.METHOD and leaves its calls pending (repeatable; needs --store): when only
     /// such calls are pending, the execution stays in the store and the result is `suspended`.
     #[arg(long = "defer", value_name = "NAME.METHOD")]
@@ -79,7 +80,9 @@ impl Answers {
             answers.canned.insert((name.to_owned(), method.to_owned()), outcome);
         }
         if !store.defer.is_empty() && store.store.is_none() {
-            return Err(UsageError("--defer leaves calls pending in a store: it needs --store DIR".into()));
+            return Err(UsageError(
+                "--defer leaves calls pending in a store: it needs --store DIR (or a redis:// URL)".into(),
+            ));
         }
         for spec in &store.defer {
             let (name, method) = spec

@@ -1,4 +1,5 @@
-//! The suspension store of `nexus run --store`, `nexus resume` and `nexus cancel`, and its key.
+//! The suspension store of `nexus run --store`, `nexus resume` and `nexus cancel` (a directory,
+//! or Redis), and its key.
 //!
 //! The key comes from `NEXUS_SUSPENSION_KEY` (64 hexadecimal characters), or else from a key
 //! file in the user's cache directory (`nexus/suspension.key`), created once with `O_EXCL` and
@@ -9,20 +10,30 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus::{Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
+use nexus::{RedisConfig, Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
 
 use super::UsageError;
 
-/// A runtime for one execution at a time whose suspensions go to the store in `dir`.
-pub fn runtime(dir: Option<&Path>, infer_caps: bool) -> Result<Runtime, UsageError> {
+/// A runtime for one execution at a time whose suspensions go to `store`: Redis when it is a
+/// `redis://` or `rediss://` URL, a directory otherwise.
+pub fn runtime(store: Option<&str>, infer_caps: bool) -> Result<Runtime, UsageError> {
     // One execution at a time: a small pool on one worker thread.
     let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
     config.engine.infer_missing_capabilities = infer_caps;
-    if let Some(dir) = dir {
-        config.suspension_store = StoreConfig::Disk(dir.to_owned());
+    if let Some(store) = store {
+        config.suspension_store = store_config(store);
         config.suspension_keys = Some(SuspensionKeys::new(&[key()?]).map_err(UsageError)?);
     }
     Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))
+}
+
+/// The store `--store` names.
+pub fn store_config(store: &str) -> StoreConfig {
+    if store.starts_with("redis://") || store.starts_with("rediss://") {
+        StoreConfig::Redis(RedisConfig::new(store))
+    } else {
+        StoreConfig::Disk(PathBuf::from(store))
+    }
 }
 
 /// Runs `work` on the runtime and shuts it down.

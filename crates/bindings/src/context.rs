@@ -7,7 +7,7 @@ use std::time::Duration;
 use nexus_abi::ExtOutcome;
 use nexus_actors::engine::{ExecutionRequest, Handler};
 use nexus_actors::supervisor::RuntimeConfig;
-use nexus_actors::suspension::{StoreConfig, SuspensionKeys};
+use nexus_actors::suspension::{RedisConfig, StoreConfig, SuspensionKeys};
 use nexus_host_fns::{Capability, ExtensionRegistry};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -37,11 +37,37 @@ pub struct Config {
     suspension_keys: Option<Vec<String>>,
 }
 
-/// `suspensionStore: { dir }`: a directory that keeps suspensions across restarts.
+/// `suspensionStore`: `{ dir }`, a directory that keeps suspensions across restarts, or
+/// `{ redis, prefix?, timeoutMs? }`, a Redis every node shares.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SuspensionStoreOption {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
+    redis: Option<String>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+impl SuspensionStoreOption {
+    fn into_store_config(self) -> BindingResult<StoreConfig> {
+        let redis_only = self.prefix.is_some() || self.timeout_ms.is_some();
+        match (self.dir, self.redis) {
+            (Some(dir), None) if !redis_only => Ok(StoreConfig::Disk(dir)),
+            (None, Some(url)) => {
+                let mut config = RedisConfig::new(url);
+                if let Some(prefix) = self.prefix {
+                    config.prefix = prefix;
+                }
+                if let Some(ms) = self.timeout_ms {
+                    config.timeout = Duration::from_millis(ms);
+                }
+                Ok(StoreConfig::Redis(config))
+            }
+            _ => Err(BindingError::invalid(
+                "config.suspensionStore: either { dir } or { redis, prefix?, timeoutMs? }".to_owned(),
+            )),
+        }
+    }
 }
 
 /// The longest `spinBeforeParkUs` accepted: the JavaScript thread runs nothing else while it
@@ -80,7 +106,7 @@ impl Config {
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
         set!(config.hibernate_after, self.hibernate_after_ms.map(Duration::from_millis));
         if let Some(store) = self.suspension_store {
-            config.suspension_store = StoreConfig::Disk(store.dir);
+            config.suspension_store = store.into_store_config()?;
         }
         if let Some(keys) = self.suspension_keys {
             let keys = keys

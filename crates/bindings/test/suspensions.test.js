@@ -60,3 +60,94 @@ test('a suspension in a directory store outlives its runtime; keys as Buffers or
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * A Redis for this test: NEXUS_TEST_REDIS_URL, or a redis-server of its own on a free loopback
+ * port, without persistence; the test fails (it is not skipped) when there is none.
+ */
+async function startRedis() {
+  if (process.env.NEXUS_TEST_REDIS_URL) return { url: process.env.NEXUS_TEST_REDIS_URL, stop() {} };
+  const net = require('node:net');
+  const { spawn } = require('node:child_process');
+  const port = await new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexus-node-redis-'));
+  const server = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
+  const failed = new Promise((_, reject) =>
+    server.on('error', (e) =>
+      reject(new Error(`the Redis tests need redis-server (${e.message}): apt-get install -y redis-server`)),
+    ),
+  );
+  const answers = () =>
+    new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end('PING\r\n'));
+      socket.on('data', (data) => resolve(data.toString().startsWith('+PONG')));
+      socket.on('error', () => resolve(false));
+    });
+  for (let i = 0; ; i++) {
+    if (await Promise.race([answers(), failed])) break;
+    if (i > 500) throw new Error(`redis-server did not answer on port ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    stop() {
+      server.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('two runtimes sharing one Redis resume each other\'s suspensions, exactly once', async () => {
+  const redis = await startRedis();
+  const key = Buffer.alloc(32, 9);
+  try {
+    assert.throws(() => new NexusRuntime({ suspensionStore: { redis: redis.url } }), /suspension keys/);
+    assert.throws(
+      () => new NexusRuntime({ suspensionStore: { dir: '/tmp', redis: redis.url }, suspensionKeys: [key] }),
+      /either \{ dir \} or \{ redis/,
+    );
+    const config = { suspensionStore: { redis: redis.url, prefix: 'node-test:' }, suspensionKeys: [key] };
+    const a = new NexusRuntime(config);
+    const b = new NexusRuntime(config);
+    const suspended = await a.executeHandler(handler, context);
+    const [first, second] = await Promise.allSettled([
+      a.resumeHandler(suspended.suspension.id, 1, { value: 5 }),
+      b.resumeHandler(suspended.suspension.id, 1, { value: 5 }),
+    ]);
+    const won = [first, second].filter((r) => r.status === 'fulfilled');
+    const lost = [first, second].filter((r) => r.status === 'rejected');
+    assert.equal(won.length, 1, JSON.stringify([first, second]));
+    assert.equal(won[0].value.returnValue, 10);
+    assert.equal(lost[0].reason.code, 'SUSPENSION_NOT_FOUND');
+    await a.shutdown();
+    await b.shutdown();
+  } finally {
+    redis.stop();
+  }
+});
+
+test('an unreachable Redis fails what needs it with STORE_UNAVAILABLE, and nothing else', async () => {
+  const redis = await startRedis();
+  redis.stop();
+  const runtime = new NexusRuntime({
+    suspensionStore: { redis: redis.url, timeoutMs: 200 },
+    suspensionKeys: [Buffer.alloc(32, 9)],
+  });
+  try {
+    const failed = await runtime.executeHandler(handler, context);
+    assert.equal(failed.error && failed.error.code, 'STORE_UNAVAILABLE', JSON.stringify(failed));
+    const plain = await runtime.executeHandler('return 6 * 7;', {});
+    assert.equal(plain.returnValue, 42);
+  } finally {
+    await runtime.shutdown();
+  }
+});

@@ -12,11 +12,13 @@
 //!   cancelled), run on the pool's callers' threads;
 //! * [`live`]: the table of live suspensions;
 //! * [`seal`]: authenticated encryption of images, and the keys;
-//! * [`store`] and [`disk_store`]: the store trait, in memory and on disk.
+//! * [`store`], [`disk_store`] and [`redis_store`]: the store trait, in memory, on disk, and in
+//!   Redis (shared by every node).
 
 pub mod disk_store;
 pub mod lifecycle;
 pub mod live;
+pub mod redis_store;
 pub mod seal;
 pub mod store;
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use disk_store::DiskStore;
+pub use redis_store::{RedisConfig, RedisStore};
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
@@ -39,6 +42,8 @@ pub enum StoreConfig {
     Memory,
     /// In a directory: survives the process (needs configured keys).
     Disk(PathBuf),
+    /// In Redis: shared by every node configured with it, and with the same keys.
+    Redis(RedisConfig),
     /// A store of the application's own.
     Custom(Arc<dyn SuspensionStore>),
 }
@@ -48,6 +53,7 @@ impl std::fmt::Debug for StoreConfig {
         match self {
             StoreConfig::Memory => f.write_str("Memory"),
             StoreConfig::Disk(dir) => f.debug_tuple("Disk").field(dir).finish(),
+            StoreConfig::Redis(config) => f.debug_tuple("Redis").field(&config.prefix).finish(),
             StoreConfig::Custom(store) => write!(f, "Custom(durable: {})", store.durable()),
         }
     }
@@ -62,6 +68,7 @@ impl StoreConfig {
                 DiskStore::open(dir, limits)
                     .map_err(|e| format!("opening the suspension store {}: {e}", dir.display()))?,
             ),
+            StoreConfig::Redis(config) => Arc::new(RedisStore::open(config)?),
             StoreConfig::Custom(store) => store.clone(),
         };
         if store.durable() && keys.is_none() {

@@ -105,6 +105,10 @@ pub enum StoreError {
     /// The store cannot be reached or failed.
     #[error("{0}")]
     Unavailable(String),
+    /// What the store holds under a suspension's key is not a suspension image of ours (a
+    /// shared store may hold anything): refused, never trusted.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -114,6 +118,7 @@ impl StoreError {
             StoreError::Full(_) => ErrorCode::Overloaded,
             StoreError::LeaseLost(_) => ErrorCode::Internal,
             StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
+            StoreError::Refused(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -12,6 +12,7 @@ import {
   SandboxError,
   SandboxExecutor,
   StateMutation,
+  SuspensionStore,
   WasmSandboxExecutor,
 } from '../..';
 
@@ -68,6 +69,13 @@ async function executor(): Promise<JsonValue> {
   }
 }
 
+// Suspensions shared through Redis, or kept in a directory.
+const shared: SuspensionStore = { redis: 'redis://127.0.0.1:6379/0', prefix: 'app:', timeoutMs: 500 };
+const local: SuspensionStore = { dir: '/var/lib/app/suspensions' };
+const sharing = new NexusRuntime({ suspensionStore: shared, suspensionKeys: [Buffer.alloc(32)] });
+// @ts-expect-error a store is a directory or a Redis, not a prefix alone
+const noStore: SuspensionStore = { prefix: 'app:' };
+
 // What the types refuse.
 // @ts-expect-error not an error code
 const unknownCode: ErrorCode = 'NOT_A_CODE';
@@ -76,4 +84,4 @@ const otherLimit: typeof MAX_NESTING = 64;
 // @ts-expect-error state values are JSON data
 new WasmSandboxExecutor().executeHandler('return 1', { state: { when: new Date() } });
 
-export { native, executor, unknownCode, otherLimit };
+export { native, executor, unknownCode, otherLimit, local, sharing, noStore };
