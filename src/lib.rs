@@ -22,8 +22,8 @@ pub use nexus_abi::{ErrorCode, ExtOutcome};
 /// Suspended executions as data: [`image::SuspensionImage`].
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
-    Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
-    MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
+    Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, GuestImage, Handler,
+    Location, MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
     image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};

@@ -13,12 +13,13 @@ use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
 use serde_json::Value;
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, Status, SuspensionId};
+use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Status, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
 use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor, precompile_slots};
 use crate::suspension::lifecycle::Suspensions;
+use crate::suspension::previous::PreviousImages;
 use crate::suspension::{Sealer, SuspensionKeys};
 
 /// The extension calls an application performs for its handlers.
@@ -73,13 +74,20 @@ impl Runtime {
         // Every actor may hold a store, finished ones wait for their reset, and precompilations
         // hold the slots set aside for them (the supervisor runs no more at once).
         engine_config.max_instances = (config.pool_size + RETIRED_BOUND + precompile_slots(&config) + 1) as u32;
-        let engine = Engine::new(engine_config)?;
+        let guest = match &config.guest {
+            Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
+            None => GuestImage::committed(),
+        };
+        let previous =
+            PreviousImages::load(&config.previous_guests, &config.engine).map_err(|e| wasmtime::format_err!("{e}"))?;
+        let engine = Engine::with_image(engine_config, &guest)?;
         let store = config
             .suspension_store
             .open(config.store_limits, config.suspension_keys.as_ref())
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        let sealer = Sealer::new(config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random));
-        let suspensions = Suspensions { store, sealer, metrics: SuspensionMetrics::default() };
+        let keys = config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random);
+        let sealer = Sealer::for_image(keys, engine.image_identity());
+        let suspensions = Suspensions { store, sealer, metrics: SuspensionMetrics::default(), previous };
         let spin = config.spin_before_park;
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).
         let spawn = move || {

@@ -6,6 +6,7 @@
 //!
 //! [`Runtime`]: crate::runtime::Runtime
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,13 @@ pub struct RuntimeConfig {
     /// mid-step), another resume may claim it again, and the first cannot commit. It must be
     /// longer than any step takes. Default 30 s.
     pub claim_lease: Duration,
+    /// The guest module new executions run (a `nexus_guest.wasm`); default: the one this build
+    /// embeds.
+    pub guest: Option<PathBuf>,
+    /// Guest modules of earlier deploys: a stored suspension made on one of them is resumed on
+    /// it (and one made on an image not given here is refused, naming it). See the README's
+    /// "Deploying a new version".
+    pub previous_guests: Vec<PathBuf>,
     /// The engine's own limits (memory, output, stack, ...).
     pub engine: EngineConfig,
 }
@@ -86,6 +94,8 @@ impl Default for RuntimeConfig {
             store_limits: StoreLimits::default(),
             suspension_keys: None,
             claim_lease: Duration::from_secs(30),
+            guest: None,
+            previous_guests: Vec::new(),
             engine: EngineConfig::default(),
         }
     }

@@ -41,7 +41,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
-pub use module::{GUEST_WASM, image_identity};
+pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
     Suspension, SuspensionId,
@@ -68,6 +68,8 @@ pub struct Engine {
     globals: Arc<[String]>,
     cache: Arc<CompileCache>,
     ticker: Arc<Ticker>,
+    /// The identity of the guest image this engine runs ([`GuestImage::identity`]).
+    identity: [u8; 32],
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -112,7 +114,14 @@ pub struct ResumeRefused {
 }
 
 impl Engine {
+    /// An engine running the committed guest.
     pub fn new(config: EngineConfig) -> Result<Self> {
+        Engine::with_image(config, &GuestImage::committed())
+    }
+
+    /// An engine running `image` (the guest of another build: a rolling deploy resumes the
+    /// suspensions of the previous one on it).
+    pub fn with_image(config: EngineConfig, image: &GuestImage) -> Result<Self> {
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             .total_core_instances(config.max_instances)
@@ -134,7 +143,7 @@ impl Engine {
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
-        let module = module::guest_module(&engine, module_cache.as_ref())?;
+        let module = module::guest_module(&engine, image, module_cache.as_ref())?;
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
@@ -143,13 +152,19 @@ impl Engine {
             .exports()
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
-        let globals = image::mutable_globals(GUEST_WASM).map_err(|e| wasmtime::format_err!("{e}"))?.into();
+        let globals = image::mutable_globals(image.wasm()).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let ticker = Arc::new(Ticker::start(&engine));
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache));
-        let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker };
+        let identity = image.identity();
+        let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker, identity };
         engine.snapshot = engine.blank_instance()?.memory().into();
         Ok(engine)
+    }
+
+    /// The identity of the guest image this engine runs: what its suspension images are sealed for.
+    pub fn image_identity(&self) -> [u8; 32] {
+        self.identity
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.
@@ -321,7 +336,7 @@ impl Engine {
 
     /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
     /// with the image's pages written back, its globals and its memory limit. The image must
-    /// come from a sealed suspension of this engine's snapshot (see [`image_identity`]).
+    /// come from a sealed suspension of this engine's snapshot (see [`Engine::image_identity`]).
     pub fn restore(&self, image: SuspensionImage, id: SuspensionId) -> Result<ParkedExecution, ExecutionError> {
         let internal = |e: wasmtime::Error| ExecutionError::new(ErrorCode::Internal, format!("restoring {id}: {e:#}"));
         if image.version != IMAGE_VERSION {

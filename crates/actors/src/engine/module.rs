@@ -5,9 +5,11 @@
 //! the disk copy goes through [`DiskCache`]: a directory another user can write is not used,
 //! and a file that does not carry this user's MAC is never deserialized.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hash as _;
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::Result;
 use wasmtime::error::Context as _;
@@ -18,11 +20,57 @@ use super::disk_cache::{Digest, DiskCache, Sha256Hasher, digest, hex};
 /// The pre-initialized guest (Wizer snapshot), rebuilt by `scripts/build-guest.sh`.
 pub const GUEST_WASM: &[u8] = include_bytes!("../../../../guest/nexus_guest.wasm");
 
-/// Returns the guest module for `engine`, compiling it at most once per process per
+/// What an engine runs: the guest module, a pre-initialized snapshot. Its identity binds the
+/// suspension images made on it and keys its compiled module. The committed guest is the
+/// default; a runtime is given others to resume the suspensions of an earlier deploy.
+#[derive(Clone)]
+pub struct GuestImage {
+    wasm: Arc<Cow<'static, [u8]>>,
+    identity: Digest,
+}
+
+impl GuestImage {
+    /// The guest this build embeds ([`GUEST_WASM`]).
+    pub fn committed() -> Self {
+        GuestImage { wasm: Arc::new(Cow::Borrowed(GUEST_WASM)), identity: guest_digest() }
+    }
+
+    /// The guest module in `file` (a `nexus_guest.wasm` of another build).
+    pub fn load(file: &Path) -> std::result::Result<Self, String> {
+        let wasm = std::fs::read(file).map_err(|e| format!("reading the guest image {}: {e}", file.display()))?;
+        if !wasm.starts_with(b"\0asm") {
+            return Err(format!("{} is not a WebAssembly module", file.display()));
+        }
+        let identity = identity_of(&wasm);
+        Ok(GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity })
+    }
+
+    pub fn wasm(&self) -> &[u8] {
+        &self.wasm
+    }
+
+    /// The image identity: what suspension images made on this guest are sealed for.
+    pub fn identity(&self) -> [u8; 32] {
+        self.identity
+    }
+}
+
+impl std::fmt::Debug for GuestImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GuestImage({})", hex(&self.identity))
+    }
+}
+
+/// The one definition of an image's identity: the SHA-256 of the guest module.
+fn identity_of(wasm: &[u8]) -> Digest {
+    digest(&[wasm])
+}
+
+/// Returns the module of `image` for `engine`, compiling it at most once per process per
 /// compatible engine configuration.
-pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module> {
+pub fn guest_module(engine: &Engine, image: &GuestImage, disk: Option<&DiskCache>) -> Result<Module> {
     static COMPILED: OnceLock<Mutex<HashMap<Digest, Vec<u8>>>> = OnceLock::new();
-    let key = cache_key(engine);
+    let key = cache_key(engine, image);
     let compiled = COMPILED.get_or_init(Default::default);
     let mut compiled = compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(bytes) = compiled.get(&key) {
@@ -35,7 +83,7 @@ pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module>
         compiled.insert(key, module.serialize().context("serializing the guest module")?);
         return Ok(module);
     }
-    let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
+    let module = Module::new(engine, image.wasm()).context("compiling the guest module")?;
     let bytes = module.serialize().context("serializing the guest module")?;
     if let Some(disk) = disk {
         // A cache that cannot be written only costs the next process a compilation.
@@ -49,17 +97,18 @@ pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module>
 /// that keys both the compiled module and the compile cache (hashing 1.7 MB is not free).
 pub fn guest_digest() -> Digest {
     static DIGEST: OnceLock<Digest> = OnceLock::new();
-    *DIGEST.get_or_init(|| digest(&[GUEST_WASM]))
+    *DIGEST.get_or_init(|| identity_of(GUEST_WASM))
 }
 
-fn cache_key(engine: &Engine) -> Digest {
+fn cache_key(engine: &Engine, image: &GuestImage) -> Digest {
     let mut compatibility = Sha256Hasher::default();
     engine.precompile_compatibility_hash().hash(&mut compatibility);
-    digest(&[&guest_digest()[..], &compatibility.digest()[..]])
+    digest(&[&image.identity()[..], &compatibility.digest()[..]])
 }
 
-/// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
-/// module. A suspension image names it, and is only ever restored into the same snapshot.
+/// The identity of the committed guest's snapshot, which executions start from unless the
+/// runtime is given another ([`GuestImage`]). A suspension image names it, and is only ever
+/// restored into the same snapshot.
 pub fn image_identity() -> [u8; 32] {
     guest_digest()
 }
@@ -95,7 +144,7 @@ mod tests {
         let root = scratch("planted");
         let engine = Engine::default();
         let disk = DiskCache::with_key(&root, CacheKey::from_bytes([1; 32])).unwrap();
-        let name = file_name(&cache_key(&engine));
+        let name = file_name(&cache_key(&engine, &GuestImage::committed()));
         // Native code of someone else's choosing, under the guest's name: what a writer of
         // the cache directory could plant.
         let planted = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap().serialize().unwrap();
@@ -114,8 +163,8 @@ mod tests {
         let root = scratch("sealed");
         let engine = Engine::default();
         let disk = DiskCache::with_key(&root, CacheKey::from_bytes([3; 32])).unwrap();
-        guest_module(&engine, Some(&disk)).unwrap();
-        let name = file_name(&cache_key(&engine));
+        guest_module(&engine, &GuestImage::committed(), Some(&disk)).unwrap();
+        let name = file_name(&cache_key(&engine, &GuestImage::committed()));
         assert!(load(&engine, &disk, &name).is_some(), "written sealed, read back");
         let _ = std::fs::remove_dir_all(&root);
     }

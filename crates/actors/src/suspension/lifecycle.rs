@@ -20,6 +20,8 @@ use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::oneshot;
 
 use super::Sealer;
+use super::previous::PreviousImages;
+use super::seal::sealed_for;
 use super::store::{Claim, StoreError, Stored, SuspensionStore};
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Answer, Crash, Hibernate, Restore, Resume};
@@ -32,6 +34,8 @@ pub struct Suspensions {
     pub store: Arc<dyn SuspensionStore>,
     pub sealer: Sealer,
     pub metrics: SuspensionMetrics,
+    /// The guest images of earlier deploys, for the suspensions made on them.
+    pub previous: PreviousImages,
 }
 
 /// A live suspension, in the pool's table.
@@ -62,11 +66,11 @@ enum Found {
     Nowhere,
 }
 
-fn not_found() -> ExecutionResult {
+pub(super) fn not_found() -> ExecutionResult {
     failed(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, cancelled, or expired")
 }
 
-fn store_failed(error: StoreError) -> ExecutionError {
+pub(super) fn store_failed(error: StoreError) -> ExecutionError {
     ExecutionError::new(error.code(), error.to_string())
 }
 
@@ -160,6 +164,11 @@ impl Pool {
             Ok(None) => return not_found(),
             Err(error) => return ExecutionResult::failed(store_failed(error)),
         };
+        if let Some(identity) = sealed_for(&claim.image)
+            && identity != self.suspensions.sealer.identity()
+        {
+            return self.resume_on_previous(claim, identity, call_id, outcome).await;
+        }
         let (expires_at, image) = match self.suspensions.sealer.open(&claim.image, &id) {
             Ok(opened) => opened,
             Err(message) => {
@@ -436,7 +445,7 @@ fn take_for_hibernation(state: &mut State, id: &SuspensionId) -> Option<(Member,
 
 /// Turns a step's result into a failure that still delivers what the step recorded (its state
 /// mutations happened).
-fn fail_keeping_records(result: &mut ExecutionResult, error: ExecutionError) {
+pub(super) fn fail_keeping_records(result: &mut ExecutionResult, error: ExecutionError) {
     result.status = Status::Error;
     result.suspension = None;
     result.return_value = serde_json::Value::Null;

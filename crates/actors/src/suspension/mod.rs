@@ -11,6 +11,7 @@
 //! * [`lifecycle`]: the one owner of a suspension's life (live, hibernated, resumed, expired,
 //!   cancelled), run on the pool's callers' threads;
 //! * [`live`]: the table of live suspensions;
+//! * [`previous`]: the guest images of earlier deploys, whose suspensions are resumed on them;
 //! * [`seal`]: authenticated encryption of images, and the keys;
 //! * [`store`], [`disk_store`] and [`redis_store`]: the store trait, in memory, on disk, and in
 //!   Redis (shared by every node).
@@ -18,6 +19,7 @@
 pub mod disk_store;
 pub mod lifecycle;
 pub mod live;
+pub mod previous;
 pub mod redis_store;
 pub mod seal;
 pub mod store;
@@ -88,8 +90,23 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// Seals for the committed guest's image.
     pub fn new(keys: SuspensionKeys) -> Self {
-        Sealer { keys, identity: image_identity() }
+        Sealer::for_image(keys, image_identity())
+    }
+
+    /// Seals for the image of identity `identity`.
+    pub fn for_image(keys: SuspensionKeys, identity: [u8; 32]) -> Self {
+        Sealer { keys, identity }
+    }
+
+    /// The same keys, for another image.
+    pub fn with_identity(&self, identity: [u8; 32]) -> Self {
+        Sealer { keys: self.keys.clone(), identity }
+    }
+
+    pub fn identity(&self) -> [u8; 32] {
+        self.identity
     }
 
     pub fn seal(&self, image: &SuspensionImage, id: &SuspensionId, expires_at: SystemTime) -> Vec<u8> {

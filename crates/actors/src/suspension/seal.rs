@@ -135,6 +135,15 @@ impl SuspensionKeys {
     }
 }
 
+/// The image identity a sealed image names in its header, if it is one of ours (unauthenticated
+/// until it opens: only good for choosing which image to open it for).
+pub fn sealed_for(sealed: &[u8]) -> Option<[u8; 32]> {
+    if sealed.len() < HEADER + TAG || &sealed[..MAGIC.len()] != MAGIC || sealed[MAGIC.len()] != VERSION {
+        return None;
+    }
+    sealed[MAGIC.len() + 1..MAGIC.len() + 1 + 32].try_into().ok()
+}
+
 fn associated_data(header: &[u8], id: &SuspensionId) -> Vec<u8> {
     let mut aad = header.to_vec();
     aad.extend_from_slice(id.0.as_bytes());

@@ -1,0 +1,183 @@
+//! Rolling deploys: a suspension is resumed on the guest image it was made with.
+//!
+//! A new build of the product (a new guest) makes a new snapshot image, and a suspension image
+//! only ever restores into the image it was sealed for. So that a deploy strands none, a
+//! runtime is given the guest images of earlier deploys
+//! ([`crate::RuntimeConfig::previous_guests`]); a stored suspension sealed for one of them is
+//! restored and run on an engine of that image, built on its first use (a compilation of the
+//! guest, unless the module cache has it) and kept. If it suspends again, it is hibernated on
+//! the same image, so an execution finishes on the image it began on; new executions use the
+//! current one. A suspension of an image the runtime was not given is refused with an error
+//! naming that image, and stays claimable (another node may have it).
+//!
+//! These steps run on a thread of their own rather than on the pool's actors (whose instances
+//! are of the current image): they happen only while a deploy drains.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use nexus_abi::{ErrorCode, ExtOutcome};
+
+use super::Sealer;
+use super::lifecycle::{fail_keeping_records, not_found, store_failed};
+use super::seal::hex;
+use super::store::{Claim, Stored};
+use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId};
+use crate::pool::{Pool, failed};
+
+/// Instances an engine of a previous image may hold at once.
+const PREVIOUS_INSTANCES: u32 = 16;
+
+/// The guest images of earlier deploys, and their engines once built.
+pub struct PreviousImages {
+    images: HashMap<[u8; 32], GuestImage>,
+    engines: Mutex<HashMap<[u8; 32], Engine>>,
+    config: EngineConfig,
+}
+
+impl PreviousImages {
+    /// Reads the guests in `files` (their engines are built when first needed).
+    pub fn load(files: &[PathBuf], config: &EngineConfig) -> Result<Self, String> {
+        let images = files
+            .iter()
+            .map(|file| GuestImage::load(file).map(|image| (image.identity(), image)))
+            .collect::<Result<_, _>>()?;
+        // Only restores and resumes run on them: no new handler is compiled, so no bytecode
+        // cache (its entries are the current guest's).
+        let config = EngineConfig { max_instances: PREVIOUS_INSTANCES, compile_cache_dir: None, ..config.clone() };
+        Ok(PreviousImages { images, engines: Mutex::default(), config })
+    }
+
+    /// The engine of image `identity`; `None` when the runtime was not given that image.
+    fn engine(&self, identity: &[u8; 32]) -> Option<Result<Engine, String>> {
+        let image = self.images.get(identity)?;
+        let mut engines = self.engines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(engine) = engines.get(identity) {
+            return Some(Ok(engine.clone()));
+        }
+        let built = Engine::with_image(self.config.clone(), image)
+            .map_err(|e| format!("starting an engine for the previous guest image {}: {e:#}", hex(identity)));
+        if let Ok(engine) = &built {
+            engines.insert(*identity, engine.clone());
+        }
+        Some(built)
+    }
+}
+
+/// How a step on a previous image ended.
+enum Stepped {
+    /// It ran: its result, and the next suspension's sealed image when it suspended again.
+    Ran(ExecutionResult, Option<Stored>),
+    /// The resume was refused (no such pending call, a value nested too deep): nothing changed.
+    Refused(ExecutionError),
+}
+
+impl Pool {
+    /// Resumes the claimed suspension `claim`, sealed for the previous image `identity`, on
+    /// that image; commits the claim when the step ran, releases it otherwise.
+    pub(crate) async fn resume_on_previous(
+        &self,
+        claim: Claim,
+        identity: [u8; 32],
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> ExecutionResult {
+        let store = self.suspensions.store.clone();
+        let id = claim.id.clone();
+        let engine = match self.suspensions.previous.engine(&identity) {
+            Some(Ok(engine)) => engine,
+            unavailable => {
+                let _ = store.release(claim).await;
+                let message = match unavailable {
+                    Some(Err(message)) => message,
+                    _ => format!(
+                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
+                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
+                         resume it on a node that runs it",
+                        hex(&identity)
+                    ),
+                };
+                return failed(ErrorCode::InvalidArgument, &message);
+            }
+        };
+        let sealer = self.suspensions.sealer.with_identity(identity);
+        let (expires_at, image) = match sealer.open(&claim.image, &id) {
+            Ok(opened) => opened,
+            Err(message) => {
+                let _ = store.release(claim).await;
+                return failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}"));
+            }
+        };
+        if expires_at <= SystemTime::now() {
+            let _ = store.commit(claim, None).await;
+            return not_found();
+        }
+        let restoring = Instant::now();
+        let next_expiry = SystemTime::now() + self.config.suspension_timeout;
+        let (done, stepped) = tokio::sync::oneshot::channel();
+        let step = move || {
+            let stepped = step_on(&engine, &sealer, image, id, call_id, outcome, next_expiry);
+            let _ = done.send(stepped);
+        };
+        if let Err(e) = std::thread::Builder::new().name("nexus-previous-image".into()).spawn(step) {
+            let _ = store.release(claim).await;
+            return failed(ErrorCode::Internal, &format!("starting a thread for a previous image: {e}"));
+        }
+        let stepped = stepped.await.unwrap_or_else(|_| {
+            Stepped::Refused(ExecutionError::new(ErrorCode::Internal, "the step on a previous image panicked"))
+        });
+        match stepped {
+            Stepped::Refused(error) => {
+                let _ = store.release(claim).await;
+                ExecutionResult::failed(error)
+            }
+            Stepped::Ran(mut result, next) => {
+                self.suspensions.metrics.restored(restoring.elapsed());
+                if let Err(error) = store.commit(claim, next).await {
+                    fail_keeping_records(&mut result, store_failed(error));
+                }
+                result
+            }
+        }
+    }
+}
+
+/// Restores `image` on `engine`, settles call `call_id`, and runs the step; a suspension it
+/// ends in is hibernated on the same engine and sealed for its image.
+fn step_on(
+    engine: &Engine,
+    sealer: &Sealer,
+    image: crate::engine::image::SuspensionImage,
+    id: SuspensionId,
+    call_id: u32,
+    outcome: ExtOutcome,
+    next_expiry: SystemTime,
+) -> Stepped {
+    let parked = match engine.restore(image, id) {
+        Ok(parked) => parked,
+        Err(error) => return Stepped::Refused(error),
+    };
+    let stepped = match engine.resume(parked, call_id, outcome) {
+        Ok(stepped) => stepped,
+        Err(refused) => return Stepped::Refused(refused.error),
+    };
+    let mut result = stepped.result;
+    let Some(parked) = stepped.parked else { return Stepped::Ran(result, None) };
+    let next_id = SuspensionId::random();
+    match engine.hibernate(parked) {
+        Ok(image) => {
+            let sealed = sealer.seal(&image, &next_id, next_expiry);
+            if let Some(suspension) = result.suspension.as_mut() {
+                suspension.id = next_id.clone();
+            }
+            Stepped::Ran(result, Some(Stored { id: next_id, image: sealed, expires_at: next_expiry }))
+        }
+        Err(e) => {
+            let error = ExecutionError::new(ErrorCode::Internal, format!("hibernating on a previous image: {e:#}"));
+            fail_keeping_records(&mut result, error);
+            Stepped::Ran(result, None)
+        }
+    }
+}
