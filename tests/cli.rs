@@ -1,6 +1,8 @@
 //! The `nexus` command line: `run` with canned extension answers, `check`, and exit codes
 //! (0 success, 1 handler failed with JSON still printed, 2 usage or input error).
 
+mod redis_server;
+
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
@@ -239,11 +241,28 @@ fn store_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_suspension_left_in_a_store_is_resumed_by_other_processes_and_used_once() {
+    let store = store_dir("flow");
+    stored_flow(store.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(store);
+}
+
+#[test]
+fn a_suspension_left_in_redis_is_resumed_by_other_processes_and_used_once() {
+    let redis = redis_server::RedisServer::start();
+    stored_flow(&redis.url);
+    let down = redis_server::RedisServer::own();
+    let url = down.url.clone();
+    drop(down);
+    let unreachable = nexus_keyed(&["resume", "--store", &url, "0123abcd", "--call", "1=0"], KEY);
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert_eq!(json_out(&unreachable)["error"]["code"], "STORE_UNAVAILABLE");
+}
+
+/// run, then resume twice, in separate processes, through `store` (a directory or a URL).
+fn stored_flow(store: &str) {
     let source = "$state.step = 'asked';\nconst w = await $ext.weather.get('Paris');\n\
                   const x = await $ext.db.load(w.temp);\n$emit('done', x); return { temp: w.temp, x };";
     let path = handler("stored.js", source);
-    let store = store_dir("flow");
-    let store = store.to_str().unwrap();
     let caps = ["--cap", "ext:weather", "--cap", "ext:db", "--cap", "state:write:step", "--cap", "events:emit:done"];
     let mut args =
         vec!["run", path.to_str().unwrap(), "--store", store, "--defer", "weather.get", "--defer", "db.load"];
@@ -280,7 +299,6 @@ fn a_suspension_left_in_a_store_is_resumed_by_other_processes_and_used_once() {
     assert_eq!(done["status"], "success");
     assert_eq!(done["returnValue"], json!({"temp": 21, "x": {"rows": 3}}));
     assert_eq!(done["events"], json!([{"name": "done", "payload": {"rows": 3}}]));
-    let _ = std::fs::remove_dir_all(store);
 }
 
 #[test]

@@ -34,9 +34,13 @@ pub struct BenchArgs {
     workloads: Vec<String>,
     /// Instead of the workloads: suspensions beyond their instance (hibernate and restore
     /// latency, memory per hibernated suspension, throughput with 100 ms extension calls).
-    /// Optionally only some parts: latency, memory, io.
+    /// Optionally only some parts: latency, memory, io, and (with a redis:// --store) shared:
+    /// two processes sharing one Redis.
     #[arg(long, num_args = 0.., value_name = "PART", value_parser = clap::builder::PossibleValuesParser::new(super::bench_suspensions::PARTS))]
     suspensions: Option<Vec<String>>,
+    /// With --suspensions: also measure this store (a redis:// URL, or a directory).
+    #[arg(long, value_name = "redis://HOST:PORT/DB", requires = "suspensions")]
+    store: Option<String>,
 }
 
 /// Per-request latency over a run of sequential executions.
@@ -85,7 +89,7 @@ impl Budget {
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
     if let Some(parts) = &args.suspensions {
-        super::bench_suspensions::run(parts);
+        super::bench_suspensions::run(parts, args.store.as_deref())?;
         return Ok(ExitCode::SUCCESS);
     }
     let budget = Budget { iterations: args.iterations.max(1), duration: Duration::from_millis(args.duration_ms) };

@@ -1,7 +1,8 @@
 //! `nexus bench --suspensions [PART]...`: what hibernating and restoring cost, what a hibernated
 //! suspension occupies, and the throughput of handlers waiting on slow extension calls (parts
-//! `latency`, `memory`, `io`; all by default). Figures go to stdout, one line each;
-//! BENCHMARKS.md keeps them with this command.
+//! `latency`, `memory`, `io`; all by default; and, given a Redis `--store`, `shared`: see
+//! [`super::bench_shared`]). Figures go to stdout, one line each; BENCHMARKS.md keeps them with
+//! this command.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,15 +13,22 @@ use nexus::{
 };
 use serde_json::json;
 
-/// The parts `nexus bench --suspensions` runs.
-pub const PARTS: [&str; 3] = ["latency", "memory", "io"];
+use super::UsageError;
 
-pub fn run(only: &[String]) {
+/// The parts `nexus bench --suspensions` runs.
+pub const PARTS: [&str; 4] = ["latency", "memory", "io", "shared"];
+
+/// Runs the parts `only` names (all by default); `store` is measured too.
+pub fn run(only: &[String], store: Option<&str>) -> Result<(), UsageError> {
     let runs = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    if super::bench_shared::is_node() {
+        tokio.block_on(super::bench_shared::node(store.unwrap_or_default()));
+        return Ok(());
+    }
     if runs("latency") {
         engine_latency();
-        tokio.block_on(runtime_latency());
+        tokio.block_on(runtime_latency(store));
     }
     if runs("memory") {
         tokio.block_on(resident_memory(&[10_000, 100_000]));
@@ -28,6 +36,13 @@ pub fn run(only: &[String]) {
     if runs("io") {
         tokio.block_on(io_bound_throughput());
     }
+    if runs("shared") {
+        match store {
+            Some(url) if url.starts_with("redis") => super::bench_shared::run(url)?,
+            _ => return Err(UsageError("--suspensions shared needs --store redis://HOST:PORT/DB".into())),
+        }
+    }
+    Ok(())
 }
 
 fn percentile(samples: &mut [Duration], q: f64) -> Duration {
@@ -36,7 +51,7 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 }
 
 /// The `suspend` workload's handler plus a few dozen small objects alive across the await.
-fn request() -> ExecutionRequest {
+pub(super) fn request() -> ExecutionRequest {
     let suspend = Workload::named("suspend");
     let mut request = suspend.request(nexus::Handler::Source(format!(
         "const objects = []; for (let i = 0; i < 40; i++) objects.push({{ i, name: 'item ' + i }});\n{}",
@@ -88,9 +103,9 @@ fn engine_latency() {
 }
 
 /// execute + resume through the runtime, the suspension live or hibernated first.
-async fn runtime_latency() {
+async fn runtime_latency(store: Option<&str>) {
     let store_dir = std::env::temp_dir().join(format!("nexus-bench-suspensions-{}", std::process::id()));
-    let stores = [
+    let mut stores = vec![
         ("live", RuntimeConfig { hibernate_after: Duration::from_secs(3600), ..RuntimeConfig::default() }),
         ("hibernated in memory", RuntimeConfig { hibernate_after: Duration::ZERO, ..RuntimeConfig::default() }),
         (
@@ -102,6 +117,14 @@ async fn runtime_latency() {
             },
         ),
     ];
+    if let Some(store) = store {
+        let config = RuntimeConfig {
+            suspension_store: super::store::store_config(store),
+            suspension_keys: Some(SuspensionKeys::new(&[[3; 32]]).unwrap()),
+            ..RuntimeConfig::default()
+        };
+        stores.push(("hibernated in the given --store", config));
+    }
     for (name, config) in stores {
         let runtime = Runtime::start(config).unwrap();
         let (mut first, mut second) = (vec![], vec![]);

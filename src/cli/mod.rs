@@ -2,6 +2,7 @@
 //! is still printed), 2 a usage or input error (message on stderr).
 
 mod bench;
+mod bench_shared;
 mod bench_suspensions;
 mod check;
 mod input;
