@@ -69,7 +69,7 @@ impl PreviousImages {
 /// How a step on a previous image ended.
 enum Stepped {
     /// It ran: its result, and the next suspension's sealed image when it suspended again.
-    Ran(ExecutionResult, Option<Stored>),
+    Ran(Box<ExecutionResult>, Option<Stored>),
     /// The resume was refused (no such pending call, a value nested too deep): nothing changed.
     Refused(ExecutionError),
 }
@@ -138,7 +138,7 @@ impl Pool {
                 if let Err(error) = store.commit(claim, next).await {
                     fail_keeping_records(&mut result, store_failed(error));
                 }
-                result
+                *result
             }
         }
     }
@@ -163,7 +163,7 @@ fn step_on(
         Ok(stepped) => stepped,
         Err(refused) => return Stepped::Refused(refused.error),
     };
-    let mut result = stepped.result;
+    let mut result = Box::new(stepped.result);
     let Some(parked) = stepped.parked else { return Stepped::Ran(result, None) };
     let next_id = SuspensionId::random();
     match engine.hibernate(parked) {
