@@ -23,6 +23,7 @@ use super::Sealer;
 use super::previous::PreviousImages;
 use super::seal::sealed_for;
 use super::store::{Claim, StoreError, Stored, SuspensionStore};
+use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Answer, Crash, Hibernate, Restore, Resume};
 use crate::metrics::SuspensionMetrics;
@@ -66,7 +67,7 @@ enum Found {
     Nowhere,
 }
 
-pub(super) fn not_found() -> ExecutionResult {
+fn not_found() -> ExecutionResult {
     failed(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, cancelled, or expired")
 }
 
@@ -169,17 +170,10 @@ impl Pool {
         {
             return self.resume_on_previous(claim, identity, call_id, outcome).await;
         }
-        let (expires_at, image) = match self.suspensions.sealer.open(&claim.image, &id) {
+        let (image, claim) = match open_claimed(&*store, &self.suspensions.sealer, claim).await {
             Ok(opened) => opened,
-            Err(message) => {
-                let _ = store.release(claim).await;
-                return failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}"));
-            }
+            Err(refused) => return refused,
         };
-        if expires_at <= SystemTime::now() {
-            let _ = store.commit(claim, None).await;
-            return not_found();
-        }
         let admission = self.admit(&mut self.lock(), Place::Back);
         let Start { member, crash, reset } = match admission.ready().await {
             Ok(start) => start,
@@ -429,6 +423,29 @@ impl Pool {
             });
         }
     }
+}
+
+/// Opens a claimed image with `sealer`: the image and the claim, or the result of a resume
+/// that cannot use it (the claim released when the image was refused, committed when it
+/// expired).
+pub(super) async fn open_claimed(
+    store: &dyn SuspensionStore,
+    sealer: &Sealer,
+    claim: Claim,
+) -> Result<(SuspensionImage, Claim), ExecutionResult> {
+    let id = claim.id.clone();
+    let (expires_at, image) = match sealer.open(&claim.image, &id) {
+        Ok(opened) => opened,
+        Err(message) => {
+            let _ = store.release(claim).await;
+            return Err(failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}")));
+        }
+    };
+    if expires_at <= SystemTime::now() {
+        let _ = store.commit(claim, None).await;
+        return Err(not_found());
+    }
+    Ok((image, claim))
 }
 
 /// Marks the live suspension `id` as hibernating if it is parked; its actor and deadline.

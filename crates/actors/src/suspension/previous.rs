@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime};
 use nexus_abi::{ErrorCode, ExtOutcome};
 
 use super::Sealer;
-use super::lifecycle::{fail_keeping_records, not_found, store_failed};
+use super::lifecycle::{fail_keeping_records, open_claimed, store_failed};
 use super::seal::hex;
 use super::store::{Claim, Stored};
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId};
@@ -103,17 +103,10 @@ impl Pool {
             }
         };
         let sealer = self.suspensions.sealer.with_identity(identity);
-        let (expires_at, image) = match sealer.open(&claim.image, &id) {
+        let (image, claim) = match open_claimed(&*store, &sealer, claim).await {
             Ok(opened) => opened,
-            Err(message) => {
-                let _ = store.release(claim).await;
-                return failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}"));
-            }
+            Err(refused) => return refused,
         };
-        if expires_at <= SystemTime::now() {
-            let _ = store.commit(claim, None).await;
-            return not_found();
-        }
         let restoring = Instant::now();
         let next_expiry = SystemTime::now() + self.config.suspension_timeout;
         let (done, stepped) = tokio::sync::oneshot::channel();
