@@ -125,7 +125,8 @@ impl RedisStore {
         let timeout = self.timeout;
         let work = work(self.connection.clone());
         let io = self.io.as_ref().expect("the runtime lives as long as the store");
-        let running = io.spawn(tokio::time::timeout(timeout, work));
+        // The timer is made on the store's runtime: the caller's thread may have none (Node's).
+        let running = io.spawn(async move { tokio::time::timeout(timeout, work).await });
         Box::pin(async move {
             match running.await {
                 Ok(Ok(done)) => done,
