@@ -23,7 +23,7 @@ fn extension_request(source: &str) -> ExecutionRequest {
 fn through_an_image(parked: ParkedExecution, id: &SuspensionId) -> ParkedExecution {
     let engine = common::engine();
     let sealer = sealer(1);
-    let image = engine.hibernate(parked).expect("hibernates");
+    let (image, _) = engine.hibernate(parked).expect("hibernates");
     let sealed = sealer.seal(&image, id, SystemTime::now() + Duration::from_secs(60));
     let (_, image) = sealer.open(&sealed, id).expect("opens");
     engine.restore(image, id.clone()).expect("restores")
@@ -81,7 +81,7 @@ fn the_random_sequence_goes_on_after_a_restore_exactly_where_it_was() {
     let outcome = engine.execute(extension_request(source));
     let id = outcome.result.suspension.unwrap().id;
     let sealer = sealer(1);
-    let image = engine.hibernate(outcome.parked.unwrap()).unwrap();
+    let (image, _) = engine.hibernate(outcome.parked.unwrap()).unwrap();
     let sealed = sealer.seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
     // Two restores of one image continue one generator: the same values, not a re-seeded one.
     let results: Vec<Value> = (0..2)
@@ -107,7 +107,7 @@ fn the_memory_limit_holds_after_a_restore() {
     request.memory_limit = Some(16 << 20);
     let outcome = engine.execute(request);
     let id = outcome.result.suspension.unwrap().id;
-    let image = engine.hibernate(outcome.parked.unwrap()).unwrap();
+    let (image, _) = engine.hibernate(outcome.parked.unwrap()).unwrap();
     assert_eq!(image.memory_limit, 16 << 20);
     let parked = engine.restore(image, id).unwrap();
     let done = engine.resume(parked, 1, ExtOutcome::Ok(json!(0))).ok().unwrap().result;
@@ -123,9 +123,9 @@ fn an_image_is_small_and_keeps_only_the_pages_that_changed() {
          const v = await $ext.kv.get('a'); return objects.length + v;",
     ));
     let id = outcome.result.suspension.unwrap().id;
-    let image = engine.hibernate(outcome.parked.unwrap()).unwrap();
+    let (image, _) = engine.hibernate(outcome.parked.unwrap()).unwrap();
     let sealed = sealer(1).seal(&image, &id, SystemTime::now());
-    assert!(image.pages.len() < 120, "{} pages differ", image.pages.len());
+    assert!(image.memory.pages.len() < 120, "{} pages differ", image.memory.pages.len());
     assert!(sealed.len() < 32 << 10, "a sealed image of {} bytes", sealed.len());
 }
 
@@ -142,7 +142,7 @@ fn sealed_image() -> (Vec<u8>, SuspensionId) {
         &["get"],
     ));
     let id = outcome.result.suspension.unwrap().id;
-    let image: SuspensionImage = engine.hibernate(outcome.parked.unwrap()).unwrap();
+    let (image, _): (SuspensionImage, _) = engine.hibernate(outcome.parked.unwrap()).unwrap();
     (sealer(1).seal(&image, &id, SystemTime::now() + Duration::from_secs(60)), id)
 }
 

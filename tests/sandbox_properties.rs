@@ -384,7 +384,7 @@ fn run_hibernating(
     while let Some(mut parked) = outcome.parked.take() {
         let suspension = outcome.result.suspension.take().expect("a parked execution reports its suspension");
         if hibernate_at & (1 << suspended_on.len().min(31)) != 0 {
-            let image = engine.hibernate(parked).expect("hibernates");
+            let (image, _) = engine.hibernate(parked).expect("hibernates");
             let expires_at = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
             let sealed = sealer.seal(&image, &suspension.id, expires_at);
             let (_, image) = sealer.open(&sealed, &suspension.id).expect("opens");

@@ -208,22 +208,26 @@ impl Handler<Resume> for InstanceActor {
 impl Handler<Hibernate> for InstanceActor {
     type Result = Result<Vec<u8>, ExecutionError>;
 
-    fn handle(&mut self, Hibernate { id, expires_at }: Hibernate, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Hibernate { id, expires_at }: Hibernate, ctx: &mut Context<Self>) -> Self::Result {
         self.spent = None;
         let parked = self
             .parked
             .take()
             .ok_or_else(|| ExecutionError::new(ErrorCode::SuspensionNotFound, "this actor holds no suspension"))?;
         let (engine, sealer) = (&self.engine, &self.sealer);
-        guarded(
+        let (sealed, spent) = guarded(
             || {
-                let image = engine.hibernate(parked).map_err(|e| {
+                let (image, spent) = engine.hibernate(parked).map_err(|e| {
                     ExecutionError::new(ErrorCode::Internal, format!("hibernating suspension {id}: {e:#}"))
                 })?;
-                Ok(sealer.seal(&image, &id, expires_at))
+                Ok((sealer.seal(&image, &id, expires_at), spent))
             },
             Err,
-        )
+        )?;
+        // The image goes out first; the instance's slot is reset after it (as with `Reset::Actor`).
+        self.spent = Some(spent);
+        ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
+        Ok(sealed)
     }
 }
 

@@ -5,10 +5,14 @@
 //! memory, the guest's mutable globals and the host state. [`SuspensionImage`] holds exactly
 //! that, with the memory as a delta against the snapshot the instance started from:
 //!
-//! * only the 4 KiB pages that differ from the snapshot, each XORed with the snapshot's page
-//!   (mostly zeros, so they compress well), compressed with LZ4 (`lz4_flex`). LZ4 rather than
-//!   zstd: on these deltas zstd saves a few more bytes but costs several times the time, and
-//!   hibernating and restoring sit on the path of a resume (BENCHMARKS.md, "Suspensions");
+//! * only the 4 KiB pages that differ from the snapshot, and of those only the 64-byte chunks
+//!   that differ, each XORed with the snapshot's bytes (mostly zeros, so they compress well),
+//!   compressed with LZ4 (`lz4_flex`). LZ4 rather than zstd: on these deltas zstd saves a few
+//!   more bytes but costs several times the time, and hibernating and restoring sit on the path
+//!   of a resume (BENCHMARKS.md, "Suspensions"). Keeping chunks rather than whole pages makes a
+//!   restore decompress and write only what changed (a page typically changes in a few places);
+//! * the pages compared are those the kernel's page table says the execution may have written
+//!   (see `written_pages`), not the whole memory;
 //! * the pages wholly below the shadow stack pointer are dead stack and not kept: a restored
 //!   instance has the snapshot's bytes there, which nothing reads before writing;
 //! * every mutable global by export name (the engine refuses at start a guest with a mutable
@@ -27,7 +31,10 @@ use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
 pub const PAGE: usize = 4096;
 
 /// Version of the image format; an image of another version is refused.
-pub const IMAGE_VERSION: u32 = 1;
+pub const IMAGE_VERSION: u32 = 2;
+
+/// Bytes per chunk of a page kept or skipped as a whole: 64 per page, one bit each of a `u64`.
+pub const CHUNK: usize = 64;
 
 /// A suspended execution, as data.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,11 +46,8 @@ pub struct SuspensionImage {
     pub memory_limit: u64,
     /// Every mutable global of the guest, by export name.
     pub globals: Vec<(String, GlobalValue)>,
-    /// Indexes of the pages kept, ascending.
-    pub pages: Vec<u32>,
-    /// Those pages XORed with the snapshot's, concatenated, LZ4-compressed (size-prefixed).
-    #[serde(with = "serde_bytes")]
-    pub delta: Vec<u8>,
+    /// The memory's difference from the snapshot.
+    pub memory: MemoryDelta,
     pub host: HostState,
     /// The host's evidence so far: a denial was recorded, an unknown extension call refused
     /// (what lets an uncaught error of the runtime's be `PERMISSION_DENIED` or
@@ -65,36 +69,70 @@ pub enum GlobalValue {
     F64(u64),
 }
 
-/// The pages of `memory` that differ from `snapshot` at or above `live_from` (the first byte
-/// that may be live), XORed with it: `(indexes, compressed delta)`.
-pub fn memory_delta(memory: &[u8], snapshot: &[u8], live_from: usize) -> (Vec<u32>, Vec<u8>) {
-    let mut pages = Vec::new();
-    let mut delta = Vec::new();
+/// The chunks of a memory that differ from the snapshot, XORed with it.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryDelta {
+    /// Indexes of the pages that differ, ascending.
+    pub pages: Vec<u32>,
+    /// For each of those pages, which of its 64 chunks differ (bit `i`: bytes `64 i..64 i + 64`).
+    pub chunks: Vec<u64>,
+    /// Those chunks XORed with the snapshot's, concatenated in order, LZ4-compressed
+    /// (size-prefixed).
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// The difference of `memory` from `snapshot` (zeros past its end), in the pages `candidates`
+/// names (ascending; every page when `None`) at or above `live_from`, the first byte that
+/// may be live.
+pub fn memory_delta(memory: &[u8], snapshot: &[u8], live_from: usize, candidates: Option<Vec<usize>>) -> MemoryDelta {
+    let pages = memory.len() / PAGE;
+    let candidates = candidates.unwrap_or_else(|| (0..pages).collect());
+    let mut delta = MemoryDelta::default();
+    let mut xored = Vec::new();
     let zeros = [0u8; PAGE];
-    for (index, page) in memory.chunks_exact(PAGE).enumerate().skip(live_from / PAGE) {
+    for index in candidates.into_iter().filter(|&index| index >= live_from / PAGE && index < pages) {
         let start = index * PAGE;
+        let page = &memory[start..start + PAGE];
         let base = snapshot.get(start..start + PAGE).unwrap_or(&zeros);
-        if page != base {
-            pages.push(index as u32);
-            delta.extend(page.iter().zip(base).map(|(now, before)| now ^ before));
+        if page == base {
+            continue;
         }
+        let mut mask = 0u64;
+        for (chunk, (now, before)) in page.chunks_exact(CHUNK).zip(base.chunks_exact(CHUNK)).enumerate() {
+            if now != before {
+                mask |= 1 << chunk;
+                xored.extend(now.iter().zip(before).map(|(now, before)| now ^ before));
+            }
+        }
+        delta.pages.push(index as u32);
+        delta.chunks.push(mask);
     }
-    (pages, lz4_flex::compress_prepend_size(&delta))
+    delta.bytes = lz4_flex::compress_prepend_size(&xored);
+    delta
 }
 
 /// Applies a delta made by [`memory_delta`] to `memory`, which holds the snapshot's bytes (and
 /// zeros past them).
-pub fn apply_delta(memory: &mut [u8], pages: &[u32], delta: &[u8]) -> Result<(), String> {
-    let delta = lz4_flex::decompress_size_prepended(delta).map_err(|e| format!("the memory delta: {e}"))?;
-    if delta.len() != pages.len() * PAGE {
-        return Err(format!("the memory delta holds {} bytes for {} pages", delta.len(), pages.len()));
+pub fn apply_delta(memory: &mut [u8], delta: &MemoryDelta) -> Result<(), String> {
+    if delta.pages.len() != delta.chunks.len() {
+        return Err(format!("the memory delta has {} pages and {} chunk masks", delta.pages.len(), delta.chunks.len()));
     }
-    for (&index, bytes) in pages.iter().zip(delta.chunks_exact(PAGE)) {
+    let chunks: usize = delta.chunks.iter().map(|mask| mask.count_ones() as usize).sum();
+    let xored = lz4_flex::decompress_size_prepended(&delta.bytes).map_err(|e| format!("the memory delta: {e}"))?;
+    if xored.len() != chunks * CHUNK {
+        return Err(format!("the memory delta holds {} bytes for {chunks} chunks", xored.len()));
+    }
+    let mut xored = xored.chunks_exact(CHUNK);
+    for (&index, &mask) in delta.pages.iter().zip(&delta.chunks) {
         let start = index as usize * PAGE;
         let page = memory
             .get_mut(start..start + PAGE)
             .ok_or_else(|| format!("page {index} lies outside the image's memory"))?;
-        page.iter_mut().zip(bytes).for_each(|(byte, xor)| *byte ^= xor);
+        for (_, bytes) in page.chunks_exact_mut(CHUNK).enumerate().filter(|(chunk, _)| mask & (1 << chunk) != 0) {
+            let xor = xored.next().expect("the chunk count was checked");
+            bytes.iter_mut().zip(xor).for_each(|(byte, xor)| *byte ^= xor);
+        }
     }
     Ok(())
 }
@@ -180,26 +218,46 @@ mod tests {
     }
 
     #[test]
-    fn a_delta_restores_exactly_the_pages_that_changed_above_the_live_stack() {
+    fn a_delta_restores_exactly_the_chunks_that_changed_above_the_live_stack() {
         let snapshot: Vec<u8> = (0..8 * PAGE).map(|i| (i % 251) as u8).collect();
         let mut memory = snapshot.clone();
         memory.extend(std::iter::repeat_n(0u8, 2 * PAGE)); // grown
         memory[10] = 1; // dead stack: below `live_from`
         memory[3 * PAGE + 5] ^= 0xff;
+        memory[3 * PAGE + 4095] ^= 0x01;
         memory[9 * PAGE + 1] = 7; // a grown page
-        let (pages, delta) = memory_delta(&memory, &snapshot, 2 * PAGE);
-        assert_eq!(pages, vec![3, 9]);
+        let delta = memory_delta(&memory, &snapshot, 2 * PAGE, None);
+        assert_eq!(delta.pages, vec![3, 9]);
+        assert_eq!(delta.chunks, vec![1 | 1 << 63, 1]);
 
         let mut restored = snapshot.clone();
         restored.extend(std::iter::repeat_n(0u8, 2 * PAGE));
-        apply_delta(&mut restored, &pages, &delta).unwrap();
+        apply_delta(&mut restored, &delta).unwrap();
         assert_eq!(restored[3 * PAGE..], memory[3 * PAGE..]);
         assert_eq!(restored[10], snapshot[10], "dead stack comes back as the snapshot's bytes");
     }
 
     #[test]
+    fn only_the_candidate_pages_are_compared() {
+        let mut memory = vec![0u8; 4 * PAGE];
+        memory[PAGE] = 1;
+        memory[2 * PAGE] = 1;
+        assert_eq!(memory_delta(&memory, &[], 0, Some(vec![2, 3])).pages, vec![2]);
+    }
+
+    #[test]
     fn a_delta_for_pages_outside_the_memory_is_refused() {
-        let (pages, delta) = memory_delta(&[1u8; 2 * PAGE], &[0u8; 2 * PAGE], 0);
-        assert!(apply_delta(&mut [0u8; PAGE], &pages, &delta).is_err());
+        let delta = memory_delta(&[1u8; 2 * PAGE], &[0u8; 2 * PAGE], 0, None);
+        assert!(apply_delta(&mut [0u8; PAGE], &delta).is_err());
+    }
+
+    #[test]
+    fn a_delta_whose_masks_do_not_match_its_bytes_is_refused() {
+        let mut delta = memory_delta(&[1u8; 2 * PAGE], &[0u8; 2 * PAGE], 0, None);
+        delta.chunks[1] = 0;
+        let error = apply_delta(&mut [0u8; 2 * PAGE], &delta).unwrap_err();
+        assert!(error.contains("for 64 chunks"), "{error}");
+        delta.chunks.pop();
+        assert!(apply_delta(&mut [0u8; 2 * PAGE], &delta).unwrap_err().contains("chunk masks"));
     }
 }

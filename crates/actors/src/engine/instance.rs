@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use nexus_abi::{decode, encode, exports, unpack_reply};
-use nexus_host_fns::{HostAccess, HostState};
+use nexus_host_fns::{Checker, HostAccess, HostState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::error::Context as _;
@@ -185,8 +185,10 @@ impl GuestInstance {
         global.set(&mut self.store, value)
     }
 
-    /// The store's data, giving up the instance.
-    pub fn into_data(self) -> StoreData {
-        self.store.into_data()
+    /// The store's host state, leaving an empty one: the instance can then be dropped (and its
+    /// pooled slot reset) later, off the path of whoever waits for the host state.
+    pub fn take_host(&mut self) -> HostState {
+        let empty = HostState::new(Default::default(), Checker::new([]), Default::default(), 0);
+        std::mem::replace(&mut self.store.data_mut().host, empty)
     }
 }

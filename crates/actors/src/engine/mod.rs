@@ -27,6 +27,7 @@ mod instance;
 mod module;
 mod request;
 mod ticker;
+mod written_pages;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,8 +299,9 @@ impl Engine {
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
     }
 
-    /// Turns a parked execution into data: its instance is dropped (and its pooled slot freed).
-    pub fn hibernate(&self, parked: ParkedExecution) -> Result<SuspensionImage> {
+    /// Turns a parked execution into data. Its instance comes back spent: dropping it resets and
+    /// frees its pooled slot, which the caller can do after delivering the image.
+    pub fn hibernate(&self, parked: ParkedExecution) -> Result<(SuspensionImage, SpentInstance)> {
         let ParkedExecution { mut instance, source, time_left, .. } = parked;
         let globals = self
             .globals
@@ -316,22 +318,27 @@ impl Engine {
             })
             .collect::<Result<Vec<_>>>()?;
         let live_from = instance.stack_pointer() as usize;
-        let (pages, delta) = image::memory_delta(instance.memory(), &self.snapshot, live_from);
+        let memory = instance.memory();
+        let candidates = written_pages::candidates(memory, live_from / image::PAGE);
+        let delta = image::memory_delta(memory, &self.snapshot, live_from, candidates);
+        // Every test build checks the page table's answer against comparing every page.
+        debug_assert_eq!(delta, image::memory_delta(memory, &self.snapshot, live_from, None));
         let memory_size = instance.memory_bytes();
-        let data = instance.into_data();
-        Ok(SuspensionImage {
+        let host = instance.take_host();
+        let data = instance.store.data();
+        let image = SuspensionImage {
             version: IMAGE_VERSION,
             memory_size,
             memory_limit: data.limits.max_bytes as u64,
             globals,
-            pages,
-            delta,
-            host: data.host,
+            memory: delta,
+            host,
             denied: data.denied,
             unknown_extension: data.unknown_extension,
             source,
             time_left,
-        })
+        };
+        Ok((image, SpentInstance { _instance: instance }))
     }
 
     /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
@@ -347,7 +354,7 @@ impl Engine {
         let data = instance.store.data_mut();
         (data.denied, data.unknown_extension) = (image.denied, image.unknown_extension);
         let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;
-        image::apply_delta(memory, &image.pages, &image.delta).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
+        image::apply_delta(memory, &image.memory).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
         for (name, value) in image.globals {
             let value = match value {
                 GlobalValue::I32(v) => wasmtime::Val::I32(v),
