@@ -160,7 +160,7 @@ fn step_on(
     let Some(parked) = stepped.parked else { return Stepped::Ran(result, None) };
     let next_id = SuspensionId::random();
     match engine.hibernate(parked) {
-        Ok(image) => {
+        Ok((image, _spent)) => {
             let sealed = sealer.seal(&image, &next_id, next_expiry);
             if let Some(suspension) = result.suspension.as_mut() {
                 suspension.id = next_id.clone();
