@@ -22,9 +22,9 @@ pub use nexus_abi::{ErrorCode, ExtOutcome};
 /// Suspended executions as data: [`image::SuspensionImage`].
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
-    Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location,
-    MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
-    image_identity,
+    Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, ImageOrigin,
+    Library, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError, ResumeRefused, SpentInstance, Status,
+    Suspension, SuspensionId,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use common::{register, request};
 use nexus::image::SuspensionImage;
 use nexus::{ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, ParkedExecution, Sealer, Status, SuspensionId};
-use nexus::{SuspensionKeys, image_identity};
+use nexus::SuspensionKeys;
 use serde_json::{Value, json};
 
 fn sealer(key: u8) -> Sealer {
-    Sealer::new(SuspensionKeys::new(&[[key; 32]]).unwrap())
+    Sealer::new(SuspensionKeys::new(&[[key; 32]]).unwrap(), common::engine().image_identity())
 }
 
 fn extension_request(source: &str) -> ExecutionRequest {
@@ -178,7 +178,7 @@ fn an_image_changed_anywhere_cut_short_relabelled_or_foreign_is_refused() {
 #[test]
 fn an_image_sealed_with_an_old_key_opens_while_that_key_is_configured() {
     let (sealed, id) = sealed_image();
-    let rotated = Sealer::new(SuspensionKeys::new(&[[9; 32], [1; 32]]).unwrap());
+    let rotated = Sealer::new(SuspensionKeys::new(&[[9; 32], [1; 32]]).unwrap(), common::engine().image_identity());
     assert!(rotated.open(&sealed, &id).is_ok(), "the old key still opens");
     let resealed = {
         let (_, image) = rotated.open(&sealed, &id).unwrap();
@@ -190,7 +190,7 @@ fn an_image_sealed_with_an_old_key_opens_while_that_key_is_configured() {
 
 /// How errors name this runtime's snapshot: the first 8 bytes of its identity, in hex.
 fn identity_prefix() -> String {
-    image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    common::engine().image_identity().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

@@ -78,7 +78,8 @@ impl Runtime {
             .suspension_store
             .open(config.store_limits, config.suspension_keys.as_ref())
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        let sealer = Sealer::new(config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random));
+        let keys = config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random);
+        let sealer = Sealer::new(keys, engine.image_identity());
         let suspensions = Suspensions { store, sealer, metrics: SuspensionMetrics::default() };
         let spin = config.spin_before_park;
         // Runs on the supervisor's thread (the supervisor starts in the current arbiter).

@@ -25,7 +25,9 @@ mod errors;
 pub mod image;
 mod instance;
 mod module;
+mod preload;
 mod request;
+mod snapshot;
 mod ticker;
 
 use std::sync::Arc;
@@ -41,14 +43,15 @@ use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
-pub use module::{GUEST_WASM, image_identity};
+pub use module::GUEST_WASM;
+pub use preload::{ImageOrigin, Library, PreloadError};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
     Suspension, SuspensionId,
 };
 
 use compile_cache::CompileCache;
-use disk_cache::DiskCache;
+use disk_cache::{Digest, DiskCache};
 use errors::Evidence;
 use image::{GlobalValue, IMAGE_VERSION, SuspensionImage};
 use instance::{EntryPoint, GuestInstance, StoreData};
@@ -68,6 +71,9 @@ pub struct Engine {
     globals: Arc<[String]>,
     cache: Arc<CompileCache>,
     ticker: Arc<Ticker>,
+    /// The guest's and the preloaded libraries' digest (see [`Engine::image_identity`]).
+    identity: Digest,
+    origin: ImageOrigin,
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -134,7 +140,9 @@ impl Engine {
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
-        let module = module::guest_module(&engine, module_cache.as_ref())?;
+        let ticker = Arc::new(Ticker::start(&engine));
+        let image = preload::guest_image(&engine, &config.libraries, module_cache.as_ref(), &ticker)?;
+        let module = module::guest_module(&engine, module_cache.as_ref(), &image.wasm, image.identity)?;
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
@@ -143,13 +151,27 @@ impl Engine {
             .exports()
             .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
             .context("the guest exports its memory")?;
-        let globals = image::mutable_globals(GUEST_WASM).map_err(|e| wasmtime::format_err!("{e}"))?.into();
-        let ticker = Arc::new(Ticker::start(&engine));
+        let globals = image::mutable_globals(&image.wasm).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache));
-        let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker };
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity));
+        let (identity, origin) = (image.identity, image.origin);
+        let snapshot = Arc::from([]);
+        let mut engine = Engine { pre, config, min_memory, snapshot, globals, cache, ticker, identity, origin };
         engine.snapshot = engine.blank_instance()?.memory().into();
         Ok(engine)
+    }
+
+    /// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
+    /// module and, in order, of each preloaded library's name and source. It keys the compiled
+    /// module and the compile cache, and seals suspension images, which are only ever restored
+    /// into an engine of the same identity.
+    pub fn image_identity(&self) -> [u8; 32] {
+        self.identity
+    }
+
+    /// Whether the image was the committed guest, built at this start, or read from the cache.
+    pub fn image_origin(&self) -> ImageOrigin {
+        self.origin
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.
@@ -321,7 +343,7 @@ impl Engine {
 
     /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
     /// with the image's pages written back, its globals and its memory limit. The image must
-    /// come from a sealed suspension of this engine's snapshot (see [`image_identity`]).
+    /// come from a sealed suspension of this engine's snapshot (see [`Engine::image_identity`]).
     pub fn restore(&self, image: SuspensionImage, id: SuspensionId) -> Result<ParkedExecution, ExecutionError> {
         let internal = |e: wasmtime::Error| ExecutionError::new(ErrorCode::Internal, format!("restoring {id}: {e:#}"));
         if image.version != IMAGE_VERSION {

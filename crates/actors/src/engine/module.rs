@@ -18,11 +18,12 @@ use super::disk_cache::{Digest, DiskCache, Sha256Hasher, digest, hex};
 /// The pre-initialized guest (Wizer snapshot), rebuilt by `scripts/build-guest.sh`.
 pub const GUEST_WASM: &[u8] = include_bytes!("../../../../guest/nexus_guest.wasm");
 
-/// Returns the guest module for `engine`, compiling it at most once per process per
+/// Returns the module of `wasm` (a guest image named by `identity`: the committed guest, or a
+/// snapshot with libraries) for `engine`, compiling it at most once per process per
 /// compatible engine configuration.
-pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module> {
+pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>, wasm: &[u8], identity: Digest) -> Result<Module> {
     static COMPILED: OnceLock<Mutex<HashMap<Digest, Vec<u8>>>> = OnceLock::new();
-    let key = cache_key(engine);
+    let key = cache_key(engine, identity);
     let compiled = COMPILED.get_or_init(Default::default);
     let mut compiled = compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(bytes) = compiled.get(&key) {
@@ -35,7 +36,7 @@ pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module>
         compiled.insert(key, module.serialize().context("serializing the guest module")?);
         return Ok(module);
     }
-    let module = Module::new(engine, GUEST_WASM).context("compiling the guest module")?;
+    let module = Module::new(engine, wasm).context("compiling the guest module")?;
     let bytes = module.serialize().context("serializing the guest module")?;
     if let Some(disk) = disk {
         // A cache that cannot be written only costs the next process a compilation.
@@ -45,23 +46,17 @@ pub fn guest_module(engine: &Engine, disk: Option<&DiskCache>) -> Result<Module>
     Ok(module)
 }
 
-/// The SHA-256 digest of [`GUEST_WASM`], computed once per process: it is the image identity
-/// that keys both the compiled module and the compile cache (hashing 1.7 MB is not free).
+/// The SHA-256 digest of [`GUEST_WASM`], computed once per process: the image identity of an
+/// engine without libraries (hashing 1.9 MB is not free).
 pub fn guest_digest() -> Digest {
     static DIGEST: OnceLock<Digest> = OnceLock::new();
     *DIGEST.get_or_init(|| digest(&[GUEST_WASM]))
 }
 
-fn cache_key(engine: &Engine) -> Digest {
+fn cache_key(engine: &Engine, identity: Digest) -> Digest {
     let mut compatibility = Sha256Hasher::default();
     engine.precompile_compatibility_hash().hash(&mut compatibility);
-    digest(&[&guest_digest()[..], &compatibility.digest()[..]])
-}
-
-/// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
-/// module. A suspension image names it, and is only ever restored into the same snapshot.
-pub fn image_identity() -> [u8; 32] {
-    guest_digest()
+    digest(&[&identity[..], &compatibility.digest()[..]])
 }
 
 fn file_name(key: &Digest) -> String {
@@ -95,7 +90,7 @@ mod tests {
         let root = scratch("planted");
         let engine = Engine::default();
         let disk = DiskCache::with_key(&root, CacheKey::from_bytes([1; 32])).unwrap();
-        let name = file_name(&cache_key(&engine));
+        let name = file_name(&cache_key(&engine, guest_digest()));
         // Native code of someone else's choosing, under the guest's name: what a writer of
         // the cache directory could plant.
         let planted = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap().serialize().unwrap();
@@ -114,8 +109,8 @@ mod tests {
         let root = scratch("sealed");
         let engine = Engine::default();
         let disk = DiskCache::with_key(&root, CacheKey::from_bytes([3; 32])).unwrap();
-        guest_module(&engine, Some(&disk)).unwrap();
-        let name = file_name(&cache_key(&engine));
+        guest_module(&engine, Some(&disk), GUEST_WASM, guest_digest()).unwrap();
+        let name = file_name(&cache_key(&engine, guest_digest()));
         assert!(load(&engine, &disk, &name).is_some(), "written sealed, read back");
         let _ = std::fs::remove_dir_all(&root);
     }

@@ -29,7 +29,7 @@ pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
 use crate::engine::image::SuspensionImage;
-use crate::engine::{SuspensionId, image_identity};
+use crate::engine::SuspensionId;
 
 /// Where hibernated suspensions are kept.
 #[derive(Clone, Default)]
@@ -81,8 +81,9 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    pub fn new(keys: SuspensionKeys) -> Self {
-        Sealer { keys, identity: image_identity() }
+    /// Seals with `keys` for the image `identity` (see [`crate::engine::Engine::image_identity`]).
+    pub fn new(keys: SuspensionKeys, identity: [u8; 32]) -> Self {
+        Sealer { keys, identity }
     }
 
     pub fn seal(&self, image: &SuspensionImage, id: &SuspensionId, expires_at: SystemTime) -> Vec<u8> {
