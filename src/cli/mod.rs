@@ -5,6 +5,7 @@ mod bench;
 mod bench_suspensions;
 mod check;
 mod input;
+mod preload;
 mod resume;
 mod run;
 mod store;

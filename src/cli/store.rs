@@ -9,15 +9,17 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus::{Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
+use nexus::{Library, Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
 
 use super::UsageError;
 
-/// A runtime for one execution at a time whose suspensions go to the store in `dir`.
-pub fn runtime(dir: Option<&Path>, infer_caps: bool) -> Result<Runtime, UsageError> {
+/// A runtime for one execution at a time whose suspensions go to the store in `dir`, starting
+/// from a snapshot with `libraries`.
+pub fn runtime(dir: Option<&Path>, infer_caps: bool, libraries: Vec<Library>) -> Result<Runtime, UsageError> {
     // One execution at a time: a small pool on one worker thread.
     let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
     config.engine.infer_missing_capabilities = infer_caps;
+    config.engine.libraries = libraries;
     if let Some(dir) = dir {
         config.suspension_store = StoreConfig::Disk(dir.to_owned());
         config.suspension_keys = Some(SuspensionKeys::new(&[key()?]).map_err(UsageError)?);
