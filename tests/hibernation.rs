@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{register, request};
+use nexus::SuspensionKeys;
 use nexus::image::SuspensionImage;
 use nexus::{ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, ParkedExecution, Sealer, Status, SuspensionId};
-use nexus::SuspensionKeys;
 use serde_json::{Value, json};
 
 fn sealer(key: u8) -> Sealer {

@@ -82,7 +82,8 @@ fn what_a_handler_changes_in_a_library_is_gone_in_the_next_execution() {
 
 #[test]
 fn a_library_sees_a_clock_fixed_at_zero_and_a_handler_the_real_time() {
-    let [loaded_at, now] = value("return [helpers.loadedAt, Date.now()];").as_array().cloned().unwrap().try_into().unwrap();
+    let [loaded_at, now] =
+        value("return [helpers.loadedAt, Date.now()];").as_array().cloned().unwrap().try_into().unwrap();
     assert_eq!(loaded_at, json!(0));
     let real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as f64;
     assert!((now.as_f64().unwrap() - real).abs() < 60_000.0, "{now} is not the time");
@@ -101,7 +102,8 @@ fn the_image_identity_names_the_libraries() {
     let id = outcome.result.suspension.expect("suspends").id;
     let image = engine().hibernate(outcome.parked.unwrap()).unwrap();
     let key = || SuspensionKeys::new(&[[5; 32]]).unwrap();
-    let sealed = Sealer::new(key(), engine().image_identity()).seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
+    let sealed =
+        Sealer::new(key(), engine().image_identity()).seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
     let refused = Sealer::new(key(), plain.image_identity()).open(&sealed, &id).unwrap_err();
     assert!(refused.contains("another guest image"), "{refused}");
     let (_, image) = Sealer::new(key(), engine().image_identity()).open(&sealed, &id).unwrap();

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use nexus::{ExtOutcome, SuspensionId};
 use serde_json::json;
 
-use super::run::{Answers, StoreArgs, drive, print_outcome};
 use super::preload::PreloadArgs;
+use super::run::{Answers, StoreArgs, drive, print_outcome};
 use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]

@@ -240,7 +240,10 @@ pub enum PreloadOutput {
     Loaded,
     /// The library failed to parse, threw (or left a rejected promise nothing handled), or
     /// reached for a host function (`reached` names it, even if the library caught the refusal).
-    Threw { error: GuestError, reached: Option<String> },
+    Threw {
+        error: GuestError,
+        reached: Option<String>,
+    },
 }
 
 /// A JavaScript exception as the guest saw it; the host classifies it into an [`ErrorCode`].

@@ -159,6 +159,12 @@ pub extern "C" fn nexus_preload(_ptr: u32, len: u32) -> i64 {
         Ok(input) => with_guest(|guest| {
             let output = preload::evaluate(&guest.context, input);
             guest.runtime.run_gc();
+            // QuickJS collects when its heap passes a threshold (256 KiB at first, raised only
+            // by a collection it triggers itself): left there, a heap that libraries made larger
+            // would be collected at the first allocation of every execution, which writes to
+            // (and so copies) every page of the libraries. As QuickJS would after a collection:
+            let heap = usize::try_from(guest.runtime.memory_usage().malloc_size).unwrap_or(0);
+            guest.runtime.set_gc_threshold(heap + (heap / 2).max(256 << 10));
             output
         }),
         Err(error) => PreloadOutput::Threw { error, reached: None },

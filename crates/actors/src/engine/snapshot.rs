@@ -57,7 +57,12 @@ pub fn build(
                 continue;
             }
             let what = format!("{}.{}", import.module(), import.name());
-            linker.func_new(import.module(), import.name(), ty, move |_, _, _| Err(HostReached(what.clone()).into()))?;
+            linker.func_new(
+                import.module(),
+                import.name(),
+                ty,
+                move |_, _, _| Err(HostReached(what.clone()).into()),
+            )?;
         }
     }
     // A fixed time, so an image is the same whenever it is built.

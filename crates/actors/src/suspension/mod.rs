@@ -28,8 +28,8 @@ pub use disk_store::DiskStore;
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
-use crate::engine::image::SuspensionImage;
 use crate::engine::SuspensionId;
+use crate::engine::image::SuspensionImage;
 
 /// Where hibernated suspensions are kept.
 #[derive(Clone, Default)]
