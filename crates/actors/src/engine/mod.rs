@@ -119,38 +119,30 @@ pub struct ResumeRefused {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self> {
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_core_instances(config.max_instances)
-            .total_memories(config.max_instances)
-            .total_tables(config.max_instances)
-            .max_memory_size(config.max_memory_limit as usize)
-            .linear_memory_keep_resident(config.memory_keep_resident)
-            .table_keep_resident(config.table_keep_resident)
-            // Without it, reusing a slot resets all `memory_keep_resident` bytes (a 1 MiB
-            // memset of the shadow stack and a 1 MiB copy of the snapshot, ~40% of a trivial
-            // execution); with it (Linux 6.7+), only the pages the execution wrote.
-            .pagemap_scan(Enabled::Auto);
-        let mut wasm = wasmtime::Config::new();
-        wasm.epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let engine = wasmtime::Engine::new(&wasm).context("configuring wasmtime")?;
+        let engine = wasmtime_engine(&config, config.memory_keep_resident)?;
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
         let ticker = Arc::new(Ticker::start(&engine));
         let image = preload::guest_image(&engine, &config.libraries, module_cache.as_ref(), &ticker)?;
-        let module = module::guest_module(&engine, module_cache.as_ref(), &image.wasm, image.identity)?;
+        let mut module = module::guest_module(&engine, module_cache.as_ref(), &image.wasm, image.identity)?;
+        let mut min_memory = memory_minimum(&module)?;
+        // Libraries make the snapshot larger: past the part of a slot kept resident, its pages
+        // would be faulted in anew by every execution (hundreds of microseconds with lodash).
+        let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
+            keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
+                let engine = wasmtime_engine(&config, keep)?;
+                module = module::guest_module(&engine, module_cache.as_ref(), &image.wasm, image.identity)?;
+                min_memory = memory_minimum(&module)?;
+                let ticker = Arc::new(Ticker::start(&engine));
+                (engine, ticker)
+            }
+            _ => (engine, ticker),
+        };
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
         let pre = linker.instantiate_pre(&module).context("linking the guest")?;
-        let min_memory = module
-            .exports()
-            .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
-            .context("the guest exports its memory")?;
         let globals = image::mutable_globals(&image.wasm).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity));
@@ -522,6 +514,38 @@ struct Step {
 struct Loaded {
     compile_time_us: u64,
     cache_hit: bool,
+}
+
+/// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
+const LIBRARY_HEADROOM: usize = 512 << 10;
+
+fn wasmtime_engine(config: &EngineConfig, keep_resident: usize) -> Result<wasmtime::Engine> {
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_core_instances(config.max_instances)
+        .total_memories(config.max_instances)
+        .total_tables(config.max_instances)
+        .max_memory_size(config.max_memory_limit as usize)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(config.table_keep_resident)
+        // Without it, reusing a slot resets all `memory_keep_resident` bytes (a 1 MiB
+        // memset of the shadow stack and a 1 MiB copy of the snapshot, ~40% of a trivial
+        // execution); with it (Linux 6.7+), only the pages the execution wrote.
+        .pagemap_scan(Enabled::Auto);
+    let mut wasm = wasmtime::Config::new();
+    wasm.epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    wasmtime::Engine::new(&wasm).context("configuring wasmtime")
+}
+
+/// The guest's initial linear memory: no execution can run in less.
+fn memory_minimum(module: &wasmtime::Module) -> Result<u64> {
+    module
+        .exports()
+        .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
+        .context("the guest exports its memory")
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {
