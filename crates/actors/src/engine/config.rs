@@ -24,7 +24,8 @@ pub struct EngineConfig {
     /// may make the host keep; beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
     pub output_limit: usize,
     /// Linear-memory bytes kept resident (not returned to the OS) when a pooled slot is
-    /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB.
+    /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB; with
+    /// libraries, at least the snapshot's memory plus 512 KiB.
     pub memory_keep_resident: usize,
     /// Table bytes kept resident likewise. Default 64 KiB.
     pub table_keep_resident: usize,
