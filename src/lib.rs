@@ -23,8 +23,8 @@ pub use nexus_abi::{ErrorCode, ExtOutcome};
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, GuestImage, Handler,
-    Location, MAX_NESTING, Outcome, ParkedExecution, ResumeRefused, SpentInstance, Status, Suspension, SuspensionId,
-    image_identity,
+    ImageOrigin, Library, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError, ResumeRefused, SpentInstance,
+    Status, Suspension, SuspensionId, image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};

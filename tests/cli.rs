@@ -345,3 +345,62 @@ fn defer_without_a_store_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--store"));
 }
+
+/// A scratch cache and key directory, so a test sees its own preload cache.
+fn isolated_caches(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexus-cli-caches-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn nexus_with_caches(args: &[&str], caches: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("XDG_CACHE_HOME", caches.join("cache"))
+        .env("XDG_DATA_HOME", caches.join("data"))
+        .env("RUST_LOG", "nexus_actors=info")
+        .output()
+        .expect("the nexus binary runs")
+}
+
+#[test]
+fn run_preload_example_uses_the_libraries_and_the_cached_image_the_second_time() {
+    let caches = isolated_caches("preload");
+    let args = [
+        "run",
+        "examples/preload/handler.js",
+        "--preload",
+        "benches/libraries/lodash-4.17.21.min.js",
+        "--preload",
+        "examples/preload/panel-sdk.js",
+        "--args",
+        r#"{"items": [{"category": "tea", "cents": 450}, {"category": "cake", "cents": 300}, {"category": "tea", "cents": 250}]}"#,
+    ];
+    let first = nexus_with_caches(&args, &caches);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(
+        json_out(&first)["returnValue"],
+        json!([{"category": "cake", "total": "3.00 EUR"}, {"category": "tea", "total": "7.00 EUR"}])
+    );
+    assert!(stderr.contains("preloaded image built"), "{stderr}");
+    let second = nexus_with_caches(&args, &caches);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("preloaded image read from the cache"), "{stderr}");
+    assert_eq!(json_out(&second)["returnValue"], json_out(&first)["returnValue"]);
+    let _ = std::fs::remove_dir_all(&caches);
+}
+
+#[test]
+fn run_with_a_library_that_throws_fails_naming_its_path_and_line() {
+    let library = handler("broken-lib.js", "var fine = 1;\n\nundefinedHelper();\n");
+    let path = library.to_string_lossy().into_owned();
+    let output = nexus(&["run", "examples/counter.js", "--preload", &path]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(&format!("preloading library {path} at line 3")), "{stderr}");
+    assert!(stderr.contains("ReferenceError") && stderr.contains("undefinedHelper"), "{stderr}");
+}

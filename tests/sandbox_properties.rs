@@ -369,7 +369,8 @@ fn run_hibernating(
     snapshot: &[(&str, i64)],
     hibernate_at: u32,
 ) -> (Observed, u32) {
-    let sealer = nexus::Sealer::new(nexus::SuspensionKeys::random());
+    let engine = common::engine();
+    let sealer = nexus::Sealer::for_image(nexus::SuspensionKeys::random(), engine.image_identity());
     let mut hibernations = 0;
     let caps: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let state: serde_json::Map<String, Value> = snapshot.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
@@ -377,7 +378,6 @@ fn run_hibernating(
     for (extension, method) in REGISTRY {
         request = common::register(request, extension, &[method]);
     }
-    let engine = common::engine();
     let mut outcome = engine.execute(request);
     let mut records = Records::default();
     let mut suspended_on = Vec::new();

@@ -32,7 +32,7 @@ const WORKLOADS_DIR = path.join(__dirname, '..', 'workloads');
 const BINDING = path.join(__dirname, '..', '..', 'crates', 'bindings');
 
 /** Sequential executions per workload and round at scale 1 (after a tenth as many for warm-up). */
-const ITERATIONS = { trivial: 3000, state: 2000, compute: 40, suspend: 2000, cold: 600 };
+const ITERATIONS = { trivial: 3000, state: 2000, compute: 40, suspend: 2000, cold: 600, lodash: 100 };
 
 function parseArgs(argv) {
   const options = { scale: 1, rounds: 3, only: null, json: false };
@@ -64,6 +64,11 @@ function loadWorkloads() {
     name,
     ...spec,
     code: fs.readFileSync(path.join(WORKLOADS_DIR, spec.source), 'utf8'),
+    // Libraries the handler starts with: preloaded by Nexus, evaluated in each fresh context by the peers.
+    preload: (spec.preload ?? []).map((file) => ({
+      name: path.basename(file),
+      source: fs.readFileSync(path.join(WORKLOADS_DIR, file), 'utf8'),
+    })),
   }));
 }
 
@@ -76,9 +81,20 @@ function sourceOf(workload) {
 // ---------------------------------------------------------------------------------------------
 // Nexus, through the binding's native class (the executor layer adds only the JS loop).
 
+/** One Nexus runtime (or executor) per set of preloaded libraries, made by `make(preload)`. */
+function perPreload(make) {
+  const made = new Map();
+  const of = (w) => {
+    const key = w.preload.map((library) => library.name).join('\n');
+    if (!made.has(key)) made.set(key, make(w.preload));
+    return made.get(key);
+  };
+  return { of, all: () => [...made.values()] };
+}
+
 async function nexusSystem() {
   const { NexusRuntime } = require(BINDING);
-  const runtime = new NexusRuntime({ queueBound: 100_000 });
+  const runtimes = perPreload((preload) => new NexusRuntime({ queueBound: 100_000, preload }));
   const contexts = new Map();
   const contextOf = (w) => {
     if (!contexts.has(w.name)) {
@@ -92,6 +108,7 @@ async function nexusSystem() {
     return contexts.get(w.name);
   };
   async function run(w) {
+    const runtime = runtimes.of(w);
     let result = await runtime.executeHandler(sourceOf(w), contextOf(w));
     while (result.status === 'suspended') {
       const call = result.suspension.calls[0];
@@ -101,13 +118,14 @@ async function nexusSystem() {
     if (result.status !== 'success') throw new Error(`nexus: ${result.error.code}: ${result.error.message}`);
     return result.returnValue;
   }
-  return { name: 'nexus', run, close: () => runtime.shutdown() };
+  const close = () => Promise.all(runtimes.all().map((runtime) => runtime.shutdown()));
+  return { name: 'nexus', run, close };
 }
 
 /** The same through WasmSandboxExecutor (the JS layer applications use), on its own runtime. */
 async function nexusExecutorSystem() {
   const { WasmSandboxExecutor } = require(BINDING);
-  const executor = new WasmSandboxExecutor({ config: { queueBound: 100_000 } });
+  const executors = perPreload((preload) => new WasmSandboxExecutor({ config: { queueBound: 100_000 }, preload }));
   const extensionsOf = (w) =>
     Object.fromEntries(
       Object.entries(w.extensions).map(([name, methods]) => [
@@ -121,9 +139,10 @@ async function nexusExecutorSystem() {
       contexts.set(w.name, { args: w.args, capabilities: w.capabilities, extensions: extensionsOf(w) });
     }
     // A fresh copy of the state each time: the executor applies mutations to it.
-    return executor.executeHandler(sourceOf(w), { ...contexts.get(w.name), state: { ...w.state } });
+    return executors.of(w).executeHandler(sourceOf(w), { ...contexts.get(w.name), state: { ...w.state } });
   }
-  return { name: 'nexus-executor', run, close: () => executor.shutdown() };
+  const close = () => Promise.all(executors.all().map((executor) => executor.shutdown()));
+  return { name: 'nexus-executor', run, close };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +190,7 @@ async function quickjsSystem() {
       const ext = vm.newFunction('__ext', (name) => vm.newString(answer(vm.getString(name))));
       vm.setProp(vm.global, '__ext', ext);
       ext.dispose();
+      for (const library of w.preload) vm.unwrapResult(vm.evalCode(library.source, library.name)).dispose();
       const promise = vm.unwrapResult(vm.evalCode(shimmed(w, sourceOf(w))));
       vm.runtime.executePendingJobs();
       const state = vm.getPromiseState(promise);
@@ -196,9 +216,16 @@ async function quickjsSystem() {
 async function isolatedVmSystem() {
   const ivm = require('isolated-vm');
   const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  // Each library compiled once for the isolate (its best case), run in every fresh context.
+  const scripts = new Map();
+  const scriptOf = (library) => {
+    if (!scripts.has(library.name)) scripts.set(library.name, isolate.compileScriptSync(library.source, { filename: library.name }));
+    return scripts.get(library.name);
+  };
   async function run(w) {
     const context = await isolate.createContext();
     try {
+      for (const library of w.preload) await scriptOf(library).run(context);
       const answer = cannedExtension(w);
       await context.global.set('__ext', new ivm.Callback((name) => answer(name)));
       const text = await context.eval(shimmed(w, sourceOf(w)), { promise: true, copy: true });

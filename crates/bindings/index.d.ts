@@ -77,6 +77,23 @@ export interface RuntimeConfig {
    * seals, all open (rotation). Required with `suspensionStore`.
    */
   suspensionKeys?: Array<Buffer | string>;
+  /**
+   * Libraries (classic scripts: a UMD bundle, a platform SDK) evaluated once, in order, into the
+   * snapshot every execution starts from: their globals are every handler's at no cost per
+   * execution, and what one handler changes in them is gone in the next. A library that fails
+   * to parse, throws, or reaches the host while it loads (`console`, `Math.random`, state,
+   * events, extensions) makes the constructor throw INVALID_ARGUMENT naming it and its line.
+   * The clock reads 0 while they load. Built at start, cached on disk by content.
+   */
+  preload?: PreloadLibrary[];
+}
+
+/** A library of `RuntimeConfig.preload`. */
+export interface PreloadLibrary {
+  /** What errors and stack frames call it. */
+  name: string;
+  /** A classic script (not a module), evaluated in sloppy mode. */
+  source: string;
 }
 
 /** Where suspensions are kept: a directory, or a Redis shared by every node. */
@@ -275,6 +292,8 @@ export interface Sinks {
 export interface ExecutorOptions extends Sinks {
   runtime?: NexusRuntime;
   config?: RuntimeConfig;
+  /** `config.preload` (not with `runtime`, which has its libraries already). */
+  preload?: PreloadLibrary[];
   extensions?: Extensions;
   /** The default of `timeoutMs` (see HandlerContext). */
   timeoutMs?: number;

@@ -63,7 +63,7 @@ pub(super) fn request() -> ExecutionRequest {
 
 fn engine_latency() {
     let engine = Engine::new(EngineConfig::default()).unwrap();
-    let sealer = Sealer::new(SuspensionKeys::random());
+    let sealer = Sealer::for_image(SuspensionKeys::random(), engine.image_identity());
     let (mut hibernate, mut restore, mut live_resume, mut sizes) = (vec![], vec![], vec![], vec![]);
     for round in 0..3000 {
         let outcome = engine.execute(request());

@@ -6,6 +6,7 @@ mod bench_shared;
 mod bench_suspensions;
 mod check;
 mod input;
+mod preload;
 mod resume;
 mod run;
 mod store;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use nexus::{ExtOutcome, SuspensionId};
 use serde_json::json;
 
+use super::preload::PreloadArgs;
 use super::run::{Answers, StoreArgs, drive, print_outcome};
 use super::{UsageError, input, print_json, store};
 
@@ -27,6 +28,9 @@ pub struct ResumeArgs {
     ext_error: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
+    /// The libraries the suspension's run preloaded (the same files, in the same order).
+    #[command(flatten)]
+    preload: PreloadArgs,
 }
 
 #[derive(clap::Args)]
@@ -53,7 +57,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         outcomes.push((call_id, ExtOutcome::Err { code: None, message: message.to_owned() }));
     }
     let answers = Answers::parse(&args.ext, &args.ext_error, &args.store)?;
-    let runtime = store::runtime(Some(dir), false)?;
+    let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
         let mut records = nexus::Records::default();
@@ -82,7 +86,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
 }
 
 pub fn cancel(args: CancelArgs) -> Result<ExitCode, UsageError> {
-    let runtime = store::runtime(Some(&args.store), false)?;
+    let runtime = store::runtime(Some(&args.store), false, Vec::new())?;
     let id = SuspensionId(args.suspension_id.clone());
     let cancelled = store::block_on(&runtime, async { runtime.cancel(&id).await })?;
     match cancelled {

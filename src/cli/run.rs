@@ -9,6 +9,7 @@ use std::time::Duration;
 use nexus::{Capability, ExecutionRequest, ExecutionResult, ExtOutcome, PendingCall, Records, Runtime, Status};
 use serde_json::{Value, json};
 
+use super::preload::PreloadArgs;
 use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]
@@ -44,6 +45,8 @@ pub struct RunArgs {
     memory_mb: Option<u64>,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    preload: PreloadArgs,
 }
 
 /// Suspensions left in a store, to be resumed by another process (`nexus resume`).
@@ -127,7 +130,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
     }
 
-    let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps)?;
+    let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps, args.preload.libraries()?)?;
     let (result, suspensions) = store::block_on(&runtime, async {
         let first = runtime.execute(request).await;
         drive(&runtime, first, &answers).await

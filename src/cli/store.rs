@@ -10,16 +10,18 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus::{RedisConfig, Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
+use nexus::{Library, RedisConfig, Runtime, RuntimeConfig, StoreConfig, SuspensionKeys};
 
 use super::UsageError;
 
-/// A runtime for one execution at a time whose suspensions go to `store`: Redis when it is a
-/// `redis://` or `rediss://` URL, a directory otherwise.
-pub fn runtime(store: Option<&str>, infer_caps: bool) -> Result<Runtime, UsageError> {
+/// A runtime for one execution at a time whose suspensions go to `store` (Redis when it is a
+/// `redis://` or `rediss://` URL, a directory otherwise), starting from a snapshot with
+/// `libraries`.
+pub fn runtime(store: Option<&str>, infer_caps: bool, libraries: Vec<Library>) -> Result<Runtime, UsageError> {
     // One execution at a time: a small pool on one worker thread.
     let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
     config.engine.infer_missing_capabilities = infer_caps;
+    config.engine.libraries = libraries;
     if let Some(store) = store {
         config.suspension_store = store_config(store);
         config.suspension_keys = Some(SuspensionKeys::new(&[key()?]).map_err(UsageError)?);

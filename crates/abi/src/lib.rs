@@ -46,6 +46,10 @@ pub mod exports {
     pub const COMPILE: &str = "nexus_compile";
     /// The Wizer initialization function (QuickJS runtime, context and prelude).
     pub const INITIALIZE: &str = "wizer-initialize";
+    /// `(ptr, len) -> i64`: [`crate::PreloadInput`] in, [`crate::PreloadOutput`] out. Evaluates a
+    /// library into the global scope while the host builds a snapshot with libraries; every
+    /// host function is refused while it runs. The snapshot built no longer exports it.
+    pub const PRELOAD: &str = "nexus_preload";
 }
 
 /// Names of the host functions the guest imports from [`crate::IMPORT_MODULE`].
@@ -220,6 +224,26 @@ pub struct CompileInput {
 pub enum CompileOutput {
     Bytecode(#[serde(with = "serde_bytes")] Vec<u8>),
     Threw(GuestError),
+}
+
+/// A library to evaluate into the global scope before any handler runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreloadInput {
+    /// The file name QuickJS reports for the library's code (its stack frames and syntax errors).
+    pub name: String,
+    /// A script (not a module), evaluated in sloppy mode as a `<script>` would be.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PreloadOutput {
+    Loaded,
+    /// The library failed to parse, threw (or left a rejected promise nothing handled), or
+    /// reached for a host function (`reached` names it, even if the library caught the refusal).
+    Threw {
+        error: GuestError,
+        reached: Option<String>,
+    },
 }
 
 /// A JavaScript exception as the guest saw it; the host classifies it into an [`ErrorCode`].

@@ -14,6 +14,8 @@ class WasmSandboxExecutor {
    * @param {object} [options]
    * @param {object} [options.runtime] a NexusRuntime to use (default: a new one with `config`)
    * @param {object} [options.config] NexusRuntime configuration
+   * @param {Array<{name: string, source: string}>} [options.preload] libraries evaluated into
+   *   the snapshot every handler starts from (NexusRuntime's `preload`; not with `runtime`)
    * @param {object} [options.extensions] `{ name: { method: async (...args) => value } }`
    * @param {Function} [options.onEvent] `(event, context)` for every `$emit`
    * @param {Function} [options.onViewCommand] `(command, context)` for every `$view` command
@@ -22,7 +24,11 @@ class WasmSandboxExecutor {
    */
   constructor(options = {}) {
     const { NexusRuntime } = require('./native');
-    this.runtime = options.runtime ?? new NexusRuntime(options.config ?? {});
+    if (options.runtime && options.preload) {
+      throw new SandboxError('INVALID_ARGUMENT', 'preload is for a new runtime: give it in the config of the runtime passed');
+    }
+    const config = options.preload ? { ...options.config, preload: options.preload } : (options.config ?? {});
+    this.runtime = options.runtime ?? new NexusRuntime(config);
     this.extensions = options.extensions ?? {};
     this.onEvent = options.onEvent ?? null;
     this.onViewCommand = options.onViewCommand ?? null;

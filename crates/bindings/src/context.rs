@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_abi::ExtOutcome;
-use nexus_actors::engine::{ExecutionRequest, Handler};
+use nexus_actors::engine::{ExecutionRequest, Handler, Library};
 use nexus_actors::supervisor::RuntimeConfig;
 use nexus_actors::suspension::{RedisConfig, StoreConfig, SuspensionKeys};
 use nexus_host_fns::{Capability, ExtensionRegistry};
@@ -35,6 +35,15 @@ pub struct Config {
     suspension_store: Option<SuspensionStoreOption>,
     /// 64 hexadecimal characters each (the JavaScript layer turns Buffers into that).
     suspension_keys: Option<Vec<String>>,
+    preload: Option<Vec<PreloadOption>>,
+}
+
+/// `preload: [{ name, source }]`: a library evaluated into the snapshot, in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreloadOption {
+    name: String,
+    source: String,
 }
 
 /// `suspensionStore`: `{ dir }`, a directory that keeps suspensions across restarts, or
@@ -105,6 +114,8 @@ impl Config {
         set!(engine.compile_cache_entries, self.compile_cache_entries);
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
         set!(config.hibernate_after, self.hibernate_after_ms.map(Duration::from_millis));
+        let preload = self.preload.unwrap_or_default().into_iter();
+        config.engine.libraries = preload.map(|library| Library::new(library.name, library.source)).collect();
         if let Some(store) = self.suspension_store {
             config.suspension_store = store.into_store_config()?;
         }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
-use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
+use nexus_actors::engine::{ExecutionResult, Handler, Location, PreloadError, Status, SuspensionId};
 use nexus_actors::runtime::Runtime;
 use nexus_host_fns::InferenceError;
 
@@ -68,8 +68,10 @@ impl NexusRuntime {
             };
             let config = config.into_runtime_config()?;
             let spin = config.spin_before_park;
-            let runtime = Runtime::start(config).map_err(|e| {
-                BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}"))
+            let runtime = Runtime::start(config).map_err(|e| match e.downcast_ref::<PreloadError>() {
+                // The configuration's fault, not the runtime's: a library that does not load.
+                Some(preload) => BindingError::invalid(format!("config.preload: {preload}")),
+                None => BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}")),
             })?;
             let executor =
                 Executor::new(&env, spin).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;

@@ -8,13 +8,15 @@
 
 mod host;
 mod natives;
+mod preload;
 mod values;
 
 use std::cell::RefCell;
 
 use nexus_abi::{
     Code, CompileInput, CompileOutput, ExtOutcome, GUEST_ABI_VERSION, GuestError, HANDLER_FILE, HANDLER_PREFIX,
-    HANDLER_SUFFIX, ResumeInput, RunInput, RunOutput, RunReport, decode, encode, pack_reply,
+    HANDLER_SUFFIX, PreloadInput, PreloadOutput, ResumeInput, RunInput, RunOutput, RunReport, decode, encode,
+    pack_reply,
 };
 use rquickjs::{
     Context, Ctx, FromJs, Function, Object, Persistent, Promise, Runtime, Value, context::EvalOptions,
@@ -65,7 +67,7 @@ struct Guest {
     // Field order matters for drop, though the snapshot never drops them.
     api: Persistent<Object<'static>>,
     context: Context,
-    _runtime: Runtime,
+    runtime: Runtime,
 }
 
 thread_local! {
@@ -106,7 +108,7 @@ pub extern "C" fn initialize() {
         qjs::JS_SetHostPromiseRejectionTracker(runtime_ptr(&context), Some(track_rejection), std::ptr::null_mut())
     };
     runtime.run_gc();
-    GUEST.set(Some(Guest { api, context, _runtime: runtime }));
+    GUEST.set(Some(Guest { api, context, runtime }));
 }
 
 /// Returns a buffer of `len` bytes for the host to write the next entry point's input into.
@@ -145,6 +147,27 @@ pub extern "C" fn nexus_compile(_ptr: u32, len: u32) -> i64 {
     let output = match take_input::<CompileInput>(len) {
         Ok(input) => with_guest(|guest| guest.compile(&input.source)),
         Err(error) => CompileOutput::Threw(error),
+    };
+    reply(&output)
+}
+
+/// Evaluates a library into the global scope (only while the host builds a snapshot with
+/// libraries); returns a [`PreloadOutput`].
+#[unsafe(no_mangle)]
+pub extern "C" fn nexus_preload(_ptr: u32, len: u32) -> i64 {
+    let output = match take_input::<PreloadInput>(len) {
+        Ok(input) => with_guest(|guest| {
+            let output = preload::evaluate(&guest.context, input);
+            guest.runtime.run_gc();
+            // QuickJS collects when its heap passes a threshold (256 KiB at first, raised only
+            // by a collection it triggers itself): left there, a heap that libraries made larger
+            // would be collected at the first allocation of every execution, which writes to
+            // (and so copies) every page of the libraries. As QuickJS would after a collection:
+            let heap = usize::try_from(guest.runtime.memory_usage().malloc_size).unwrap_or(0);
+            guest.runtime.set_gc_threshold(heap + (heap / 2).max(256 << 10));
+            output
+        }),
+        Err(error) => PreloadOutput::Threw { error, reached: None },
     };
     reply(&output)
 }

@@ -8,6 +8,7 @@ use nexus_abi::{ErrorCode, ExtCall, HostStatus, Value as Json, ViewCommandCall, 
 use rquickjs::{Ctx, Exception, FromJs, Function, Object, Persistent, Value, prelude::Coerced};
 
 use crate::host::{self, Answer};
+use crate::preload::refuse_while_loading;
 use crate::values::{from_json, text, to_json};
 
 thread_local! {
@@ -122,6 +123,7 @@ fn from_wire<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> 
 }
 
 fn state_get<'js>(ctx: Ctx<'js>, key: Name) -> rquickjs::Result<Value<'js>> {
+    refuse_while_loading(&ctx, "$state")?;
     match host::get(&key) {
         Answer::Data(bytes) => from_wire(&ctx, &bytes),
         Answer::Status(HostStatus::Absent) | Answer::Value(_) => Ok(Value::new_undefined(ctx)),
@@ -130,6 +132,7 @@ fn state_get<'js>(ctx: Ctx<'js>, key: Name) -> rquickjs::Result<Value<'js>> {
 }
 
 fn state_set<'js>(ctx: Ctx<'js>, key: Name, value: Value<'js>) -> rquickjs::Result<()> {
+    refuse_while_loading(&ctx, "$state")?;
     let value = encode(&to_json(&ctx, value)?);
     match host::set(&key, &value) {
         Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", &*key))),
@@ -138,6 +141,7 @@ fn state_set<'js>(ctx: Ctx<'js>, key: Name, value: Value<'js>) -> rquickjs::Resu
 }
 
 fn state_delete(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<()> {
+    refuse_while_loading(&ctx, "$state")?;
     match host::delete(&key) {
         Answer::Status(status) => Err(refused(&ctx, status, || format!("state:write:{}", &*key))),
         _ => Ok(()),
@@ -145,6 +149,7 @@ fn state_delete(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<()> {
 }
 
 fn state_has(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<bool> {
+    refuse_while_loading(&ctx, "$state")?;
     match host::has(&key) {
         Answer::Value(present) => Ok(present != 0),
         Answer::Status(status) => Err(refused(&ctx, status, || format!("state:read:{}", &*key))),
@@ -153,6 +158,7 @@ fn state_has(ctx: Ctx<'_>, key: Name) -> rquickjs::Result<bool> {
 }
 
 fn state_keys<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+    refuse_while_loading(&ctx, "$state")?;
     match host::keys() {
         Answer::Data(bytes) => from_wire(&ctx, &bytes),
         Answer::Status(status) => Err(refused(&ctx, status, || "state:read:*".into())),
@@ -161,6 +167,7 @@ fn state_keys<'js>(ctx: Ctx<'js>) -> rquickjs::Result<Value<'js>> {
 }
 
 fn emit<'js>(ctx: Ctx<'js>, name: Name, payload: Value<'js>) -> rquickjs::Result<()> {
+    refuse_while_loading(&ctx, "$emit")?;
     let payload = encode(&to_json(&ctx, payload)?);
     match host::emit_event(&name, &payload) {
         Answer::Status(status) => Err(refused(&ctx, status, || format!("events:emit:{}", &*name))),
@@ -169,6 +176,7 @@ fn emit<'js>(ctx: Ctx<'js>, name: Name, payload: Value<'js>) -> rquickjs::Result
 }
 
 fn view<'js>(ctx: Ctx<'js>, kind: Name, component_id: Name, args: Value<'js>) -> rquickjs::Result<()> {
+    refuse_while_loading(&ctx, "$view")?;
     let call = ViewCommandCall { kind: kind.0, component_id: component_id.0, args: to_json(&ctx, args)? };
     match host::view(&encode(&call)) {
         Answer::Status(status) => Err(refused(&ctx, status, || format!("view:update:{}", call.component_id))),
@@ -178,6 +186,7 @@ fn view<'js>(ctx: Ctx<'js>, kind: Name, component_id: Name, args: Value<'js>) ->
 
 /// Records an extension call on the host and returns its call id.
 fn ext_call<'js>(ctx: Ctx<'js>, extension: Name, method: Name, args: Value<'js>) -> rquickjs::Result<u32> {
+    refuse_while_loading(&ctx, "$ext")?;
     let args = match to_json(&ctx, args)? {
         Json::Array(args) => args,
         // The prelude passes its rest parameter; only an `Array.prototype.toJSON` of the
@@ -196,6 +205,7 @@ fn ext_call<'js>(ctx: Ctx<'js>, extension: Name, method: Name, args: Value<'js>)
 }
 
 fn log(ctx: Ctx<'_>, level: i32, line: Text) -> rquickjs::Result<()> {
+    refuse_while_loading(&ctx, "console")?;
     match host::log_line(level, &line.0) {
         Answer::Status(status) => Err(refused(&ctx, status, || "log".into())),
         _ => Ok(()),
@@ -215,11 +225,14 @@ pub fn seed_random(seed: [u64; 2]) {
 }
 
 /// `Math.random`: a double in [0, 1) from the top 53 bits of xorshift128+.
-fn random() -> f64 {
+fn random(ctx: Ctx<'_>) -> rquickjs::Result<f64> {
+    // A value drawn while a library loads would be frozen into the snapshot and repeat in
+    // every execution.
+    refuse_while_loading(&ctx, "Math.random")?;
     let [mut s1, s0] = RANDOM.get();
     let result = s0.wrapping_add(s1);
     s1 ^= s1 << 23;
     s1 ^= s1 >> 17 ^ s0 ^ (s0 >> 26);
     RANDOM.set([s0, s1]);
-    (result >> 11) as f64 / (1u64 << 53) as f64
+    Ok((result >> 11) as f64 / (1u64 << 53) as f64)
 }

@@ -1,17 +1,16 @@
 //! The compile cache: bytecode of handler sources already compiled, in memory and optionally
 //! on disk ([`DiskCache`]: authenticated entries in a directory only this user can write).
 //!
-//! An entry is named by the SHA-256 digest of the image identity (the guest build), the
-//! language and the source, so one source can never be served another's bytecode: a tenant
-//! who could make two sources collide would run its own code under another's capabilities.
-//! Cached bytecode is otherwise no more trusted than any bytecode: it only ever runs inside the
-//! sandbox, where every host call is checked.
+//! An entry is named by the SHA-256 digest of the image identity (the guest build and its
+//! preloaded libraries), the language and the source, so one source can never be served
+//! another's bytecode: a tenant who could make two sources collide would run its own code under
+//! another's capabilities. Cached bytecode is otherwise no more trusted than any bytecode: it
+//! only ever runs inside the sandbox, where every host call is checked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::disk_cache::{Digest, DiskCache, digest, hex};
-use super::module::guest_digest;
 
 /// The language of handler sources, part of every entry's name.
 const LANGUAGE: &str = "javascript";
@@ -20,11 +19,13 @@ pub struct CompileCache {
     entries: Mutex<HashMap<Digest, Arc<Vec<u8>>>>,
     capacity: usize,
     disk: Option<DiskCache>,
+    /// The image the bytecode is compiled by and for.
+    identity: Digest,
 }
 
 impl CompileCache {
-    pub fn new(capacity: usize, disk: Option<DiskCache>) -> Self {
-        CompileCache { entries: Mutex::default(), capacity, disk }
+    pub fn new(capacity: usize, disk: Option<DiskCache>, identity: Digest) -> Self {
+        CompileCache { entries: Mutex::default(), capacity, disk, identity }
     }
 
     /// Whether sources go through the cache at all.
@@ -33,7 +34,7 @@ impl CompileCache {
     }
 
     pub fn key(&self, source: &str) -> Digest {
-        digest(&[&guest_digest()[..], LANGUAGE.as_bytes(), source.as_bytes()])
+        digest(&[&self.identity[..], LANGUAGE.as_bytes(), source.as_bytes()])
     }
 
     pub fn get(&self, key: &Digest) -> Option<Arc<Vec<u8>>> {

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::preload::Library;
+
 /// How the engine runs handlers. `Default` gives the documented values.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -22,7 +24,8 @@ pub struct EngineConfig {
     /// may make the host keep; beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
     pub output_limit: usize,
     /// Linear-memory bytes kept resident (not returned to the OS) when a pooled slot is
-    /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB.
+    /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB; with
+    /// libraries, at least the snapshot's memory plus 512 KiB.
     pub memory_keep_resident: usize,
     /// Table bytes kept resident likewise. Default 64 KiB.
     pub table_keep_resident: usize,
@@ -44,6 +47,15 @@ pub struct EngineConfig {
     /// without this key's MAC is ignored. Default `$XDG_DATA_HOME/nexus/cache.key` or
     /// `~/.local/share/nexus/cache.key`; `None` keeps nothing on disk.
     pub cache_key_file: Option<PathBuf>,
+    /// Scripts evaluated, in order, into the snapshot every execution starts from (a date
+    /// library, lodash, a platform's SDK): their globals are visible to every handler at no
+    /// cost per execution, and what one handler changes in them is gone in the next. Built at
+    /// start with Wizer and kept in the module cache directory, so a start with a set built
+    /// before skips the build. A library that fails to parse, throws, or reaches the host
+    /// (state, events, view, extensions, `console`, `Math.random`) while it loads stops the
+    /// start with a [`super::PreloadError`] naming it. The clock reads 0 while they load.
+    /// Default none.
+    pub libraries: Vec<Library>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +73,7 @@ impl Default for EngineConfig {
             compile_cache_dir: None,
             module_cache_dir: user_dir("XDG_CACHE_HOME", ".cache"),
             cache_key_file: user_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("cache.key")),
+            libraries: Vec::new(),
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct GuestInstance {
     run: Entry,
     resume: Entry,
     compile: Entry,
+    /// Only the committed guest has it (a snapshot with libraries no longer does).
+    preload: Option<Entry>,
 }
 
 /// Which entry point to call.
@@ -89,6 +91,7 @@ pub enum EntryPoint {
     Run,
     Resume,
     Compile,
+    Preload,
 }
 
 impl GuestInstance {
@@ -107,6 +110,7 @@ impl GuestInstance {
             run: instance.get_typed_func(&mut store, exports::RUN)?,
             resume: instance.get_typed_func(&mut store, exports::RESUME)?,
             compile: instance.get_typed_func(&mut store, exports::COMPILE)?,
+            preload: instance.get_typed_func(&mut store, exports::PRELOAD).ok(),
             stack_pointer: instance.get_global(&mut store, "__stack_pointer"),
             instance,
             memory,
@@ -125,6 +129,7 @@ impl GuestInstance {
             EntryPoint::Run => &self.run,
             EntryPoint::Resume => &self.resume,
             EntryPoint::Compile => &self.compile,
+            EntryPoint::Preload => self.preload.as_ref().context("this guest image cannot preload libraries")?,
         };
         let packed = func.call(&mut self.store, (ptr, len)).map_err(|error| self.shadow_stack_overflow(error))?;
         let (ptr, len) = unpack_reply(packed);

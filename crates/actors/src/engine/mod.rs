@@ -25,7 +25,9 @@ mod errors;
 pub mod image;
 mod instance;
 mod module;
+mod preload;
 mod request;
+mod snapshot;
 mod ticker;
 mod written_pages;
 
@@ -43,6 +45,7 @@ use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, Pooling
 
 pub use config::EngineConfig;
 pub use module::{GUEST_WASM, GuestImage, image_identity};
+pub use preload::{ImageOrigin, Library, PreloadError, start_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
     Suspension, SuspensionId,
@@ -69,8 +72,9 @@ pub struct Engine {
     globals: Arc<[String]>,
     cache: Arc<CompileCache>,
     ticker: Arc<Ticker>,
-    /// The identity of the guest image this engine runs ([`GuestImage::identity`]).
+    /// The identity of the image every execution starts from (see [`Engine::image_identity`]).
     identity: [u8; 32],
+    origin: ImageOrigin,
 }
 
 /// The result of a step of execution and, when the handler is suspended, the execution to
@@ -121,51 +125,53 @@ impl Engine {
     }
 
     /// An engine running `image` (the guest of another build: a rolling deploy resumes the
-    /// suspensions of the previous one on it).
-    pub fn with_image(config: EngineConfig, image: &GuestImage) -> Result<Self> {
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_core_instances(config.max_instances)
-            .total_memories(config.max_instances)
-            .total_tables(config.max_instances)
-            .max_memory_size(config.max_memory_limit as usize)
-            .linear_memory_keep_resident(config.memory_keep_resident)
-            .table_keep_resident(config.table_keep_resident)
-            // Without it, reusing a slot resets all `memory_keep_resident` bytes (a 1 MiB
-            // memset of the shadow stack and a 1 MiB copy of the snapshot, ~40% of a trivial
-            // execution); with it (Linux 6.7+), only the pages the execution wrote.
-            .pagemap_scan(Enabled::Auto);
-        let mut wasm = wasmtime::Config::new();
-        wasm.epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let engine = wasmtime::Engine::new(&wasm).context("configuring wasmtime")?;
+    /// suspensions of the previous one on it), with the configured libraries preloaded on it.
+    pub fn with_image(config: EngineConfig, base: &GuestImage) -> Result<Self> {
+        let engine = wasmtime_engine(&config, config.memory_keep_resident)?;
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
-        let module = module::guest_module(&engine, image, module_cache.as_ref())?;
+        let ticker = Arc::new(Ticker::start(&engine));
+        let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
+        let mut module = module::guest_module(&engine, &image, module_cache.as_ref())?;
+        let mut min_memory = memory_minimum(&module)?;
+        // Libraries make the snapshot larger: past the part of a slot kept resident, its pages
+        // would be faulted in anew by every execution (hundreds of microseconds with lodash).
+        let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
+            keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
+                let engine = wasmtime_engine(&config, keep)?;
+                module = module::guest_module(&engine, &image, module_cache.as_ref())?;
+                min_memory = memory_minimum(&module)?;
+                let ticker = Arc::new(Ticker::start(&engine));
+                (engine, ticker)
+            }
+            _ => (engine, ticker),
+        };
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
         let pre = linker.instantiate_pre(&module).context("linking the guest")?;
-        let min_memory = module
-            .exports()
-            .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
-            .context("the guest exports its memory")?;
         let globals = image::mutable_globals(image.wasm()).map_err(|e| wasmtime::format_err!("{e}"))?.into();
-        let ticker = Arc::new(Ticker::start(&engine));
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache));
         let identity = image.identity();
-        let mut engine = Engine { pre, config, min_memory, snapshot: Arc::from([]), globals, cache, ticker, identity };
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, identity));
+        let snapshot = Arc::from([]);
+        let mut engine = Engine { pre, config, min_memory, snapshot, globals, cache, ticker, identity, origin };
         engine.snapshot = engine.blank_instance()?.memory().into();
         Ok(engine)
     }
 
-    /// The identity of the guest image this engine runs: what its suspension images are sealed for.
+    /// The identity of the snapshot image every execution starts from: the SHA-256 of the guest
+    /// module or, with preloaded libraries, of the guest's identity and, in order, each
+    /// library's name and source. It keys the compiled module and the compile cache, and seals
+    /// suspension images, which are only ever restored into an engine of the same identity.
     pub fn image_identity(&self) -> [u8; 32] {
         self.identity
+    }
+
+    /// Whether the image was the guest as given, built at this start, or read from the cache.
+    pub fn image_origin(&self) -> ImageOrigin {
+        self.origin
     }
 
     /// Runs a handler in a fresh instance until it settles or suspends.
@@ -522,6 +528,38 @@ struct Step {
 struct Loaded {
     compile_time_us: u64,
     cache_hit: bool,
+}
+
+/// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
+const LIBRARY_HEADROOM: usize = 512 << 10;
+
+fn wasmtime_engine(config: &EngineConfig, keep_resident: usize) -> Result<wasmtime::Engine> {
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_core_instances(config.max_instances)
+        .total_memories(config.max_instances)
+        .total_tables(config.max_instances)
+        .max_memory_size(config.max_memory_limit as usize)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(config.table_keep_resident)
+        // Without it, reusing a slot resets all `memory_keep_resident` bytes (a 1 MiB
+        // memset of the shadow stack and a 1 MiB copy of the snapshot, ~40% of a trivial
+        // execution); with it (Linux 6.7+), only the pages the execution wrote.
+        .pagemap_scan(Enabled::Auto);
+    let mut wasm = wasmtime::Config::new();
+    wasm.epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    wasmtime::Engine::new(&wasm).context("configuring wasmtime")
+}
+
+/// The guest's initial linear memory: no execution can run in less.
+fn memory_minimum(module: &wasmtime::Module) -> Result<u64> {
+    module
+        .exports()
+        .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
+        .context("the guest exports its memory")
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {

@@ -45,6 +45,11 @@ impl GuestImage {
         Ok(GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity })
     }
 
+    /// A guest built by this process (the snapshot with preloaded libraries), named by `identity`.
+    pub(crate) fn built(wasm: Vec<u8>, identity: Digest) -> Self {
+        GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity }
+    }
+
     pub fn wasm(&self) -> &[u8] {
         &self.wasm
     }

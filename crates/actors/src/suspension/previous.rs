@@ -24,7 +24,7 @@ use super::Sealer;
 use super::lifecycle::{fail_keeping_records, open_claimed, store_failed};
 use super::seal::hex;
 use super::store::{Claim, Stored};
-use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId};
+use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId, start_identity};
 use crate::pool::{Pool, failed};
 
 /// Instances an engine of a previous image may hold at once.
@@ -40,9 +40,11 @@ pub struct PreviousImages {
 impl PreviousImages {
     /// Reads the guests in `files` (their engines are built when first needed).
     pub fn load(files: &[PathBuf], config: &EngineConfig) -> Result<Self, String> {
+        // Keyed by the identity their engines will have: with libraries, the snapshot of each
+        // previous guest with the same libraries preloaded.
         let images = files
             .iter()
-            .map(|file| GuestImage::load(file).map(|image| (image.identity(), image)))
+            .map(|file| GuestImage::load(file).map(|image| (start_identity(&image, &config.libraries), image)))
             .collect::<Result<_, _>>()?;
         // Only restores and resumes run on them: no new handler is compiled, so no bytecode
         // cache (its entries are the current guest's).

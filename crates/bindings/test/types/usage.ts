@@ -17,7 +17,7 @@ import {
 } from '../..';
 
 async function native(): Promise<number> {
-  const runtime = new NexusRuntime({ poolSize: 4, queueBound: 100 });
+  const runtime = new NexusRuntime({ poolSize: 4, queueBound: 100, preload: [{ name: 'sdk.js', source: 'var sdk = {};' }] });
   const result: ExecutionResult = await runtime.executeHandler(
     '$state.count = $state.count + 1; return $state.count;',
     { stateSnapshot: { count: 1 }, capabilities: ['state:read:count', 'state:write:count'], timeoutMs: 1000 },

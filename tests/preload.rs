@@ -1,0 +1,201 @@
+//! Libraries preloaded into the snapshot: visible to every handler, fresh in every execution,
+//! refused at start when they fail or reach the host, cached on disk by identity.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use nexus::{Engine, EngineConfig, ExecutionRequest, ExecutionResult, ImageOrigin, Library, PreloadError, Status};
+use nexus::{ExtOutcome, Sealer, SuspensionKeys};
+use serde_json::{Value, json};
+
+const LODASH: &str = include_str!("../benches/libraries/lodash-4.17.21.min.js");
+
+/// A small library of the platform's own, after lodash (so it may use it).
+const HELPERS: &str = r#"
+var helpers = {
+  greeting: 'hello',
+  counter: { value: 0 },
+  shout: function (text) { return _.toUpper(text) + '!'; },
+  loadedAt: Date.now(),
+};
+function twice(x) { return 2 * x; }
+"#;
+
+fn libraries() -> Vec<Library> {
+    vec![Library::new("lodash.min.js", LODASH), Library::new("helpers.js", HELPERS)]
+}
+
+fn config(libraries: Vec<Library>) -> EngineConfig {
+    EngineConfig { max_instances: 8, libraries, ..EngineConfig::default() }
+}
+
+/// One engine with the libraries for the tests that only run handlers (a build compiles a module).
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(config(libraries())).expect("the engine starts with its libraries"))
+}
+
+fn run(engine: &Engine, source: &str) -> ExecutionResult {
+    let result = engine.execute(ExecutionRequest::source(source)).result;
+    assert_eq!(result.status, Status::Success, "{source}: {:?}", result.error);
+    result
+}
+
+fn value(source: &str) -> Value {
+    run(engine(), source).return_value
+}
+
+/// The error that stopped an engine's start with `libraries`.
+fn refused(libraries: Vec<Library>) -> PreloadError {
+    let error = match Engine::new(config(libraries)) {
+        Ok(_) => panic!("the engine started"),
+        Err(error) => error,
+    };
+    error.downcast_ref::<PreloadError>().cloned().unwrap_or_else(|| panic!("not a preload error: {error:#}"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nexus-preload-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_handler_calls_a_preloaded_librarys_functions() {
+    assert_eq!(value("return _.chunk([1, 2, 3, 4, 5], 2);"), json!([[1, 2], [3, 4], [5]]));
+    assert_eq!(value("return _.sortBy([{n: 3}, {n: 1}, {n: 2}], 'n').map(o => o.n);"), json!([1, 2, 3]));
+    assert_eq!(value("return [helpers.shout('hi'), twice(21)];"), json!(["HI!", 42]));
+}
+
+#[test]
+fn what_a_handler_changes_in_a_library_is_gone_in_the_next_execution() {
+    let mutate = "helpers.counter.value += 1; helpers.greeting = 'changed'; _.chunk = () => 'patched';\n\
+                  globalThis.twice = null; delete globalThis.helpers.shout; globalThis.leaked = 1;\n\
+                  return [helpers.counter.value, helpers.greeting, _.chunk([1])];";
+    assert_eq!(value(mutate), json!([1, "changed", "patched"]));
+    assert_eq!(value(mutate), json!([1, "changed", "patched"]), "the second run starts from the image again");
+    let fresh = "return [helpers.counter.value, helpers.greeting, _.chunk([1, 2], 1), twice(2),\n\
+                 typeof helpers.shout, typeof leaked];";
+    assert_eq!(value(fresh), json!([0, "hello", [[1], [2]], 4, "function", "undefined"]));
+}
+
+#[test]
+fn a_library_sees_a_clock_fixed_at_zero_and_a_handler_the_real_time() {
+    let [loaded_at, now] =
+        value("return [helpers.loadedAt, Date.now()];").as_array().cloned().unwrap().try_into().unwrap();
+    assert_eq!(loaded_at, json!(0));
+    let real = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as f64;
+    assert!((now.as_f64().unwrap() - real).abs() < 60_000.0, "{now} is not the time");
+}
+
+#[test]
+fn the_image_identity_names_the_libraries() {
+    let plain = Engine::new(EngineConfig { max_instances: 4, ..EngineConfig::default() }).unwrap();
+    assert_ne!(engine().image_identity(), plain.image_identity());
+    assert_eq!(plain.image_origin(), ImageOrigin::Committed);
+    // A suspension sealed on one image is never restored into another.
+    let mut request = ExecutionRequest::source("return await $ext.kv.get('a');");
+    request.capabilities = vec!["ext:kv".parse().unwrap()];
+    request.extension_registry.entry("kv".into()).or_default().insert("get".into());
+    let outcome = engine().execute(request);
+    let id = outcome.result.suspension.expect("suspends").id;
+    let (image, _spent) = engine().hibernate(outcome.parked.unwrap()).unwrap();
+    let key = || SuspensionKeys::new(&[[5; 32]]).unwrap();
+    let sealed =
+        Sealer::for_image(key(), engine().image_identity()).seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
+    let refused = Sealer::for_image(key(), plain.image_identity()).open(&sealed, &id).unwrap_err();
+    assert!(refused.contains("another guest image"), "{refused}");
+    let (_, image) = Sealer::for_image(key(), engine().image_identity()).open(&sealed, &id).unwrap();
+    let parked = engine().restore(image, id).unwrap();
+    let resumed = engine().resume(parked, 1, ExtOutcome::Ok(json!(7))).ok().unwrap();
+    assert_eq!(resumed.result.return_value, json!(7));
+}
+
+#[test]
+fn a_library_that_throws_at_load_stops_the_start_with_its_name_and_line() {
+    let error = refused(vec![
+        Library::new("fine.js", "var fine = 1;"),
+        Library::new("lib/broken.js", "var a = 1;\nvar b = 2;\nnotDefined.call();\n"),
+    ]);
+    assert_eq!(error.library, "lib/broken.js");
+    assert_eq!(error.line, Some(3));
+    assert!(error.message.contains("ReferenceError") && error.message.contains("notDefined"), "{error}");
+    let thrown = refused(vec![Library::new("t.js", "\n\nthrow new Error('not today');")]);
+    assert_eq!((thrown.library.as_str(), thrown.line), ("t.js", Some(3)));
+    assert_eq!(thrown.message, "Error: not today");
+}
+
+#[test]
+fn a_library_that_does_not_parse_stops_the_start_with_its_name_and_line() {
+    let error = refused(vec![Library::new("syntax.js", "var ok = 1;\nvar = ;\n")]);
+    assert_eq!((error.library.as_str(), error.line), ("syntax.js", Some(2)));
+    assert!(error.message.starts_with("SyntaxError"), "{error}");
+}
+
+#[test]
+fn a_library_that_reaches_the_host_at_load_stops_the_start_naming_it() {
+    for (source, reached) in [
+        ("console.log('loading');", "console"),
+        ("var id = Math.random();", "Math.random"),
+        // Caught: the start fails all the same.
+        ("try { console.warn('x'); } catch (e) {}", "console"),
+        // From a job the library queued.
+        ("Promise.resolve().then(() => console.error('later'));", "console"),
+        // Through the stack's call sites: the prelude's functions are not handed out.
+        (
+            "Error.prepareStackTrace = (_, sites) => sites;\n\
+             var sites = (function () { return new Error().stack; })();\n\
+             var f = sites[0] && sites[0].getFunction && sites[0].getFunction();\n\
+             if (f) f('x');\nconsole.info(typeof f);",
+            "console",
+        ),
+    ] {
+        let error = refused(vec![Library::new("sneaky.js", source)]);
+        assert_eq!(error.library, "sneaky.js", "{source}");
+        assert!(error.message.contains(reached) && error.message.contains("reached the host"), "{source}: {error}");
+    }
+}
+
+#[test]
+fn a_rejection_nothing_handles_at_load_stops_the_start() {
+    let error = refused(vec![Library::new("async.js", "Promise.reject(new TypeError('nope'));")]);
+    assert_eq!(error.library, "async.js");
+    assert!(error.message.contains("nope"), "{error}");
+}
+
+fn cached_engine(cache: &Path, key: &Path) -> Engine {
+    Engine::new(EngineConfig {
+        module_cache_dir: Some(cache.to_owned()),
+        cache_key_file: Some(key.to_owned()),
+        ..config(libraries())
+    })
+    .expect("the engine starts")
+}
+
+#[test]
+fn a_second_start_with_the_same_libraries_uses_the_cached_image() {
+    let root = scratch("cache");
+    let (cache, key) = (root.join("cache"), root.join("key/cache.key"));
+    let first = cached_engine(&cache, &key);
+    assert_eq!(first.image_origin(), ImageOrigin::Built);
+    let second = cached_engine(&cache, &key);
+    assert_eq!(second.image_origin(), ImageOrigin::Cached);
+    assert_eq!(second.image_identity(), first.image_identity());
+    assert_eq!(run(&second, "return _.sum([1, 2, twice(3)]);").return_value, json!(9));
+
+    // A changed image file does not verify: the image is built again.
+    let image = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.file_name().unwrap().to_string_lossy().starts_with("preload-"))
+        .expect("the image is in the cache directory");
+    let mut bytes = std::fs::read(&image).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&image, &bytes).unwrap();
+    let third = cached_engine(&cache, &key);
+    assert_eq!(third.image_origin(), ImageOrigin::Built);
+    assert_eq!(run(&third, "return twice(5);").return_value, json!(10));
+    let _ = std::fs::remove_dir_all(&root);
+}
