@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Optionally only some parts: latency, memory, io.
     #[arg(long, num_args = 0.., value_name = "PART", value_parser = clap::builder::PossibleValuesParser::new(super::bench_suspensions::PARTS))]
     suspensions: Option<Vec<String>>,
+    /// Instead of the workloads: a TypeScript handler's first, cached and precompiled
+    /// executions against the same handler in JavaScript.
+    #[arg(long)]
+    typescript: bool,
 }
 
 /// Per-request latency over a run of sequential executions.
@@ -89,6 +93,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         return Ok(ExitCode::SUCCESS);
     }
     let budget = Budget { iterations: args.iterations.max(1), duration: Duration::from_millis(args.duration_ms) };
+    if args.typescript {
+        super::bench_typescript::run(budget.iterations, budget.duration)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let workloads: Vec<Workload> = if args.workloads.is_empty() {
         Workload::all()
     } else {
