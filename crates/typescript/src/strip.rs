@@ -73,7 +73,7 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
     let options = ParseOptions { preserve_parens: false, ..ParseOptions::default() };
     let parsed = Parser::new(&allocator, &wrapped, source_type).with_options(options).parse();
     if let Some(error) = parsed.diagnostics.first() {
-        return Err(locate(error.labels.first().map_or(0, |l| l.offset() as u32)).error(error.message.to_string()));
+        return Err(locate(offset(error)).error(error.message.to_string()));
     }
     let mut program = parsed.program;
     if handler_statements(&mut program).is_none() {
@@ -82,18 +82,18 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
     }
     let semantic = SemanticBuilder::new_compiler().with_enum_eval(true).build(&program);
     if let Some(error) = semantic.diagnostics.first() {
-        return Err(locate(error.labels.first().map_or(0, |l| l.offset() as u32)).error(error.message.to_string()));
+        return Err(locate(offset(error)).error(error.message.to_string()));
     }
     let scoping = semantic.semantic.into_scoping();
     let transformed = Transformer::new(&allocator, Path::new(TYPESCRIPT_FILE), &TransformOptions::default())
         .build_with_scoping(scoping, &mut program);
     if let Some(error) = transformed.diagnostics.first() {
-        return Err(locate(error.labels.first().map_or(0, |l| l.offset() as u32)).error(error.message.to_string()));
+        return Err(locate(offset(error)).error(error.message.to_string()));
     }
     // Print the function's body alone: the guest wraps it again.
     let body = handler_statements(&mut program).expect("the transformer keeps the wrapper");
-    let directives = std::mem::replace(body.0, oxc_allocator::Vec::new_in(&allocator));
-    let statements = std::mem::replace(body.1, oxc_allocator::Vec::new_in(&allocator));
+    let directives = std::mem::replace(body.0, oxc_allocator::Vec::new_in(&&allocator));
+    let statements = std::mem::replace(body.1, oxc_allocator::Vec::new_in(&&allocator));
     program.directives = directives;
     program.body = statements;
     let options = CodegenOptions {
@@ -121,6 +121,13 @@ fn handler_statements<'p, 'a>(program: &'p mut Program<'a>) -> Option<Body<'p, '
         }
         _ => None,
     }
+}
+
+/// Where a diagnostic points: its primary label (a redeclaration's second declaration, not
+/// the first), else its first.
+fn offset(error: &oxc_diagnostics::OxcDiagnostic) -> u32 {
+    let labels = error.labels.as_slice();
+    labels.iter().find(|label| label.primary()).or(labels.last()).map_or(0, |label| label.offset() as u32)
 }
 
 /// A position in the TypeScript source.
