@@ -101,7 +101,8 @@ fn a_thrown_error_in_a_function_reports_every_frame_in_the_typescript() {
 
 #[test]
 fn a_syntax_error_on_line_n_of_the_typescript_reports_line_n() {
-    let result = run("interface A {\n  x: number;\n}\nconst a: A = { x: 1 };\nconst b: = 2;\nreturn a;", &[], Value::Null);
+    let result =
+        run("interface A {\n  x: number;\n}\nconst a: A = { x: 1 };\nconst b: = 2;\nreturn a;", &[], Value::Null);
     let error = error(&result);
     assert_eq!(error.code, ErrorCode::SyntaxError, "{error:?}");
     assert_eq!(error.location.map(|l| l.line), Some(5), "{error:?}");
@@ -121,7 +122,8 @@ fn a_redeclaration_is_a_syntax_error_at_the_second_declaration() {
 
 #[test]
 fn a_denial_is_located_in_the_typescript() {
-    let source = "interface S {\n  secret: string;\n}\ntype K = keyof S;\nconst key: K = 'secret';\nreturn ($state as S)[key];";
+    let source =
+        "interface S {\n  secret: string;\n}\ntype K = keyof S;\nconst key: K = 'secret';\nreturn ($state as S)[key];";
     let result = run(source, &[], json!({ "secret": "s" }));
     let error = error(&result);
     assert_eq!(error.code, ErrorCode::PermissionDenied, "{error:?}");
@@ -208,7 +210,10 @@ fn nexus(args: &[&str]) -> Output {
 
 fn json_out(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr)
+        )
     })
 }
 

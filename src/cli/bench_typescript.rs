@@ -64,10 +64,11 @@ fn execute(engine: &Engine, handler: Handler) -> Result<nexus::ExecutionResult, 
     let mut request = ExecutionRequest { handler, ..Default::default() };
     request.state_snapshot = json!({ "count": 4 }).as_object().cloned().unwrap_or_default();
     request.args = json!({ "step": 2 });
-    request.capabilities = ["state:read:count", "state:write:count", "events:emit:changed", "view:update:counter-label"]
-        .iter()
-        .map(|token| token.parse().expect("the bench's tokens are well-formed"))
-        .collect();
+    request.capabilities =
+        ["state:read:count", "state:write:count", "events:emit:changed", "view:update:counter-label"]
+            .iter()
+            .map(|token| token.parse().expect("the bench's tokens are well-formed"))
+            .collect();
     let result = engine.execute(request).result;
     if result.status != Status::Success || result.return_value != json!(6) {
         return Err(UsageError(format!("the counter returned {} ({:?})", result.return_value, result.error)));
@@ -80,7 +81,11 @@ fn assert_fresh(expected: bool) -> Result<(), UsageError> {
 }
 
 /// p50 and mean of `once`, run sequentially up to `iterations` times within `duration`.
-fn measure(iterations: u64, duration: Duration, mut once: impl FnMut() -> Result<(), UsageError>) -> Result<String, UsageError> {
+fn measure(
+    iterations: u64,
+    duration: Duration,
+    mut once: impl FnMut() -> Result<(), UsageError>,
+) -> Result<String, UsageError> {
     for _ in 0..(iterations / 10).max(1) {
         once()?;
     }

@@ -11,8 +11,11 @@ pub fn infer_capabilities(source: &str) -> Result<Inference, InferenceError> {
     if source.len() > nexus_host_fns::inference::MAX_SOURCE_BYTES {
         return Err(InferenceError::TooLarge { bytes: source.len() });
     }
-    let stripped = strip_types(source)
-        .map_err(|error| InferenceError::Syntax { message: error.message, line: error.line, column: error.column })?;
+    let stripped = strip_types(source).map_err(|error| InferenceError::Syntax {
+        message: error.message,
+        line: error.line,
+        column: error.column,
+    })?;
     let mut inference = nexus_host_fns::infer_capabilities(&stripped.code)?;
     for warning in &mut inference.warnings {
         let Warning { line, column, .. } = *warning;

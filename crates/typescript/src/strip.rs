@@ -106,7 +106,8 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
     Ok(Stripped { code: printed.code, map: SourceMap::from_wrapped(&map, source) })
 }
 
-type Body<'p, 'a> = (&'p mut oxc_allocator::Vec<'a, oxc_ast::ast::Directive<'a>>, &'p mut oxc_allocator::Vec<'a, Statement<'a>>);
+type Body<'p, 'a> =
+    (&'p mut oxc_allocator::Vec<'a, oxc_ast::ast::Directive<'a>>, &'p mut oxc_allocator::Vec<'a, Statement<'a>>);
 
 /// The directives and statements of the handler's function inside the parsed wrapper, or
 /// `None` if the handler escaped it (`}); other(); (async function () {`).

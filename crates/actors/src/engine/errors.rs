@@ -96,8 +96,8 @@ fn handler_location(stack: &str) -> Option<Location> {
 pub(super) fn frame_position(frame: &str) -> Option<(std::ops::Range<usize>, Location)> {
     let start = frame.find(&format!("{HANDLER_FILE}:"))?;
     let numbers = start + HANDLER_FILE.len() + 1;
-    let end = numbers
-        + frame[numbers..].find(|c: char| !(c.is_ascii_digit() || c == ':')).unwrap_or(frame.len() - numbers);
+    let end =
+        numbers + frame[numbers..].find(|c: char| !(c.is_ascii_digit() || c == ':')).unwrap_or(frame.len() - numbers);
     let mut parts = frame[numbers..end].split(':').filter(|s| !s.is_empty());
     let line: u32 = parts.next()?.parse().ok()?;
     let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
