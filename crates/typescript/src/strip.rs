@@ -128,7 +128,7 @@ fn handler_statements<'p, 'a>(program: &'p mut Program<'a>) -> Option<Body<'p, '
 /// the first), else its first.
 fn offset(error: &oxc_diagnostics::OxcDiagnostic) -> u32 {
     let labels = error.labels.as_slice();
-    labels.iter().find(|label| label.primary()).or(labels.last()).map_or(0, |label| label.offset() as u32)
+    labels.iter().find(|label| label.primary()).or(labels.last()).map_or(0, |label| label.offset())
 }
 
 /// A position in the TypeScript source.
