@@ -13,8 +13,8 @@
 //! ```
 //!
 //! The crates behind this facade: `nexus-abi` (the guest/host wire contract),
-//! `nexus-host-fns` (capabilities and the enforced host functions), `nexus-actors`
-//! (the engine). [`workloads`] holds the benchmark workloads (`nexus bench`, `benches/`).
+//! `nexus-host-fns` (capabilities and the enforced host functions), `nexus-typescript`
+//! (TypeScript handlers: types stripped, locations mapped back), `nexus-actors` (the engine). [`workloads`] holds the benchmark workloads (`nexus bench`, `benches/`).
 
 pub mod workloads;
 
@@ -23,8 +23,8 @@ pub use nexus_abi::{ErrorCode, ExtOutcome};
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, GuestImage, Handler,
-    ImageOrigin, Library, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError, ResumeRefused, SpentInstance,
-    Status, Suspension, SuspensionId, image_identity,
+    ImageOrigin, Language, Library, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError, ResumeRefused,
+    SpentInstance, Status, Suspension, SuspensionId, image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};
@@ -38,3 +38,7 @@ pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall,
 pub use nexus_host_fns::{
     Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Kind, Warning, infer_capabilities,
 };
+/// Capability inference for TypeScript handlers (locations in the TypeScript).
+pub use nexus_typescript::infer_capabilities as infer_typescript_capabilities;
+/// Types stripped from a TypeScript handler, with the source map back to it.
+pub use nexus_typescript::strip_types as strip_typescript;

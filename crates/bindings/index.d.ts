@@ -140,6 +140,20 @@ export interface ExecutionContext {
   timeoutMs?: number;
   /** Bytes. */
   memoryLimit?: number;
+  /**
+   * The language of `executeHandler`'s source: TypeScript has its types stripped (not checked)
+   * and its errors located in the TypeScript. Default `'javascript'`.
+   */
+  language?: Language;
+}
+
+/** The language of handler source. */
+export type Language = 'javascript' | 'typescript';
+
+/** `precompileHandler`'s options. */
+export interface PrecompileOptions {
+  /** Precompiled TypeScript keeps its source map with the bytecode. Default `'javascript'`. */
+  language?: Language;
 }
 
 export type StateMutation = { op: 'set'; key: string; value: JsonValue } | { op: 'delete'; key: string };
@@ -254,7 +268,7 @@ export declare class NexusRuntime {
   /** `timeoutMs` (positional) wins over `context.timeoutMs`; see ExecutionContext. */
   executeHandler(code: string, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
   executeCompiledHandler(bytecode: Buffer, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
-  precompileHandler(code: string): Promise<Buffer>;
+  precompileHandler(code: string, options?: PrecompileOptions): Promise<Buffer>;
   resumeHandler(suspensionId: string, callId: number, result: CallResult): Promise<ExecutionResult>;
   /** Drops a suspension on purpose; whether there was one. */
   cancelSuspension(suspensionId: string): Promise<boolean>;
@@ -281,7 +295,7 @@ export declare class SandboxError extends Error {
 /** `{ name: { method: (...args) => value | Promise<value> } }`. */
 export type Extensions = Record<string, Record<string, (...args: any[]) => unknown>>;
 
-export type Handler = string | Buffer | { code: string; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
+export type Handler = string | Buffer | { code: string; language?: Language; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
 
 export interface Sinks {
   onEvent?: (event: HandlerEvent, context: ExecutionContext) => void;
@@ -318,6 +332,8 @@ export interface HandlerContext extends Sinks {
    */
   timeoutMs?: number;
   memoryLimit?: number;
+  /** The language of source handlers (a handler's own `language` wins). Default `'javascript'`. */
+  language?: Language;
 }
 
 /** The JSON-schema subset `executeTool` checks and coerces arguments against. */
@@ -357,7 +373,7 @@ export declare class WasmSandboxExecutor {
   executeHandler(handler: Handler, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
   /** Checks and coerces `args` against `tool.parameters`, then runs the tool's handler. */
   executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
-  precompileHandler(code: string): Promise<Buffer>;
+  precompileHandler(code: string, options?: PrecompileOptions): Promise<Buffer>;
   inferCapabilities(code: string): Promise<CapabilityInference>;
   /** Calls `callback` after every execution; returns a function that unsubscribes. */
   onMetrics(callback: (report: ExecutionReport) => void): () => void;

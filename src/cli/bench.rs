@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// With --suspensions: also measure this store (a redis:// URL, or a directory).
     #[arg(long, value_name = "redis://HOST:PORT/DB", requires = "suspensions")]
     store: Option<String>,
+    /// Instead of the workloads: a TypeScript handler's first, cached and precompiled
+    /// executions against the same handler in JavaScript.
+    #[arg(long)]
+    typescript: bool,
 }
 
 /// Per-request latency over a run of sequential executions.
@@ -93,6 +97,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         return Ok(ExitCode::SUCCESS);
     }
     let budget = Budget { iterations: args.iterations.max(1), duration: Duration::from_millis(args.duration_ms) };
+    if args.typescript {
+        super::bench_typescript::run(budget.iterations, budget.duration)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let workloads: Vec<Workload> = if args.workloads.is_empty() {
         Workload::all()
     } else {

@@ -1,4 +1,4 @@
-//! `nexus check`: capability inference.
+//! `nexus check`: capability inference, from JavaScript or (by the `.ts` extension) TypeScript.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,8 +8,12 @@ use serde_json::json;
 use super::{UsageError, input, print_json};
 
 pub fn check(handler: &Path) -> Result<ExitCode, UsageError> {
-    let source = input::read(handler)?;
-    match nexus::infer_capabilities(&source) {
+    let (language, source) = input::handler(handler)?;
+    let inferred = match language {
+        nexus::Language::JavaScript => nexus::infer_capabilities(&source),
+        nexus::Language::TypeScript => nexus::infer_typescript_capabilities(&source),
+    };
+    match inferred {
         Ok(inference) => {
             print_json(&serde_json::to_value(&inference)?);
             Ok(ExitCode::SUCCESS)

@@ -1,7 +1,9 @@
-//! Command-line inputs: `JSON` inline or `@FILE`, and handler files.
+//! Command-line inputs: `JSON` inline or `@FILE`, and handler files (JavaScript, or TypeScript
+//! by the `.ts` extension).
 
 use std::path::Path;
 
+use nexus::Language;
 use serde_json::Value;
 
 use super::UsageError;
@@ -21,6 +23,15 @@ pub fn object(text: &str, what: &str) -> Result<serde_json::Map<String, Value>, 
         Value::Object(map) => Ok(map),
         other => Err(UsageError(format!("{what} must be a JSON object, not {other}"))),
     }
+}
+
+/// A handler file's language and source: TypeScript when its name ends in `.ts`.
+pub fn handler(path: &Path) -> Result<(Language, String), UsageError> {
+    let language = match path.extension() {
+        Some(extension) if extension == "ts" => Language::TypeScript,
+        _ => Language::JavaScript,
+    };
+    Ok((language, read(path)?))
 }
 
 pub fn read(path: &Path) -> Result<String, UsageError> {

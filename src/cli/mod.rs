@@ -4,6 +4,7 @@
 mod bench;
 mod bench_shared;
 mod bench_suspensions;
+mod bench_typescript;
 mod check;
 mod input;
 mod preload;
@@ -33,7 +34,7 @@ enum Command {
     Run(run::RunArgs),
     /// Infer the capabilities a handler needs (literal accesses) and warn about dynamic ones.
     Check {
-        /// The handler source: the body of an async function.
+        /// The handler source: the body of an async function (TypeScript if the file ends in .ts).
         handler: PathBuf,
     },
     /// Resume a suspension left in a store by `run --store`, settling its pending calls.

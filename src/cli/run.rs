@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nexus::{Capability, ExecutionRequest, ExecutionResult, ExtOutcome, PendingCall, Records, Runtime, Status};
+use nexus::{
+    Capability, ExecutionRequest, ExecutionResult, ExtOutcome, Handler, PendingCall, Records, Runtime, Status,
+};
 use serde_json::{Value, json};
 
 use super::preload::PreloadArgs;
@@ -14,7 +16,7 @@ use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The handler source: the body of an async function.
+    /// The handler source: the body of an async function (TypeScript if the file ends in .ts).
     handler: PathBuf,
     /// The panel state (a JSON object, or @FILE).
     #[arg(long, value_name = "JSON|@FILE")]
@@ -104,8 +106,8 @@ impl Answers {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
-    let source = input::read(&args.handler)?;
-    let mut request = ExecutionRequest::source(source);
+    let (language, source) = input::handler(&args.handler)?;
+    let mut request = ExecutionRequest { handler: Handler::source_in(language, source), ..Default::default() };
     request.handler_name = args.handler.display().to_string();
     request.timeout = Duration::from_millis(args.timeout_ms);
     request.memory_limit = args.memory_mb.map(|mb| mb << 20);

@@ -13,7 +13,9 @@ use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
 use serde_json::Value;
 
-use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Status, SuspensionId};
+use crate::engine::{
+    Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Language, Status, SuspensionId,
+};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
@@ -157,7 +159,13 @@ impl Runtime {
 
     /// Compiles handler source to bytecode, inside the sandbox.
     pub async fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
-        self.ask(Precompile(source.to_owned()))
+        self.precompile_as(source, Language::JavaScript).await
+    }
+
+    /// Compiles handler source in `language` to bytecode, inside the sandbox (for TypeScript,
+    /// with the source map its errors need).
+    pub async fn precompile_as(&self, source: &str, language: Language) -> Result<Vec<u8>, ExecutionError> {
+        self.ask(Precompile(source.to_owned(), language))
             .await
             .unwrap_or_else(|e| Err(ExecutionError::new(ErrorCode::ShuttingDown, e.to_string())))
     }

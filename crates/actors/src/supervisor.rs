@@ -14,7 +14,7 @@ use actix::prelude::*;
 use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::Semaphore;
 
-use crate::engine::{EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, SuspensionId};
+use crate::engine::{EngineConfig, ExecutionError, ExecutionRequest, ExecutionResult, Language, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
 use crate::pool::Pool;
 use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
@@ -115,10 +115,10 @@ pub struct ExtensionResult {
     pub outcome: ExtOutcome,
 }
 
-/// Compiles source to bytecode inside the sandbox.
+/// Compiles source in a language to bytecode inside the sandbox.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<u8>, ExecutionError>")]
-pub struct Precompile(pub String);
+pub struct Precompile(pub String, pub Language);
 
 /// Fault injection: the next `n` instance actors given a request are crashed
 /// ([`crate::instance_actor::Crash`]) just before the request reaches them, as if they died
@@ -199,7 +199,7 @@ impl Handler<ExtensionResult> for Supervisor {
 impl Handler<Precompile> for Supervisor {
     type Result = ResponseFuture<Result<Vec<u8>, ExecutionError>>;
 
-    fn handle(&mut self, Precompile(source): Precompile, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Precompile(source, language): Precompile, _: &mut Context<Self>) -> Self::Result {
         let engine = self.pool.engine().clone();
         let precompiling = self.precompiling.clone();
         Box::pin(async move {
@@ -209,7 +209,7 @@ impl Handler<Precompile> for Supervisor {
             // Compiling runs wasm: off the supervisor's thread. The slot goes with the work, so
             // it is held until the instance is gone even if the caller stops waiting.
             tokio::task::spawn_blocking(move || {
-                let compiled = engine.precompile(&source);
+                let compiled = engine.precompile_as(&source, language);
                 drop(slot);
                 compiled
             })

@@ -40,7 +40,8 @@ class WasmSandboxExecutor {
   /**
    * Runs a handler to completion and returns its value.
    *
-   * `handler`: source text, a Buffer of bytecode, or `{ code | bytecode, name?, capabilities? }`.
+   * `handler`: source text, a Buffer of bytecode, or `{ code | bytecode, name?, capabilities?,
+   * language? }` (`language: "typescript"` for TypeScript source).
    * `context`: `{ state, args, scope, capabilities, extensions, panelId, handlerName, timeoutMs,
    * memoryLimit, onEvent, onViewCommand, onLog }`. `state` is the application's state object
    * itself (where NexusRuntime takes `stateSnapshot`, a copy): the handler's mutations are
@@ -69,10 +70,13 @@ class WasmSandboxExecutor {
     return this.#run(handler, { handlerName: toolName, ...context, args: coerced }, timeoutMs, toolName);
   }
 
-  /** Compiles source to bytecode inside the sandbox (a Buffer for `executeHandler`). */
-  async precompileHandler(code) {
+  /**
+   * Compiles source to bytecode inside the sandbox (a Buffer for `executeHandler`);
+   * `options.language: "typescript"` for TypeScript.
+   */
+  async precompileHandler(code, options = undefined) {
     try {
-      return await this.runtime.precompileHandler(code);
+      return await this.runtime.precompileHandler(code, options);
     } catch (error) {
       throw SandboxError.fromNative(error);
     }
@@ -119,6 +123,8 @@ class WasmSandboxExecutor {
       extensionRegistry: registryOf(extensions),
       memoryLimit: context.memoryLimit,
     };
+    const language = handler.language ?? context.language;
+    if (language !== undefined) native.language = language;
     const timeoutMs = positionalTimeoutMs ?? context.timeoutMs ?? this.timeoutMs;
     const sinks = {
       onEvent: context.onEvent ?? this.onEvent,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_abi::ExtOutcome;
-use nexus_actors::engine::{ExecutionRequest, Handler, Library};
+use nexus_actors::engine::{ExecutionRequest, Handler, Language, Library};
 use nexus_actors::supervisor::RuntimeConfig;
 use nexus_actors::suspension::{RedisConfig, StoreConfig, SuspensionKeys};
 use nexus_host_fns::{Capability, ExtensionRegistry};
@@ -149,6 +149,15 @@ pub struct Context {
     extension_registry: ExtensionRegistry,
     timeout_ms: Option<u64>,
     memory_limit: Option<u64>,
+    /// `"typescript"` for TypeScript source (precompiled TypeScript says so itself).
+    language: Option<Language>,
+}
+
+/// `precompileHandler(code, options)`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PrecompileOptions {
+    pub language: Language,
 }
 
 impl Context {
@@ -164,6 +173,10 @@ impl Context {
             })
             .collect::<BindingResult<Vec<_>>>()?;
         let defaults = ExecutionRequest::default();
+        let handler = match (handler, self.language) {
+            (Handler::Source(source), Some(language)) => Handler::source_in(language, source),
+            (handler, _) => handler,
+        };
         Ok(ExecutionRequest {
             handler,
             panel_id: self.panel_id,

@@ -24,7 +24,7 @@ use nexus_actors::engine::{ExecutionResult, Handler, Location, PreloadError, Sta
 use nexus_actors::runtime::Runtime;
 use nexus_host_fns::InferenceError;
 
-use crate::context::{CallResult, Config, Context, parse};
+use crate::context::{CallResult, Config, Context, PrecompileOptions, parse};
 use crate::convert::{Js, JsResult, to_bytes, to_json, to_string};
 use crate::error::{BindingError, BindingResult, is_request_refusal};
 use crate::js_future::Executor;
@@ -110,15 +110,28 @@ impl NexusRuntime {
         self.execute(env, request)
     }
 
-    /// Compiles handler source to bytecode inside the sandbox; a syntax error rejects with
-    /// `code: "SYNTAX_ERROR"` and `location`.
+    /// Compiles handler source to bytecode inside the sandbox (`options.language:
+    /// "typescript"` for TypeScript, whose source map goes with the bytecode); a syntax error
+    /// rejects with `code: "SYNTAX_ERROR"` and `location`.
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn precompile_handler<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<Unknown<'env>> {
+    pub fn precompile_handler<'env>(
+        &self,
+        env: &'env Env,
+        code: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
+        let input = to_string(&code, "code").and_then(|code| {
+            let options: PrecompileOptions = match optional(options.as_ref()) {
+                Some(value) => parse(to_json(value, "options")?, "options")?,
+                None => PrecompileOptions::default(),
+            };
+            Ok((code, options.language))
+        });
         self.executor.spawn(
             env,
-            to_string(&code, "code").map(|code| async move {
-                runtime.precompile(&code).await.map(Buffer::from).map_err(BindingError::from)
+            input.map(|(code, language)| async move {
+                runtime.precompile_as(&code, language).await.map(Buffer::from).map_err(BindingError::from)
             }),
         )
     }

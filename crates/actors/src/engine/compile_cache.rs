@@ -2,18 +2,18 @@
 //! on disk ([`DiskCache`]: authenticated entries in a directory only this user can write).
 //!
 //! An entry is named by the SHA-256 digest of the image identity (the guest build and its
-//! preloaded libraries), the language and the source, so one source can never be served
-//! another's bytecode: a tenant who could make two sources collide would run its own code under
-//! another's capabilities. Cached bytecode is otherwise no more trusted than any bytecode: it
-//! only ever runs inside the sandbox, where every host call is checked.
+//! preloaded libraries), the language (with the TypeScript transformer's version) and the
+//! source, so one source can never be served another's bytecode: a tenant who could make two
+//! sources collide would run its own code under another's capabilities. Cached bytecode is
+//! otherwise no more trusted than any bytecode: it only ever runs inside the sandbox, where
+//! every host call is checked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::disk_cache::{Digest, DiskCache, digest, hex};
 
-/// The language of handler sources, part of every entry's name.
-const LANGUAGE: &str = "javascript";
+use super::request::Language;
 
 pub struct CompileCache {
     entries: Mutex<HashMap<Digest, Arc<Vec<u8>>>>,
@@ -33,8 +33,14 @@ impl CompileCache {
         self.capacity > 0
     }
 
-    pub fn key(&self, source: &str) -> Digest {
-        digest(&[&self.identity[..], LANGUAGE.as_bytes(), source.as_bytes()])
+    pub fn key(&self, language: Language, source: &str) -> Digest {
+        // TypeScript is compiled as the JavaScript the transformer makes of it: its version
+        // is part of the name (as the guest's is), so bytecode and source map always agree.
+        let language = match language {
+            Language::JavaScript => "javascript".to_owned(),
+            Language::TypeScript => format!("typescript/{}", nexus_typescript::TRANSFORMER),
+        };
+        digest(&[&self.identity[..], language.as_bytes(), source.as_bytes()])
     }
 
     pub fn get(&self, key: &Digest) -> Option<Arc<Vec<u8>>> {

@@ -68,12 +68,7 @@ pub fn check_body(source: &str) -> Result<(), ExecutionError> {
     match nexus_host_fns::check_handler_body(source) {
         Ok(()) => Ok(()),
         Err(nexus_host_fns::InferenceError::Syntax { message, line, column }) => {
-            let location = Location { line, column };
-            Err(ExecutionError {
-                location: Some(location),
-                snippet: snippet(source, line),
-                ..ExecutionError::new(ErrorCode::SyntaxError, format!("SyntaxError: {message}"))
-            })
+            Err(syntax_error(source, format!("SyntaxError: {message}"), line, column))
         }
         Err(error @ nexus_host_fns::InferenceError::TooLarge { .. }) => {
             Err(ExecutionError::new(ErrorCode::InvalidArgument, error.to_string()))
@@ -81,19 +76,34 @@ pub fn check_body(source: &str) -> Result<(), ExecutionError> {
     }
 }
 
+/// A `SYNTAX_ERROR` at a position of `source`, with that line as its snippet.
+pub(super) fn syntax_error(source: &str, message: String, line: u32, column: u32) -> ExecutionError {
+    ExecutionError {
+        location: Some(Location { line, column }),
+        snippet: snippet(source, line),
+        ..ExecutionError::new(ErrorCode::SyntaxError, message)
+    }
+}
+
 /// The first stack frame in the handler's file, as a position in the handler's own source
 /// (frames look like `    at f (handler.js:3:7)` or `    at handler.js:3:7`).
 fn handler_location(stack: &str) -> Option<Location> {
-    let marker = format!("{HANDLER_FILE}:");
-    stack.lines().find_map(|frame| {
-        let rest = &frame[frame.find(&marker)? + marker.len()..];
-        let mut numbers = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
-        let line: u32 = numbers.next()?.parse().ok()?;
-        let column: u32 = numbers.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-        // The wrapper's prefix shares the handler's first line.
-        let column = if line == 1 { column.saturating_sub(HANDLER_PREFIX.len() as u32).max(1) } else { column };
-        Some(Location { line, column })
-    })
+    stack.lines().find_map(|frame| frame_position(frame).map(|(_, location)| location))
+}
+
+/// Where a stack frame names the handler's file: the byte range of `handler.js:LINE:COLUMN`
+/// in `frame`, and that position in the handler's own source.
+pub(super) fn frame_position(frame: &str) -> Option<(std::ops::Range<usize>, Location)> {
+    let start = frame.find(&format!("{HANDLER_FILE}:"))?;
+    let numbers = start + HANDLER_FILE.len() + 1;
+    let end =
+        numbers + frame[numbers..].find(|c: char| !(c.is_ascii_digit() || c == ':')).unwrap_or(frame.len() - numbers);
+    let mut parts = frame[numbers..end].split(':').filter(|s| !s.is_empty());
+    let line: u32 = parts.next()?.parse().ok()?;
+    let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+    // The wrapper's prefix shares the handler's first line.
+    let column = if line == 1 { column.saturating_sub(HANDLER_PREFIX.len() as u32).max(1) } else { column };
+    Some((start..end, Location { line, column }))
 }
 
 /// Keeps a location inside the handler: an error at the wrapper's closing line (an unclosed
@@ -108,7 +118,7 @@ fn within(location: Location, source: Option<&str>) -> Location {
     Location { line: lines, column: last.chars().count() as u32 + 1 }
 }
 
-fn snippet(source: &str, line: u32) -> Option<String> {
+pub(super) fn snippet(source: &str, line: u32) -> Option<String> {
     source.lines().nth(line.checked_sub(1)? as usize).map(|l| l.trim_end().to_owned())
 }
 

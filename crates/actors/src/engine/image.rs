@@ -24,6 +24,8 @@
 use std::time::Duration;
 
 use nexus_host_fns::HostState;
+
+use super::typescript::Authored;
 use serde::{Deserialize, Serialize};
 use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
 
@@ -31,7 +33,7 @@ use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
 pub const PAGE: usize = 4096;
 
 /// Version of the image format; an image of another version is refused.
-pub const IMAGE_VERSION: u32 = 2;
+pub const IMAGE_VERSION: u32 = 3;
 
 /// Bytes per chunk of a page kept or skipped as a whole: 64 per page, one bit each of a `u64`.
 pub const CHUNK: usize = 64;
@@ -54,8 +56,9 @@ pub struct SuspensionImage {
     /// `UNKNOWN_EXTENSION` after a restore).
     pub denied: bool,
     pub unknown_extension: bool,
-    /// The handler's source, for error snippets (absent for bytecode).
-    pub source: Option<String>,
+    /// The handler's source as its author wrote it, for error locations and snippets
+    /// (absent for bytecode of JavaScript).
+    pub source: Option<Authored>,
     /// Running time the execution still has.
     pub time_left: Duration,
 }

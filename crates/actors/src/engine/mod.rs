@@ -29,6 +29,7 @@ mod preload;
 mod request;
 mod snapshot;
 mod ticker;
+mod typescript;
 mod written_pages;
 
 use std::sync::Arc;
@@ -47,9 +48,10 @@ pub use config::EngineConfig;
 pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, Library, PreloadError, start_identity};
 pub use request::{
-    ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Location, MAX_NESTING, Status,
-    Suspension, SuspensionId,
+    ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Language, Location, MAX_NESTING,
+    Status, Suspension, SuspensionId,
 };
+pub use typescript::Authored;
 
 use compile_cache::CompileCache;
 use disk_cache::DiskCache;
@@ -99,7 +101,7 @@ pub struct ParkedExecution {
     /// Boxed: a parked execution is a small handle that is moved around (to a supervisor's
     /// table, back into `resume`) while its store stays put.
     instance: Box<GuestInstance>,
-    source: Option<String>,
+    source: Option<Authored>,
     /// Running time still allowed (time parked does not count).
     time_left: Duration,
     span: tracing::Span,
@@ -204,11 +206,14 @@ impl Engine {
             );
         }
         let mut capabilities = request.capabilities;
-        if let (true, true, Handler::Source(source)) =
-            (capabilities.is_empty(), self.config.infer_missing_capabilities, &request.handler)
-        {
+        if capabilities.is_empty() && self.config.infer_missing_capabilities {
             // A handler that does not parse gets nothing; running it reports the syntax error.
-            capabilities = nexus_host_fns::infer_capabilities(source).map(|i| i.capabilities).unwrap_or_default();
+            let inferred = match &request.handler {
+                Handler::Source(source) => nexus_host_fns::infer_capabilities(source).ok(),
+                Handler::TypeScript(source) => nexus_typescript::infer_capabilities(source).ok(),
+                Handler::Bytecode(_) => None,
+            };
+            capabilities = inferred.map(|i| i.capabilities).unwrap_or_default();
         }
         let host = HostState::new(
             request.state_snapshot,
@@ -235,37 +240,51 @@ impl Engine {
         self.step(step, EntryPoint::Run, &input)
     }
 
-    /// The code to run for `handler`, and the source for error snippets. Source goes through
-    /// the compile cache: on a miss it is compiled in this same fresh instance (compiling runs
-    /// no handler code), and the time spent comes out of the execution's budget.
+    /// The code to run for `handler`, and the source its errors point into. Source goes
+    /// through the compile cache (TypeScript keyed by its own text, before its types are
+    /// stripped): on a miss it is compiled in this same fresh instance (compiling runs no
+    /// handler code), and the time spent (stripping types included) comes out of the
+    /// execution's budget.
     fn load(
         &self,
         handler: Handler,
         instance: &mut GuestInstance,
         time_left: &mut Duration,
-    ) -> Result<(Code, Option<String>, Loaded), (ExecutionError, u64)> {
-        let source = match handler {
-            Handler::Bytecode(bytecode) => return Ok((Code::Bytecode(bytecode), None, Loaded::default())),
-            Handler::Source(source) => source,
+    ) -> Result<(Code, Option<Authored>, Loaded), (ExecutionError, u64)> {
+        let (language, source) = match handler {
+            Handler::Bytecode(bytes) => {
+                let (bytecode, authored) = typescript::unbundle(bytes).map_err(|error| (error, 0))?;
+                return Ok((Code::Bytecode(bytecode), authored, Loaded::default()));
+            }
+            Handler::Source(source) => (Language::JavaScript, source),
+            Handler::TypeScript(source) => (Language::TypeScript, source),
         };
         // Without a cache, source is compiled here all the same: compiling checks it is a body.
-        let key = self.cache.enabled().then(|| self.cache.key(&source));
+        let key = self.cache.enabled().then(|| self.cache.key(language, &source));
+        let authored = match language {
+            Language::JavaScript => Authored::JavaScript,
+            Language::TypeScript => Authored::TypeScript,
+        };
         if let Some(bytecode) = key.as_ref().and_then(|key| self.cache.get(key)) {
             return Ok((
                 Code::Bytecode(bytecode.to_vec()),
-                Some(source),
+                Some(authored(source)),
                 Loaded { cache_hit: true, compile_time_us: 0 },
             ));
         }
         let compiling = Instant::now();
-        let compiled = self.compile_in(instance, &source, *time_left);
+        let compiled = match language {
+            Language::JavaScript => self.compile_in(instance, &source, None, *time_left),
+            Language::TypeScript => typescript::strip(&source)
+                .and_then(|stripped| self.compile_in(instance, &stripped.code, Some(&stripped.map), *time_left)),
+        };
         *time_left = time_left.saturating_sub(compiling.elapsed());
         let compile_time_us = compiling.elapsed().as_micros() as u64;
         let bytecode = compiled.map_err(|error| (error, compile_time_us))?;
         if let Some(key) = key {
             self.cache.insert(key, Arc::new(bytecode.clone()));
         }
-        Ok((Code::Bytecode(bytecode), Some(source), Loaded { cache_hit: false, compile_time_us }))
+        Ok((Code::Bytecode(bytecode), Some(authored(source)), Loaded { cache_hit: false, compile_time_us }))
     }
 
     /// Settles one pending call of a parked execution and runs it on. A call id that is not
@@ -383,7 +402,27 @@ impl Engine {
     pub fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
         let mut instance =
             self.blank_instance().map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
-        self.compile_in(&mut instance, source, Duration::from_secs(10))
+        self.compile_in(&mut instance, source, None, PRECOMPILE_BUDGET)
+    }
+
+    /// Compiles a TypeScript handler to bytecode inside a fresh sandbox instance, its source
+    /// map kept with it: errors of executions of it point into the TypeScript.
+    pub fn precompile_typescript(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
+        let started = Instant::now();
+        let stripped = typescript::strip(source)?;
+        let mut instance =
+            self.blank_instance().map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
+        let budget = PRECOMPILE_BUDGET.saturating_sub(started.elapsed());
+        let bytecode = self.compile_in(&mut instance, &stripped.code, Some(&stripped.map), budget)?;
+        Ok(typescript::bundle(&stripped.map, &bytecode))
+    }
+
+    /// Precompiles source in `language` ([`Engine::precompile`], [`Engine::precompile_typescript`]).
+    pub fn precompile_as(&self, source: &str, language: Language) -> Result<Vec<u8>, ExecutionError> {
+        match language {
+            Language::JavaScript => self.precompile(source),
+            Language::TypeScript => self.precompile_typescript(source),
+        }
     }
 
     /// Instantiates a fresh guest and drops it without running anything: the fixed cost under
@@ -398,18 +437,27 @@ impl Engine {
         GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
     }
 
+    /// Compiles JavaScript `source`; with the `map` of the TypeScript it was stripped from, its
+    /// errors are reported in the TypeScript's coordinates.
     fn compile_in(
         &self,
         instance: &mut GuestInstance,
         source: &str,
+        map: Option<&nexus_typescript::SourceMap>,
         budget: Duration,
     ) -> Result<Vec<u8>, ExecutionError> {
         let watch = self.watch(instance, budget);
         let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
         drop(watch);
+        let authored = |error| match map {
+            Some(map) => typescript::in_typescript(error, map),
+            None => error,
+        };
         match output {
-            Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode),
-            Ok(CompileOutput::Threw(error)) => Err(errors::from_guest(error, Some(source), Evidence::default())),
+            Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode).map_err(authored),
+            Ok(CompileOutput::Threw(error)) => {
+                Err(authored(errors::from_guest(error, Some(source), Evidence::default())))
+            }
             Err(trap) => {
                 let data = instance.store.data();
                 Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
@@ -488,7 +536,7 @@ impl Engine {
             }
             Ok(RunOutput::Threw(error)) => {
                 let evidence = Evidence { denied: data.denied, unknown_extension: data.unknown_extension };
-                result.error = Some(errors::from_guest(error, step.source.as_deref(), evidence));
+                result.error = Some(typescript::from_guest(error, step.source.as_ref(), evidence));
             }
             Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
                 result.error = Some(ExecutionError::new(
@@ -516,7 +564,7 @@ impl Engine {
 
 struct Step {
     instance: GuestInstance,
-    source: Option<String>,
+    source: Option<Authored>,
     time_left: Duration,
     started: Instant,
     span: tracing::Span,
@@ -529,6 +577,9 @@ struct Loaded {
     compile_time_us: u64,
     cache_hit: bool,
 }
+
+/// Time allowed to compile a handler ahead of its executions.
+const PRECOMPILE_BUDGET: Duration = Duration::from_secs(10);
 
 /// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
 const LIBRARY_HEADROOM: usize = 512 << 10;

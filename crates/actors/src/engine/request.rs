@@ -15,8 +15,32 @@ use serde_json::{Map, Value};
 pub enum Handler {
     /// The body of an async function.
     Source(String),
-    /// Bytecode from [`crate::engine::Engine::precompile`].
+    /// The body of an async function, in TypeScript: its types are stripped (not checked)
+    /// before it is compiled, and errors point into it.
+    #[serde(rename = "typescript")]
+    TypeScript(String),
+    /// Bytecode from [`crate::engine::Engine::precompile`] (or, for TypeScript, from
+    /// [`crate::engine::Engine::precompile_typescript`], which keeps the source map with it).
     Bytecode(Vec<u8>),
+}
+
+/// The language of handler source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    JavaScript,
+    TypeScript,
+}
+
+impl Handler {
+    /// Source in `language`.
+    pub fn source_in(language: Language, source: impl Into<String>) -> Self {
+        match language {
+            Language::JavaScript => Handler::Source(source.into()),
+            Language::TypeScript => Handler::TypeScript(source.into()),
+        }
+    }
 }
 
 /// One execution of a handler.
