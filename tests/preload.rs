@@ -102,8 +102,11 @@ fn the_image_identity_names_the_libraries() {
     let id = outcome.result.suspension.expect("suspends").id;
     let (image, _spent) = engine().hibernate(outcome.parked.unwrap()).unwrap();
     let key = || SuspensionKeys::new(&[[5; 32]]).unwrap();
-    let sealed =
-        Sealer::for_image(key(), engine().image_identity()).seal(&image, &id, SystemTime::now() + Duration::from_secs(60));
+    let sealed = Sealer::for_image(key(), engine().image_identity()).seal(
+        &image,
+        &id,
+        SystemTime::now() + Duration::from_secs(60),
+    );
     let refused = Sealer::for_image(key(), plain.image_identity()).open(&sealed, &id).unwrap_err();
     assert!(refused.contains("another guest image"), "{refused}");
     let (_, image) = Sealer::for_image(key(), engine().image_identity()).open(&sealed, &id).unwrap();

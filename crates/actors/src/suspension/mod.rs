@@ -33,8 +33,8 @@ pub use redis_store::{RedisConfig, RedisStore};
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
-use crate::engine::{SuspensionId, image_identity};
 use crate::engine::image::SuspensionImage;
+use crate::engine::{SuspensionId, image_identity};
 
 /// Where hibernated suspensions are kept.
 #[derive(Clone, Default)]
