@@ -93,7 +93,7 @@ test('WasmSandboxExecutor runs { code, language: "typescript" } and throws in Ty
 test('handler.d.ts gives an editor the handler globals (tsc --strict)', () => {
   const tsc = require.resolve('typescript/bin/tsc');
   const crate = path.join(__dirname, '..');
-  const args = ['--noEmit', '--strict', '--target', 'es2022', '--types', 'node'];
+  const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--types', 'node'];
   const files = [path.join(crate, 'handler.d.ts'), path.join(__dirname, 'types', 'handler.ts')];
   const run = spawnSync(process.execPath, [tsc, ...args, ...files], { cwd: crate, encoding: 'utf8' });
   assert.equal(run.status, 0, run.stdout + run.stderr);
