@@ -1,5 +1,6 @@
-//! Errors and limits: every way a handler can fail ends in its SPEC error code, with the
-//! handler's own line where there is one, and the engine keeps serving.
+//! Errors and limits: every way a handler can fail ends in its documented error code
+//! (docs/results-and-errors.md), with the handler's own line where there is one, and the
+//! engine keeps serving.
 
 mod common;
 

@@ -112,7 +112,7 @@ impl LogLevel {
     }
 }
 
-/// The error codes of an execution result (`error.code`), as the product contract names them.
+/// The error codes of an execution result (`error.code`), as docs/results-and-errors.md lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {

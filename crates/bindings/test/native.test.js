@@ -1,6 +1,6 @@
 'use strict';
 
-// NexusRuntime, the native class: results in the camelCase shape of the product contract, and
+// NexusRuntime, the native class: results in the camelCase shape of docs/results-and-errors.md, and
 // bad input rejected with an Error carrying `code`.
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -17,7 +17,7 @@ const rejectsWithCode = (promise, code, pattern) =>
     return true;
   });
 
-test('a result has the camelCase fields of the contract', async () => {
+test('a result has the documented camelCase fields', async () => {
   const result = await runtime.executeHandler(
     '$state.count = $state.count + 1; $view.update("label", { text: "x" }); return $state.count;',
     {

@@ -1,5 +1,5 @@
 //! What an execution produces besides its value: the records the host functions keep.
-//! Field names serialize as the product contract's camelCase.
+//! Field names serialize in camelCase, as docs/results-and-errors.md shows them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

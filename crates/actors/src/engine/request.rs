@@ -1,4 +1,4 @@
-//! An execution request and its result, as the product contract describes them
+//! An execution request and its result, as docs/results-and-errors.md describes them
 //! (JSON field names in camelCase).
 
 use std::time::Duration;
