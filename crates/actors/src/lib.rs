@@ -9,11 +9,12 @@
 //!   of parked suspensions, precompilation, statistics, shutdown.
 //! * [`instance_actor`]: runs executions on a worker thread and holds a parked one's store.
 //! * [`metrics`]: aggregates statistics and renders them for Prometheus.
-//! * [`runtime`]: the Rust API over all of it.
+//! * [`runtime`]: the Rust API over all of it, configured by [`config`].
 //! * [`spin`]: how its threads wait for work without paying for a sleeping CPU.
 //! * [`suspension`]: suspended executions beyond their instance: hibernation into sealed
 //!   images, the stores that keep them, and the lifecycle of a suspension.
 
+pub mod config;
 pub mod engine;
 pub mod instance_actor;
 pub mod metrics;
@@ -22,3 +23,5 @@ pub mod runtime;
 pub mod spin;
 pub mod supervisor;
 pub mod suspension;
+
+pub use config::RuntimeConfig;

@@ -31,7 +31,7 @@ use crate::engine::{Engine, ExecutionError, ExecutionRequest, ExecutionResult, S
 use crate::instance_actor::{Answer, Crash, Discard, Handoff, InstanceActor, Reset, Run};
 use crate::metrics::{Executed, Executions, MetricsActor, PoolGauges};
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::RuntimeConfig;
+use crate::config::RuntimeConfig;
 use crate::suspension::lifecycle::{Live, Suspensions};
 use crate::suspension::live::LiveTable;
 
@@ -648,7 +648,7 @@ mod tests {
     use super::choose_worker;
     use crate::engine::ExecutionRequest;
     use crate::runtime::Runtime;
-    use crate::supervisor::RuntimeConfig;
+    use crate::config::RuntimeConfig;
 
     #[test]
     fn a_step_goes_to_the_least_busy_worker_and_ties_to_the_last_one_used() {

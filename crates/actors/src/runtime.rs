@@ -19,7 +19,8 @@ use crate::engine::{
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::{Pool, RETIRED_BOUND};
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor, precompile_slots};
+use crate::config::RuntimeConfig;
+use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
 use crate::suspension::lifecycle::Suspensions;
 use crate::suspension::previous::PreviousImages;
 use crate::suspension::{Sealer, SuspensionKeys};
@@ -75,7 +76,7 @@ impl Runtime {
         let mut engine_config = config.engine.clone();
         // Every actor may hold a store, finished ones wait for their reset, and precompilations
         // hold the slots set aside for them (the supervisor runs no more at once).
-        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + precompile_slots(&config) + 1) as u32;
+        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + config.precompile_slots() + 1) as u32;
         let guest = match &config.guest {
             Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
             None => GuestImage::committed(),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::preload::Library;
+use super::library::Library;
 
 /// How the engine runs handlers. `Default` gives the documented values.
 #[derive(Debug, Clone)]

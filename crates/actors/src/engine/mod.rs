@@ -24,6 +24,7 @@ mod disk_cache;
 mod errors;
 pub mod image;
 mod instance;
+mod library;
 mod module;
 mod preload;
 mod request;
@@ -46,7 +47,8 @@ use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, Pooling
 
 pub use config::EngineConfig;
 pub use module::{GUEST_WASM, GuestImage, image_identity};
-pub use preload::{ImageOrigin, Library, PreloadError, start_identity};
+pub use library::{Library, PreloadError};
+pub use preload::{ImageOrigin, start_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Language, Location, MAX_NESTING,
     Status, Suspension, SuspensionId,
