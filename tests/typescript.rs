@@ -140,7 +140,7 @@ fn an_error_after_hibernation_is_still_in_the_typescript() {
     let outcome = engine.execute(request);
     let id = outcome.result.suspension.expect("suspended").id;
     let sealer = Sealer::new(SuspensionKeys::random());
-    let sealed = sealer.seal(&engine.hibernate(outcome.parked.expect("parked")).unwrap(), &id, far());
+    let sealed = sealer.seal(&engine.hibernate(outcome.parked.expect("parked")).unwrap().0, &id, far());
     let (_, image) = sealer.open(&sealed, &id).expect("opens");
     let parked = engine.restore(image, id).expect("restores");
     let result = engine.resume(parked, 1, ExtOutcome::Ok(json!({ "v": 1 }))).ok().expect("resumes").result;

@@ -17,11 +17,11 @@ use crate::engine::{
     Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Language, Status, SuspensionId,
 };
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
-use crate::pool::{Pool, RETIRED_BOUND};
+use crate::pool::Pool;
 use crate::spin::{self, Doorbell, Ringing};
 use crate::config::RuntimeConfig;
 use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
-use crate::suspension::lifecycle::Suspensions;
+use crate::suspension::Suspensions;
 use crate::suspension::previous::PreviousImages;
 use crate::suspension::{Sealer, SuspensionKeys};
 
@@ -33,7 +33,7 @@ pub trait ExtensionHost: Sync {
 
 /// A running Nexus runtime. Cheap to clone; every clone uses the same pool and supervisor.
 ///
-/// Executions and resumes run through the [`Pool`] on the caller's thread (two thread
+/// Executions and resumes run through the pool on the caller's thread (two thread
 /// hand-offs: to the instance actor's worker and back); everything else asks the supervisor.
 ///
 /// Dropping the last clone stops everything the runtime started, as [`Runtime::shutdown`]
@@ -74,9 +74,7 @@ impl Runtime {
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
         let mut engine_config = config.engine.clone();
-        // Every actor may hold a store, finished ones wait for their reset, and precompilations
-        // hold the slots set aside for them (the supervisor runs no more at once).
-        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + config.precompile_slots() + 1) as u32;
+        engine_config.max_instances = Pool::instance_slots(&config);
         let guest = match &config.guest {
             Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
             None => GuestImage::committed(),

@@ -1,4 +1,4 @@
-//! The supervisor: the actor that owns the [`Pool`] of instance actors. The Rust [`Runtime`]
+//! The supervisor: the actor that owns the pool of instance actors. The Rust [`Runtime`]
 //! runs requests through the pool on the caller's thread; the supervisor answers the same
 //! requests as messages (for services that are actix systems themselves), runs what has no
 //! caller (the expiry sweep of parked executions, the end of a step whose caller stopped
@@ -37,9 +37,8 @@ pub struct ExtensionResult {
 #[rtype(result = "Result<Vec<u8>, ExecutionError>")]
 pub struct Precompile(pub String, pub Language);
 
-/// Fault injection: the next `n` instance actors given a request are crashed
-/// ([`crate::instance_actor::Crash`]) just before the request reaches them, as if they died
-/// mid-run. The fault tests use it to prove
+/// Fault injection: the next `n` instance actors given a request are crashed (they panic
+/// outside their panic guard) just before the request reaches them, as if they died mid-run. The fault tests use it to prove
 /// that dead actors are replaced and that the requests they held still run elsewhere.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -70,7 +69,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// The supervisor of `pool` (started with `config`); statistics come from `metrics`, the
     /// actor the pool reports to.
-    pub fn new(pool: Arc<Pool>, config: &RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, config: &RuntimeConfig, metrics: Addr<MetricsActor>) -> Self {
         Supervisor { pool, metrics, precompiling: Arc::new(Semaphore::new(config.precompile_slots())) }
     }
 }

@@ -104,7 +104,7 @@ mod tests {
         assert_ne!(base, identity(&[b.clone(), a.clone()]), "order");
         assert_ne!(base, identity(&[Library::new("c.js", "var a = 1;"), b.clone()]), "name");
         assert_ne!(base, identity(&[Library::new("a.js", "var a = 3;"), b.clone()]), "source");
-        assert_ne!(base, identity(&[a.clone()]), "set");
+        assert_ne!(base, identity(std::slice::from_ref(&a)), "set");
         let other = GuestImage::built(b"\0asm another guest".to_vec(), [7; 32]);
         assert_ne!(base, start_identity(&other, &[a, b]), "guest");
     }

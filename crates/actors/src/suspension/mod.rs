@@ -17,9 +17,9 @@
 //!   Redis (shared by every node).
 
 pub mod disk_store;
-pub mod lifecycle;
-pub mod live;
-pub mod previous;
+pub(crate) mod lifecycle;
+pub(crate) mod live;
+pub(crate) mod previous;
 pub mod redis_store;
 pub mod seal;
 pub mod store;
@@ -33,8 +33,11 @@ pub use redis_store::{RedisConfig, RedisStore};
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
+use previous::PreviousImages;
+
 use crate::engine::image::SuspensionImage;
 use crate::engine::{SuspensionId, image_identity};
+use crate::metrics::SuspensionMetrics;
 
 /// Where hibernated suspensions are kept.
 #[derive(Clone, Default)]
@@ -80,6 +83,15 @@ impl StoreConfig {
         }
         Ok(store)
     }
+}
+
+/// What the pool needs for hibernated suspensions (see [`lifecycle`]).
+pub(crate) struct Suspensions {
+    pub store: Arc<dyn SuspensionStore>,
+    pub sealer: Sealer,
+    pub metrics: SuspensionMetrics,
+    /// The guest images of earlier deploys, for the suspensions made on them.
+    pub previous: PreviousImages,
 }
 
 /// Seals and opens the images of this runtime's snapshot.
