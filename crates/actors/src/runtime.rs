@@ -13,13 +13,13 @@ use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
 use serde_json::Value;
 
+use crate::config::RuntimeConfig;
 use crate::engine::{
     Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Language, Status, SuspensionId,
 };
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::Pool;
 use crate::spin::{self, Doorbell, Ringing};
-use crate::config::RuntimeConfig;
 use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
 use crate::suspension::Suspensions;
 use crate::suspension::previous::PreviousImages;
@@ -73,15 +73,13 @@ impl Runtime {
     /// Starts the runtime: in the current actix system when called inside one, otherwise in a
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
-        let mut engine_config = config.engine.clone();
-        engine_config.max_instances = Pool::instance_slots(&config);
         let guest = match &config.guest {
             Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
             None => GuestImage::committed(),
         };
         let previous =
             PreviousImages::load(&config.previous_guests, &config.engine).map_err(|e| wasmtime::format_err!("{e}"))?;
-        let engine = Engine::with_image(engine_config, &guest)?;
+        let engine = Engine::with_image(config.engine.clone(), &guest, Pool::instance_slots(&config))?;
         let store = config
             .suspension_store
             .open(config.store_limits, config.suspension_keys.as_ref())

@@ -46,8 +46,8 @@ use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
-pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use library::{Library, PreloadError};
+pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, start_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Language, Location, MAX_NESTING,
@@ -123,15 +123,25 @@ pub struct ResumeRefused {
 }
 
 impl Engine {
-    /// An engine running the committed guest.
+    /// Instance slots of an engine made with [`Engine::new`].
+    pub const DEFAULT_SLOTS: u32 = 1024;
+
+    /// An engine running the committed guest, with room for [`Engine::DEFAULT_SLOTS`] instances.
     pub fn new(config: EngineConfig) -> Result<Self> {
-        Engine::with_image(config, &GuestImage::committed())
+        Engine::with_slots(config, Engine::DEFAULT_SLOTS)
+    }
+
+    /// An engine running the committed guest with room for `slots` instances alive at once
+    /// (running or parked), each holding one pooled memory slot.
+    pub fn with_slots(config: EngineConfig, slots: u32) -> Result<Self> {
+        Engine::with_image(config, &GuestImage::committed(), slots)
     }
 
     /// An engine running `image` (the guest of another build: a rolling deploy resumes the
-    /// suspensions of the previous one on it), with the configured libraries preloaded on it.
-    pub fn with_image(config: EngineConfig, base: &GuestImage) -> Result<Self> {
-        let engine = wasmtime_engine(&config, config.memory_keep_resident)?;
+    /// suspensions of the previous one on it), with the configured libraries preloaded on it,
+    /// and room for `slots` instances alive at once.
+    pub fn with_image(config: EngineConfig, base: &GuestImage, slots: u32) -> Result<Self> {
+        let engine = wasmtime_engine(&config, slots, config.memory_keep_resident)?;
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
@@ -143,7 +153,7 @@ impl Engine {
         // would be faulted in anew by every execution (hundreds of microseconds with lodash).
         let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
             keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
-                let engine = wasmtime_engine(&config, keep)?;
+                let engine = wasmtime_engine(&config, slots, keep)?;
                 module = module::guest_module(&engine, &image, module_cache.as_ref())?;
                 min_memory = memory_minimum(&module)?;
                 let ticker = Arc::new(Ticker::start(&engine));
@@ -586,12 +596,12 @@ const PRECOMPILE_BUDGET: Duration = Duration::from_secs(10);
 /// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
 const LIBRARY_HEADROOM: usize = 512 << 10;
 
-fn wasmtime_engine(config: &EngineConfig, keep_resident: usize) -> Result<wasmtime::Engine> {
+fn wasmtime_engine(config: &EngineConfig, slots: u32, keep_resident: usize) -> Result<wasmtime::Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
-        .total_core_instances(config.max_instances)
-        .total_memories(config.max_instances)
-        .total_tables(config.max_instances)
+        .total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
         .max_memory_size(config.max_memory_limit as usize)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(config.table_keep_resident)

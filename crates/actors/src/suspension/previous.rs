@@ -46,7 +46,7 @@ impl PreviousImages {
             .collect::<Result<_, _>>()?;
         // Only restores and resumes run on them: no new handler is compiled, so no bytecode
         // cache (its entries are the current guest's).
-        let config = EngineConfig { max_instances: PREVIOUS_INSTANCES, compile_cache_dir: None, ..config.clone() };
+        let config = EngineConfig { compile_cache_dir: None, ..config.clone() };
         Ok(PreviousImages { images, engines: Mutex::default(), config })
     }
 
@@ -57,7 +57,7 @@ impl PreviousImages {
         if let Some(engine) = engines.get(identity) {
             return Some(Ok(engine.clone()));
         }
-        let built = Engine::with_image(self.config.clone(), image)
+        let built = Engine::with_image(self.config.clone(), image, PREVIOUS_INSTANCES)
             .map_err(|e| format!("starting an engine for the previous guest image {}: {e:#}", hex(identity)));
         if let Ok(engine) = &built {
             engines.insert(*identity, engine.clone());
