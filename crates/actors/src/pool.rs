@@ -171,8 +171,8 @@ impl Pool {
     pub(crate) fn stop_accepting(&self, state: &mut PoolState) {
         state.accepting = false;
         for waiting in state.queue.drain(..) {
-            let _ = waiting
-                .send(Turn::Refused((ErrorCode::ShuttingDown, "the runtime shut down before this request ran")));
+            let _ =
+                waiting.send(Turn::Refused((ErrorCode::ShuttingDown, "the runtime shut down before this request ran")));
         }
         let parked: Vec<PooledActor> = state.live.drain().filter_map(Live::into_actor).collect();
         for actor in parked {

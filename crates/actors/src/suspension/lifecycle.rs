@@ -69,7 +69,11 @@ impl Pool {
                     continue;
                 }
                 Found::Stored => {
-                    return Detached::new(self.supervisor_thread.clone(), self.clone().resume_stored(id, call_id, outcome)).await;
+                    return Detached::new(
+                        self.supervisor_thread.clone(),
+                        self.clone().resume_stored(id, call_id, outcome),
+                    )
+                    .await;
                 }
                 Found::Nowhere => return not_found(),
             };
