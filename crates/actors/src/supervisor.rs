@@ -18,12 +18,15 @@ use crate::engine::{ExecutionError, ExecutionRequest, ExecutionResult, Language,
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
 use crate::pool::Pool;
 
-/// Runs a request; answers with its result (possibly `suspended`).
+/// Runs a request; answers with its result (possibly `suspended`). The same path as
+/// [`Runtime::execute`](crate::runtime::Runtime::execute): the pool's, run here on the
+/// supervisor's thread.
 #[derive(Message)]
 #[rtype(result = "ExecutionResult")]
 pub struct Execute(pub ExecutionRequest);
 
-/// Delivers one extension call's outcome to a parked execution.
+/// Delivers one extension call's outcome to a suspended execution, live or hibernated, as
+/// [`Runtime::resume`](crate::runtime::Runtime::resume) does (through the same pool).
 #[derive(Message)]
 #[rtype(result = "ExecutionResult")]
 pub struct ExtensionResult {
