@@ -77,7 +77,7 @@ pub struct PoolGauges {
     pub idle: u64,
     pub queued: u64,
     pub parked: u64,
-    /// Finished instances whose memory slots are still to be reset (see [`crate::slot_reset`]).
+    /// Finished instances whose memory slots are still to be reset (the pool resets them off the answers' path).
     pub awaiting_reset: u64,
     /// Suspensions kept as sealed images in the suspension store (`parked` counts the live ones).
     pub hibernated: u64,
