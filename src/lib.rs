@@ -19,6 +19,7 @@
 pub mod workloads;
 
 pub use nexus_abi::{ErrorCode, ExtOutcome};
+pub use nexus_actors::config::RuntimeConfig;
 /// Suspended executions as data: [`image::SuspensionImage`].
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
@@ -29,7 +30,6 @@ pub use nexus_actors::engine::{
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};
 pub use nexus_actors::spin;
-pub use nexus_actors::supervisor::RuntimeConfig;
 pub use nexus_actors::suspension::{
     DiskStore, MemoryStore, RedisConfig, RedisStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage,
     SuspensionKeys, SuspensionStore,

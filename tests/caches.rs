@@ -18,14 +18,13 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A new engine (so an empty in-memory cache) keeping bytecode in `dir`.
 fn engine(dir: &Path, key_file: &Path) -> Engine {
-    Engine::new(EngineConfig {
-        max_instances: 4,
+    let config = EngineConfig {
         compile_cache_dir: Some(dir.to_owned()),
         cache_key_file: Some(key_file.to_owned()),
         module_cache_dir: None,
         ..EngineConfig::default()
-    })
-    .expect("engine starts")
+    };
+    Engine::with_slots(config, 4).expect("engine starts")
 }
 
 fn run(engine: &Engine, source: &str) -> ExecutionResult {

@@ -27,13 +27,13 @@ fn libraries() -> Vec<Library> {
 }
 
 fn config(libraries: Vec<Library>) -> EngineConfig {
-    EngineConfig { max_instances: 8, libraries, ..EngineConfig::default() }
+    EngineConfig { libraries, ..EngineConfig::default() }
 }
 
 /// One engine with the libraries for the tests that only run handlers (a build compiles a module).
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(config(libraries())).expect("the engine starts with its libraries"))
+    ENGINE.get_or_init(|| Engine::with_slots(config(libraries()), 8).expect("the engine starts with its libraries"))
 }
 
 fn run(engine: &Engine, source: &str) -> ExecutionResult {
@@ -48,7 +48,7 @@ fn value(source: &str) -> Value {
 
 /// The error that stopped an engine's start with `libraries`.
 fn refused(libraries: Vec<Library>) -> PreloadError {
-    let error = match Engine::new(config(libraries)) {
+    let error = match Engine::with_slots(config(libraries), 8) {
         Ok(_) => panic!("the engine started"),
         Err(error) => error,
     };
@@ -91,7 +91,7 @@ fn a_library_sees_a_clock_fixed_at_zero_and_a_handler_the_real_time() {
 
 #[test]
 fn the_image_identity_names_the_libraries() {
-    let plain = Engine::new(EngineConfig { max_instances: 4, ..EngineConfig::default() }).unwrap();
+    let plain = Engine::with_slots(EngineConfig::default(), 4).unwrap();
     assert_ne!(engine().image_identity(), plain.image_identity());
     assert_eq!(plain.image_origin(), ImageOrigin::Committed);
     // A suspension sealed on one image is never restored into another.
@@ -168,12 +168,12 @@ fn a_rejection_nothing_handles_at_load_stops_the_start() {
 }
 
 fn cached_engine(cache: &Path, key: &Path) -> Engine {
-    Engine::new(EngineConfig {
+    let config = EngineConfig {
         module_cache_dir: Some(cache.to_owned()),
         cache_key_file: Some(key.to_owned()),
         ..config(libraries())
-    })
-    .expect("the engine starts")
+    };
+    Engine::with_slots(config, 8).expect("the engine starts")
 }
 
 #[test]

@@ -140,8 +140,7 @@ fn an_error_after_hibernation_is_still_in_the_typescript() {
     let outcome = engine.execute(request);
     let id = outcome.result.suspension.expect("suspended").id;
     let sealer = Sealer::new(SuspensionKeys::random());
-    let (image, _spent) = engine.hibernate(outcome.parked.expect("parked")).unwrap();
-    let sealed = sealer.seal(&image, &id, far());
+    let sealed = sealer.seal(&engine.hibernate(outcome.parked.expect("parked")).unwrap().0, &id, far());
     let (_, image) = sealer.open(&sealed, &id).expect("opens");
     let parked = engine.restore(image, id).expect("restores");
     let result = engine.resume(parked, 1, ExtOutcome::Ok(json!({ "v": 1 }))).ok().expect("resumes").result;
@@ -189,12 +188,8 @@ fn typescript_and_javascript_of_the_same_text_are_cached_apart() {
 
 #[test]
 fn inferred_capabilities_of_typescript_are_granted() {
-    let engine = nexus::Engine::new(nexus::EngineConfig {
-        max_instances: 4,
-        infer_missing_capabilities: true,
-        ..nexus::EngineConfig::default()
-    })
-    .unwrap();
+    let config = nexus::EngineConfig { infer_missing_capabilities: true, ..nexus::EngineConfig::default() };
+    let engine = nexus::Engine::with_slots(config, 4).unwrap();
     let mut request = typescript("const n = $state.count as number;\nreturn n + 1;", &[], json!({ "count": 1 }));
     request.timeout = Duration::from_secs(2);
     let result = engine.execute(request).result;

@@ -106,7 +106,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
     } else {
         args.workloads.iter().map(|name| Workload::named(name)).collect()
     };
-    let engine = Engine::new(EngineConfig { max_instances: 4, ..EngineConfig::default() })
+    let engine = Engine::with_slots(EngineConfig::default(), 4)
         .map_err(|e| UsageError(format!("starting the engine: {e:#}")))?;
     let config = RuntimeConfig::default();
     // The client thread spins before parking as the runtime's own threads do (see `nexus::spin`).

@@ -30,7 +30,7 @@ return next;
 ";
 
 pub fn run(iterations: u64, duration: Duration) -> Result<(), UsageError> {
-    let engine = Engine::new(EngineConfig { max_instances: 4, ..EngineConfig::default() })
+    let engine = Engine::with_slots(EngineConfig::default(), 4)
         .map_err(|e| UsageError(format!("starting the engine: {e:#}")))?;
     println!("TypeScript against JavaScript (examples/counter.ts and its JavaScript twin), the engine alone:");
     for (language, source) in [(Language::TypeScript, TYPESCRIPT), (Language::JavaScript, JAVASCRIPT)] {

@@ -10,9 +10,7 @@ use serde_json::Value;
 
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        Engine::new(EngineConfig { max_instances: 64, ..EngineConfig::default() }).expect("engine starts")
-    })
+    ENGINE.get_or_init(|| Engine::with_slots(EngineConfig::default(), 64).expect("engine starts"))
 }
 
 /// A request for `source` holding `caps`, with `state` (a JSON object) as its snapshot.

@@ -15,34 +15,22 @@ use crate::engine::image::SuspensionImage;
 use crate::engine::{
     Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution, SpentInstance, SuspensionId,
 };
+use crate::slot_reset::Reset;
 use crate::suspension::Sealer;
 
 /// Runs a request in a fresh instance. The actor must be idle.
 #[derive(Message)]
 #[rtype(result = "Answer")]
-pub struct Run {
-    pub handoff: Handoff,
-    pub reset: Reset,
-}
-
-/// Who resets a finished instance's pooled memory slot, which dropping the instance does: a scan
-/// of the slot's page table and a copy of the pages the execution wrote, about a third of a
-/// trivial execution. Either way the step's answer does not wait for it.
-#[derive(Clone, Copy, PartialEq)]
-pub enum Reset {
-    /// The actor, once its reply has gone (actix sends a handler's reply as soon as the handler
-    /// returns, and polls the futures it spawned after that). A message that comes first drops
-    /// it before running anything, so an actor never holds more than one instance.
-    Actor,
-    /// Whoever receives the answer: the instance comes back in [`Answer::spent`].
-    Caller,
+pub(crate) struct Run {
+    pub(crate) handoff: Handoff,
+    pub(crate) reset: Reset,
 }
 
 /// What an actor answers for a step: its result and, when the step ran to its end and the
-/// caller asked for it ([`Reset::Caller`]), the finished instance.
-pub struct Answer {
-    pub result: ExecutionResult,
-    pub spent: Option<SpentInstance>,
+/// caller resets it ([`Reset::Caller`], see [`crate::slot_reset`]), the finished instance.
+pub(crate) struct Answer {
+    pub(crate) result: ExecutionResult,
+    pub(crate) spent: Option<SpentInstance>,
 }
 
 impl Answer {
@@ -55,15 +43,15 @@ impl Answer {
 /// until then the sender can take it back, so a request whose actor died before starting it
 /// is not lost with the actor's mailbox.
 #[derive(Clone)]
-pub struct Handoff(Arc<Mutex<Option<ExecutionRequest>>>);
+pub(crate) struct Handoff(Arc<Mutex<Option<ExecutionRequest>>>);
 
 impl Handoff {
-    pub fn new(request: ExecutionRequest) -> Self {
+    pub(crate) fn new(request: ExecutionRequest) -> Self {
         Handoff(Arc::new(Mutex::new(Some(request))))
     }
 
     /// The request, unless someone (the actor) already took it.
-    pub fn take(&self) -> Option<ExecutionRequest> {
+    pub(crate) fn take(&self) -> Option<ExecutionRequest> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 }
@@ -71,37 +59,37 @@ impl Handoff {
 /// Settles one pending call of the parked execution and runs it on.
 #[derive(Message)]
 #[rtype(result = "Result<Answer, ExecutionError>")]
-pub struct Resume {
-    pub call_id: u32,
-    pub outcome: ExtOutcome,
-    pub reset: Reset,
+pub(crate) struct Resume {
+    pub(crate) call_id: u32,
+    pub(crate) outcome: ExtOutcome,
+    pub(crate) reset: Reset,
 }
 
 /// Turns the parked execution into a sealed suspension image, dropping its instance: the actor
 /// is idle afterwards.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<u8>, ExecutionError>")]
-pub struct Hibernate {
-    pub id: SuspensionId,
-    pub expires_at: std::time::SystemTime,
+pub(crate) struct Hibernate {
+    pub(crate) id: SuspensionId,
+    pub(crate) expires_at: std::time::SystemTime,
 }
 
 /// Restores a hibernated execution into a fresh instance and settles one of its pending calls
 /// (the pool checked that it is pending). The actor must be idle.
 #[derive(Message)]
 #[rtype(result = "Result<Answer, ExecutionError>")]
-pub struct Restore {
-    pub image: Box<SuspensionImage>,
-    pub id: SuspensionId,
-    pub call_id: u32,
-    pub outcome: ExtOutcome,
-    pub reset: Reset,
+pub(crate) struct Restore {
+    pub(crate) image: Box<SuspensionImage>,
+    pub(crate) id: SuspensionId,
+    pub(crate) call_id: u32,
+    pub(crate) outcome: ExtOutcome,
+    pub(crate) reset: Reset,
 }
 
 /// Drops the parked execution (expired, or the runtime is shutting down).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Discard;
+pub(crate) struct Discard;
 
 /// Fault injection: the actor panics outside its panic guard and dies, as it would from a bug
 /// in the runtime; whatever waits in its mailbox is dropped unanswered. It exists to prove that
@@ -109,9 +97,9 @@ pub struct Discard;
 /// [`crate::supervisor::InjectCrashes`]); nothing in the runtime sends it on its own.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Crash;
+pub(crate) struct Crash;
 
-pub struct InstanceActor {
+pub(crate) struct InstanceActor {
     engine: Engine,
     sealer: Sealer,
     parked: Option<ParkedExecution>,
@@ -120,7 +108,7 @@ pub struct InstanceActor {
 }
 
 impl InstanceActor {
-    pub fn new(engine: Engine, sealer: Sealer) -> Self {
+    pub(crate) fn new(engine: Engine, sealer: Sealer) -> Self {
         InstanceActor { engine, sealer, parked: None, spent: None }
     }
 
@@ -133,14 +121,18 @@ impl InstanceActor {
         reset: Reset,
         ctx: &mut Context<Self>,
     ) -> Answer {
-        match (spent, reset) {
-            (Some(spent), Reset::Actor) => {
-                self.spent = Some(spent);
-                ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
-                Answer { result, spent: None }
-            }
-            (spent, _) => Answer { result, spent },
+        let (for_caller, for_actor) = reset.split(spent);
+        if let Some(spent) = for_actor {
+            self.reset_after_reply(spent, ctx);
         }
+        Answer { result, spent: for_caller }
+    }
+
+    /// Keeps `spent` until the reply has gone, then resets its slot by dropping it
+    /// ([`Reset::Actor`]).
+    fn reset_after_reply(&mut self, spent: SpentInstance, ctx: &mut Context<Self>) {
+        self.spent = Some(spent);
+        ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
     }
 }
 
@@ -224,9 +216,8 @@ impl Handler<Hibernate> for InstanceActor {
             },
             Err,
         )?;
-        // The image goes out first; the instance's slot is reset after it (as with `Reset::Actor`).
-        self.spent = Some(spent);
-        ctx.spawn(actix::fut::ready(()).map(|(), actor: &mut Self, _| actor.spent = None));
+        // The image goes out first; the instance's slot is reset after it.
+        self.reset_after_reply(spent, ctx);
         Ok(sealed)
     }
 }

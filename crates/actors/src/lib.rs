@@ -2,23 +2,32 @@
 //!
 //! * [`engine`]: wasmtime configured for a fresh instance per execution from a Wizer snapshot,
 //!   with timeouts, memory and stack limits; `execute`, `resume` and `precompile`.
-//! * [`pool`]: the path of a request on the caller's thread: admission to a pooled instance
-//!   actor (or a place in the bounded queue, or `OVERLOADED`), the step on the actor's worker,
-//!   the booking of parked suspensions.
+//! * [`runtime`]: the Rust API over all of it, configured by [`config`].
 //! * [`supervisor`]: the actor that owns the pool: the same requests as messages, the expiry
 //!   of parked suspensions, precompilation, statistics, shutdown.
-//! * [`instance_actor`]: runs executions on a worker thread and holds a parked one's store.
-//! * [`metrics`]: aggregates statistics and renders them for Prometheus.
-//! * [`runtime`]: the Rust API over all of it.
+//! * The path of a request on the caller's thread, through the pool of instance actors
+//!   (`pool`): `admission` (an idle actor, a place in the bounded queue, or `OVERLOADED`),
+//!   `step` (the hand-offs to the actor's worker and back, and the booking of the step's end),
+//!   `workers` (the worker threads and the choice of one), `instance_actor` (runs executions on
+//!   a worker and holds a parked one's store), `slot_reset` (who resets a finished instance's
+//!   memory slot).
+//! * [`metrics`]: aggregates statistics (batched by the pool) and renders them for Prometheus.
 //! * [`spin`]: how its threads wait for work without paying for a sleeping CPU.
 //! * [`suspension`]: suspended executions beyond their instance: hibernation into sealed
 //!   images, the stores that keep them, and the lifecycle of a suspension.
 
+mod admission;
+pub mod config;
 pub mod engine;
-pub mod instance_actor;
+mod instance_actor;
 pub mod metrics;
-pub mod pool;
+mod pool;
 pub mod runtime;
+mod slot_reset;
 pub mod spin;
+mod step;
 pub mod supervisor;
 pub mod suspension;
+mod workers;
+
+pub use config::RuntimeConfig;

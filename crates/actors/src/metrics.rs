@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use crate::engine::{ExecutionResult, Status};
 
+pub(crate) mod batch;
+
 /// One finished step of execution (a run or a resume), as the metrics actor counts it.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -75,7 +77,7 @@ pub struct PoolGauges {
     pub idle: u64,
     pub queued: u64,
     pub parked: u64,
-    /// Finished instances whose memory slots are still to be reset (see [`crate::pool`]).
+    /// Finished instances whose memory slots are still to be reset (the pool resets them off the answers' path).
     pub awaiting_reset: u64,
     /// Suspensions kept as sealed images in the suspension store (`parked` counts the live ones).
     pub hibernated: u64,

@@ -13,14 +13,15 @@ use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
 use serde_json::Value;
 
+use crate::config::RuntimeConfig;
 use crate::engine::{
     Engine, ExecutionError, ExecutionRequest, ExecutionResult, GuestImage, Language, Status, SuspensionId,
 };
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
-use crate::pool::{Pool, RETIRED_BOUND};
+use crate::pool::Pool;
 use crate::spin::{self, Doorbell, Ringing};
-use crate::supervisor::{Precompile, RuntimeConfig, Shutdown, Stop, Supervisor, precompile_slots};
-use crate::suspension::lifecycle::Suspensions;
+use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
+use crate::suspension::Suspensions;
 use crate::suspension::previous::PreviousImages;
 use crate::suspension::{Sealer, SuspensionKeys};
 
@@ -32,7 +33,7 @@ pub trait ExtensionHost: Sync {
 
 /// A running Nexus runtime. Cheap to clone; every clone uses the same pool and supervisor.
 ///
-/// Executions and resumes run through the [`Pool`] on the caller's thread (two thread
+/// Executions and resumes run through the pool on the caller's thread (two thread
 /// hand-offs: to the instance actor's worker and back); everything else asks the supervisor.
 ///
 /// Dropping the last clone stops everything the runtime started, as [`Runtime::shutdown`]
@@ -72,17 +73,13 @@ impl Runtime {
     /// Starts the runtime: in the current actix system when called inside one, otherwise in a
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
-        let mut engine_config = config.engine.clone();
-        // Every actor may hold a store, finished ones wait for their reset, and precompilations
-        // hold the slots set aside for them (the supervisor runs no more at once).
-        engine_config.max_instances = (config.pool_size + RETIRED_BOUND + precompile_slots(&config) + 1) as u32;
         let guest = match &config.guest {
             Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
             None => GuestImage::committed(),
         };
         let previous =
             PreviousImages::load(&config.previous_guests, &config.engine).map_err(|e| wasmtime::format_err!("{e}"))?;
-        let engine = Engine::with_image(engine_config, &guest)?;
+        let engine = Engine::with_image(config.engine.clone(), &guest, Pool::instance_slots(&config))?;
         let store = config
             .suspension_store
             .open(config.store_limits, config.suspension_keys.as_ref())

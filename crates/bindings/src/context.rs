@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_abi::ExtOutcome;
+use nexus_actors::config::RuntimeConfig;
 use nexus_actors::engine::{ExecutionRequest, Handler, Language, Library};
-use nexus_actors::supervisor::RuntimeConfig;
 use nexus_actors::suspension::{RedisConfig, StoreConfig, SuspensionKeys};
 use nexus_host_fns::{Capability, ExtensionRegistry};
 use serde::Deserialize;

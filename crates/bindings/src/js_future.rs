@@ -23,7 +23,7 @@ use napi::{Env, sys};
 use nexus_actors::spin::{self, Doorbell};
 
 use crate::error::{BindingError, BindingResult};
-use crate::loop_spin;
+use crate::loop_spin::{self, ReadyQueue};
 
 /// Builds the JavaScript value a task settles with: `Ok` resolves, `Err` rejects.
 type Settle = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value, sys::napi_value> + Send>;
@@ -35,7 +35,8 @@ pub struct Executor {
     /// then on it must not be called or released.
     finalized: Arc<AtomicBool>,
     /// Tasks not settled yet; while there are some, the threadsafe function keeps the event
-    /// loop alive (a pending Promise must not let Node exit under it).
+    /// loop alive (a pending Promise must not let Node exit under it) and the thread spins
+    /// before its loop polls ([`loop_spin`] asks [`ReadyQueue::has_pending`]).
     pending: AtomicUsize,
     /// Tasks woken and not polled since.
     ready: Mutex<Vec<Arc<Task>>>,
@@ -101,21 +102,6 @@ impl Executor {
         Ok(executor)
     }
 
-    /// Polls the tasks woken since the last time, on the JavaScript thread of `env`.
-    pub fn run_ready(&self, env: sys::napi_env) {
-        let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
-        for task in ready {
-            // From here a wake-up queues the task again.
-            task.queued.store(false, Ordering::Release);
-            task.poll(env);
-        }
-    }
-
-    /// Whether tasks were woken since the last [`Executor::run_ready`].
-    pub fn has_ready(&self) -> bool {
-        !self.ready.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
-    }
-
     /// Returns a Promise settled by `work`: its result, or a coded rejection when `work` is
     /// an error (arguments refused before anything ran) or ends in one.
     pub fn spawn<'env, T, F>(self: &Arc<Self>, env: &'env Env, work: BindingResult<F>) -> napi::Result<Unknown<'env>>
@@ -141,7 +127,6 @@ impl Executor {
             executor: Arc::clone(self),
             queued: AtomicBool::new(false),
         });
-        loop_spin::started();
         if self.pending.fetch_add(1, Ordering::AcqRel) == 0 {
             // SAFETY: on the JavaScript thread.
             check(unsafe { sys::napi_ref_threadsafe_function(raw_env, self.tsfn) }, "ref")?;
@@ -149,6 +134,26 @@ impl Executor {
         task.poll(raw_env);
         // SAFETY: `promise` was just created in this environment.
         Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) })
+    }
+}
+
+impl ReadyQueue for Executor {
+    fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
+    fn has_ready(&self) -> bool {
+        !self.ready.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Polls the tasks woken since the last time, on the JavaScript thread of `env`.
+    fn run_ready(&self, env: sys::napi_env) {
+        let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in ready {
+            // From here a wake-up queues the task again.
+            task.queued.store(false, Ordering::Release);
+            task.poll(env);
+        }
     }
 }
 
@@ -219,7 +224,6 @@ impl Task {
                 Ok(value) => sys::napi_resolve_deferred(env, deferred, value),
                 Err(value) => sys::napi_reject_deferred(env, deferred, value),
             };
-            loop_spin::settled();
             if self.executor.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 sys::napi_unref_threadsafe_function(env, self.executor.tsfn);
             }

@@ -28,7 +28,16 @@ use std::time::Duration;
 use napi::{Env, sys};
 use nexus_actors::spin;
 
-use crate::js_future::Executor;
+/// What the spin needs of an executor (see [`js_future`](crate::js_future)): whether it has
+/// Promises pending (then the thread spins before its loop polls) and tasks ready to poll.
+pub trait ReadyQueue: Send + Sync {
+    /// Whether a Promise of this executor is not settled yet.
+    fn has_pending(&self) -> bool;
+    /// Whether tasks were woken since the queue last ran.
+    fn has_ready(&self) -> bool;
+    /// Polls the ready tasks, on the JavaScript thread of `env`.
+    fn run_ready(&self, env: sys::napi_env);
+}
 
 unsafe extern "C" {
     fn uv_handle_size(kind: c_int) -> usize;
@@ -47,16 +56,14 @@ struct LoopSpin {
     handle: *mut c_void,
     layout: Layout,
     cleanup: sys::napi_async_cleanup_hook_handle,
-    /// Executions of any runtime on this thread whose Promise is not settled yet.
-    pending: Cell<usize>,
     /// The longest spin any runtime on this thread asked for.
     budget: Cell<Duration>,
     env: sys::napi_env,
     /// The async context the ready queues run in (as the threadsafe functions' would); null
     /// once the environment is going away.
     async_context: Cell<sys::napi_async_context>,
-    /// The executors of this thread's runtimes.
-    executors: RefCell<Vec<Weak<Executor>>>,
+    /// The executors of this thread's runtimes; the spin runs while one has a pending Promise.
+    executors: RefCell<Vec<Weak<dyn ReadyQueue>>>,
 }
 
 thread_local! {
@@ -102,7 +109,6 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
         handle,
         layout,
         cleanup: ptr::null_mut(),
-        pending: Cell::new(0),
         budget: Cell::new(budget),
         env: env.raw(),
         async_context: Cell::new(async_context),
@@ -129,30 +135,13 @@ pub fn install(env: &Env, budget: Duration) -> napi::Result<()> {
 }
 
 /// Lets the spin of this thread run `executor`'s ready queue (when the thread spins at all).
-pub fn register(executor: &Arc<Executor>) {
+pub fn register(executor: &Arc<impl ReadyQueue + 'static>) {
+    let executor: Weak<dyn ReadyQueue> = Arc::downgrade(executor) as Weak<dyn ReadyQueue>;
     LOOP_SPIN.with(|cell| {
         if let Some(spin) = cell.borrow().as_ref() {
             let mut executors = spin.executors.borrow_mut();
             executors.retain(|executor| executor.strong_count() > 0);
-            executors.push(Arc::downgrade(executor));
-        }
-    });
-}
-
-/// An execution started on this thread (its Promise is pending).
-pub fn started() {
-    LOOP_SPIN.with(|cell| {
-        if let Some(spin) = cell.borrow().as_ref() {
-            spin.pending.set(spin.pending.get() + 1);
-        }
-    });
-}
-
-/// An execution's Promise on this thread settled.
-pub fn settled() {
-    LOOP_SPIN.with(|cell| {
-        if let Some(spin) = cell.borrow().as_ref() {
-            spin.pending.set(spin.pending.get().saturating_sub(1));
+            executors.push(executor);
         }
     });
 }
@@ -160,7 +149,9 @@ pub fn settled() {
 /// The prepare callback: the loop is about to poll (and block if nothing is ready).
 unsafe extern "C" fn before_poll(_handle: *mut c_void) {
     let budget = LOOP_SPIN.with(|cell| match cell.borrow().as_ref() {
-        Some(spin) if spin.pending.get() > 0 => spin.budget.get(),
+        Some(spin) if spin.executors.borrow().iter().filter_map(Weak::upgrade).any(|e| e.has_pending()) => {
+            spin.budget.get()
+        }
         _ => Duration::ZERO,
     });
     if budget.is_zero() {
@@ -172,12 +163,13 @@ unsafe extern "C" fn before_poll(_handle: *mut c_void) {
 
 /// Runs the ready queues of this thread's executors, in a callback scope.
 fn run_ready() {
-    // Copied out: settling Promises runs JavaScript, which may start executions (`started`).
+    // Copied out: settling Promises runs JavaScript, which may start executions (and register
+    // executors).
     let Some((env, async_context, ready)) = LOOP_SPIN.with(|cell| {
         let spin = cell.borrow();
         let spin = spin.as_ref()?;
         let executors = spin.executors.borrow();
-        let ready: Vec<Arc<Executor>> =
+        let ready: Vec<Arc<dyn ReadyQueue>> =
             executors.iter().filter_map(Weak::upgrade).filter(|executor| executor.has_ready()).collect();
         let async_context = spin.async_context.get();
         (!ready.is_empty() && !async_context.is_null()).then_some((spin.env, async_context, ready))

@@ -2,14 +2,15 @@
 
 use std::path::PathBuf;
 
-use super::preload::Library;
+use super::library::Library;
 
 /// How the engine runs handlers. `Default` gives the documented values.
+///
+/// How many instances an engine may hold at once (its pooled memory slots) is not among them:
+/// it is given to the engine's constructor ([`super::Engine::with_slots`]), and a runtime's pool
+/// computes the number it needs from its configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Most instances alive at once (running or parked); each holds one pooled memory slot.
-    /// Default 1024.
-    pub max_instances: u32,
     /// Memory limit of an execution whose request names none. Default 64 MiB.
     pub default_memory_limit: u64,
     /// Largest memory limit a request may ask for (the size of a pooled memory slot).
@@ -61,7 +62,6 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            max_instances: 1024,
             default_memory_limit: 64 << 20,
             max_memory_limit: 256 << 20,
             max_wasm_stack: 1 << 20,

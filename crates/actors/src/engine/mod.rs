@@ -18,16 +18,20 @@
 //! # Ok::<(), wasmtime::Error>(())
 //! ```
 
+mod compile;
 mod compile_cache;
 mod config;
 mod disk_cache;
 mod errors;
+mod hibernation;
 pub mod image;
 mod instance;
+mod library;
 mod module;
 mod preload;
 mod request;
 mod snapshot;
+mod step;
 mod ticker;
 mod typescript;
 mod written_pages;
@@ -35,18 +39,16 @@ mod written_pages;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_abi::{
-    Code, CompileInput, CompileOutput, ErrorCode, ExtOutcome, ResumeInput, RunInput, RunOutput, RunReport,
-};
+use nexus_abi::{ErrorCode, ExtOutcome, ResumeInput, RunInput};
 use nexus_host_fns::{Checker, HostState};
-use serde_json::Value;
 use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::EngineConfig;
+pub use library::{Library, PreloadError};
 pub use module::{GUEST_WASM, GuestImage, image_identity};
-pub use preload::{ImageOrigin, Library, PreloadError, start_identity};
+pub use preload::{ImageOrigin, start_identity};
 pub use request::{
     ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, Handler, Language, Location, MAX_NESTING,
     Status, Suspension, SuspensionId,
@@ -55,9 +57,8 @@ pub use typescript::Authored;
 
 use compile_cache::CompileCache;
 use disk_cache::DiskCache;
-use errors::Evidence;
-use image::{GlobalValue, IMAGE_VERSION, SuspensionImage};
 use instance::{EntryPoint, GuestInstance, StoreData};
+use step::{Loaded, Step};
 use ticker::{Ticker, Watch};
 
 /// The wasmtime engine, the linked guest, and the epoch ticker behind its timeouts.
@@ -121,15 +122,25 @@ pub struct ResumeRefused {
 }
 
 impl Engine {
-    /// An engine running the committed guest.
+    /// Instance slots of an engine made with [`Engine::new`].
+    pub const DEFAULT_SLOTS: u32 = 1024;
+
+    /// An engine running the committed guest, with room for [`Engine::DEFAULT_SLOTS`] instances.
     pub fn new(config: EngineConfig) -> Result<Self> {
-        Engine::with_image(config, &GuestImage::committed())
+        Engine::with_slots(config, Engine::DEFAULT_SLOTS)
+    }
+
+    /// An engine running the committed guest with room for `slots` instances alive at once
+    /// (running or parked), each holding one pooled memory slot.
+    pub fn with_slots(config: EngineConfig, slots: u32) -> Result<Self> {
+        Engine::with_image(config, &GuestImage::committed(), slots)
     }
 
     /// An engine running `image` (the guest of another build: a rolling deploy resumes the
-    /// suspensions of the previous one on it), with the configured libraries preloaded on it.
-    pub fn with_image(config: EngineConfig, base: &GuestImage) -> Result<Self> {
-        let engine = wasmtime_engine(&config, config.memory_keep_resident)?;
+    /// suspensions of the previous one on it), with the configured libraries preloaded on it,
+    /// and room for `slots` instances alive at once.
+    pub fn with_image(config: EngineConfig, base: &GuestImage, slots: u32) -> Result<Self> {
+        let engine = wasmtime_engine(&config, slots, config.memory_keep_resident)?;
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
@@ -141,7 +152,7 @@ impl Engine {
         // would be faulted in anew by every execution (hundreds of microseconds with lodash).
         let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
             keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
-                let engine = wasmtime_engine(&config, keep)?;
+                let engine = wasmtime_engine(&config, slots, keep)?;
                 module = module::guest_module(&engine, &image, module_cache.as_ref())?;
                 min_memory = memory_minimum(&module)?;
                 let ticker = Arc::new(Ticker::start(&engine));
@@ -240,53 +251,6 @@ impl Engine {
         self.step(step, EntryPoint::Run, &input)
     }
 
-    /// The code to run for `handler`, and the source its errors point into. Source goes
-    /// through the compile cache (TypeScript keyed by its own text, before its types are
-    /// stripped): on a miss it is compiled in this same fresh instance (compiling runs no
-    /// handler code), and the time spent (stripping types included) comes out of the
-    /// execution's budget.
-    fn load(
-        &self,
-        handler: Handler,
-        instance: &mut GuestInstance,
-        time_left: &mut Duration,
-    ) -> Result<(Code, Option<Authored>, Loaded), (ExecutionError, u64)> {
-        let (language, source) = match handler {
-            Handler::Bytecode(bytes) => {
-                let (bytecode, authored) = typescript::unbundle(bytes).map_err(|error| (error, 0))?;
-                return Ok((Code::Bytecode(bytecode), authored, Loaded::default()));
-            }
-            Handler::Source(source) => (Language::JavaScript, source),
-            Handler::TypeScript(source) => (Language::TypeScript, source),
-        };
-        // Without a cache, source is compiled here all the same: compiling checks it is a body.
-        let key = self.cache.enabled().then(|| self.cache.key(language, &source));
-        let authored = match language {
-            Language::JavaScript => Authored::JavaScript,
-            Language::TypeScript => Authored::TypeScript,
-        };
-        if let Some(bytecode) = key.as_ref().and_then(|key| self.cache.get(key)) {
-            return Ok((
-                Code::Bytecode(bytecode.to_vec()),
-                Some(authored(source)),
-                Loaded { cache_hit: true, compile_time_us: 0 },
-            ));
-        }
-        let compiling = Instant::now();
-        let compiled = match language {
-            Language::JavaScript => self.compile_in(instance, &source, None, *time_left),
-            Language::TypeScript => typescript::strip(&source)
-                .and_then(|stripped| self.compile_in(instance, &stripped.code, Some(&stripped.map), *time_left)),
-        };
-        *time_left = time_left.saturating_sub(compiling.elapsed());
-        let compile_time_us = compiling.elapsed().as_micros() as u64;
-        let bytecode = compiled.map_err(|error| (error, compile_time_us))?;
-        if let Some(key) = key {
-            self.cache.insert(key, Arc::new(bytecode.clone()));
-        }
-        Ok((Code::Bytecode(bytecode), Some(authored(source)), Loaded { cache_hit: false, compile_time_us }))
-    }
-
     /// Settles one pending call of a parked execution and runs it on. A call id that is not
     /// pending is refused and the execution stays parked.
     pub fn resume(
@@ -324,107 +288,6 @@ impl Engine {
         Ok(self.step(step, EntryPoint::Resume, &ResumeInput { call_id, outcome }))
     }
 
-    /// Turns a parked execution into data. Its instance comes back spent: dropping it resets and
-    /// frees its pooled slot, which the caller can do after delivering the image.
-    pub fn hibernate(&self, parked: ParkedExecution) -> Result<(SuspensionImage, SpentInstance)> {
-        let ParkedExecution { mut instance, source, time_left, .. } = parked;
-        let globals = self
-            .globals
-            .iter()
-            .map(|name| {
-                let value = match instance.global(name)? {
-                    wasmtime::Val::I32(v) => GlobalValue::I32(v),
-                    wasmtime::Val::I64(v) => GlobalValue::I64(v),
-                    wasmtime::Val::F32(v) => GlobalValue::F32(v),
-                    wasmtime::Val::F64(v) => GlobalValue::F64(v),
-                    _ => wasmtime::bail!("the global {name} holds a reference, which an image cannot keep"),
-                };
-                Ok((name.clone(), value))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let live_from = instance.stack_pointer() as usize;
-        let memory = instance.memory();
-        let candidates = written_pages::candidates(memory, live_from / image::PAGE);
-        let delta = image::memory_delta(memory, &self.snapshot, live_from, candidates);
-        // Every test build checks the page table's answer against comparing every page.
-        debug_assert_eq!(delta, image::memory_delta(memory, &self.snapshot, live_from, None));
-        let memory_size = instance.memory_bytes();
-        let host = instance.take_host();
-        let data = instance.store.data();
-        let image = SuspensionImage {
-            version: IMAGE_VERSION,
-            memory_size,
-            memory_limit: data.limits.max_bytes as u64,
-            globals,
-            memory: delta,
-            host,
-            denied: data.denied,
-            unknown_extension: data.unknown_extension,
-            source,
-            time_left,
-        };
-        Ok((image, SpentInstance { _instance: instance }))
-    }
-
-    /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
-    /// with the image's pages written back, its globals and its memory limit. The image must
-    /// come from a sealed suspension of this engine's snapshot (see [`Engine::image_identity`]).
-    pub fn restore(&self, image: SuspensionImage, id: SuspensionId) -> Result<ParkedExecution, ExecutionError> {
-        let internal = |e: wasmtime::Error| ExecutionError::new(ErrorCode::Internal, format!("restoring {id}: {e:#}"));
-        if image.version != IMAGE_VERSION {
-            return Err(internal(wasmtime::format_err!("image version {} is not {IMAGE_VERSION}", image.version)));
-        }
-        let limit = usize::try_from(image.memory_limit).unwrap_or(usize::MAX);
-        let mut instance = GuestInstance::instantiate(&self.pre, image.host, limit).map_err(internal)?;
-        let data = instance.store.data_mut();
-        (data.denied, data.unknown_extension) = (image.denied, image.unknown_extension);
-        let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;
-        image::apply_delta(memory, &image.memory).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
-        for (name, value) in image.globals {
-            let value = match value {
-                GlobalValue::I32(v) => wasmtime::Val::I32(v),
-                GlobalValue::I64(v) => wasmtime::Val::I64(v),
-                GlobalValue::F32(v) => wasmtime::Val::F32(v),
-                GlobalValue::F64(v) => wasmtime::Val::F64(v),
-            };
-            instance.set_global(&name, value).map_err(internal)?;
-        }
-        let span = tracing::info_span!(
-            "execution",
-            suspension = %id,
-            status = tracing::field::Empty,
-            code = tracing::field::Empty,
-        );
-        Ok(ParkedExecution { instance: Box::new(instance), source: image.source, time_left: image.time_left, span })
-    }
-
-    /// Compiles handler source to bytecode inside a fresh sandbox instance.
-    pub fn precompile(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
-        let mut instance =
-            self.blank_instance().map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
-        self.compile_in(&mut instance, source, None, PRECOMPILE_BUDGET)
-    }
-
-    /// Compiles a TypeScript handler to bytecode inside a fresh sandbox instance, its source
-    /// map kept with it: errors of executions of it point into the TypeScript.
-    pub fn precompile_typescript(&self, source: &str) -> Result<Vec<u8>, ExecutionError> {
-        let started = Instant::now();
-        let stripped = typescript::strip(source)?;
-        let mut instance =
-            self.blank_instance().map_err(|e| ExecutionError::new(ErrorCode::Internal, format!("{e:#}")))?;
-        let budget = PRECOMPILE_BUDGET.saturating_sub(started.elapsed());
-        let bytecode = self.compile_in(&mut instance, &stripped.code, Some(&stripped.map), budget)?;
-        Ok(typescript::bundle(&stripped.map, &bytecode))
-    }
-
-    /// Precompiles source in `language` ([`Engine::precompile`], [`Engine::precompile_typescript`]).
-    pub fn precompile_as(&self, source: &str, language: Language) -> Result<Vec<u8>, ExecutionError> {
-        match language {
-            Language::JavaScript => self.precompile(source),
-            Language::TypeScript => self.precompile_typescript(source),
-        }
-    }
-
     /// Instantiates a fresh guest and drops it without running anything: the fixed cost under
     /// every execution, which the benchmarks measure on its own.
     pub fn instantiate_only(&self) -> Result<()> {
@@ -437,36 +300,8 @@ impl Engine {
         GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
     }
 
-    /// Compiles JavaScript `source`; with the `map` of the TypeScript it was stripped from, its
-    /// errors are reported in the TypeScript's coordinates.
-    fn compile_in(
-        &self,
-        instance: &mut GuestInstance,
-        source: &str,
-        map: Option<&nexus_typescript::SourceMap>,
-        budget: Duration,
-    ) -> Result<Vec<u8>, ExecutionError> {
-        let watch = self.watch(instance, budget);
-        let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
-        drop(watch);
-        let authored = |error| match map {
-            Some(map) => typescript::in_typescript(error, map),
-            None => error,
-        };
-        match output {
-            Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode).map_err(authored),
-            Ok(CompileOutput::Threw(error)) => {
-                Err(authored(errors::from_guest(error, Some(source), Evidence::default())))
-            }
-            Err(trap) => {
-                let data = instance.store.data();
-                Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
-            }
-        }
-    }
-
     /// Lets the next call into `instance` run for `budget`: the ticker interrupts it past that.
-    fn watch(&self, instance: &mut GuestInstance, budget: Duration) -> Watch<'_> {
+    pub(super) fn watch(&self, instance: &mut GuestInstance, budget: Duration) -> Watch<'_> {
         let now = Instant::now();
         // A budget too large for the clock is no limit at all.
         let deadline = now.checked_add(budget).unwrap_or(now + Duration::from_secs(u32::MAX.into()));
@@ -475,121 +310,17 @@ impl Engine {
         instance.store.set_epoch_deadline(1);
         self.ticker.watch(deadline)
     }
-
-    /// Calls into the guest with the time left, and turns what it reports into a result.
-    fn step<I: serde::Serialize>(&self, step: Step, entry: EntryPoint, input: &I) -> Outcome {
-        let span = step.span.clone();
-        let _entered = span.enter();
-        let outcome = self.run_step(step, entry, input);
-        let result = &outcome.result;
-        span.record("status", result.status.as_str());
-        if let Some(error) = &result.error {
-            span.record("code", error.code.as_str());
-        }
-        tracing::debug!(
-            execution_time_us = result.metrics.execution_time_us,
-            host_calls = result.metrics.host_calls,
-            "step finished"
-        );
-        outcome
-    }
-
-    fn run_step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
-        let running = Instant::now();
-        let watch = self.watch(&mut step.instance, step.time_left);
-        let report = step.instance.call::<_, RunReport>(entry, input);
-        drop(watch);
-        step.time_left = step.time_left.saturating_sub(running.elapsed());
-
-        let data = step.instance.store.data_mut();
-        let records = data.host.take_records();
-        data.denied |= !records.denials.is_empty();
-        let metrics = ExecutionMetrics {
-            execution_time_us: step.started.elapsed().as_micros() as u64,
-            compile_time_us: step.loaded.compile_time_us + report.as_ref().map_or(0, |report| report.compile_time_us),
-            host_calls: data.host.host_calls(),
-            memory_bytes: step.instance.memory_bytes(),
-            cache_hit: step.loaded.cache_hit,
-        };
-        let mut result = ExecutionResult {
-            status: Status::Error,
-            return_value: Value::Null,
-            records,
-            suspension: None,
-            error: None,
-            metrics,
-        };
-        let data = step.instance.store.data();
-        let output = match report.map(|report| report.output) {
-            // Past the output budget the handler may have caught the error; it still failed.
-            Ok(_) if data.host.output_exhausted() => Err(ExecutionError::new(
-                ErrorCode::MemoryLimit,
-                format!("the handler exceeded its output limit of {} bytes", self.config.output_limit),
-            )),
-            Ok(output) => Ok(output),
-            Err(trap) => Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output())),
-        };
-        match output {
-            Ok(RunOutput::Returned(value)) => {
-                result.status = Status::Success;
-                result.return_value = value.unwrap_or(Value::Null);
-            }
-            Ok(RunOutput::Threw(error)) => {
-                let evidence = Evidence { denied: data.denied, unknown_extension: data.unknown_extension };
-                result.error = Some(typescript::from_guest(error, step.source.as_ref(), evidence));
-            }
-            Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
-                result.error = Some(ExecutionError::new(
-                    ErrorCode::Unsettled,
-                    "the handler's promise can never settle: it awaits nothing the host is performing",
-                ));
-            }
-            Ok(RunOutput::Pending) => {
-                let id = SuspensionId::random();
-                result.status = Status::Suspended;
-                result.suspension = Some(Suspension { id, calls: data.host.pending_calls().to_vec() });
-                let parked = ParkedExecution {
-                    instance: Box::new(step.instance),
-                    source: step.source,
-                    time_left: step.time_left,
-                    span: step.span,
-                };
-                return Outcome { result, parked: Some(parked), spent: None };
-            }
-            Err(error) => result.error = Some(error),
-        }
-        Outcome { result, parked: None, spent: Some(SpentInstance { _instance: Box::new(step.instance) }) }
-    }
 }
-
-struct Step {
-    instance: GuestInstance,
-    source: Option<Authored>,
-    time_left: Duration,
-    started: Instant,
-    span: tracing::Span,
-    loaded: Loaded,
-}
-
-/// How the handler's code was obtained, for the first step's metrics.
-#[derive(Clone, Copy, Default)]
-struct Loaded {
-    compile_time_us: u64,
-    cache_hit: bool,
-}
-
-/// Time allowed to compile a handler ahead of its executions.
-const PRECOMPILE_BUDGET: Duration = Duration::from_secs(10);
 
 /// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
 const LIBRARY_HEADROOM: usize = 512 << 10;
 
-fn wasmtime_engine(config: &EngineConfig, keep_resident: usize) -> Result<wasmtime::Engine> {
+fn wasmtime_engine(config: &EngineConfig, slots: u32, keep_resident: usize) -> Result<wasmtime::Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
-        .total_core_instances(config.max_instances)
-        .total_memories(config.max_instances)
-        .total_tables(config.max_instances)
+        .total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
         .max_memory_size(config.max_memory_limit as usize)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(config.table_keep_resident)

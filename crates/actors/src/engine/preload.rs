@@ -21,26 +21,10 @@ use std::time::Instant;
 use wasmtime::Result;
 
 use super::disk_cache::{Digest, DiskCache, digest, hex};
+use super::library::Library;
 use super::module::GuestImage;
 use super::snapshot;
 use super::ticker::Ticker;
-
-/// A script evaluated into the snapshot before any handler runs. Its global declarations are
-/// visible to every handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Library {
-    /// What errors and stack frames call the library (for the CLI, its path as given).
-    pub name: String,
-    /// A classic script (not a module), evaluated in sloppy mode as a `<script>` would be: a
-    /// UMD bundle defines its global.
-    pub source: String,
-}
-
-impl Library {
-    pub fn new(name: impl Into<String>, source: impl Into<String>) -> Self {
-        Library { name: name.into(), source: source.into() }
-    }
-}
 
 /// Where the image an engine starts from came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,27 +35,6 @@ pub enum ImageOrigin {
     Built,
     /// Read from the cache directory: built by an earlier start with the same libraries.
     Cached,
-}
-
-/// A library that stopped the start: it failed to parse, threw, never finished, or reached
-/// the host while it was evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("preloading library {library}{}: {message}", at(*line, *column))]
-pub struct PreloadError {
-    /// The library's name, as configured.
-    pub library: String,
-    /// Where in the library, when the error says (1-based).
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-    pub message: String,
-}
-
-fn at(line: Option<u32>, column: Option<u32>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
-        (Some(line), None) => format!(" at line {line}"),
-        _ => String::new(),
-    }
 }
 
 /// The image every execution of an engine on `base` starts from, and where it came from:
@@ -144,11 +107,5 @@ mod tests {
         assert_ne!(base, identity(std::slice::from_ref(&a)), "set");
         let other = GuestImage::built(b"\0asm another guest".to_vec(), [7; 32]);
         assert_ne!(base, start_identity(&other, &[a, b]), "guest");
-    }
-
-    #[test]
-    fn an_error_names_the_library_and_where() {
-        let error = PreloadError { library: "lib/x.js".into(), line: Some(3), column: Some(7), message: "boom".into() };
-        assert_eq!(error.to_string(), "preloading library lib/x.js at line 3, column 7: boom");
     }
 }

@@ -284,4 +284,13 @@ impl ExecutionResult {
             metrics: ExecutionMetrics::default(),
         }
     }
+
+    /// Turns a step's result into a failure that still delivers what the step recorded (its
+    /// state mutations happened).
+    pub fn fail_keeping_records(&mut self, error: ExecutionError) {
+        self.status = Status::Error;
+        self.suspension = None;
+        self.return_value = Value::Null;
+        self.error = Some(error);
+    }
 }

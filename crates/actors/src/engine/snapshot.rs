@@ -25,8 +25,8 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use super::disk_cache::DiskCache;
 use super::instance::{EntryPoint, GuestInstance, StoreData};
+use super::library::{Library, PreloadError};
 use super::module::{GuestImage, guest_module};
-use super::preload::{Library, PreloadError};
 use super::ticker::Ticker;
 
 /// How long one library may take to load: a library that never ends must not hang the start.

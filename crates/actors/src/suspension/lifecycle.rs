@@ -20,48 +20,23 @@ use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::oneshot;
 
 use super::Sealer;
-use super::previous::PreviousImages;
+use super::live::{Live, take_for_hibernation};
+use super::previous::{Stepped, step_on_previous};
+use super::seal::hex;
 use super::seal::sealed_for;
 use super::store::{Claim, StoreError, Stored, SuspensionStore};
+use crate::admission::Arrival;
 use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
-use crate::instance_actor::{Answer, Crash, Hibernate, Restore, Resume};
-use crate::metrics::SuspensionMetrics;
-use crate::pool::{Detached, Holds, Member, Place, Pool, Start, State, failed};
-use crate::spin::Ringing;
-
-/// What the pool needs for hibernated suspensions.
-pub struct Suspensions {
-    pub store: Arc<dyn SuspensionStore>,
-    pub sealer: Sealer,
-    pub metrics: SuspensionMetrics,
-    /// The guest images of earlier deploys, for the suspensions made on them.
-    pub previous: PreviousImages,
-}
-
-/// A live suspension, in the pool's table.
-pub(crate) enum Live {
-    /// Its actor holds it.
-    Parked { member: Member, deadline: Instant },
-    /// A resume is running it (a second resume finds nothing).
-    Resuming { deadline: Instant },
-    /// Its actor is turning it into an image; resumes wait for it, then claim it from the store.
-    Hibernating { waiters: Vec<oneshot::Sender<()>> },
-}
-
-impl Live {
-    /// The actor holding the execution, if one does.
-    pub(crate) fn into_member(self) -> Option<Member> {
-        match self {
-            Live::Parked { member, .. } => Some(member),
-            _ => None,
-        }
-    }
-}
+use crate::instance_actor::{Answer, Hibernate, Restore, Resume};
+use crate::pool::{Assignment, Pool, PoolState};
+use crate::slot_reset::Reset;
+use crate::step::{Detached, Leftover, failed};
+use crate::workers::PooledActor;
 
 /// Where a resume found its suspension.
 enum Found {
-    Live(Member, crate::instance_actor::Reset),
+    Live(PooledActor, Reset),
     Hibernating(oneshot::Receiver<()>),
     Stored,
     Nowhere,
@@ -82,42 +57,46 @@ impl Pool {
         loop {
             let found = {
                 let mut state = self.lock();
-                if !state.accepting() {
+                if !state.accepting {
                     return failed(ErrorCode::ShuttingDown, "the runtime is shutting down");
                 }
                 self.find(&mut state, &id)
             };
             let step = match found {
-                Found::Live(member, reset) => self.clone().resume_live(member, reset, id, call_id, outcome),
+                Found::Live(actor, reset) => self.clone().resume_live(actor, reset, id, call_id, outcome),
                 Found::Hibernating(done) => {
                     let _ = done.await;
                     continue;
                 }
                 Found::Stored => {
-                    return Detached::new(self.home.clone(), self.clone().resume_stored(id, call_id, outcome)).await;
+                    return Detached::new(
+                        self.supervisor_thread.clone(),
+                        self.clone().resume_stored(id, call_id, outcome),
+                    )
+                    .await;
                 }
                 Found::Nowhere => return not_found(),
             };
-            return Detached::new(self.home.clone(), step).await;
+            return Detached::new(self.supervisor_thread.clone(), step).await;
         }
     }
 
     /// Looks `id` up among the live suspensions (taking it if it is parked and not expired).
-    fn find(self: &Arc<Self>, state: &mut State, id: &SuspensionId) -> Found {
+    fn find(self: &Arc<Self>, state: &mut PoolState, id: &SuspensionId) -> Found {
         let Some(entry) = state.live.get_mut(id) else { return Found::Stored };
         match entry {
             Live::Parked { deadline, .. } if *deadline > Instant::now() => {
                 let deadline = *deadline;
-                let Live::Parked { member, .. } = std::mem::replace(entry, Live::Resuming { deadline }) else {
+                let Live::Parked { actor, .. } = std::mem::replace(entry, Live::Resuming { deadline }) else {
                     unreachable!("matched above")
                 };
-                state.start(&member);
-                Found::Live(member, self.resetter(state))
+                state.start(&actor);
+                Found::Live(actor, Reset::for_step(self.config.caller_resets, state.running))
             }
             // Expired, though not swept yet.
             Live::Parked { .. } => {
-                if let Some(member) = state.live.remove(id).and_then(Live::into_member) {
-                    self.release(state, member);
+                if let Some(actor) = state.live.remove(id).and_then(Live::into_actor) {
+                    self.drop_parked(state, actor);
                 }
                 Found::Nowhere
             }
@@ -132,26 +111,25 @@ impl Pool {
 
     async fn resume_live(
         self: Arc<Self>,
-        member: Member,
-        reset: crate::instance_actor::Reset,
+        actor: PooledActor,
+        reset: Reset,
         id: SuspensionId,
         call_id: u32,
         outcome: ExtOutcome,
     ) -> ExecutionResult {
-        let answer = Ringing::new(member.addr.send(Resume { call_id, outcome, reset }));
-        member.bell.ring();
-        self.reset_while_waiting(reset);
+        let answer = actor.ask(Resume { call_id, outcome, reset });
+        self.awaiting_reset.reset_while_waiting(reset);
         match answer.await {
             Ok(Ok(Answer { result, spent })) => {
-                self.retire(spent);
+                self.awaiting_reset.keep(spent);
                 self.lock().live.remove(&id);
-                self.conclude(member, result, None).await
+                self.end_step(actor, result, None).await
             }
             // Refused (no such pending call): still parked, under the same id and deadline.
-            Ok(Err(error)) => self.settled(member, Some(ExecutionResult::failed(error)), Holds::Refused(id)),
+            Ok(Err(error)) => self.book_step(actor, Some(ExecutionResult::failed(error)), Leftover::RefusedResume(id)),
             Err(_) => {
                 self.lock().live.remove(&id);
-                self.settled(member, None, Holds::Nothing)
+                self.book_step(actor, None, Leftover::Nothing)
             }
         }
     }
@@ -174,47 +152,93 @@ impl Pool {
             Ok(opened) => opened,
             Err(refused) => return refused,
         };
-        let admission = self.admit(&mut self.lock(), Place::Back);
-        let Start { member, crash, reset } = match admission.ready().await {
-            Ok(start) => start,
+        let admission = self.admit(&mut self.lock(), Arrival::New);
+        let assignment = match admission.ready().await {
+            Ok(assignment) => assignment,
             Err((code, message)) => {
                 let _ = store.release(claim).await;
                 return failed(code, message);
             }
         };
-        if crash {
-            member.addr.do_send(Crash);
-        }
+        assignment.inject_crash();
+        let Assignment { actor, reset, .. } = assignment;
         let restoring = Instant::now();
-        let restore = Restore { image: Box::new(image), id, call_id, outcome, reset };
-        let answer = Ringing::new(member.addr.send(restore));
-        member.bell.ring();
-        self.reset_while_waiting(reset);
+        let answer = actor.ask(Restore { image: Box::new(image), id, call_id, outcome, reset });
+        self.awaiting_reset.reset_while_waiting(reset);
         match answer.await {
             Ok(Ok(Answer { result, spent })) => {
                 self.suspensions.metrics.restored(restoring.elapsed());
-                self.retire(spent);
-                self.conclude(member, result, Some(claim)).await
+                self.awaiting_reset.keep(spent);
+                self.end_step(actor, result, Some(claim)).await
             }
             // Refused (no such pending call, a value nested too deep): the image stays, expiring
             // as before.
             Ok(Err(error)) => {
                 let _ = store.release(claim).await;
-                self.settled(member, Some(ExecutionResult::failed(error)), Holds::Nothing)
+                self.book_step(actor, Some(ExecutionResult::failed(error)), Leftover::Nothing)
             }
             Err(_) => {
                 let _ = store.release(claim).await;
-                self.settled(member, None, Holds::Nothing)
+                self.book_step(actor, None, Leftover::Nothing)
             }
         }
     }
 
-    /// Books the end of a step on `member` (from a run, or a resume that used `claim`): a
-    /// suspended execution is parked live, or written to a store that outlives the process
-    /// before the result goes back; the claim is committed.
-    pub(crate) async fn conclude(
+    /// Resumes the claimed suspension `claim`, sealed for the previous image `identity`, on
+    /// that image; commits the claim when the step ran, releases it otherwise.
+    async fn resume_on_previous(
+        &self,
+        claim: Claim,
+        identity: [u8; 32],
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> ExecutionResult {
+        let store = self.suspensions.store.clone();
+        let id = claim.id.clone();
+        let engine = match self.suspensions.previous.engine(&identity) {
+            Some(Ok(engine)) => engine,
+            unavailable => {
+                let _ = store.release(claim).await;
+                let message = match unavailable {
+                    Some(Err(message)) => message,
+                    _ => format!(
+                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
+                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
+                         resume it on a node that runs it",
+                        hex(&identity)
+                    ),
+                };
+                return failed(ErrorCode::InvalidArgument, &message);
+            }
+        };
+        let sealer = self.suspensions.sealer.with_identity(identity);
+        let (image, claim) = match open_claimed(&*store, &sealer, claim).await {
+            Ok(opened) => opened,
+            Err(refused) => return refused,
+        };
+        let restoring = Instant::now();
+        let next_expiry = SystemTime::now() + self.config.suspension_timeout;
+        match step_on_previous(engine, sealer, image, id, call_id, outcome, next_expiry).await {
+            Stepped::Refused(error) => {
+                let _ = store.release(claim).await;
+                ExecutionResult::failed(error)
+            }
+            Stepped::Ran(mut result, next) => {
+                self.suspensions.metrics.restored(restoring.elapsed());
+                if let Err(error) = store.commit(claim, next).await {
+                    result.fail_keeping_records(store_failed(error));
+                }
+                *result
+            }
+        }
+    }
+
+    /// Ends a step on `actor` (from a run, or a resume that used `claim`): a suspended
+    /// execution is parked live, or written to a store that outlives the process before the
+    /// result goes back; the claim is committed; then the step is booked ([`Pool::book_step`]).
+    pub(crate) async fn end_step(
         self: &Arc<Self>,
-        member: Member,
+        actor: PooledActor,
         mut result: ExecutionResult,
         claim: Option<Claim>,
     ) -> ExecutionResult {
@@ -223,7 +247,7 @@ impl Pool {
         if suspended && store.durable() {
             let id = SuspensionId::random();
             let expires_at = SystemTime::now() + self.config.suspension_timeout;
-            let written = match self.hibernate_on(&member, &id, expires_at).await {
+            let written = match self.hibernate_on(&actor, &id, expires_at).await {
                 Some(Ok(image)) => {
                     let next = Stored { id: id.clone(), image, expires_at };
                     let written = match claim {
@@ -233,20 +257,20 @@ impl Pool {
                     written.map_err(store_failed)
                 }
                 Some(Err(error)) => Err(error),
-                None => return self.settled(member, None, Holds::Nothing),
+                None => return self.book_step(actor, None, Leftover::Nothing),
             };
             match written {
                 Ok(()) => result.suspension.as_mut().expect("a suspended result has its suspension").id = id,
-                Err(error) => fail_keeping_records(&mut result, error),
+                Err(error) => result.fail_keeping_records(error),
             }
-            return self.settled(member, Some(result), Holds::Nothing);
+            return self.book_step(actor, Some(result), Leftover::Nothing);
         }
         if let Some(claim) = claim
             && let Err(error) = store.commit(claim, None).await
         {
-            fail_keeping_records(&mut result, store_failed(error));
-            let holds = if suspended { Holds::Discard } else { Holds::Nothing };
-            return self.settled(member, Some(result), holds);
+            result.fail_keeping_records(store_failed(error));
+            let leftover = if suspended { Leftover::Unkeepable } else { Leftover::Nothing };
+            return self.book_step(actor, Some(result), leftover);
         }
         if suspended {
             let usage = store.usage();
@@ -256,23 +280,23 @@ impl Pool {
                     "the runtime holds its maximum of {} suspensions",
                     self.config.store_limits.max_suspensions
                 );
-                fail_keeping_records(&mut result, ExecutionError::new(ErrorCode::Overloaded, message));
-                return self.settled(member, Some(result), Holds::Discard);
+                result.fail_keeping_records(ExecutionError::new(ErrorCode::Overloaded, message));
+                return self.book_step(actor, Some(result), Leftover::Unkeepable);
             }
-            return self.settled(member, Some(result), Holds::NewSuspension);
+            return self.book_step(actor, Some(result), Leftover::NewSuspension);
         }
-        self.settled(member, Some(result), Holds::Nothing)
+        self.book_step(actor, Some(result), Leftover::Nothing)
     }
 
-    /// Parks the suspended execution `member` holds, live, and names it in `result`; it is
+    /// Parks the suspended execution `actor` holds, live, and names it in `result`; it is
     /// hibernated after [`crate::RuntimeConfig::hibernate_after`] (dropped at once when the
     /// runtime is shutting down).
-    pub(crate) fn park(self: &Arc<Self>, state: &mut State, member: Member, result: &mut ExecutionResult) {
-        if !state.accepting() {
-            return crate::pool::discard(state, member);
+    pub(crate) fn park(self: &Arc<Self>, state: &mut PoolState, actor: PooledActor, result: &mut ExecutionResult) {
+        if !state.accepting {
+            return self.drop_parked(state, actor);
         }
         let deadline = Instant::now() + self.config.suspension_timeout;
-        let id = state.live.insert(Live::Parked { member, deadline });
+        let id = state.live.insert(Live::Parked { actor, deadline });
         if let Some(suspension) = result.suspension.as_mut() {
             suspension.id = id.clone();
         }
@@ -284,24 +308,24 @@ impl Pool {
     fn hibernate_later(self: &Arc<Self>, id: SuspensionId) {
         let pool = self.clone();
         let after = self.config.hibernate_after;
-        self.home.spawn(async move {
+        self.supervisor_thread.spawn(async move {
             tokio::time::sleep(after).await;
             pool.hibernate(id).await;
         });
     }
 
-    /// Parks `member`'s execution again under `id` after a refused resume, with its deadline.
-    pub(crate) fn park_again(self: &Arc<Self>, state: &mut State, id: &SuspensionId, member: Member) {
-        let accepting = state.accepting();
+    /// Parks `actor`'s execution again under `id` after a refused resume, with its deadline.
+    pub(crate) fn park_again(self: &Arc<Self>, state: &mut PoolState, id: &SuspensionId, actor: PooledActor) {
+        let accepting = state.accepting;
         match state.live.get_mut(id) {
             Some(entry @ Live::Resuming { .. }) if accepting => {
                 let Live::Resuming { deadline } = *entry else { unreachable!("matched above") };
-                *entry = Live::Parked { member, deadline };
+                *entry = Live::Parked { actor, deadline };
                 self.hibernate_later(id.clone());
             }
             _ => {
                 state.live.remove(id);
-                crate::pool::discard(state, member);
+                self.drop_parked(state, actor);
             }
         }
     }
@@ -310,27 +334,27 @@ impl Pool {
     async fn hibernate(self: Arc<Self>, id: SuspensionId) {
         let taken = {
             let mut state = self.lock();
-            take_for_hibernation(&mut state, &id)
+            take_for_hibernation(&mut state.live, &id)
         };
-        if let Some((member, deadline)) = taken {
-            self.hibernate_taken(id, member, deadline).await;
+        if let Some((actor, deadline)) = taken {
+            self.hibernate_taken(id, actor, deadline).await;
         }
     }
 
     /// All actors are busy: one holding a live suspension hibernates it, and is then free for
     /// queued work.
-    pub(crate) fn hibernate_one(self: &Arc<Self>, state: &mut State) {
+    pub(crate) fn hibernate_one(self: &Arc<Self>, state: &mut PoolState) {
         let Some(id) = state.live.first_where(|live| matches!(live, Live::Parked { .. })) else { return };
-        if let Some((member, deadline)) = take_for_hibernation(state, &id) {
+        if let Some((actor, deadline)) = take_for_hibernation(&mut state.live, &id) {
             let pool = self.clone();
-            self.home.spawn(async move { pool.hibernate_taken(id, member, deadline).await });
+            self.supervisor_thread.spawn(async move { pool.hibernate_taken(id, actor, deadline).await });
         }
     }
 
-    async fn hibernate_taken(self: Arc<Self>, id: SuspensionId, member: Member, deadline: Instant) {
+    async fn hibernate_taken(self: Arc<Self>, id: SuspensionId, actor: PooledActor, deadline: Instant) {
         let started = Instant::now();
         let expires_at = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
-        let sealed = self.hibernate_on(&member, &id, expires_at).await;
+        let sealed = self.hibernate_on(&actor, &id, expires_at).await;
         let alive = sealed.is_some();
         let kept = match sealed {
             Some(Ok(image)) => {
@@ -350,22 +374,20 @@ impl Pool {
             }
         }
         if alive {
-            self.make_idle(&mut state, member);
+            self.free_actor(&mut state, actor);
         } else {
             state.forget_actor();
         }
     }
 
-    /// Asks `member` to seal the execution it holds; `None` if the actor died.
+    /// Asks `actor` to seal the execution it holds; `None` if the actor died.
     async fn hibernate_on(
         &self,
-        member: &Member,
+        actor: &PooledActor,
         id: &SuspensionId,
         expires_at: SystemTime,
     ) -> Option<Result<Vec<u8>, ExecutionError>> {
-        let sealed = Ringing::new(member.addr.send(Hibernate { id: id.clone(), expires_at }));
-        member.bell.ring();
-        sealed.await.ok()
+        actor.ask(Hibernate { id: id.clone(), expires_at }).await.ok()
     }
 
     /// Drops a suspension on purpose; whether there was one.
@@ -375,8 +397,8 @@ impl Pool {
                 let mut state = self.lock();
                 match state.live.get_mut(id) {
                     Some(Live::Parked { .. }) => {
-                        if let Some(member) = state.live.remove(id).and_then(Live::into_member) {
-                            self.release(&mut state, member);
+                        if let Some(actor) = state.live.remove(id).and_then(Live::into_actor) {
+                            self.drop_parked(&mut state, actor);
                         }
                         self.suspensions.metrics.cancelled();
                         return Ok(true);
@@ -403,13 +425,13 @@ impl Pool {
     /// The supervisor calls it periodically ([`Pool::sweep_period`]); a resume also checks the
     /// deadline itself.
     pub fn expire(self: &Arc<Self>) {
-        self.reset_retired();
+        self.awaiting_reset.reset_all();
         let now = Instant::now();
         let mut state = self.lock();
         let expired = state.live.ids_where(|live| matches!(live, Live::Parked { deadline, .. } if *deadline <= now));
         for id in expired {
-            if let Some(member) = state.live.remove(&id).and_then(Live::into_member) {
-                self.release(&mut state, member);
+            if let Some(actor) = state.live.remove(&id).and_then(Live::into_actor) {
+                self.drop_parked(&mut state, actor);
             }
         }
         drop(state);
@@ -446,25 +468,4 @@ pub(super) async fn open_claimed(
         return Err(not_found());
     }
     Ok((image, claim))
-}
-
-/// Marks the live suspension `id` as hibernating if it is parked; its actor and deadline.
-fn take_for_hibernation(state: &mut State, id: &SuspensionId) -> Option<(Member, Instant)> {
-    let entry = state.live.get_mut(id)?;
-    if !matches!(entry, Live::Parked { .. }) {
-        return None;
-    }
-    match std::mem::replace(entry, Live::Hibernating { waiters: Vec::new() }) {
-        Live::Parked { member, deadline } => Some((member, deadline)),
-        _ => unreachable!("matched above"),
-    }
-}
-
-/// Turns a step's result into a failure that still delivers what the step recorded (its state
-/// mutations happened).
-pub(super) fn fail_keeping_records(result: &mut ExecutionResult, error: ExecutionError) {
-    result.status = Status::Error;
-    result.suspension = None;
-    result.return_value = serde_json::Value::Null;
-    result.error = Some(error);
 }

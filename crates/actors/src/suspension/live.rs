@@ -5,10 +5,46 @@
 //! and an id guessed or kept after use finds nothing (its index may hold another suspension,
 //! whose random part differs).
 
+use std::time::Instant;
+
 use slab::Slab;
 use subtle::ConstantTimeEq as _;
+use tokio::sync::oneshot;
 
 use crate::engine::SuspensionId;
+use crate::workers::PooledActor;
+
+/// A live suspension, in the pool's table (see [`super::lifecycle`]).
+pub(crate) enum Live {
+    /// Its actor holds it.
+    Parked { actor: PooledActor, deadline: Instant },
+    /// A resume is running it (a second resume finds nothing).
+    Resuming { deadline: Instant },
+    /// Its actor is turning it into an image; resumes wait for it, then claim it from the store.
+    Hibernating { waiters: Vec<oneshot::Sender<()>> },
+}
+
+impl Live {
+    /// The actor holding the execution, if one does.
+    pub(crate) fn into_actor(self) -> Option<PooledActor> {
+        match self {
+            Live::Parked { actor, .. } => Some(actor),
+            _ => None,
+        }
+    }
+}
+
+/// Marks the live suspension `id` as hibernating if it is parked; its actor and deadline.
+pub(crate) fn take_for_hibernation(live: &mut LiveTable<Live>, id: &SuspensionId) -> Option<(PooledActor, Instant)> {
+    let entry = live.get_mut(id)?;
+    if !matches!(entry, Live::Parked { .. }) {
+        return None;
+    }
+    match std::mem::replace(entry, Live::Hibernating { waiters: Vec::new() }) {
+        Live::Parked { actor, deadline } => Some((actor, deadline)),
+        _ => unreachable!("matched above"),
+    }
+}
 
 /// Live suspensions, each holding a `T`.
 pub struct LiveTable<T> {
@@ -49,10 +85,6 @@ impl<T> LiveTable<T> {
 
     pub fn len(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 
     /// The ids of the suspensions for which `select` holds.

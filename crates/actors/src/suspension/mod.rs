@@ -3,23 +3,23 @@
 //! A suspended execution is first **live**: the instance actor that ran it keeps its instance,
 //! and a resume continues it at once. After [`crate::RuntimeConfig::hibernate_after`], or as
 //! soon as the pool needs the actor, it is **hibernated**: the engine turns it into a
-//! [`SuspensionImage`](crate::engine::image::SuspensionImage), [`Sealer`] seals it, and a
+//! [`SuspensionImage`], [`Sealer`] seals it, and a
 //! [`SuspensionStore`] keeps it, while the actor and its memory slot serve other requests.
 //! A resume finds it live or in the store without the caller knowing which. With a store that
 //! outlives the process, every suspension is hibernated before its result is returned.
 //!
-//! * [`lifecycle`]: the one owner of a suspension's life (live, hibernated, resumed, expired,
+//! * `lifecycle`: the one owner of a suspension's life (live, hibernated, resumed, expired,
 //!   cancelled), run on the pool's callers' threads;
-//! * [`live`]: the table of live suspensions;
-//! * [`previous`]: the guest images of earlier deploys, whose suspensions are resumed on them;
+//! * `live`: the table of live suspensions;
+//! * `previous`: the guest images of earlier deploys, whose suspensions are resumed on them;
 //! * [`seal`]: authenticated encryption of images, and the keys;
 //! * [`store`], [`disk_store`] and [`redis_store`]: the store trait, in memory, on disk, and in
 //!   Redis (shared by every node).
 
 pub mod disk_store;
-pub mod lifecycle;
-pub mod live;
-pub mod previous;
+pub(crate) mod lifecycle;
+pub(crate) mod live;
+pub(crate) mod previous;
 pub mod redis_store;
 pub mod seal;
 pub mod store;
@@ -33,8 +33,11 @@ pub use redis_store::{RedisConfig, RedisStore};
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
+use previous::PreviousImages;
+
 use crate::engine::image::SuspensionImage;
 use crate::engine::{SuspensionId, image_identity};
+use crate::metrics::SuspensionMetrics;
 
 /// Where hibernated suspensions are kept.
 #[derive(Clone, Default)]
@@ -80,6 +83,15 @@ impl StoreConfig {
         }
         Ok(store)
     }
+}
+
+/// What the pool needs for hibernated suspensions (see [`lifecycle`]).
+pub(crate) struct Suspensions {
+    pub store: Arc<dyn SuspensionStore>,
+    pub sealer: Sealer,
+    pub metrics: SuspensionMetrics,
+    /// The guest images of earlier deploys, for the suspensions made on them.
+    pub previous: PreviousImages,
 }
 
 /// Seals and opens the images of this runtime's snapshot.

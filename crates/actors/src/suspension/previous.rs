@@ -16,16 +16,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use nexus_abi::{ErrorCode, ExtOutcome};
 
 use super::Sealer;
-use super::lifecycle::{fail_keeping_records, open_claimed, store_failed};
 use super::seal::hex;
-use super::store::{Claim, Stored};
+use super::store::Stored;
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId, start_identity};
-use crate::pool::{Pool, failed};
 
 /// Instances an engine of a previous image may hold at once.
 const PREVIOUS_INSTANCES: u32 = 16;
@@ -48,18 +46,18 @@ impl PreviousImages {
             .collect::<Result<_, _>>()?;
         // Only restores and resumes run on them: no new handler is compiled, so no bytecode
         // cache (its entries are the current guest's).
-        let config = EngineConfig { max_instances: PREVIOUS_INSTANCES, compile_cache_dir: None, ..config.clone() };
+        let config = EngineConfig { compile_cache_dir: None, ..config.clone() };
         Ok(PreviousImages { images, engines: Mutex::default(), config })
     }
 
     /// The engine of image `identity`; `None` when the runtime was not given that image.
-    fn engine(&self, identity: &[u8; 32]) -> Option<Result<Engine, String>> {
+    pub(crate) fn engine(&self, identity: &[u8; 32]) -> Option<Result<Engine, String>> {
         let image = self.images.get(identity)?;
         let mut engines = self.engines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(engine) = engines.get(identity) {
             return Some(Ok(engine.clone()));
         }
-        let built = Engine::with_image(self.config.clone(), image)
+        let built = Engine::with_image(self.config.clone(), image, PREVIOUS_INSTANCES)
             .map_err(|e| format!("starting an engine for the previous guest image {}: {e:#}", hex(identity)));
         if let Ok(engine) = &built {
             engines.insert(*identity, engine.clone());
@@ -69,74 +67,36 @@ impl PreviousImages {
 }
 
 /// How a step on a previous image ended.
-enum Stepped {
+pub(crate) enum Stepped {
     /// It ran: its result, and the next suspension's sealed image when it suspended again.
     Ran(Box<ExecutionResult>, Option<Stored>),
     /// The resume was refused (no such pending call, a value nested too deep): nothing changed.
     Refused(ExecutionError),
 }
 
-impl Pool {
-    /// Resumes the claimed suspension `claim`, sealed for the previous image `identity`, on
-    /// that image; commits the claim when the step ran, releases it otherwise.
-    pub(crate) async fn resume_on_previous(
-        &self,
-        claim: Claim,
-        identity: [u8; 32],
-        call_id: u32,
-        outcome: ExtOutcome,
-    ) -> ExecutionResult {
-        let store = self.suspensions.store.clone();
-        let id = claim.id.clone();
-        let engine = match self.suspensions.previous.engine(&identity) {
-            Some(Ok(engine)) => engine,
-            unavailable => {
-                let _ = store.release(claim).await;
-                let message = match unavailable {
-                    Some(Err(message)) => message,
-                    _ => format!(
-                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
-                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
-                         resume it on a node that runs it",
-                        hex(&identity)
-                    ),
-                };
-                return failed(ErrorCode::InvalidArgument, &message);
-            }
-        };
-        let sealer = self.suspensions.sealer.with_identity(identity);
-        let (image, claim) = match open_claimed(&*store, &sealer, claim).await {
-            Ok(opened) => opened,
-            Err(refused) => return refused,
-        };
-        let restoring = Instant::now();
-        let next_expiry = SystemTime::now() + self.config.suspension_timeout;
-        let (done, stepped) = tokio::sync::oneshot::channel();
-        let step = move || {
-            let stepped = step_on(&engine, &sealer, image, id, call_id, outcome, next_expiry);
-            let _ = done.send(stepped);
-        };
-        if let Err(e) = std::thread::Builder::new().name("nexus-previous-image".into()).spawn(step) {
-            let _ = store.release(claim).await;
-            return failed(ErrorCode::Internal, &format!("starting a thread for a previous image: {e}"));
-        }
-        let stepped = stepped.await.unwrap_or_else(|_| {
-            Stepped::Refused(ExecutionError::new(ErrorCode::Internal, "the step on a previous image panicked"))
-        });
-        match stepped {
-            Stepped::Refused(error) => {
-                let _ = store.release(claim).await;
-                ExecutionResult::failed(error)
-            }
-            Stepped::Ran(mut result, next) => {
-                self.suspensions.metrics.restored(restoring.elapsed());
-                if let Err(error) = store.commit(claim, next).await {
-                    fail_keeping_records(&mut result, store_failed(error));
-                }
-                *result
-            }
-        }
+/// Runs [`step_on`] on a thread of its own (the pool's actors hold instances of the current
+/// image).
+pub(crate) async fn step_on_previous(
+    engine: Engine,
+    sealer: Sealer,
+    image: crate::engine::image::SuspensionImage,
+    id: SuspensionId,
+    call_id: u32,
+    outcome: ExtOutcome,
+    next_expiry: SystemTime,
+) -> Stepped {
+    let (done, stepped) = tokio::sync::oneshot::channel();
+    let step = move || {
+        let stepped = step_on(&engine, &sealer, image, id, call_id, outcome, next_expiry);
+        let _ = done.send(stepped);
+    };
+    if let Err(e) = std::thread::Builder::new().name("nexus-previous-image".into()).spawn(step) {
+        let error = ExecutionError::new(ErrorCode::Internal, format!("starting a thread for a previous image: {e}"));
+        return Stepped::Refused(error);
     }
+    stepped.await.unwrap_or_else(|_| {
+        Stepped::Refused(ExecutionError::new(ErrorCode::Internal, "the step on a previous image panicked"))
+    })
 }
 
 /// Restores `image` on `engine`, settles call `call_id`, and runs the step; a suspension it
@@ -171,7 +131,7 @@ fn step_on(
         }
         Err(e) => {
             let error = ExecutionError::new(ErrorCode::Internal, format!("hibernating on a previous image: {e:#}"));
-            fail_keeping_records(&mut result, error);
+            result.fail_keeping_records(error);
             Stepped::Ran(result, None)
         }
     }

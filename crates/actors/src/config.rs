@@ -1,0 +1,98 @@
+//! How a runtime runs: [`RuntimeConfig`], one documented field per knob.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::EngineConfig;
+use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
+
+/// How the runtime runs. `Default` gives the documented values.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Instance actors, hence live stores (running or parked), at most. Default 256.
+    pub pool_size: usize,
+    /// Worker threads the instance actors run on. Default: the machine's cores.
+    pub workers: usize,
+    /// Requests that may wait for an instance; beyond it, `OVERLOADED`. Default 16,384.
+    ///
+    /// Sized for bursts, not as a small count: a waiting request costs its queue entry (about
+    /// a hundred bytes) besides the request itself, which its caller holds anyway (its source,
+    /// state, arguments: a few hundred bytes to a few KB for typical handlers), so a full queue
+    /// of small requests is tens of MB; and a trivial execution takes 30-50 µs of a worker,
+    /// so 16,384 of them drain in well under a second on two cores. A burst of 10,000
+    /// concurrent executions from one caller (Node's `Promise.all`) fits with room to spare.
+    /// What is refused is real overload: more requests waiting than that, whose wait would
+    /// keep growing. Lower it where requests are large or handlers slow (a queue of 1 ms
+    /// handlers waits about 8 s at its end on two workers).
+    pub queue_bound: usize,
+    /// A parked execution not resumed within this time is dropped. Default 60 s.
+    pub suspension_timeout: Duration,
+    /// How long the runtime's threads (the supervisor's, when the runtime started its own
+    /// system, and the workers) spin before they block waiting for work: a hand-off to a
+    /// spinning thread costs well under a microsecond, one to a blocked thread about 20 µs on
+    /// the VMs this is measured on (see [`crate::spin`]). Zero turns it off. Default 100 µs.
+    pub spin_before_park: Duration,
+    /// Whether a request running alone leaves the reset of its finished instance's memory slot
+    /// (about a third of a trivial execution) to its caller's thread, which does it while its
+    /// next request runs, rather than to the instance actor, after which that next request,
+    /// going to the same actor, waits for it. Turn it off when the caller's thread has better
+    /// to do than wait: the Node binding does, for its event loop. Default on.
+    pub caller_resets: bool,
+    /// A suspended execution stays live (its instance kept, for the fastest resume) this long,
+    /// or until the pool needs its instance actor; then it is hibernated into the suspension
+    /// store and its actor and memory slot serve other requests. Ignored by a store that
+    /// outlives the process, which gets every suspension before its result is returned.
+    /// Default 5 ms (BENCHMARKS.md, "Suspensions").
+    pub hibernate_after: Duration,
+    /// Where hibernated suspensions are kept. Default: in memory.
+    pub suspension_store: StoreConfig,
+    /// Bounds on the suspensions (live and hibernated) and bytes the store holds; beyond them a
+    /// new suspension fails its execution with `OVERLOADED`.
+    pub store_limits: StoreLimits,
+    /// The keys suspension images are sealed with (the first seals, all open). Required by a
+    /// store that outlives the process; the in-memory store uses a random key when none is set.
+    pub suspension_keys: Option<SuspensionKeys>,
+    /// How long a resume holds its claim on a stored suspension: after it (the process died
+    /// mid-step), another resume may claim it again, and the first cannot commit. It must be
+    /// longer than any step takes. Default 30 s.
+    pub claim_lease: Duration,
+    /// The guest module new executions run (a `nexus_guest.wasm`); default: the one this build
+    /// embeds.
+    pub guest: Option<PathBuf>,
+    /// Guest modules of earlier deploys: a stored suspension made on one of them is resumed on
+    /// it (and one made on an image not given here is refused, naming it). See the README's
+    /// "Deploying a new version".
+    pub previous_guests: Vec<PathBuf>,
+    /// The engine's own limits (memory, output, stack, ...).
+    pub engine: EngineConfig,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            pool_size: 256,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_bound: 16_384,
+            suspension_timeout: Duration::from_secs(60),
+            spin_before_park: Duration::from_micros(100),
+            caller_resets: true,
+            hibernate_after: Duration::from_millis(5),
+            suspension_store: StoreConfig::Memory,
+            store_limits: StoreLimits::default(),
+            suspension_keys: None,
+            claim_lease: Duration::from_secs(30),
+            guest: None,
+            previous_guests: Vec::new(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Precompilations that may run at once, each in an instance of its own. The engine's instance
+    /// budget sets this many slots aside beside the pool's (see `Runtime::start`), so precompiling
+    /// never takes a slot an execution was counted on.
+    pub fn precompile_slots(&self) -> usize {
+        self.workers.max(1)
+    }
+}

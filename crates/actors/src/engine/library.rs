@@ -1,0 +1,51 @@
+//! A library preloaded into the snapshot every execution starts from (see [`super::preload`]),
+//! and the error of one that stops the engine's start.
+
+/// A script evaluated into the snapshot before any handler runs. Its global declarations are
+/// visible to every handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// What errors and stack frames call the library (for the CLI, its path as given).
+    pub name: String,
+    /// A classic script (not a module), evaluated in sloppy mode as a `<script>` would be: a
+    /// UMD bundle defines its global.
+    pub source: String,
+}
+
+impl Library {
+    pub fn new(name: impl Into<String>, source: impl Into<String>) -> Self {
+        Library { name: name.into(), source: source.into() }
+    }
+}
+
+/// A library that stopped the start: it failed to parse, threw, never finished, or reached
+/// the host while it was evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("preloading library {library}{}: {message}", at(*line, *column))]
+pub struct PreloadError {
+    /// The library's name, as configured.
+    pub library: String,
+    /// Where in the library, when the error says (1-based).
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+}
+
+fn at(line: Option<u32>, column: Option<u32>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
+        (Some(line), None) => format!(" at line {line}"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_the_library_and_where() {
+        let error = PreloadError { library: "lib/x.js".into(), line: Some(3), column: Some(7), message: "boom".into() };
+        assert_eq!(error.to_string(), "preloading library lib/x.js at line 3, column 7: boom");
+    }
+}

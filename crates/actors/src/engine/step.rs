@@ -1,0 +1,118 @@
+//! One step of an execution: a call into the guest (its run, or a resume) with the time left,
+//! and what it reports turned into a result, a parked execution, or a spent instance.
+
+use std::time::{Duration, Instant};
+
+use nexus_abi::{ErrorCode, RunOutput, RunReport};
+use serde_json::Value;
+
+use super::errors::{self, Evidence};
+use super::instance::{EntryPoint, GuestInstance};
+use super::typescript::{self, Authored};
+use super::{
+    Engine, ExecutionError, ExecutionMetrics, ExecutionResult, Outcome, ParkedExecution, SpentInstance, Status,
+    Suspension, SuspensionId,
+};
+
+impl Engine {
+    /// Calls into the guest with the time left, and turns what it reports into a result.
+    pub(super) fn step<I: serde::Serialize>(&self, step: Step, entry: EntryPoint, input: &I) -> Outcome {
+        let span = step.span.clone();
+        let _entered = span.enter();
+        let outcome = self.run_step(step, entry, input);
+        let result = &outcome.result;
+        span.record("status", result.status.as_str());
+        if let Some(error) = &result.error {
+            span.record("code", error.code.as_str());
+        }
+        tracing::debug!(
+            execution_time_us = result.metrics.execution_time_us,
+            host_calls = result.metrics.host_calls,
+            "step finished"
+        );
+        outcome
+    }
+
+    fn run_step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
+        let running = Instant::now();
+        let watch = self.watch(&mut step.instance, step.time_left);
+        let report = step.instance.call::<_, RunReport>(entry, input);
+        drop(watch);
+        step.time_left = step.time_left.saturating_sub(running.elapsed());
+
+        let data = step.instance.store.data_mut();
+        let records = data.host.take_records();
+        data.denied |= !records.denials.is_empty();
+        let metrics = ExecutionMetrics {
+            execution_time_us: step.started.elapsed().as_micros() as u64,
+            compile_time_us: step.loaded.compile_time_us + report.as_ref().map_or(0, |report| report.compile_time_us),
+            host_calls: data.host.host_calls(),
+            memory_bytes: step.instance.memory_bytes(),
+            cache_hit: step.loaded.cache_hit,
+        };
+        let mut result = ExecutionResult {
+            status: Status::Error,
+            return_value: Value::Null,
+            records,
+            suspension: None,
+            error: None,
+            metrics,
+        };
+        let data = step.instance.store.data();
+        let output = match report.map(|report| report.output) {
+            // Past the output budget the handler may have caught the error; it still failed.
+            Ok(_) if data.host.output_exhausted() => Err(ExecutionError::new(
+                ErrorCode::MemoryLimit,
+                format!("the handler exceeded its output limit of {} bytes", self.config.output_limit),
+            )),
+            Ok(output) => Ok(output),
+            Err(trap) => Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output())),
+        };
+        match output {
+            Ok(RunOutput::Returned(value)) => {
+                result.status = Status::Success;
+                result.return_value = value.unwrap_or(Value::Null);
+            }
+            Ok(RunOutput::Threw(error)) => {
+                let evidence = Evidence { denied: data.denied, unknown_extension: data.unknown_extension };
+                result.error = Some(typescript::from_guest(error, step.source.as_ref(), evidence));
+            }
+            Ok(RunOutput::Pending) if data.host.pending_calls().is_empty() => {
+                result.error = Some(ExecutionError::new(
+                    ErrorCode::Unsettled,
+                    "the handler's promise can never settle: it awaits nothing the host is performing",
+                ));
+            }
+            Ok(RunOutput::Pending) => {
+                let id = SuspensionId::random();
+                result.status = Status::Suspended;
+                result.suspension = Some(Suspension { id, calls: data.host.pending_calls().to_vec() });
+                let parked = ParkedExecution {
+                    instance: Box::new(step.instance),
+                    source: step.source,
+                    time_left: step.time_left,
+                    span: step.span,
+                };
+                return Outcome { result, parked: Some(parked), spent: None };
+            }
+            Err(error) => result.error = Some(error),
+        }
+        Outcome { result, parked: None, spent: Some(SpentInstance { _instance: Box::new(step.instance) }) }
+    }
+}
+
+pub(super) struct Step {
+    pub(super) instance: GuestInstance,
+    pub(super) source: Option<Authored>,
+    pub(super) time_left: Duration,
+    pub(super) started: Instant,
+    pub(super) span: tracing::Span,
+    pub(super) loaded: Loaded,
+}
+
+/// How the handler's code was obtained, for the first step's metrics.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Loaded {
+    pub(super) compile_time_us: u64,
+    pub(super) cache_hit: bool,
+}
