@@ -92,6 +92,38 @@ fn run_answers_extension_calls_and_lists_suspensions_in_order() {
     assert_eq!(second, vec!["find", "near"], "Promise.all suspends once with both calls");
 }
 
+#[test]
+fn run_resumes_each_call_as_soon_as_its_delayed_answer_is_there() {
+    // The slow call is listed first; resumed in list order, or only once both had answered,
+    // its result would arrive first.
+    let path = handler(
+        "arrival-order.js",
+        "const arrived = [];\nconst record = (call) => call.then((value) => { arrived.push(value); });\n\
+         await Promise.all([record($ext.slow.call()), record($ext.fast.call())]);\nreturn arrived;",
+    );
+    let output = nexus(&[
+        "run",
+        path.to_str().unwrap(),
+        "--cap",
+        "ext:slow",
+        "--cap",
+        "ext:fast",
+        "--ext",
+        r#"slow.call="slow""#,
+        "--ext-delay",
+        "slow.call=200",
+        "--ext",
+        r#"fast.call="fast""#,
+        "--ext-delay",
+        "fast.call=10",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let result = json_out(&output);
+    assert_eq!(result["returnValue"], json!(["fast", "slow"]), "the first answered is the first resumed: {result}");
+    let calls = result["suspensions"][0]["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "both calls pending at once: {result}");
+}
+
 /// Runs examples/weather.js for Paris with the capabilities it needs, plus `extra`.
 fn weather(extra: &[&str]) -> Output {
     let mut args = vec!["run", "examples/weather.js", "--state", r#"{"city": "Paris"}"#];
@@ -151,6 +183,8 @@ fn bad_inputs_exit_2_with_a_message() {
         vec!["run", "examples/counter.js", "--args", "@/nonexistent/args.json"],
         vec!["run", "/nonexistent/handler.js"],
         vec!["run", "examples/counter.js", "--ext", "nomethod=1"],
+        vec!["run", "examples/counter.js", "--ext-delay", "w.get=5"],
+        vec!["run", "examples/counter.js", "--ext", "w.get=1", "--ext-delay", "w.get=soon"],
         vec!["run"],
     ] {
         let output = nexus(&args);

@@ -372,6 +372,45 @@ async fn run_to_completion_drives_three_sequential_extension_calls() {
     assert_eq!(values, vec![json!(2), json!(4), json!(8)], "records of the whole run, in order");
 }
 
+/// Answers `slow.call` after 200 ms and `fast.call` after 10 ms, counting the calls performed.
+#[derive(Default)]
+struct SlowAndFast {
+    performed: std::sync::Mutex<Vec<String>>,
+}
+
+impl ExtensionHost for SlowAndFast {
+    async fn call(&self, extension: &str, _method: &str, _args: Vec<Value>) -> ExtOutcome {
+        self.performed.lock().unwrap().push(extension.to_owned());
+        let delay = if extension == "slow" { 200 } else { 10 };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        ExtOutcome::Ok(json!(extension))
+    }
+}
+
+/// The order in which a handler's two concurrent extension calls, the slow one listed first,
+/// deliver their results to it: `$ext.slow.call()` starts first and takes 200 ms,
+/// `$ext.fast.call()` takes 10 ms.
+const ARRIVAL_ORDER: &str = "
+    const arrived = [];
+    const record = (call) => call.then((value) => { arrived.push(value); });
+    await Promise.all([record($ext.slow.call()), record($ext.fast.call())]);
+    return arrived;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_to_completion_resumes_each_call_as_soon_as_it_settles() {
+    let runtime = Runtime::start(config(4, 10)).unwrap();
+    let mut request = ExecutionRequest::source(ARRIVAL_ORDER);
+    request.capabilities = vec!["ext:slow".parse().unwrap(), "ext:fast".parse().unwrap()];
+    request.extension_registry.insert("slow".into(), ["call".to_owned()].into());
+    request.extension_registry.insert("fast".into(), ["call".to_owned()].into());
+    let host = SlowAndFast::default();
+    let result = runtime.run_to_completion(request, &host).await;
+    assert_eq!(result.status, Status::Success, "{:?}", result.error);
+    // Resumed in list order, or only once both had settled, the slow result would come first.
+    assert_eq!(result.return_value, json!(["fast", "slow"]), "the first settled is the first resumed");
+    assert_eq!(*host.performed.lock().unwrap(), ["slow", "fast"], "each call performed once");
+}
+
 /// Spinning before parking (`nexus::spin`) only changes how threads wait: with it off, with the
 /// default budget, and with a client thread that spins too, every request, suspension and
 /// resume is answered correctly, one at a time (each wait is a park: a lost wake-up would hang

@@ -26,6 +26,9 @@ pub struct ResumeArgs {
     /// Rejects later calls to NAME.METHOD with an Error carrying MESSAGE.
     #[arg(long = "ext-error", value_name = "NAME.METHOD=MESSAGE")]
     ext_error: Vec<String>,
+    /// Answers later calls to NAME.METHOD only after MS milliseconds.
+    #[arg(long = "ext-delay", value_name = "NAME.METHOD=MS")]
+    ext_delay: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// The libraries the suspension's run preloaded (the same files, in the same order).
@@ -56,7 +59,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         let (call_id, message) = call_spec(spec, "--call-error")?;
         outcomes.push((call_id, ExtOutcome::Err { code: None, message: message.to_owned() }));
     }
-    let answers = Answers::parse(&args.ext, &args.ext_error, &args.store)?;
+    let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
     let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {

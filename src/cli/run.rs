@@ -1,10 +1,16 @@
 //! `nexus run`: runs a handler to completion, answering its extension calls with canned
 //! values, and prints the accumulated result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::{Future, poll_fn};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::process::ExitCode;
+use std::task::Poll;
 use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 
 use nexus::{
     Capability, ExecutionRequest, ExecutionResult, ExtOutcome, Handler, PendingCall, Records, Runtime, Status,
@@ -36,6 +42,10 @@ pub struct RunArgs {
     /// Registers NAME.METHOD and rejects each call to it with an Error carrying MESSAGE.
     #[arg(long = "ext-error", value_name = "NAME.METHOD=MESSAGE")]
     ext_error: Vec<String>,
+    /// Answers each call to NAME.METHOD (given by --ext or --ext-error) only after MS
+    /// milliseconds, as a slow extension would.
+    #[arg(long = "ext-delay", value_name = "NAME.METHOD=MS")]
+    ext_delay: Vec<String>,
     /// Without --cap, grant the capabilities inferred from the source (dynamic accesses stay denied).
     #[arg(long)]
     infer_caps: bool,
@@ -64,16 +74,23 @@ pub struct StoreArgs {
     pub defer: Vec<String>,
 }
 
-/// How `run` and `resume` answer extension calls: canned outcomes, and methods left pending.
+/// How `run` and `resume` answer extension calls: canned outcomes (each after its method's
+/// delay), and methods left pending.
 #[derive(Default)]
 pub struct Answers {
     pub canned: BTreeMap<(String, String), ExtOutcome>,
+    pub delays: BTreeMap<(String, String), Duration>,
     pub deferred: BTreeSet<(String, String)>,
 }
 
 impl Answers {
-    /// From `--ext`, `--ext-error` and `--defer`.
-    pub fn parse(ext: &[String], ext_error: &[String], store: &StoreArgs) -> Result<Self, UsageError> {
+    /// From `--ext`, `--ext-error`, `--ext-delay` and `--defer`.
+    pub fn parse(
+        ext: &[String],
+        ext_error: &[String],
+        ext_delay: &[String],
+        store: &StoreArgs,
+    ) -> Result<Self, UsageError> {
         let mut answers = Answers::default();
         for spec in ext {
             let (name, method, value) = input::extension_answer(spec, "--ext")?;
@@ -83,6 +100,17 @@ impl Answers {
             let (name, method, message) = input::extension_answer(spec, "--ext-error")?;
             let outcome = ExtOutcome::Err { code: None, message: message.to_owned() };
             answers.canned.insert((name.to_owned(), method.to_owned()), outcome);
+        }
+        for spec in ext_delay {
+            let (name, method, ms) = input::extension_answer(spec, "--ext-delay")?;
+            let key = (name.to_owned(), method.to_owned());
+            if !answers.canned.contains_key(&key) {
+                return Err(UsageError(format!(
+                    "--ext-delay {spec:?}: {name}.{method} has no answer to delay (give it with --ext or --ext-error)"
+                )));
+            }
+            let ms = ms.parse().map_err(|_| UsageError(format!("--ext-delay {spec:?}: expected NAME.METHOD=MS")))?;
+            answers.delays.insert(key, Duration::from_millis(ms));
         }
         if !store.defer.is_empty() && store.store.is_none() {
             return Err(UsageError(
@@ -102,6 +130,21 @@ impl Answers {
     /// Every method named, for the extension registry.
     fn methods(&self) -> impl Iterator<Item = &(String, String)> {
         self.canned.keys().chain(&self.deferred)
+    }
+
+    /// The call id and outcome of `call` once its method's delay has passed; `None` for a
+    /// deferred call or one this process has no answer for.
+    fn answer(&self, call: &PendingCall) -> Option<impl Future<Output = (u32, ExtOutcome)> + use<>> {
+        let key = (call.extension.clone(), call.method.clone());
+        let outcome = self.canned.get(&key)?.clone();
+        let delay = self.delays.get(&key).copied().unwrap_or_default();
+        let call_id = call.call_id;
+        Some(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            (call_id, outcome)
+        })
     }
 }
 
@@ -127,7 +170,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         .collect::<Result<_, _>>()
         .map_err(|e| UsageError(format!("--cap: {e}")))?;
 
-    let answers = Answers::parse(&args.ext, &args.ext_error, &args.store)?;
+    let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
     for (name, method) in answers.methods() {
         request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
     }
@@ -152,31 +195,58 @@ pub fn print_outcome(result: ExecutionResult, suspensions: Vec<Value>) -> ExitCo
 
 /// Runs an execution on from `result` through every suspension whose calls it can answer;
 /// returns the last result with the records of the whole run, and the calls of each
-/// suspension in order. It stops at a suspension whose pending calls are all deferred.
+/// suspension in order. Every call it can answer starts as soon as a suspension lists it,
+/// concurrently with the others, and the execution is resumed with each outcome as soon as that
+/// call settles (first settled, first resumed), as `Runtime::run_to_completion` drives it. It
+/// stops at a suspension whose pending calls are all deferred.
 pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Answers) -> (ExecutionResult, Vec<Value>) {
     let mut records = Records::default();
     let mut suspensions = Vec::new();
     let mut reported = BTreeSet::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut settled = VecDeque::new();
     while let Some(suspension) = result.suspension.take() {
         records.extend(std::mem::take(&mut result.records));
         // Answering one call of several leaves the others pending: that is the same wait, not
         // a new suspension.
         if suspension.calls.iter().any(|call| !reported.contains(&call.call_id)) {
-            reported.extend(suspension.calls.iter().map(|call| call.call_id));
             suspensions.push(json!({ "id": suspension.id, "calls": suspension.calls }));
         }
-        let answered = suspension.calls.iter().find_map(|PendingCall { call_id, extension, method, .. }| {
-            Some((*call_id, answers.canned.get(&(extension.clone(), method.clone()))?.clone()))
-        });
-        let Some((call_id, outcome)) = answered else {
+        for call in &suspension.calls {
+            if reported.insert(call.call_id) {
+                in_flight.extend(answers.answer(call));
+            }
+        }
+        let next = match settled.pop_front() {
+            Some(next) => Some(next),
+            None => in_flight.next().await,
+        };
+        let Some((call_id, outcome)) = next else {
             // Only deferred calls (or calls this process has no answer for) are pending: the
             // execution stays in the store.
             result.suspension = Some(suspension);
             break;
         };
-        result = runtime.resume(&suspension.id, call_id, outcome).await;
+        result = while_calls_run(runtime.resume(&suspension.id, call_id, outcome), &mut in_flight, &mut settled).await;
     }
     records.extend(std::mem::take(&mut result.records));
     result.records = records;
     (result, suspensions)
+}
+
+/// Awaits `work` while polling the calls in flight, queueing the outcome of each call that
+/// settles meanwhile in the order they settle.
+async fn while_calls_run<T, F: Future>(
+    work: impl Future<Output = T>,
+    in_flight: &mut FuturesUnordered<F>,
+    settled: &mut VecDeque<F::Output>,
+) -> T {
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        while let Poll::Ready(Some(outcome)) = in_flight.poll_next_unpin(cx) {
+            settled.push_back(outcome);
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
 }

@@ -2,12 +2,16 @@
 //! context, and [`Runtime::run_to_completion`], which drives a handler through its extension calls
 //! against the application's [`ExtensionHost`].
 
-use std::collections::HashMap;
-use std::future::Future;
+use std::collections::{HashSet, VecDeque};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix::{Actor, Addr, System};
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use nexus_abi::{ErrorCode, ExtOutcome};
 use nexus_host_fns::records::Records;
 use nexus_host_fns::{Inference, InferenceError};
@@ -190,29 +194,63 @@ impl Runtime {
         }
     }
 
-    /// Runs a request to its end, performing its extension calls through `host` (the calls
-    /// pending at once are performed concurrently). The result carries the records of the
+    /// Runs a request to its end, performing its extension calls through `host`. Every call
+    /// starts as soon as a suspension lists it, concurrently with the others, and the execution
+    /// is resumed with each outcome as soon as that call settles (first settled, first resumed),
+    /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
+    /// performed once, however many suspensions list it. The result carries the records of the
     /// whole run, in order.
     pub async fn run_to_completion(&self, request: ExecutionRequest, host: &impl ExtensionHost) -> ExecutionResult {
         let mut records = Records::default();
-        let mut outcomes: HashMap<u32, ExtOutcome> = HashMap::new();
+        let mut started = HashSet::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut settled = VecDeque::new();
         let mut result = self.execute(request).await;
         while result.status == Status::Suspended {
             records.extend(std::mem::take(&mut result.records));
             let Some(suspension) = result.suspension.take() else { break };
-            let new_calls: Vec<_> =
-                suspension.calls.iter().filter(|call| !outcomes.contains_key(&call.call_id)).collect();
-            let performed = futures::future::join_all(
-                new_calls.iter().map(|call| host.call(&call.extension, &call.method, call.args.clone())),
-            )
-            .await;
-            outcomes.extend(new_calls.iter().map(|call| call.call_id).zip(performed));
-            let call_id = suspension.calls[0].call_id;
-            let outcome = outcomes.remove(&call_id).expect("every pending call was performed");
-            result = self.resume(&suspension.id, call_id, outcome).await;
+            for call in &suspension.calls {
+                if started.insert(call.call_id) {
+                    let call = call.clone();
+                    in_flight
+                        .push(async move { (call.call_id, host.call(&call.extension, &call.method, call.args).await) });
+                }
+            }
+            let next = match settled.pop_front() {
+                Some(next) => Some(next),
+                None => in_flight.next().await,
+            };
+            let Some((call_id, outcome)) = next else {
+                // Only calls resumed already are listed (the engine never does that): returned as
+                // it is rather than waited on forever.
+                result.suspension = Some(suspension);
+                break;
+            };
+            let resume = self.resume(&suspension.id, call_id, outcome);
+            result = while_calls_run(resume, &mut in_flight, &mut settled).await;
         }
         records.extend(std::mem::take(&mut result.records));
         result.records = records;
         result
     }
+}
+
+/// Awaits `work` while polling the extension calls in flight, queueing the outcome of each
+/// call that settles meanwhile in the order they settle.
+async fn while_calls_run<T, F>(
+    work: impl Future<Output = T>,
+    in_flight: &mut FuturesUnordered<F>,
+    settled: &mut VecDeque<F::Output>,
+) -> T
+where
+    F: Future,
+{
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        while let Poll::Ready(Some(outcome)) = in_flight.poll_next_unpin(cx) {
+            settled.push_back(outcome);
+        }
+        work.as_mut().poll(cx)
+    })
+    .await
 }

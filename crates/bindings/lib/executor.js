@@ -4,7 +4,9 @@
 // NexusRuntime returns a result at every suspension; this layer applies that result at once
 // (state mutations to the application's state object, events and view commands to its
 // callbacks), performs the pending extension calls with the application's own async
-// functions, resumes the handler with each outcome, and repeats until the handler settles.
+// functions (each started as soon as it is pending, all concurrently), resumes the handler
+// with each outcome as soon as its call settles (first settled, first resumed), and repeats
+// until the handler settles.
 
 const { SandboxError } = require('./errors');
 const { coerceArguments } = require('./tool-arguments');
@@ -142,20 +144,30 @@ class WasmSandboxExecutor {
           ? this.runtime.executeCompiledHandler(handler.bytecode, native, timeoutMs)
           : this.runtime.executeHandler(handler.code, native, timeoutMs),
       );
-      // callId -> Promise of the outcome, started once per call.
-      const started = new Map();
+      // Every call starts once, as soon as a suspension lists it; `settled` holds the outcomes
+      // not yet delivered, in the order their calls settled (calls go on while a resume runs).
+      const started = new Set();
+      const settled = [];
+      let wake = null;
       for (;;) {
         accumulate(totals, report, result);
         apply(result, state, sinks, native);
         if (result.status !== 'suspended') break;
         report.suspensions += 1;
         for (const call of result.suspension.calls) {
-          if (!started.has(call.callId)) started.set(call.callId, perform(extensions, call));
+          if (started.has(call.callId)) continue;
+          started.add(call.callId);
+          perform(extensions, call).then((outcome) => {
+            settled.push({ callId: call.callId, outcome });
+            wake?.();
+          });
         }
-        const pending = result.suspension.calls.map((call) => started.get(call.callId).then((outcome) => ({ call, outcome })));
-        const { call, outcome } = await Promise.race(pending);
-        started.delete(call.callId);
-        result = await this.#resume(result.suspension.id, call.callId, outcome, toolName);
+        if (settled.length === 0) await new Promise((resolve) => {
+            wake = resolve;
+          });
+        wake = null;
+        const { callId, outcome } = settled.shift();
+        result = await this.#resume(result.suspension.id, callId, outcome, toolName);
       }
     } catch (error) {
       const failure = SandboxError.fromNative(error, toolName);

@@ -150,6 +150,25 @@ test('Promise.all over extension calls performs them concurrently', async () => 
   assert.equal(most, 3);
 });
 
+test('each extension call is resumed as soon as it settles, first settled first', async () => {
+  // The slow call is listed first; resumed in list order, or only once both had settled, its
+  // result would arrive first.
+  const performed = [];
+  const extensions = {
+    slow: { call: async () => (performed.push('slow'), delay(200, 'slow')) },
+    fast: { call: async () => (performed.push('fast'), delay(10, 'fast')) },
+  };
+  const value = await executor.executeHandler(
+    `const arrived = [];
+     const record = (call) => call.then((value) => { arrived.push(value); });
+     await Promise.all([record($ext.slow.call()), record($ext.fast.call())]);
+     return arrived;`,
+    { capabilities: ['ext:slow', 'ext:fast'], extensions },
+  );
+  assert.deepEqual(value, ['fast', 'slow']);
+  assert.deepEqual(performed, ['slow', 'fast'], 'each call performed once');
+});
+
 test('an extension value that is not JSON data rejects the call inside the handler', async () => {
   const extensions = { odd: { fn: async () => () => 1 } };
   const value = await executor.executeHandler(
