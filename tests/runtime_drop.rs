@@ -34,6 +34,15 @@ fn used_once(runtime: &Runtime) {
     assert_eq!(result.return_value, json!(2));
 }
 
+/// The first runtime of the process may start process-wide threads that are not the runtimes'
+/// to release (the compiler's thread pool, when the guest module is not in the disk cache yet):
+/// every count is taken after one runtime came and went.
+fn warm_up() {
+    let start = threads();
+    used_once(&Runtime::start(RuntimeConfig { workers: 2, ..RuntimeConfig::default() }).unwrap());
+    settle_to(start, Duration::from_secs(5));
+}
+
 /// The tests of this binary count the process's threads: one at a time.
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -41,11 +50,7 @@ static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn twenty_runtimes_dropped_without_shutdown_leave_no_thread_behind() {
     let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let config = || RuntimeConfig { workers: 2, ..RuntimeConfig::default() };
-    // The first runtime of the process could start process-wide threads (none today): they
-    // are not the runtimes' to release, so the count is taken after one came and went.
-    let start = threads();
-    used_once(&Runtime::start(config()).unwrap());
-    settle_to(start, Duration::from_secs(5));
+    warm_up();
     let before = threads();
 
     let runtimes: Vec<Runtime> = (0..20).map(|_| Runtime::start(config()).unwrap()).collect();
@@ -67,6 +72,7 @@ fn twenty_runtimes_dropped_without_shutdown_leave_no_thread_behind() {
 fn a_runtime_in_the_callers_actix_system_stops_its_threads_when_dropped() {
     // Only this test of the binary counts threads while an actix system of its own runs.
     let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    warm_up();
     let system = actix::System::new();
     let start = threads();
     system.block_on(async {
