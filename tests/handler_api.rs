@@ -4,7 +4,7 @@
 mod common;
 
 use common::{error_code, run};
-use nexus::{Denial, ErrorCode, Event, Kind, LogLevel, LogLine, StateMutation, Status, ViewCommand};
+use nexus::{Denial, ErrorCode, Event, ExtOutcome, Kind, LogLevel, LogLine, StateMutation, Status, ViewCommand};
 use serde_json::{Value, json};
 
 /// The denial of `operation` that `capability` would have allowed.
@@ -275,6 +275,22 @@ fn a_single_read_from_a_huge_state_costs_a_handful_of_host_calls() {
     let result = run("return $state.key12345;", &["state:read:*"], Value::Object(state));
     assert_eq!(result.return_value, json!(12345));
     assert!(result.metrics.host_calls <= 4, "one read took {} host calls", result.metrics.host_calls);
+}
+
+#[test]
+fn host_calls_are_counted_per_step() {
+    let source = "for (let i = 0; i < 10; i++) $state.a;\nconst v = await $ext.kv.get('a');\nreturn v + $state.a + $state.a + $state.a;";
+    let request =
+        common::register(common::request(source, &["state:read:a", "ext:kv"], json!({"a": 1})), "kv", &["get"]);
+    let outcome = common::execute(request);
+    let first = outcome.result.metrics.host_calls;
+    assert!(first >= 11, "ten reads and a call took {first} host calls");
+    let parked = outcome.parked.expect("parked");
+    let resumed = common::engine().resume(parked, 1, ExtOutcome::Ok(json!(2))).ok().expect("resumes").result;
+    assert_eq!(resumed.return_value, json!(5));
+    // The resumed step's three reads, not the execution's running count.
+    let second = resumed.metrics.host_calls;
+    assert!((3..first).contains(&second), "first step {first} host calls, the resumed one {second}");
 }
 
 #[test]

@@ -253,6 +253,8 @@ pub struct ExecutionMetrics {
     pub execution_time_us: u64,
     /// Time spent compiling source to bytecode (0 when bytecode was given or cached).
     pub compile_time_us: u64,
+    /// Host-function calls made in this stretch of execution (a resumed execution's result
+    /// counts only the calls made since the resume).
     pub host_calls: u64,
     /// Size of the instance's linear memory at the end.
     pub memory_bytes: u64,

@@ -35,6 +35,9 @@ impl Engine {
 
     fn run_step<I: serde::Serialize>(&self, mut step: Step, entry: EntryPoint, input: &I) -> Outcome {
         let running = Instant::now();
+        // The host state counts the execution's calls across its steps; the result gives this
+        // step's (as its time is this step's), so sums over steps count every call once.
+        let calls_before = step.instance.store.data().host.host_calls();
         let watch = self.watch(&mut step.instance, step.time_left);
         let report = step.instance.call::<_, RunReport>(entry, input);
         drop(watch);
@@ -46,7 +49,7 @@ impl Engine {
         let metrics = ExecutionMetrics {
             execution_time_us: step.started.elapsed().as_micros() as u64,
             compile_time_us: step.loaded.compile_time_us + report.as_ref().map_or(0, |report| report.compile_time_us),
-            host_calls: data.host.host_calls(),
+            host_calls: data.host.host_calls() - calls_before,
             memory_bytes: step.instance.memory_bytes(),
             cache_hit: step.loaded.cache_hit,
         };
