@@ -30,6 +30,7 @@ pub use nexus_actors::engine::{
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};
 pub use nexus_actors::spin;
+pub use nexus_actors::start_error::StartError;
 pub use nexus_actors::suspension::{
     DiskStore, MemoryStore, RedisConfig, RedisStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage,
     SuspensionKeys, SuspensionStore,

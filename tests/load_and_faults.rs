@@ -118,18 +118,24 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn count(map: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
-    map.get(key).copied().unwrap_or(0)
+fn count<K: Ord>(map: &std::collections::BTreeMap<K, u64>, key: K) -> u64 {
+    map.get(&key).copied().unwrap_or(0)
 }
 
 /// `after - before` for every counter of [`Stats`] the mix moves.
 fn delta(before: &Stats, after: &Stats) -> Vec<(&'static str, u64)> {
     let mut moved = Vec::new();
-    for status in ["success", "error", "suspended"] {
-        moved.push((status, count(&after.executions, status) - count(&before.executions, status)));
+    for status in [Status::Success, Status::Error, Status::Suspended] {
+        moved.push((status.as_str(), count(&after.executions, status) - count(&before.executions, status)));
     }
-    for code in ["PERMISSION_DENIED", "TIMEOUT", "MEMORY_LIMIT", "INTERNAL", "OVERLOADED"] {
-        moved.push((code, count(&after.errors, code) - count(&before.errors, code)));
+    for code in [
+        ErrorCode::PermissionDenied,
+        ErrorCode::Timeout,
+        ErrorCode::MemoryLimit,
+        ErrorCode::Internal,
+        ErrorCode::Overloaded,
+    ] {
+        moved.push((code.as_str(), count(&after.errors, code) - count(&before.errors, code)));
     }
     moved.push(("denials", after.denials - before.denials));
     moved.push(("host_calls", after.host_calls - before.host_calls));
@@ -249,8 +255,8 @@ async fn instance_actors_crashed_mid_run_are_replaced_without_losing_requests() 
         assert_eq!(result.return_value, json!(n * 2), "request {n} was not lost: {:?}", result.error);
     }
     let stats = runtime.stats().await;
-    assert_eq!(count(&stats.executions, "success"), REQUESTS);
-    assert_eq!(count(&stats.executions, "error"), 0);
+    assert_eq!(count(&stats.executions, Status::Success), REQUESTS);
+    assert_eq!(count(&stats.executions, Status::Error), 0);
     assert!(stats.pool.pool_size <= 8, "dead actors were replaced, not added to: {:?}", stats.pool);
     // The pool still has its full strength: as many concurrent executions as before.
     let again = futures::future::join_all((0..16).map(|n| {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use nexus::{Engine, EngineConfig, ExecutionRequest, ExecutionResult, ImageOrigin, Library, PreloadError, Status};
-use nexus::{ExtOutcome, Sealer, SuspensionKeys};
+use nexus::{ExtOutcome, Runtime, RuntimeConfig, Sealer, StartError, SuspensionKeys};
 use serde_json::{Value, json};
 
 const LODASH: &str = include_str!("../benches/libraries/lodash-4.17.21.min.js");
@@ -201,4 +201,14 @@ fn a_second_start_with_the_same_libraries_uses_the_cached_image() {
     assert_eq!(third.image_origin(), ImageOrigin::Built);
     assert_eq!(run(&third, "return twice(5);").return_value, json!(10));
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_runtime_whose_library_throws_does_not_start_and_says_which() {
+    let libraries = vec![Library::new("platform/sdk.js", "var sdk = {};\nthrow new Error('no config');")];
+    let engine = config(libraries);
+    let refused = Runtime::start(RuntimeConfig { engine, ..RuntimeConfig::default() }).err().expect("refused");
+    let StartError::Preload(error) = &refused else { panic!("not a preload error: {refused:?}") };
+    assert_eq!((error.library.as_str(), error.line), ("platform/sdk.js", Some(2)), "{error:?}");
+    assert!(refused.to_string().contains("no config"), "{refused}");
 }

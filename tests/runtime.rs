@@ -50,7 +50,7 @@ async fn a_thousand_concurrent_executions_on_a_pool_of_sixteen_all_complete() {
         assert_eq!(result.return_value, json!(n + 1));
     }
     let stats = runtime.stats().await;
-    assert_eq!(stats.executions.get("success"), Some(&1000));
+    assert_eq!(stats.executions.get(&Status::Success), Some(&1000));
     assert!(stats.pool.pool_size <= 16);
     runtime.shutdown(Duration::from_secs(1)).await;
 }
@@ -69,8 +69,8 @@ async fn a_full_queue_answers_overloaded_and_loses_nothing() {
     let overloaded = results.iter().filter(|r| r.error.as_ref().map(|e| e.code) == Some(ErrorCode::Overloaded)).count();
     assert_eq!((done, overloaded), (3, 7), "one running + two queued succeed, the rest are refused");
     let stats = runtime.stats().await;
-    assert_eq!(stats.errors.get("OVERLOADED"), Some(&7));
-    assert_eq!(stats.executions.get("success"), Some(&3));
+    assert_eq!(stats.errors.get(&ErrorCode::Overloaded), Some(&7));
+    assert_eq!(stats.executions.get(&Status::Success), Some(&3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,7 +158,7 @@ async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
         .expect("the abandoned step's actor came back to the pool");
     assert_eq!(next.return_value, json!(2));
     let stats = runtime.stats().await;
-    assert_eq!(stats.executions.get("success"), Some(&2), "the abandoned step still ran and was counted");
+    assert_eq!(stats.executions.get(&Status::Success), Some(&2), "the abandoned step still ran and was counted");
     assert_eq!((stats.pool.idle, stats.pool.pool_size), (1, 1));
     shut_down_drained(&runtime).await;
 }
@@ -273,8 +273,8 @@ async fn metrics_count_what_ran_and_render_as_prometheus_text() {
     }
     runtime.execute(ExecutionRequest::source("return $state.secret;")).await;
     let stats = runtime.stats().await;
-    assert_eq!(stats.executions.get("success"), Some(&5));
-    assert_eq!(stats.errors.get("PERMISSION_DENIED"), Some(&1));
+    assert_eq!(stats.executions.get(&Status::Success), Some(&5));
+    assert_eq!(stats.errors.get(&ErrorCode::PermissionDenied), Some(&1));
     assert_eq!(stats.denials, 1);
     assert_eq!(stats.host_calls, 1);
     assert!(stats.latency_p50_us > 0);
@@ -468,7 +468,7 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
     assert_eq!(busy.await.return_value, json!("busy"));
     assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
     let stats = runtime.stats().await;
-    assert_eq!(stats.errors.get("OVERLOADED"), Some(&1));
+    assert_eq!(stats.errors.get(&ErrorCode::Overloaded), Some(&1));
     shut_down_drained(&runtime).await;
 }
 

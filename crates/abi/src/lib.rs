@@ -113,7 +113,7 @@ impl LogLevel {
 }
 
 /// The error codes of an execution result (`error.code`), as docs/results-and-errors.md lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     SyntaxError,

@@ -25,9 +25,11 @@ mod pool;
 pub mod runtime;
 mod slot_reset;
 pub mod spin;
+pub mod start_error;
 mod step;
 pub mod supervisor;
 pub mod suspension;
 mod workers;
 
 pub use config::RuntimeConfig;
+pub use start_error::StartError;

@@ -28,7 +28,7 @@ pub(crate) mod batch;
 pub struct Executed {
     pub status: Status,
     /// The error code, for errors.
-    pub code: Option<&'static str>,
+    pub code: Option<ErrorCode>,
     pub duration_us: u64,
     pub host_calls: u64,
     pub denials: u64,
@@ -41,7 +41,7 @@ impl Executed {
         let metrics = &result.metrics;
         Executed {
             status: result.status,
-            code: result.error.as_ref().map(|e| e.code.as_str()),
+            code: result.error.as_ref().map(|e| e.code),
             duration_us: result.metrics.execution_time_us,
             host_calls: result.metrics.host_calls,
             denials: result.records.denials.len() as u64,
@@ -52,14 +52,7 @@ impl Executed {
 
     /// A request refused before it ran.
     pub fn refused(code: ErrorCode) -> Self {
-        Executed {
-            status: Status::Error,
-            code: Some(code.as_str()),
-            duration_us: 0,
-            host_calls: 0,
-            denials: 0,
-            cache_hit: None,
-        }
+        Executed { status: Status::Error, code: Some(code), duration_us: 0, host_calls: 0, denials: 0, cache_hit: None }
     }
 }
 
@@ -162,10 +155,10 @@ impl SuspensionMetrics {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Finished steps by status (`success`, `error`, `suspended`).
-    pub executions: BTreeMap<String, u64>,
-    /// Errors by code.
-    pub errors: BTreeMap<String, u64>,
+    /// Finished steps by status.
+    pub executions: BTreeMap<Status, u64>,
+    /// Errors by code (refusals included).
+    pub errors: BTreeMap<ErrorCode, u64>,
     pub host_calls: u64,
     pub denials: u64,
     pub cache_hits: u64,
@@ -318,11 +311,11 @@ impl MetricsActor {
 
     fn count(&mut self, executed: Executed) {
         let status = executed.status.as_str();
-        let code = executed.code.unwrap_or("");
+        let code = executed.code.map_or("", ErrorCode::as_str);
         self.executions.get_or_create(&StatusLabels { status: status.into(), code: code.into() }).inc();
-        *self.stats.executions.entry(status.into()).or_default() += 1;
+        *self.stats.executions.entry(executed.status).or_default() += 1;
         if let Some(code) = executed.code {
-            *self.stats.errors.entry(code.into()).or_default() += 1;
+            *self.stats.errors.entry(code).or_default() += 1;
         }
         let seconds = executed.duration_us as f64 / 1e6;
         self.latency.observe(seconds);

@@ -24,6 +24,7 @@ use crate::engine::{
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::Pool;
 use crate::spin::{self, Doorbell, Ringing};
+use crate::start_error::StartError;
 use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
 use crate::suspension::Suspensions;
 use crate::suspension::previous::PreviousImages;
@@ -76,18 +77,19 @@ impl Drop for Owner {
 impl Runtime {
     /// Starts the runtime: in the current actix system when called inside one, otherwise in a
     /// system of its own on a background thread (so a plain tokio service can use it).
-    pub fn start(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
+    pub fn start(config: RuntimeConfig) -> Result<Runtime, StartError> {
         let guest = match &config.guest {
-            Some(file) => GuestImage::load(file).map_err(|e| wasmtime::format_err!("{e}"))?,
+            Some(file) => GuestImage::load(file).map_err(|e| StartError::Config(e.to_string()))?,
             None => GuestImage::committed(),
         };
-        let previous =
-            PreviousImages::load(&config.previous_guests, &config.engine).map_err(|e| wasmtime::format_err!("{e}"))?;
-        let engine = Engine::with_image(config.engine.clone(), &guest, Pool::instance_slots(&config))?;
+        let previous = PreviousImages::load(&config.previous_guests, &config.engine)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let engine = Engine::with_image(config.engine.clone(), &guest, Pool::instance_slots(&config))
+            .map_err(StartError::engine)?;
         let store = config
             .suspension_store
             .open(config.store_limits, config.suspension_keys.as_ref())
-            .map_err(|e| wasmtime::format_err!("{e}"))?;
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let keys = config.suspension_keys.clone().unwrap_or_else(SuspensionKeys::random);
         let sealer = Sealer::for_image(keys, engine.image_identity());
         let suspensions = Suspensions { store, sealer, metrics: SuspensionMetrics::default(), previous };
@@ -116,9 +118,9 @@ impl Runtime {
                 });
                 let _ = system.run();
             })
-            .map_err(|e| wasmtime::format_err!("starting the runtime thread: {e}"))?;
+            .map_err(|e| StartError::Engine(format!("starting the runtime thread: {e}")))?;
         let ((pool, supervisor, supervisor_bell), system) =
-            addresses.recv().map_err(|_| wasmtime::format_err!("the runtime thread failed to start"))?;
+            addresses.recv().map_err(|_| StartError::Engine("the runtime thread failed to start".into()))?;
         let owner = Arc::new(Owner { supervisor: supervisor.clone(), own_system: Some(system) });
         Ok(Runtime { pool, supervisor, supervisor_bell, owner })
     }

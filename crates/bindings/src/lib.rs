@@ -20,8 +20,9 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
-use nexus_actors::engine::{ExecutionResult, Handler, Location, PreloadError, Status, SuspensionId};
+use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
 use nexus_actors::runtime::Runtime;
+use nexus_actors::start_error::StartError;
 use nexus_host_fns::InferenceError;
 
 use crate::context::{CallResult, Config, Context, PrecompileOptions, parse};
@@ -68,10 +69,10 @@ impl NexusRuntime {
             };
             let config = config.into_runtime_config()?;
             let spin = config.spin_before_park;
-            let runtime = Runtime::start(config).map_err(|e| match e.downcast_ref::<PreloadError>() {
+            let runtime = Runtime::start(config).map_err(|e| match e {
                 // The configuration's fault, not the runtime's: a library that does not load.
-                Some(preload) => BindingError::invalid(format!("config.preload: {preload}")),
-                None => BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e:#}")),
+                StartError::Preload(preload) => BindingError::invalid(format!("config.preload: {preload}")),
+                e => BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e}")),
             })?;
             let executor =
                 Executor::new(&env, spin).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
