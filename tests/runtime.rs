@@ -476,8 +476,14 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
 async fn precompiles_at_once_stay_within_the_instance_budget() {
     // One actor on one worker: the engine's instance budget is the pool's slots, the retired
     // instances' and the one set aside for precompiling. The actor's execution is parked, so
-    // its slot stays taken throughout.
-    let runtime = Runtime::start(RuntimeConfig { pool_size: 1, workers: 1, ..RuntimeConfig::default() }).unwrap();
+    // its slot stays taken throughout (and outlives forty slow compilations on a loaded machine).
+    let runtime = Runtime::start(RuntimeConfig {
+        pool_size: 1,
+        workers: 1,
+        suspension_timeout: Duration::from_secs(600),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
     let parked = runtime.execute(suspending("kv")).await;
     assert_eq!(parked.status, Status::Suspended);
     // Long enough to compile that forty precompilations asked at once overlap.
