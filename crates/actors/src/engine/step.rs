@@ -93,11 +93,16 @@ impl Engine {
                     time_left: step.time_left,
                     span: step.span,
                 };
-                return Outcome { result, parked: Some(parked), spent: None };
+                return Outcome { result, parked: Some(parked), spent: None, refused: false };
             }
             Err(error) => result.error = Some(error),
         }
-        Outcome { result, parked: None, spent: Some(SpentInstance { _instance: Box::new(step.instance) }) }
+        Outcome {
+            result,
+            parked: None,
+            spent: Some(SpentInstance { _instance: Box::new(step.instance) }),
+            refused: false,
+        }
     }
 }
 
