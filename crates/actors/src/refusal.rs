@@ -23,6 +23,8 @@ use crate::engine::ExecutionError;
 ///   this runtime does not have);
 /// * `STORE_UNAVAILABLE`: the suspension store could not be reached to claim the resumed
 ///   suspension, or to keep the suspension a new request ended in.
+/// * `INTERNAL`, rarely: a stored suspension image that could not be restored (it stays in the
+///   store), or a queued request the pool lost before it ran.
 ///
 /// The rule: a resume whose step ran used its suspension, so whatever fails after that (the
 /// handler, the instance actor that panicked mid-step, a store that could not commit the step,
