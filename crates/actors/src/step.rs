@@ -134,11 +134,9 @@ impl Pool {
             )),
         }
     }
-}
 
-impl Pool {
     /// Books a step whose actor refused it (nothing ran: a resume of a call that is not
-    /// pending, an image that did not restore), counting it as today's metrics do, and
+    /// pending, an image that did not restore), counted by the metrics as a failed step, and
     /// answers the refusal.
     pub(crate) fn book_refusal(self: &Arc<Self>, actor: PooledActor, refusal: Refusal, leftover: Leftover) -> Refusal {
         let counted = ExecutionResult::failed(ExecutionError::new(refusal.code, refusal.message.clone()));
