@@ -58,11 +58,14 @@ fn code(answer: &Result<ExecutionResult, Refusal>) -> Option<ErrorCode> {
 }
 
 /// The line a child prints for a result: `RESULT <id> <status> <code> <message>`.
-fn report(id: &str, result: &ExecutionResult) -> String {
-    let (code, message) = result.error.as_ref().map_or(("-".into(), String::new()), |e| {
-        (serde_json::to_value(e.code).unwrap().as_str().unwrap().to_owned(), e.message.replace('\n', " "))
-    });
-    format!("RESULT {id} {:?} {code} {message}", result.status)
+fn report(id: &str, answer: &Result<ExecutionResult, Refusal>) -> String {
+    let (status, error) = match answer {
+        Ok(result) => (format!("{:?}", result.status), result.error.as_ref().map(|e| (e.code, e.message.as_str()))),
+        Err(refusal) => ("Refused".to_owned(), Some((refusal.code, refusal.message.as_str()))),
+    };
+    let (code, message) =
+        error.map_or(("-", String::new()), |(code, message)| (code.as_str(), message.replace('\n', " ")));
+    format!("RESULT {id} {status} {code} {message}")
 }
 
 /// Not a test on its own: the other process of the tests below (it does nothing unless one of
@@ -85,22 +88,18 @@ async fn child() {
         ["race", start, ids] => {
             let start = UNIX_EPOCH + Duration::from_millis(start.parse().unwrap());
             tokio::time::sleep(start.duration_since(SystemTime::now()).unwrap_or_default()).await;
-            let resumes =
-                ids.split(',').map(|id| {
-                    let runtime = runtime.clone();
-                    async move {
-                        report(id, &runtime.resume(&SuspensionId(id.into()), 1, answer(0)).await.expect("resumes"))
-                    }
-                });
+            let resumes = ids.split(',').map(|id| {
+                let runtime = runtime.clone();
+                async move { report(id, &runtime.resume(&SuspensionId(id.into()), 1, answer(0)).await) }
+            });
             for line in futures::future::join_all(resumes).await {
                 println!("{line}");
             }
         }
         ["resume", id, n] => {
             println!("CLAIMING");
-            let result =
-                runtime.resume(&SuspensionId(id.into()), 1, answer(n.parse().unwrap())).await.expect("resumes");
-            println!("{}", report(id, &result));
+            let resumed = runtime.resume(&SuspensionId(id.into()), 1, answer(n.parse().unwrap())).await;
+            println!("{}", report(id, &resumed));
         }
         _ => panic!("unknown child command {command:?}"),
     }
@@ -189,7 +188,7 @@ async fn two_processes_resuming_the_same_suspensions_at_once_succeed_exactly_onc
     tokio::time::sleep(start.duration_since(SystemTime::now()).unwrap_or_default()).await;
     let ours = futures::future::join_all(ids.iter().map(|id| {
         let runtime = runtime.clone();
-        async move { report(id, &runtime.resume(&SuspensionId(id.clone()), 1, answer(0)).await.expect("resumes")) }
+        async move { report(id, &runtime.resume(&SuspensionId(id.clone()), 1, answer(0)).await) }
     }))
     .await;
     let theirs = read_until(&mut lines, "RESULT ", "DONE");
