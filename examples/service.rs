@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     request.extension_registry.insert("weather".into(), ["get".to_owned()].into());
 
-    let result = runtime.run_to_completion(request, &WeatherService).await;
+    let result = runtime.run_to_completion(request, &WeatherService).await?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("{}", runtime.prometheus().await);
     runtime.shutdown(Duration::from_secs(5)).await;

@@ -19,6 +19,7 @@
 pub mod workloads;
 
 pub use nexus_abi::{ErrorCode, ExtOutcome};
+pub use nexus_actors::Refusal;
 pub use nexus_actors::config::RuntimeConfig;
 /// Suspended executions as data: [`image::SuspensionImage`].
 pub use nexus_actors::engine::image;

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nexus::{
-    ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Runtime, RuntimeConfig, StartError, Status, StoreConfig,
-    SuspensionId, SuspensionKeys,
+    ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Refusal, Runtime, RuntimeConfig, StartError, Status,
+    StoreConfig, SuspensionId, SuspensionKeys,
 };
 use serde_json::json;
 
@@ -53,7 +53,7 @@ async fn child_that_suspends_a_thousand_executions_and_waits_to_be_killed() {
     let Some(dir) = std::env::var_os(CHILD) else { return };
     let runtime = disk_runtime(Path::new(&dir));
     for n in 0..1000 {
-        let result = runtime.execute(request(n)).await;
+        let result = runtime.execute(request(n)).await.expect("runs");
         assert_eq!(result.status, Status::Suspended, "{result:?}");
         println!("SUSPENDED {n} {}", result.suspension.unwrap().id);
     }
@@ -97,10 +97,10 @@ async fn a_thousand_stored_suspensions_survive_sigkill_and_resume_in_another_run
     let clean = Runtime::start(RuntimeConfig::default()).unwrap();
     let runtime = disk_runtime(&dir);
     for (n, id) in suspended {
-        let resumed = runtime.resume(&id, 1, answer(n)).await;
+        let resumed = runtime.resume(&id, 1, answer(n)).await.expect("resumes");
         let expected = {
-            let first = clean.execute(request(n)).await;
-            clean.resume(&first.suspension.unwrap().id, 1, answer(n)).await
+            let first = clean.execute(request(n)).await.expect("runs");
+            clean.resume(&first.suspension.unwrap().id, 1, answer(n)).await.expect("resumes")
         };
         assert_eq!(resumed.status, Status::Success, "{n}: {resumed:?}");
         assert_eq!(resumed.return_value, expected.return_value, "{n}");
@@ -121,8 +121,9 @@ async fn a_durable_store_needs_configured_keys() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn result_code(result: &ExecutionResult) -> Option<ErrorCode> {
-    result.error.as_ref().map(|e| e.code)
+/// The code of a refusal; `None` when it ran.
+fn refusal_code(answer: &Result<ExecutionResult, Refusal>) -> Option<ErrorCode> {
+    answer.as_ref().err().map(|refusal| refusal.code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +135,7 @@ async fn a_hibernated_suspension_is_used_once_cancelled_or_expired_like_a_live_o
     })
     .unwrap();
     let hibernated = || async {
-        let result = runtime.execute(request(3)).await;
+        let result = runtime.execute(request(3)).await.expect("runs");
         let id = result.suspension.unwrap().id;
         // Hibernated right after the result went back.
         for _ in 0..200 {
@@ -147,22 +148,22 @@ async fn a_hibernated_suspension_is_used_once_cancelled_or_expired_like_a_live_o
     };
     let id = hibernated().await;
     let refused = runtime.resume(&id, 9, answer(3)).await;
-    assert_eq!(result_code(&refused), Some(ErrorCode::InvalidArgument), "no call 9");
-    let done = runtime.resume(&id, 1, answer(3)).await;
+    assert_eq!(refusal_code(&refused), Some(ErrorCode::InvalidArgument), "no call 9");
+    let done = runtime.resume(&id, 1, answer(3)).await.expect("resumes");
     assert_eq!(done.status, Status::Success, "{done:?}");
-    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
 
     let id = hibernated().await;
     assert_eq!(runtime.cancel(&id).await, Ok(true));
     assert_eq!(runtime.cancel(&id).await, Ok(false));
-    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
 
     // A refused resume does not extend the expiry.
     let id = hibernated().await;
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(result_code(&runtime.resume(&id, 9, answer(3)).await), Some(ErrorCode::InvalidArgument));
+    assert_eq!(refusal_code(&runtime.resume(&id, 9, answer(3)).await), Some(ErrorCode::InvalidArgument));
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(result_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound));
 
     let stats = runtime.stats().await;
     assert!(stats.hibernations >= 3 && stats.restores >= 1 && stats.cancellations == 1, "{stats:?}");
@@ -183,7 +184,7 @@ async fn beyond_the_store_bound_a_new_suspension_fails_with_overloaded() {
     .unwrap();
     let mut codes = Vec::new();
     for n in 0..5 {
-        codes.push(result_code(&runtime.execute(request(n)).await));
+        codes.push(refusal_code(&runtime.execute(request(n)).await));
     }
     assert_eq!(codes, vec![None, None, None, Some(ErrorCode::Overloaded), Some(ErrorCode::Overloaded)]);
 }
@@ -196,10 +197,10 @@ async fn two_thousand_clients_with_slow_extension_calls_are_never_overloaded() {
     let client = |n: u64| {
         let runtime = runtime.clone();
         async move {
-            let first = runtime.execute(request(n)).await;
+            let first = runtime.execute(request(n)).await.expect("runs");
             let Some(suspension) = first.suspension else { return first };
             tokio::time::sleep(Duration::from_millis(100)).await;
-            runtime.resume(&suspension.id, 1, answer(n)).await
+            runtime.resume(&suspension.id, 1, answer(n)).await.expect("resumes")
         }
     };
     let results = futures::future::join_all((0..2000).map(client)).await;

@@ -79,7 +79,7 @@ struct Answered {
 
 /// Runs request `n` through to its end (resuming what must be resumed) and checks each answer.
 async fn run_one(runtime: &Runtime, n: u64) -> Answered {
-    let first = runtime.execute(request(n)).await;
+    let first = runtime.execute(request(n)).await.expect("runs");
     let mut steps = vec![first];
     let expect_code = |result: &ExecutionResult, code: ErrorCode| {
         assert_eq!(result.error.as_ref().map(|e| e.code), Some(code), "request {n}: {result:?}");
@@ -95,7 +95,10 @@ async fn run_one(runtime: &Runtime, n: u64) -> Answered {
         Kind::Abandoned => assert_eq!(steps[0].status, Status::Suspended, "request {n}: {:?}", steps[0].error),
         Kind::Resumed => {
             let suspension = steps[0].suspension.clone().unwrap_or_else(|| panic!("request {n}: {:?}", steps[0]));
-            let done = runtime.resume(&suspension.id, suspension.calls[0].call_id, ExtOutcome::Ok(json!(n))).await;
+            let done = runtime
+                .resume(&suspension.id, suspension.calls[0].call_id, ExtOutcome::Ok(json!(n)))
+                .await
+                .expect("resumes");
             assert_eq!(done.return_value, json!(n + 1), "request {n}: {:?}", done.error);
             steps.push(done);
         }
@@ -173,8 +176,8 @@ async fn ten_thousand_mixed_executions_are_all_answered_and_accounted_for() {
     let resumed_kind = (0..).find(|&n| kind(n) == Kind::Resumed).expect("the mix resumes some");
     let parked = futures::future::join_all((0..POOL).map(|_| runtime.execute(request(resumed_kind)))).await;
     for result in &parked {
-        let suspension = result.suspension.as_ref().expect("the warm-up suspends");
-        runtime.resume(&suspension.id, suspension.calls[0].call_id, ExtOutcome::Ok(json!(0))).await;
+        let suspension = result.as_ref().expect("runs").suspension.as_ref().expect("the warm-up suspends");
+        runtime.resume(&suspension.id, suspension.calls[0].call_id, ExtOutcome::Ok(json!(0))).await.expect("resumes");
     }
     let before = wait_until_nothing_is_parked(&runtime).await;
     let rss_before = rss_bytes();
@@ -208,7 +211,7 @@ async fn ten_thousand_mixed_executions_are_all_answered_and_accounted_for() {
     let abandoned = answered.iter().find(|a| kind(a.n) == Kind::Abandoned).expect("some were abandoned");
     let id = abandoned.suspension.as_ref().expect("it suspended");
     let late = runtime.resume(id, 1, ExtOutcome::Ok(json!(0))).await;
-    assert_eq!(late.error.map(|e| e.code), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(late.map_err(|e| e.code).err(), Some(ErrorCode::SuspensionNotFound));
     assert_eq!(after.pool.parked, 0);
     assert!(after.pool.pool_size <= POOL as u64);
 
@@ -243,7 +246,7 @@ async fn instance_actors_crashed_mid_run_are_replaced_without_losing_requests() 
                 }
                 let mut request = ExecutionRequest::source("return $args.n * 2;");
                 request.args = json!({ "n": n });
-                (n, runtime.execute(request).await)
+                (n, runtime.execute(request).await.expect("runs"))
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -265,6 +268,6 @@ async fn instance_actors_crashed_mid_run_are_replaced_without_losing_requests() 
         runtime.execute(request)
     }))
     .await;
-    assert!(again.iter().enumerate().all(|(n, r)| r.return_value == json!(n)));
+    assert!(again.iter().enumerate().all(|(n, r)| r.as_ref().is_ok_and(|r| r.return_value == json!(n))));
     runtime.shutdown(Duration::from_secs(1)).await;
 }

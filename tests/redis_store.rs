@@ -11,8 +11,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nexus::{
-    ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, RedisConfig, Runtime, RuntimeConfig, Status, StoreConfig,
-    SuspensionId, SuspensionKeys,
+    ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, RedisConfig, Refusal, Runtime, RuntimeConfig, Status,
+    StoreConfig, SuspensionId, SuspensionKeys,
 };
 use redis::Commands;
 use redis_server::RedisServer;
@@ -52,16 +52,20 @@ fn answer(n: u64) -> ExtOutcome {
     ExtOutcome::Ok(json!(format!("value {n}")))
 }
 
-fn code(result: &ExecutionResult) -> Option<ErrorCode> {
-    result.error.as_ref().map(|e| e.code)
+/// The code of a refusal; `None` when it ran.
+fn code(answer: &Result<ExecutionResult, Refusal>) -> Option<ErrorCode> {
+    answer.as_ref().err().map(|refusal| refusal.code)
 }
 
 /// The line a child prints for a result: `RESULT <id> <status> <code> <message>`.
-fn report(id: &str, result: &ExecutionResult) -> String {
-    let (code, message) = result.error.as_ref().map_or(("-".into(), String::new()), |e| {
-        (serde_json::to_value(e.code).unwrap().as_str().unwrap().to_owned(), e.message.replace('\n', " "))
-    });
-    format!("RESULT {id} {:?} {code} {message}", result.status)
+fn report(id: &str, answer: &Result<ExecutionResult, Refusal>) -> String {
+    let (status, error) = match answer {
+        Ok(result) => (format!("{:?}", result.status), result.error.as_ref().map(|e| (e.code, e.message.as_str()))),
+        Err(refusal) => ("Refused".to_owned(), Some((refusal.code, refusal.message.as_str()))),
+    };
+    let (code, message) =
+        error.map_or(("-", String::new()), |(code, message)| (code.as_str(), message.replace('\n', " ")));
+    format!("RESULT {id} {status} {code} {message}")
 }
 
 /// Not a test on its own: the other process of the tests below (it does nothing unless one of
@@ -76,7 +80,7 @@ async fn child() {
     match words[..] {
         ["suspend", count] => {
             for n in 0..count.parse().unwrap() {
-                let result = runtime.execute(request(n, 0)).await;
+                let result = runtime.execute(request(n, 0)).await.expect("runs");
                 assert_eq!(result.status, Status::Suspended, "{result:?}");
                 println!("SUSPENDED {n} {}", result.suspension.unwrap().id);
             }
@@ -94,8 +98,8 @@ async fn child() {
         }
         ["resume", id, n] => {
             println!("CLAIMING");
-            let result = runtime.resume(&SuspensionId(id.into()), 1, answer(n.parse().unwrap())).await;
-            println!("{}", report(id, &result));
+            let resumed = runtime.resume(&SuspensionId(id.into()), 1, answer(n.parse().unwrap())).await;
+            println!("{}", report(id, &resumed));
         }
         _ => panic!("unknown child command {command:?}"),
     }
@@ -148,8 +152,8 @@ fn suspend_in_another_process(redis: &RedisServer, count: u64) -> Vec<(u64, Susp
 /// What a run that never left one process gives for execution `n`.
 async fn clean_run(n: u64) -> ExecutionResult {
     let clean = Runtime::start(RuntimeConfig::default()).unwrap();
-    let first = clean.execute(request(n, 0)).await;
-    clean.resume(&first.suspension.unwrap().id, 1, answer(n)).await
+    let first = clean.execute(request(n, 0)).await.expect("runs");
+    clean.resume(&first.suspension.unwrap().id, 1, answer(n)).await.expect("resumes")
 }
 
 fn key(id: &SuspensionId) -> String {
@@ -162,7 +166,7 @@ async fn a_suspension_made_in_one_process_is_resumed_in_another() {
     let suspended = suspend_in_another_process(&redis, 20);
     let runtime = runtime(&redis.url, Duration::from_secs(30));
     for (n, id) in suspended {
-        let resumed = runtime.resume(&id, 1, answer(n)).await;
+        let resumed = runtime.resume(&id, 1, answer(n)).await.expect("resumes");
         let expected = clean_run(n).await;
         assert_eq!(resumed.status, Status::Success, "{n}: {resumed:?}");
         assert_eq!((resumed.return_value, resumed.records), (expected.return_value, expected.records), "{n}");
@@ -176,7 +180,7 @@ async fn two_processes_resuming_the_same_suspensions_at_once_succeed_exactly_onc
     let runtime = runtime(&redis.url, Duration::from_secs(30));
     let mut ids = Vec::new();
     for n in 0..200 {
-        ids.push(runtime.execute(request(n, 0)).await.suspension.expect("suspended").id.0);
+        ids.push(runtime.execute(request(n, 0)).await.expect("runs").suspension.expect("suspended").id.0);
     }
     let start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 1500;
     let (mut child, mut lines) = spawn_child(&redis, &format!("race {start} {}", ids.join(",")));
@@ -227,14 +231,14 @@ async fn a_process_paused_past_its_lease_cannot_commit_and_the_later_claim_wins(
     let runtime = runtime(&redis.url, Duration::from_millis(1500));
     // A step of 2.5 s: the child is surely inside it when it is stopped, and after it is
     // continued, it still has some to run before it tries to commit.
-    let id = runtime.execute(request(5, 2500)).await.suspension.expect("suspended").id;
+    let id = runtime.execute(request(5, 2500)).await.expect("runs").suspension.expect("suspended").id;
     let (mut child, mut lines) = spawn_child(&redis, &format!("resume {id} 5"));
     read_until(&mut lines, "", "CLAIMING");
     wait_for_claim(&redis, &id);
     signal(&child, libc::SIGSTOP);
     // The child's lease (1.5 s) passes while it is stopped mid-step.
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let ours = runtime.resume(&id, 1, answer(5)).await;
+    let ours = runtime.resume(&id, 1, answer(5)).await.expect("resumes");
     signal(&child, libc::SIGCONT);
     let theirs = read_until(&mut lines, "RESULT ", "DONE");
     assert!(child.wait().unwrap().success());
@@ -248,7 +252,7 @@ async fn a_process_paused_past_its_lease_cannot_commit_and_the_later_claim_wins(
 async fn a_process_killed_mid_step_loses_nothing_once_its_lease_passed() {
     let redis = RedisServer::start();
     let runtime = runtime(&redis.url, Duration::from_millis(1500));
-    let id = runtime.execute(request(9, 1000)).await.suspension.expect("suspended").id;
+    let id = runtime.execute(request(9, 1000)).await.expect("runs").suspension.expect("suspended").id;
     let (mut child, mut lines) = spawn_child(&redis, &format!("resume {id} 9"));
     read_until(&mut lines, "", "CLAIMING");
     wait_for_claim(&redis, &id);
@@ -260,7 +264,7 @@ async fn a_process_killed_mid_step_loses_nothing_once_its_lease_passed() {
         "still claimed within the lease"
     );
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let resumed = runtime.resume(&id, 1, answer(9)).await;
+    let resumed = runtime.resume(&id, 1, answer(9)).await.expect("resumes");
     let expected = clean_run(9).await;
     assert_eq!(resumed.status, Status::Success, "{resumed:?}");
     assert_eq!((resumed.return_value, resumed.records), (expected.return_value, expected.records));
@@ -276,7 +280,7 @@ async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    let id = runtime.execute(request(1, 0)).await.suspension.expect("suspended").id;
+    let id = runtime.execute(request(1, 0)).await.expect("runs").suspension.expect("suspended").id;
     let mut connection = redis.connection();
     let ttl: i64 = connection.pttl(key(&id)).unwrap();
     assert!(ttl > 0 && ttl <= 300, "Redis expires it with the suspension: {ttl} ms");
@@ -290,10 +294,10 @@ async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
     let redis = RedisServer::start();
     let runtime = runtime(&redis.url, Duration::from_secs(30));
     let mut connection = redis.connection();
-    let refused = |result: ExecutionResult, what: &str| {
-        let error = result.error.unwrap_or_else(|| panic!("{what} was refused"));
-        assert_eq!(error.code, ErrorCode::InvalidArgument, "{what}: {error:?}");
-        error.message
+    let refused = |answer: Result<ExecutionResult, Refusal>, what: &str| {
+        let refusal = answer.expect_err(what);
+        assert_eq!(refusal.code, ErrorCode::InvalidArgument, "{what}: {refusal:?}");
+        refusal.message
     };
 
     let foreign = SuspensionId("0123abcd".into());
@@ -304,7 +308,7 @@ async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
     let message = refused(runtime.resume(&SuspensionId("4567abcd".into()), 1, answer(1)).await, "another hash");
     assert!(message.contains("not a Nexus suspension"), "{message}");
 
-    let id = runtime.execute(request(2, 0)).await.suspension.expect("suspended").id;
+    let id = runtime.execute(request(2, 0)).await.expect("runs").suspension.expect("suspended").id;
     let mut image: Vec<u8> = connection.hget(key(&id), "image").unwrap();
     let last = image.len() - 1;
     image[last] ^= 1;
@@ -313,12 +317,12 @@ async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
     assert!(message.contains("does not authenticate"), "{message}");
 
     // Moved under another suspension's id: refused too (the seal binds the id).
-    let other = runtime.execute(request(3, 0)).await.suspension.expect("suspended").id;
+    let other = runtime.execute(request(3, 0)).await.expect("runs").suspension.expect("suspended").id;
     let moved: Vec<u8> = connection.hget(key(&other), "image").unwrap();
     let () = connection.hset(key(&id), "image", moved).unwrap();
     let message = refused(runtime.resume(&id, 1, answer(2)).await, "a moved image");
     assert!(message.contains("does not authenticate"), "{message}");
-    assert_eq!(runtime.resume(&other, 1, answer(3)).await.status, Status::Success);
+    assert_eq!(runtime.resume(&other, 1, answer(3)).await.expect("resumes").status, Status::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +337,7 @@ async fn with_redis_down_requests_that_need_it_fail_promptly_and_the_rest_run() 
         ..RuntimeConfig::default()
     })
     .unwrap();
-    let before = runtime.execute(request(1, 0)).await.suspension.expect("suspended").id;
+    let before = runtime.execute(request(1, 0)).await.expect("runs").suspension.expect("suspended").id;
     redis.stop();
 
     let started = Instant::now();
@@ -346,20 +350,22 @@ async fn with_redis_down_requests_that_need_it_fail_promptly_and_the_rest_run() 
     assert_eq!(cancelling.map_err(|e| e.code), Err(ErrorCode::StoreUnavailable));
     // Bounded by the store's timeout (300 ms each), not hanging: a generous bound.
     assert!(elapsed < Duration::from_secs(5), "three requests took {elapsed:?}");
-    let stateless = runtime.execute(ExecutionRequest::source("return 6 * 7;")).await;
+    let stateless = runtime.execute(ExecutionRequest::source("return 6 * 7;")).await.expect("runs");
     assert_eq!(stateless.return_value, json!(42), "{stateless:?}");
 
     redis.restart();
     let mut again = None;
     for _ in 0..100 {
-        let result = runtime.execute(request(3, 0)).await;
-        if result.status == Status::Suspended {
-            again = result.suspension;
+        let answer = runtime.execute(request(3, 0)).await;
+        if let Ok(result) = &answer
+            && result.status == Status::Suspended
+        {
+            again = result.suspension.clone();
             break;
         }
-        assert_eq!(code(&result), Some(ErrorCode::StoreUnavailable), "{result:?}");
+        assert_eq!(code(&answer), Some(ErrorCode::StoreUnavailable), "{answer:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let again = again.expect("the store reconnected by itself");
-    assert_eq!(runtime.resume(&again.id, 1, answer(3)).await.status, Status::Success);
+    assert_eq!(runtime.resume(&again.id, 1, answer(3)).await.expect("resumes").status, Status::Success);
 }

@@ -69,34 +69,37 @@ async fn a_suspension_resumes_on_the_image_it_was_made_with_and_without_it_is_re
 
     // Deploy 1 runs the old build.
     let before = runtime(&store, Some(&old), &[]);
-    let first = before.execute(request()).await.suspension.expect("suspended").id;
-    let second = before.execute(request()).await.suspension.expect("suspended").id;
+    let first = before.execute(request()).await.expect("runs").suspension.expect("suspended").id;
+    let second = before.execute(request()).await.expect("runs").suspension.expect("suspended").id;
     before.shutdown(std::time::Duration::from_secs(1)).await;
 
     // Deploy 2 runs the committed build and was not given the old one: refused, naming it.
     let stranded = runtime(&store, None, &[]);
     let refused = stranded.resume(&first, 1, ExtOutcome::Ok(json!(20))).await;
-    let error = refused.error.expect("refused");
+    let error = refused.expect_err("refused");
     assert_eq!(error.code, ErrorCode::InvalidArgument);
     assert!(error.message.contains(&hex(&old_identity)), "names the image: {}", error.message);
     stranded.shutdown(std::time::Duration::from_secs(1)).await;
 
     // Deploy 2 given the old build: the suspensions finish on it, through a second suspension.
     let after = runtime(&store, None, &[&old]);
-    let step = after.resume(&first, 1, ExtOutcome::Ok(json!(20))).await;
+    let step = after.resume(&first, 1, ExtOutcome::Ok(json!(20))).await.expect("resumes");
     assert_eq!(step.status, Status::Suspended, "{step:?}");
-    let done = after.resume(&step.suspension.unwrap().id, 2, ExtOutcome::Ok(json!(22))).await;
+    let done = after.resume(&step.suspension.unwrap().id, 2, ExtOutcome::Ok(json!(22))).await.expect("resumes");
     assert_eq!(done.return_value, json!({ "a": 20, "b": 22, "sum": 42 }), "{done:?}");
-    let step = after.resume(&second, 1, ExtOutcome::Ok(json!(1))).await;
+    let step = after.resume(&second, 1, ExtOutcome::Ok(json!(1))).await.expect("resumes");
     assert_eq!(step.status, Status::Suspended, "{step:?}");
     // Used once, as on the current image.
     let again = after.resume(&second, 1, ExtOutcome::Ok(json!(1))).await;
-    assert_eq!(again.error.map(|e| e.code), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(again.map_err(|e| e.code).err(), Some(ErrorCode::SuspensionNotFound));
 
     // New executions run the current image: a runtime with only the current one resumes them.
-    let new = after.execute(request()).await.suspension.expect("suspended").id;
+    let new = after.execute(request()).await.expect("runs").suspension.expect("suspended").id;
     after.shutdown(std::time::Duration::from_secs(1)).await;
     let current_only = runtime(&store, None, &[]);
-    assert_eq!(current_only.resume(&new, 1, ExtOutcome::Ok(json!(1))).await.status, Status::Suspended);
+    assert_eq!(
+        current_only.resume(&new, 1, ExtOutcome::Ok(json!(1))).await.expect("resumes").status,
+        Status::Suspended
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

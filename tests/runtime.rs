@@ -42,7 +42,7 @@ async fn a_thousand_concurrent_executions_on_a_pool_of_sixteen_all_complete() {
     let runtime = Runtime::start(config(16, 2000)).unwrap();
     let results = futures::future::join_all((0..1000).map(|n| {
         let runtime = runtime.clone();
-        async move { (n, runtime.execute(adding(n)).await) }
+        async move { (n, runtime.execute(adding(n)).await.expect("runs")) }
     }))
     .await;
     for (n, result) in results {
@@ -65,8 +65,8 @@ async fn a_full_queue_answers_overloaded_and_loses_nothing() {
         request
     };
     let results = futures::future::join_all((0..10).map(|_| runtime.execute(slow()))).await;
-    let done = results.iter().filter(|r| r.status == Status::Success).count();
-    let overloaded = results.iter().filter(|r| r.error.as_ref().map(|e| e.code) == Some(ErrorCode::Overloaded)).count();
+    let done = results.iter().filter(|r| r.as_ref().is_ok_and(|r| r.status == Status::Success)).count();
+    let overloaded = results.iter().filter(|r| r.as_ref().err().map(|e| e.code) == Some(ErrorCode::Overloaded)).count();
     assert_eq!((done, overloaded), (3, 7), "one running + two queued succeed, the rest are refused");
     let stats = runtime.stats().await;
     assert_eq!(stats.errors.get(&ErrorCode::Overloaded), Some(&7));
@@ -78,20 +78,33 @@ async fn resume_with_unknown_repeated_or_expired_ids_is_suspension_not_found() {
     let runtime =
         Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(4, 10) }).unwrap();
     let unknown = runtime.resume(&nexus::SuspensionId("nope".into()), 1, ExtOutcome::Ok(Value::Null)).await;
-    assert_eq!(unknown.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    assert_eq!(unknown.unwrap_err().code, ErrorCode::SuspensionNotFound);
 
-    let suspended = runtime.execute(suspending("kv")).await;
+    let suspended = runtime.execute(suspending("kv")).await.expect("runs");
     let id = suspended.suspension.unwrap().id;
-    let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
+    let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await.expect("resumes");
     assert_eq!(done.return_value, json!(5));
     let repeated = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
-    assert_eq!(repeated.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    assert_eq!(repeated.unwrap_err().code, ErrorCode::SuspensionNotFound);
 
-    let expiring = runtime.execute(suspending("kv")).await.suspension.unwrap().id;
+    let expiring = runtime.execute(suspending("kv")).await.expect("runs").suspension.unwrap().id;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let expired = runtime.resume(&expiring, 1, ExtOutcome::Ok(json!(5))).await;
-    assert_eq!(expired.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    assert_eq!(expired.unwrap_err().code, ErrorCode::SuspensionNotFound);
     assert_eq!(runtime.stats().await.pool.parked, 0, "the expired execution freed its slot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resume_is_a_refusal_and_a_failed_handler_is_a_result() {
+    let runtime = Runtime::start(config(2, 10)).unwrap();
+    let unknown = runtime.resume(&nexus::SuspensionId("0".repeat(32)), 1, ExtOutcome::Ok(json!(1))).await;
+    let refusal = unknown.expect_err("nothing ran: a refusal, not a result");
+    assert_eq!(refusal.code, ErrorCode::SuspensionNotFound, "{refusal}");
+
+    let throwing = runtime.execute(ExecutionRequest::source("throw new Error('boom');")).await;
+    let result = throwing.expect("the handler ran: a result, not a refusal");
+    assert_eq!(result.status, Status::Error);
+    assert_eq!(result.error.map(|e| e.code), Some(ErrorCode::RuntimeError));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,16 +112,17 @@ async fn an_expired_suspension_frees_its_actor_without_being_resumed() {
     // One actor: while the suspension holds it, another request can only wait in the queue.
     let runtime =
         Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(1, 10) }).unwrap();
-    let suspended = runtime.execute(suspending("kv")).await;
+    let suspended = runtime.execute(suspending("kv")).await.expect("runs");
     assert_eq!(suspended.status, Status::Suspended);
     // The queued request takes the actor at once: the suspension is hibernated for it.
     let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(1)))
         .await
-        .expect("the parked execution's actor went to the queued request");
+        .expect("the parked execution's actor went to the queued request")
+        .expect("runs");
     assert_eq!(next.return_value, json!(2));
     tokio::time::sleep(Duration::from_millis(150)).await;
     let expired = runtime.resume(&suspended.suspension.unwrap().id, 1, ExtOutcome::Ok(json!(5))).await;
-    assert_eq!(expired.error.unwrap().code, ErrorCode::SuspensionNotFound);
+    assert_eq!(expired.unwrap_err().code, ErrorCode::SuspensionNotFound);
     let stats = runtime.stats().await;
     assert_eq!((stats.pool.parked, stats.pool.queued, stats.pool.pool_size), (0, 0, 1));
 }
@@ -120,7 +134,7 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
     // The default suspension timeout (60 s) puts the first sweep a second after the start.
     let runtime = Runtime::start(config(4, 10)).unwrap();
     for n in 0..5 {
-        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+        assert_eq!(runtime.execute(adding(n)).await.expect("runs").return_value, json!(n + 1));
         let stats = runtime.stats().await;
         assert_eq!(stats.pool.awaiting_reset, 1, "after request {n}: only the last instance waits for its reset");
     }
@@ -128,7 +142,7 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
 
     let runtime =
         Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(40), ..config(4, 10) }).unwrap();
-    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    assert_eq!(runtime.execute(adding(1)).await.expect("runs").return_value, json!(2));
     let swept = async {
         while runtime.stats().await.pool.awaiting_reset > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -140,7 +154,7 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
     // Turned off, the actor resets its own instance and none is handed back.
     let runtime = Runtime::start(RuntimeConfig { caller_resets: false, ..config(4, 10) }).unwrap();
     for n in 0..3 {
-        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+        assert_eq!(runtime.execute(adding(n)).await.expect("runs").return_value, json!(n + 1));
         assert_eq!(runtime.stats().await.pool.awaiting_reset, 0);
     }
     shut_down_drained(&runtime).await;
@@ -155,7 +169,8 @@ async fn a_caller_that_stops_waiting_gets_no_answer_and_loses_no_actor() {
     assert!(abandoned.is_err(), "the caller stopped waiting while the handler ran");
     let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(1)))
         .await
-        .expect("the abandoned step's actor came back to the pool");
+        .expect("the abandoned step's actor came back to the pool")
+        .expect("runs");
     assert_eq!(next.return_value, json!(2));
     let stats = runtime.stats().await;
     assert_eq!(stats.executions.get(&Status::Success), Some(&2), "the abandoned step still ran and was counted");
@@ -170,7 +185,7 @@ async fn queued_callers_that_stop_waiting_lose_no_actor() {
     let slow = ExecutionRequest::source("const end = Date.now() + 100; while (Date.now() < end) {} return 'done';");
     let first = tokio::spawn({
         let runtime = runtime.clone();
-        async move { runtime.execute(slow).await }
+        async move { runtime.execute(slow).await.expect("runs") }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut gives_up_early = Box::pin(runtime.execute(adding(1)));
@@ -184,7 +199,8 @@ async fn queued_callers_that_stop_waiting_lose_no_actor() {
     drop(gives_up_late);
     let next = tokio::time::timeout(Duration::from_secs(5), runtime.execute(adding(3)))
         .await
-        .expect("the actor handed to a caller that left came back to the pool");
+        .expect("the actor handed to a caller that left came back to the pool")
+        .expect("runs");
     assert_eq!(next.return_value, json!(4));
     let stats = runtime.stats().await;
     assert_eq!((stats.pool.idle, stats.pool.queued, stats.pool.pool_size), (1, 0, 1));
@@ -199,15 +215,17 @@ async fn two_pending_calls_are_resumed_one_at_a_time() {
     );
     request.capabilities = vec!["ext:kv".parse().unwrap()];
     request.extension_registry.insert("kv".into(), ["get".to_owned()].into());
-    let first = runtime.execute(request).await;
+    let first = runtime.execute(request).await.expect("runs");
     let suspension = first.suspension.unwrap();
     assert_eq!(suspension.calls.len(), 2);
-    let second = runtime.resume(&suspension.id, suspension.calls[1].call_id, ExtOutcome::Ok(json!(2))).await;
+    let second =
+        runtime.resume(&suspension.id, suspension.calls[1].call_id, ExtOutcome::Ok(json!(2))).await.expect("resumes");
     assert_eq!(second.status, Status::Suspended);
     let remaining = second.suspension.unwrap();
     assert_eq!(remaining.calls.len(), 1);
     assert_ne!(remaining.id, suspension.id, "each suspension id is single-use");
-    let done = runtime.resume(&remaining.id, remaining.calls[0].call_id, ExtOutcome::Ok(json!(1))).await;
+    let done =
+        runtime.resume(&remaining.id, remaining.calls[0].call_id, ExtOutcome::Ok(json!(1))).await.expect("resumes");
     assert_eq!(done.return_value, json!(3));
 }
 
@@ -215,17 +233,18 @@ async fn two_pending_calls_are_resumed_one_at_a_time() {
 async fn a_thousand_parked_executions_while_others_keep_running() {
     let runtime = Runtime::start(config(1010, 100)).unwrap();
     let parked = futures::future::join_all((0..1000).map(|_| runtime.execute(suspending("slow")))).await;
+    let parked: Vec<_> = parked.into_iter().map(|r| r.expect("runs")).collect();
     assert!(parked.iter().all(|r| r.status == Status::Suspended));
     let pool = runtime.stats().await.pool;
     assert_eq!(pool.parked + pool.hibernated, 1000, "live or hibernated");
     for n in 0..50 {
-        assert_eq!(runtime.execute(adding(n)).await.return_value, json!(n + 1));
+        assert_eq!(runtime.execute(adding(n)).await.expect("runs").return_value, json!(n + 1));
     }
     let resumed = futures::future::join_all(
         parked.iter().map(|r| runtime.resume(&r.suspension.as_ref().unwrap().id, 1, ExtOutcome::Ok(json!(7)))),
     )
     .await;
-    assert!(resumed.iter().all(|r| r.return_value == json!(7)));
+    assert!(resumed.iter().all(|r| r.as_ref().is_ok_and(|r| r.return_value == json!(7))));
     assert_eq!(runtime.stats().await.pool.parked, 0);
 }
 
@@ -234,21 +253,21 @@ async fn a_trapped_instance_is_discarded_and_the_next_request_succeeds() {
     let runtime = Runtime::start(config(1, 10)).unwrap();
     let mut looping = ExecutionRequest::source("while (true) {}");
     looping.timeout = Duration::from_millis(50);
-    assert_eq!(runtime.execute(looping).await.error.unwrap().code, ErrorCode::Timeout);
-    let recursion = runtime.execute(ExecutionRequest::source("function f() { f(); } f();")).await;
+    assert_eq!(runtime.execute(looping).await.expect("runs").error.unwrap().code, ErrorCode::Timeout);
+    let recursion = runtime.execute(ExecutionRequest::source("function f() { f(); } f();")).await.expect("runs");
     assert_eq!(recursion.error.unwrap().code, ErrorCode::StackOverflow);
-    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    assert_eq!(runtime.execute(adding(1)).await.expect("runs").return_value, json!(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_running_queued_and_parked_work() {
     let runtime = Runtime::start(config(2, 10)).unwrap();
-    let parked = runtime.execute(suspending("kv")).await.suspension.unwrap().id;
+    let parked = runtime.execute(suspending("kv")).await.expect("runs").suspension.unwrap().id;
     let slow =
         || ExecutionRequest::source("const end = Date.now() + 150; while (Date.now() < end) {} return 'finished';");
     let running = tokio::spawn({
         let runtime = runtime.clone();
-        async move { runtime.execute(slow()).await }
+        async move { runtime.execute(slow()).await.expect("runs") }
     });
     tokio::time::sleep(Duration::from_millis(30)).await;
     let queued = tokio::spawn({
@@ -259,19 +278,19 @@ async fn shutdown_answers_running_queued_and_parked_work() {
     runtime.shutdown(Duration::from_secs(2)).await;
     assert_eq!(running.await.unwrap().return_value, json!("finished"), "running work finishes within the grace period");
     let queued = queued.await.unwrap();
-    assert_eq!(queued.error.map(|e| e.code), Some(ErrorCode::ShuttingDown), "{:?}", queued.return_value);
+    assert_eq!(queued.map_err(|e| e.code).err(), Some(ErrorCode::ShuttingDown));
     let late = runtime.resume(&parked, 1, ExtOutcome::Ok(json!(1))).await;
-    assert_eq!(late.error.unwrap().code, ErrorCode::ShuttingDown);
-    assert_eq!(runtime.execute(adding(1)).await.error.unwrap().code, ErrorCode::ShuttingDown);
+    assert_eq!(late.unwrap_err().code, ErrorCode::ShuttingDown);
+    assert_eq!(runtime.execute(adding(1)).await.unwrap_err().code, ErrorCode::ShuttingDown);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_ran_and_render_as_prometheus_text() {
     let runtime = Runtime::start(config(4, 10)).unwrap();
     for n in 0..5 {
-        runtime.execute(adding(n)).await;
+        runtime.execute(adding(n)).await.expect("runs");
     }
-    runtime.execute(ExecutionRequest::source("return $state.secret;")).await;
+    runtime.execute(ExecutionRequest::source("return $state.secret;")).await.expect("runs");
     let stats = runtime.stats().await;
     assert_eq!(stats.executions.get(&Status::Success), Some(&5));
     assert_eq!(stats.errors.get(&ErrorCode::PermissionDenied), Some(&1));
@@ -280,8 +299,8 @@ async fn metrics_count_what_ran_and_render_as_prometheus_text() {
     assert!(stats.latency_p50_us > 0);
 
     let source = ExecutionRequest::source("return 'cached';");
-    runtime.execute(source.clone()).await;
-    runtime.execute(source).await;
+    runtime.execute(source.clone()).await.expect("runs");
+    runtime.execute(source).await.expect("runs");
     let stats = runtime.stats().await;
     // The five `adding` runs share a source (1 miss, 4 hits), the denied one misses, and the
     // pair just run misses then hits.
@@ -310,13 +329,13 @@ async fn metrics_count_what_ran_and_render_as_prometheus_text() {
 async fn without_capabilities_a_request_runs_with_none_unless_inference_is_enabled() {
     let source = "$state.count = 1;\nconst key = 'count';\ntry { return $state[key]; } catch (e) { return e.code; }";
     let secure = Runtime::start(config(2, 10)).unwrap();
-    let denied = secure.execute(ExecutionRequest::source(source)).await;
+    let denied = secure.execute(ExecutionRequest::source(source)).await.expect("runs");
     assert_eq!(denied.error.unwrap().code, ErrorCode::PermissionDenied, "no tokens, no access");
 
     let mut inferring = config(2, 10);
     inferring.engine.infer_missing_capabilities = true;
     let inferring = Runtime::start(inferring).unwrap();
-    let result = inferring.execute(ExecutionRequest::source(source)).await;
+    let result = inferring.execute(ExecutionRequest::source(source)).await.expect("runs");
     assert_eq!(result.return_value, json!("PERMISSION_DENIED"), "the dynamic read stays denied");
     assert_eq!(result.records.state_mutations.len(), 1, "the literal write was inferred");
 }
@@ -328,10 +347,10 @@ async fn the_compile_cache_directory_serves_a_new_runtime() {
     let mut cached = config(2, 10);
     cached.engine.compile_cache_dir = Some(dir.clone());
     let source = ExecutionRequest::source("return 'from disk';");
-    let first = Runtime::start(cached.clone()).unwrap().execute(source.clone()).await;
+    let first = Runtime::start(cached.clone()).unwrap().execute(source.clone()).await.expect("runs");
     assert!(!first.metrics.cache_hit);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "the bytecode was written");
-    let second = Runtime::start(cached).unwrap().execute(source).await;
+    let second = Runtime::start(cached).unwrap().execute(source).await.expect("runs");
     assert!(second.metrics.cache_hit, "a new runtime (empty memory cache) read it back");
     assert_eq!(second.return_value, json!("from disk"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -357,7 +376,7 @@ async fn run_to_completion_drives_three_sequential_extension_calls() {
     );
     request.capabilities = vec!["ext:math".parse().unwrap(), "state:write:v".parse().unwrap()];
     request.extension_registry.insert("math".into(), ["double".to_owned()].into());
-    let result = runtime.run_to_completion(request, &Counter).await;
+    let result = runtime.run_to_completion(request, &Counter).await.expect("runs");
     assert_eq!(result.status, Status::Success, "{:?}", result.error);
     assert_eq!(result.return_value, json!(8));
     let values: Vec<Value> = result
@@ -404,7 +423,7 @@ async fn run_to_completion_resumes_each_call_as_soon_as_it_settles() {
     request.extension_registry.insert("slow".into(), ["call".to_owned()].into());
     request.extension_registry.insert("fast".into(), ["call".to_owned()].into());
     let host = SlowAndFast::default();
-    let result = runtime.run_to_completion(request, &host).await;
+    let result = runtime.run_to_completion(request, &host).await.expect("runs");
     assert_eq!(result.status, Status::Success, "{:?}", result.error);
     // Resumed in list order, or only once both had settled, the slow result would come first.
     assert_eq!(result.return_value, json!(["fast", "slow"]), "the first settled is the first resumed");
@@ -423,16 +442,16 @@ fn spinning_or_not_every_request_and_resume_is_answered() {
         client.block_on(async {
             let run = async {
                 for n in 0..200 {
-                    let result = runtime.execute(adding(n)).await;
+                    let result = runtime.execute(adding(n)).await.expect("runs");
                     assert_eq!(result.return_value, json!(n + 1), "spin {spin:?}: {:?}", result.error);
-                    let suspended = runtime.execute(suspending("kv")).await;
+                    let suspended = runtime.execute(suspending("kv")).await.expect("runs");
                     let id = &suspended.suspension.as_ref().expect("suspended").id;
-                    let resumed = runtime.resume(id, 1, ExtOutcome::Ok(json!(n))).await;
+                    let resumed = runtime.resume(id, 1, ExtOutcome::Ok(json!(n))).await.expect("resumes");
                     assert_eq!(resumed.return_value, json!(n), "spin {spin:?}: {:?}", resumed.error);
                 }
                 let results = futures::future::join_all((0..200).map(|n| runtime.execute(adding(n)))).await;
                 for (n, result) in results.into_iter().enumerate() {
-                    assert_eq!(result.return_value, json!(n + 1), "spin {spin:?}");
+                    assert_eq!(result.expect("runs").return_value, json!(n + 1), "spin {spin:?}");
                 }
             };
             tokio::time::timeout(Duration::from_secs(60), run).await.expect("every answer arrived in time");
@@ -459,14 +478,14 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
     }
     let refused = runtime.execute(adding(0)).await;
     assert_eq!(
-        refused.error.map(|e| e.code),
+        refused.map_err(|e| e.code).err(),
         Some(ErrorCode::Overloaded),
         "one more than the bound is refused at once"
     );
     // The waiting callers give up; the queue takes requests again once they are gone.
     drop(waiting);
-    assert_eq!(busy.await.return_value, json!("busy"));
-    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    assert_eq!(busy.await.expect("runs").return_value, json!("busy"));
+    assert_eq!(runtime.execute(adding(1)).await.expect("runs").return_value, json!(2));
     let stats = runtime.stats().await;
     assert_eq!(stats.errors.get(&ErrorCode::Overloaded), Some(&1));
     shut_down_drained(&runtime).await;
@@ -484,7 +503,7 @@ async fn precompiles_at_once_stay_within_the_instance_budget() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    let parked = runtime.execute(suspending("kv")).await;
+    let parked = runtime.execute(suspending("kv")).await.expect("runs");
     assert_eq!(parked.status, Status::Suspended);
     // Long enough to compile that forty precompilations asked at once overlap.
     let source: String = (0..4000).map(|i| format!("let v{i} = $args.n + {i};\n")).collect::<String>() + "return 1;";
@@ -493,8 +512,8 @@ async fn precompiles_at_once_stay_within_the_instance_budget() {
         assert!(result.is_ok(), "a precompilation failed: {:?}", result.as_ref().err());
     }
     let id = parked.suspension.unwrap().id;
-    let resumed = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await;
+    let resumed = runtime.resume(&id, 1, ExtOutcome::Ok(json!(5))).await.expect("resumes");
     assert_eq!(resumed.status, Status::Success, "the parked execution kept its slot: {:?}", resumed.error);
-    assert_eq!(runtime.execute(adding(1)).await.return_value, json!(2));
+    assert_eq!(runtime.execute(adding(1)).await.expect("runs").return_value, json!(2));
     shut_down_drained(&runtime).await;
 }

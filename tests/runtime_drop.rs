@@ -29,7 +29,7 @@ fn settle_to(at_most: usize, within: Duration) -> usize {
 }
 
 fn used_once(runtime: &Runtime) {
-    let result = futures::executor::block_on(runtime.execute(ExecutionRequest::source("return 1 + 1;")));
+    let result = futures::executor::block_on(runtime.execute(ExecutionRequest::source("return 1 + 1;"))).expect("runs");
     assert_eq!(result.status, Status::Success, "{:?}", result.error);
     assert_eq!(result.return_value, json!(2));
 }
@@ -78,7 +78,7 @@ fn a_runtime_in_the_callers_actix_system_stops_its_threads_when_dropped() {
     system.block_on(async {
         // Inside a system: the supervisor runs on this thread, the workers on threads of their own.
         let runtime = Runtime::start(RuntimeConfig { workers: 2, ..RuntimeConfig::default() }).unwrap();
-        let result = runtime.execute(ExecutionRequest::source("return 1 + 1;")).await;
+        let result = runtime.execute(ExecutionRequest::source("return 1 + 1;")).await.expect("runs");
         assert_eq!(result.return_value, json!(2));
         let running = threads();
         assert!(running >= start + 2, "{start} threads before, {running} with the runtime");

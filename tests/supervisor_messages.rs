@@ -42,21 +42,26 @@ fn execute_and_extension_result_sent_from_an_actix_system_run_through_the_runtim
 
         // Both messages: the suspension id goes out with `Execute`'s result and comes back in
         // `ExtensionResult`, which runs the handler to its end.
-        let suspension = awaiting(supervisor.send(Execute(awaiting_kv())).await.expect("the supervisor answers"));
-        let done = supervisor.send(outcome(&suspension, 41)).await.expect("the supervisor answers");
+        let suspension =
+            awaiting(supervisor.send(Execute(awaiting_kv())).await.expect("the supervisor answers").expect("runs"));
+        let done = supervisor.send(outcome(&suspension, 41)).await.expect("the supervisor answers").expect("runs");
         assert_eq!(done.status, Status::Success, "{:?}", done.error);
         assert_eq!(done.return_value, json!(42));
         // The id was used: a second outcome for it finds nothing.
         let again = supervisor.send(outcome(&suspension, 0)).await.expect("the supervisor answers");
-        assert_eq!(again.error.map(|e| e.code), Some(ErrorCode::SuspensionNotFound));
+        assert_eq!(again.map_err(|e| e.code).err(), Some(ErrorCode::SuspensionNotFound));
 
         // One pool: a suspension made by a message is resumed by the runtime, and one made by
         // the runtime by a message.
-        let by_message = awaiting(supervisor.send(Execute(awaiting_kv())).await.expect("the supervisor answers"));
-        let resumed = runtime.resume(&by_message.id, by_message.calls[0].call_id, ExtOutcome::Ok(json!(1))).await;
+        let by_message =
+            awaiting(supervisor.send(Execute(awaiting_kv())).await.expect("the supervisor answers").expect("runs"));
+        let resumed = runtime
+            .resume(&by_message.id, by_message.calls[0].call_id, ExtOutcome::Ok(json!(1)))
+            .await
+            .expect("resumes");
         assert_eq!(resumed.return_value, json!(2), "{:?}", resumed.error);
-        let by_runtime = awaiting(runtime.execute(awaiting_kv()).await);
-        let resumed = supervisor.send(outcome(&by_runtime, 2)).await.expect("the supervisor answers");
+        let by_runtime = awaiting(runtime.execute(awaiting_kv()).await.expect("runs"));
+        let resumed = supervisor.send(outcome(&by_runtime, 2)).await.expect("the supervisor answers").expect("runs");
         assert_eq!(resumed.return_value, json!(3), "{:?}", resumed.error);
 
         // Both paths count in the runtime's statistics.

@@ -135,7 +135,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         latency(budget.warm_up(), engine_once)?;
         let engine_latency = latency(budget, engine_once)?;
 
-        let runtime_once = || check(workload, &tokio.block_on(runtime.run_to_completion(request(next()), workload)));
+        let runtime_once =
+            || check_answer(workload, tokio.block_on(runtime.run_to_completion(request(next()), workload)));
         latency(budget.warm_up(), runtime_once)?;
         let runtime_latency = latency(budget, runtime_once)?;
 
@@ -150,6 +151,14 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         print_table(&figures);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`check`] for the runtime's answer: a refusal fails it.
+fn check_answer(workload: &Workload, answer: Result<nexus::ExecutionResult, nexus::Refusal>) -> Result<(), UsageError> {
+    match answer {
+        Ok(result) => check(workload, &result),
+        Err(refusal) => Err(UsageError(format!("workload {} was refused: {refusal}", workload.name))),
+    }
 }
 
 fn check(workload: &Workload, result: &nexus::ExecutionResult) -> Result<(), UsageError> {
@@ -201,7 +210,7 @@ async fn throughput(
         let mut done = 0u64;
         while issued.fetch_add(1, Ordering::Relaxed) < total && started.elapsed() < budget.duration {
             let request = request(fresh.fetch_add(1, Ordering::Relaxed));
-            check(workload, &runtime.run_to_completion(request, workload).await)?;
+            check_answer(workload, runtime.run_to_completion(request, workload).await)?;
             done += 1;
         }
         Ok::<u64, UsageError>(done)

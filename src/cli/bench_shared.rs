@@ -82,11 +82,11 @@ pub async fn node(url: &str) {
         async move {
             let mut done = 0u64;
             while Instant::now() < until {
-                let suspended = runtime.execute(request()).await;
+                let suspended = runtime.execute(request()).await.expect("runs");
                 assert_eq!(suspended.status, Status::Suspended, "{suspended:?}");
                 let id = suspended.suspension.expect("a suspended result has its suspension").id;
                 tokio::time::sleep(CALL).await;
-                let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await;
+                let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
                 assert_eq!(result.status, Status::Success, "{result:?}");
                 if Instant::now() >= counted_from && Instant::now() < until {
                     done += 1;

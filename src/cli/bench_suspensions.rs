@@ -131,13 +131,13 @@ async fn runtime_latency(store: Option<&str>) {
         let (mut first, mut second) = (vec![], vec![]);
         for round in 0..1500 {
             let started = Instant::now();
-            let suspended = runtime.execute(request()).await;
+            let suspended = runtime.execute(request()).await.expect("runs");
             let suspend_took = started.elapsed();
             let id = suspended.suspension.unwrap().id;
             // Let a hibernation that follows the result happen before the resume.
             tokio::time::sleep(Duration::from_micros(300)).await;
             let started = Instant::now();
-            let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await;
+            let done = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
             assert_eq!(done.status, Status::Success, "{done:?}");
             if round >= 100 {
                 first.push(suspend_took);
@@ -186,7 +186,7 @@ async fn resident_memory(counts: &[usize]) {
         for chunk in 0..count.div_ceil(1000) {
             let batch = (count - chunk * 1000).min(1000);
             let results = futures::future::join_all((0..batch).map(|_| runtime.execute(request()))).await;
-            ids.extend(results.into_iter().map(|r| r.suspension.unwrap().id));
+            ids.extend(results.into_iter().map(|r| r.expect("runs").suspension.unwrap().id));
         }
         while runtime.stats().await.pool.parked > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -216,12 +216,12 @@ async fn io_bound_throughput() {
             async move {
                 let mut done = 0u64;
                 while Instant::now() < until {
-                    let suspended = runtime.execute(request()).await;
+                    let suspended = runtime.execute(request()).await.expect("runs");
                     let id = suspended.suspension.expect("suspends").id;
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await;
+                    let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
                     assert_eq!(result.status, Status::Success, "{result:?}");
                     if Instant::now() >= counted_from {
                         done += 1;

@@ -7,7 +7,7 @@ use nexus::{ExtOutcome, SuspensionId};
 use serde_json::json;
 
 use super::preload::PreloadArgs;
-use super::run::{Answers, StoreArgs, drive, print_outcome};
+use super::run::{Answers, StoreArgs, drive, print_outcome, printable};
 use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]
@@ -66,7 +66,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         let mut records = nexus::Records::default();
         let mut result = None;
         for (call_id, outcome) in outcomes {
-            let mut step = runtime.resume(&id, call_id, outcome).await;
+            let mut step = printable(runtime.resume(&id, call_id, outcome).await);
             let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
             records.extend(std::mem::take(&mut step.records));
             result = Some(step);

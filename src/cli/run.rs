@@ -13,7 +13,8 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 
 use nexus::{
-    Capability, ExecutionRequest, ExecutionResult, ExtOutcome, Handler, PendingCall, Records, Runtime, Status,
+    Capability, ExecutionError, ExecutionRequest, ExecutionResult, ExtOutcome, Handler, PendingCall, Records, Refusal,
+    Runtime, Status,
 };
 use serde_json::{Value, json};
 
@@ -177,10 +178,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
 
     let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps, args.preload.libraries()?)?;
     let (result, suspensions) = store::block_on(&runtime, async {
-        let first = runtime.execute(request).await;
+        let first = printable(runtime.execute(request).await);
         drive(&runtime, first, &answers).await
     })?;
     Ok(print_outcome(result, suspensions))
+}
+
+/// A refusal is printed as a result whose error is the refusal, with the records of the steps
+/// that ran before it: one output shape for everything `run` and `resume` answer.
+pub fn printable(answer: Result<ExecutionResult, Refusal>) -> ExecutionResult {
+    answer.unwrap_or_else(|refusal| ExecutionResult::failed(ExecutionError::new(refusal.code, refusal.message)))
 }
 
 /// Prints a driven result with its suspensions; the exit code: 0 for success or a suspension
@@ -227,7 +234,8 @@ pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Ans
             result.suspension = Some(suspension);
             break;
         };
-        result = while_calls_run(runtime.resume(&suspension.id, call_id, outcome), &mut in_flight, &mut settled).await;
+        let resume = runtime.resume(&suspension.id, call_id, outcome);
+        result = printable(while_calls_run(resume, &mut in_flight, &mut settled).await);
     }
     records.extend(std::mem::take(&mut result.records));
     result.records = records;

@@ -94,7 +94,7 @@ fn run_to_completion_performs_calls_never_awaited() {
                   $ext.analytics.track(3).then((m) => $log('after', m));\n\
                   return got;";
     let request = common::register(tracked(source), "kv", &["get"]);
-    let result = block_on(runtime().run_to_completion(request, &host));
+    let result = block_on(runtime().run_to_completion(request, &host)).expect("runs");
     assert_eq!(success(&result), &json!("get"));
     let performed = host.0.lock().unwrap().clone();
     assert_eq!(performed, ["analytics.track([1])", "analytics.track([2])", "kv.get([\"k\"])", "analytics.track([3])"]);

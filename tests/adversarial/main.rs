@@ -37,7 +37,7 @@ mod wrapper;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use nexus::{ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Runtime, RuntimeConfig, Status};
+use nexus::{ErrorCode, ExecutionRequest, ExecutionResult, ExtOutcome, Refusal, Runtime, RuntimeConfig, Status};
 use serde_json::{Value, json};
 
 /// One runtime for the whole binary: every adversarial case runs on it, and every case checks
@@ -68,17 +68,27 @@ fn looping(source: &str, caps: &[&str]) -> ExecutionRequest {
 /// Runs the request on the shared runtime, then proves the runtime unharmed: a fresh execution
 /// succeeds and sees clean built-ins (nothing the attack did survived its instance).
 fn attempt(request: ExecutionRequest) -> ExecutionResult {
-    let result = block_on(runtime().execute(request));
+    answered(request).expect("runs")
+}
+
+/// [`attempt`] for a request the runtime may refuse.
+fn answered(request: ExecutionRequest) -> Result<ExecutionResult, Refusal> {
+    let answer = block_on(runtime().execute(request));
     assert_next_execution_is_clean();
-    result
+    answer
 }
 
 /// Resumes a suspended result's first call with `outcome`, then checks the runtime likewise.
 fn resume(suspended: &ExecutionResult, outcome: ExtOutcome) -> ExecutionResult {
+    resume_answered(suspended, outcome).expect("resumes")
+}
+
+/// [`resume`] for a resume the runtime may refuse.
+fn resume_answered(suspended: &ExecutionResult, outcome: ExtOutcome) -> Result<ExecutionResult, Refusal> {
     let suspension = suspended.suspension.as_ref().unwrap_or_else(|| panic!("expected a suspension: {suspended:?}"));
-    let result = block_on(runtime().resume(&suspension.id, suspension.calls[0].call_id, outcome));
+    let answer = block_on(runtime().resume(&suspension.id, suspension.calls[0].call_id, outcome));
     assert_next_execution_is_clean();
-    result
+    answer
 }
 
 fn assert_next_execution_is_clean() {
@@ -89,7 +99,7 @@ fn assert_next_execution_is_clean() {
         Value::Null,
     );
     probe.args = json!({"n": 41});
-    let result = block_on(runtime().execute(probe));
+    let result = block_on(runtime().execute(probe)).expect("runs");
     assert_eq!(result.status, Status::Success, "the runtime still serves: {:?}", result.error);
     assert_eq!(
         result.return_value,

@@ -474,9 +474,9 @@ fn values_handed_to_the_host_nested_too_deep_are_refused_whatever_the_depth() {
                 "scope" => deep.scope = nest(depth),
                 _ => drop(deep.state_snapshot.insert("deep".into(), nest(depth))),
             }
-            let result = attempt(deep);
-            assert_eq!(code(&result), ErrorCode::InvalidArgument, "{field} {depth}");
-            assert!(result.error.as_ref().unwrap().message.ends_with(&message), "{:?}", result.error);
+            let refusal = super::answered(deep).expect_err("refused before it ran");
+            assert_eq!(refusal.code, ErrorCode::InvalidArgument, "{field} {depth}");
+            assert!(refusal.message.ends_with(&message), "{refusal:?}");
         }
     }
     // An extension's result is refused the same way, and the execution waits for another.
@@ -486,9 +486,9 @@ fn values_handed_to_the_host_nested_too_deep_are_refused_whatever_the_depth() {
         &["get"],
     ));
     for depth in [nexus::MAX_NESTING + 1, 1_000_000] {
-        let refused = super::resume(&suspended, nexus::ExtOutcome::Ok(nest(depth)));
-        assert_eq!(code(&refused), ErrorCode::InvalidArgument);
-        assert!(refused.error.as_ref().unwrap().message.ends_with(&message), "{:?}", refused.error);
+        let refusal = super::resume_answered(&suspended, nexus::ExtOutcome::Ok(nest(depth))).expect_err("refused");
+        assert_eq!(refusal.code, ErrorCode::InvalidArgument);
+        assert!(refusal.message.ends_with(&message), "{refusal:?}");
     }
     let done = super::resume(&suspended, nexus::ExtOutcome::Ok(nest(nexus::MAX_NESTING)));
     assert_eq!(success(&done), &json!(nexus::MAX_NESTING));

@@ -12,7 +12,8 @@ use nexus_abi::ErrorCode;
 use tokio::sync::oneshot;
 
 use crate::metrics::Executed;
-use crate::pool::{Assignment, Pool, PoolState, Refusal, Turn};
+use crate::pool::{Assignment, Pool, PoolState, Turn};
+use crate::refusal::Refusal;
 use crate::slot_reset::Reset;
 use crate::spin::Ringing;
 use crate::workers::{PooledActor, choose_worker};
@@ -41,7 +42,7 @@ impl Pool {
     /// request is a retry), else a refusal.
     pub(crate) fn admit(self: &Arc<Self>, state: &mut PoolState, arrival: Arrival) -> Admission {
         if !state.accepting {
-            return Admission::Refused((ErrorCode::ShuttingDown, "the runtime is shutting down"));
+            return Admission::Refused(Refusal::new(ErrorCode::ShuttingDown, "the runtime is shutting down"));
         }
         if let Some(actor) = self.acquire(state) {
             return Admission::Run(self.assign(state, actor));
@@ -50,7 +51,10 @@ impl Pool {
         self.hibernate_one(state);
         if arrival == Arrival::New && state.queue.len() >= self.config.queue_bound {
             self.metrics.record(Executed::refused(ErrorCode::Overloaded));
-            return Admission::Refused((ErrorCode::Overloaded, "every instance is busy and the queue is full"));
+            return Admission::Refused(Refusal::new(
+                ErrorCode::Overloaded,
+                "every instance is busy and the queue is full",
+            ));
         }
         let (turn, waiting) = oneshot::channel();
         match arrival {
@@ -111,7 +115,7 @@ impl Admission {
             Admission::Queued(queued) => match queued.await {
                 Some(Turn::Run(assignment)) => Ok(assignment),
                 Some(Turn::Refused(refusal)) => Err(refusal),
-                None => Err((ErrorCode::Internal, "the request was dropped")),
+                None => Err(Refusal::new(ErrorCode::Internal, "the request was dropped")),
             },
             Admission::Refused(refusal) => Err(refusal),
         }

@@ -15,6 +15,7 @@ use crate::engine::image::SuspensionImage;
 use crate::engine::{
     Engine, ExecutionError, ExecutionRequest, ExecutionResult, ParkedExecution, SpentInstance, SuspensionId,
 };
+use crate::refusal::Refusal;
 use crate::slot_reset::Reset;
 use crate::suspension::Sealer;
 
@@ -31,11 +32,13 @@ pub(crate) struct Run {
 pub(crate) struct Answer {
     pub(crate) result: ExecutionResult,
     pub(crate) spent: Option<SpentInstance>,
+    /// Nothing ran: the request was refused, `result` says why ([`crate::engine::Outcome::refused`]).
+    pub(crate) refused: bool,
 }
 
 impl Answer {
     fn failed(error: ExecutionError) -> Self {
-        Answer { result: ExecutionResult::failed(error), spent: None }
+        Answer { result: ExecutionResult::failed(error), spent: None, refused: false }
     }
 }
 
@@ -56,9 +59,10 @@ impl Handoff {
     }
 }
 
-/// Settles one pending call of the parked execution and runs it on.
+/// Settles one pending call of the parked execution and runs it on; refused (the execution
+/// still parked) when the call is not pending or its result nests too deep.
 #[derive(Message)]
-#[rtype(result = "Result<Answer, ExecutionError>")]
+#[rtype(result = "Result<Answer, Refusal>")]
 pub(crate) struct Resume {
     pub(crate) call_id: u32,
     pub(crate) outcome: ExtOutcome,
@@ -75,9 +79,10 @@ pub(crate) struct Hibernate {
 }
 
 /// Restores a hibernated execution into a fresh instance and settles one of its pending calls
-/// (the pool checked that it is pending). The actor must be idle.
+/// (the pool checked that it is pending). The actor must be idle. Refused when the image
+/// cannot be restored or the resume is refused.
 #[derive(Message)]
-#[rtype(result = "Result<Answer, ExecutionError>")]
+#[rtype(result = "Result<Answer, Refusal>")]
 pub(crate) struct Restore {
     pub(crate) image: Box<SuspensionImage>,
     pub(crate) id: SuspensionId,
@@ -125,7 +130,7 @@ impl InstanceActor {
         if let Some(spent) = for_actor {
             self.reset_after_reply(spent, ctx);
         }
-        Answer { result, spent: for_caller }
+        Answer { result, spent: for_caller, refused: false }
     }
 
     /// Keeps `spent` until the reply has gone, then resets its slot by dropping it
@@ -167,7 +172,8 @@ impl Handler<Run> for InstanceActor {
         MessageResult(match guarded(|| Ok(engine.execute(request)), Err) {
             Ok(outcome) => {
                 self.parked = outcome.parked;
-                self.answer(outcome.result, outcome.spent, reset, ctx)
+                let refused = outcome.refused;
+                Answer { refused, ..self.answer(outcome.result, outcome.spent, reset, ctx) }
             }
             Err(error) => Answer::failed(error),
         })
@@ -175,24 +181,26 @@ impl Handler<Run> for InstanceActor {
 }
 
 impl Handler<Resume> for InstanceActor {
-    type Result = Result<Answer, ExecutionError>;
+    type Result = Result<Answer, Refusal>;
 
     fn handle(&mut self, resume: Resume, ctx: &mut Context<Self>) -> Self::Result {
         self.spent = None;
         let parked = self
             .parked
             .take()
-            .ok_or_else(|| ExecutionError::new(ErrorCode::SuspensionNotFound, "this actor holds no suspension"))?;
+            .ok_or_else(|| Refusal::new(ErrorCode::SuspensionNotFound, "this actor holds no suspension"))?;
         let engine = &self.engine;
-        match guarded(|| Ok(engine.resume(parked, resume.call_id, resume.outcome)), Err)? {
-            Ok(outcome) => {
+        // A panic mid-step is the step's result: the execution is gone.
+        match guarded(|| Ok(engine.resume(parked, resume.call_id, resume.outcome)), Err) {
+            Ok(Ok(outcome)) => {
                 self.parked = outcome.parked;
                 Ok(self.answer(outcome.result, outcome.spent, resume.reset, ctx))
             }
-            Err(refused) => {
+            Ok(Err(refused)) => {
                 self.parked = Some(refused.parked);
-                Err(refused.error)
+                Err(Refusal::from(refused.error))
             }
+            Err(panicked) => Ok(Answer::failed(panicked)),
         }
     }
 }
@@ -223,7 +231,7 @@ impl Handler<Hibernate> for InstanceActor {
 }
 
 impl Handler<Restore> for InstanceActor {
-    type Result = Result<Answer, ExecutionError>;
+    type Result = Result<Answer, Refusal>;
 
     fn handle(&mut self, restore: Restore, ctx: &mut Context<Self>) -> Self::Result {
         debug_assert!(self.parked.is_none(), "the pool only sends work to idle actors");
@@ -232,12 +240,19 @@ impl Handler<Restore> for InstanceActor {
         let Restore { image, id, call_id, outcome, reset } = restore;
         let resumed = guarded(
             || {
-                let parked = engine.restore(*image, id)?;
-                Ok(engine.resume(parked, call_id, outcome).map_err(|refused| refused.error))
+                let parked = match engine.restore(*image, id) {
+                    Ok(parked) => parked,
+                    Err(error) => return Ok(Err(Refusal::from(error))),
+                };
+                Ok(engine.resume(parked, call_id, outcome).map_err(|refused| Refusal::from(refused.error)))
             },
             Err,
-        )?;
-        let outcome = resumed?;
+        );
+        // A panic mid-step is the step's result: the execution is gone.
+        let outcome = match resumed {
+            Ok(resumed) => resumed?,
+            Err(panicked) => return Ok(Answer::failed(panicked)),
+        };
         self.parked = outcome.parked;
         Ok(self.answer(outcome.result, outcome.spent, reset, ctx))
     }

@@ -2,7 +2,8 @@
 //!
 //! * [`engine`]: wasmtime configured for a fresh instance per execution from a Wizer snapshot,
 //!   with timeouts, memory and stack limits; `execute`, `resume` and `precompile`.
-//! * [`runtime`]: the Rust API over all of it, configured by [`config`].
+//! * [`runtime`]: the Rust API over all of it, configured by [`config`]; what it refuses
+//!   without running anything is a [`Refusal`].
 //! * [`supervisor`]: the actor that owns the pool: the same requests as messages, the expiry
 //!   of parked suspensions, precompilation, statistics, shutdown.
 //! * The path of a request on the caller's thread, through the pool of instance actors
@@ -22,6 +23,7 @@ pub mod engine;
 mod instance_actor;
 pub mod metrics;
 mod pool;
+mod refusal;
 pub mod runtime;
 mod slot_reset;
 pub mod spin;
@@ -32,4 +34,5 @@ pub mod suspension;
 mod workers;
 
 pub use config::RuntimeConfig;
+pub use refusal::Refusal;
 pub use start_error::StartError;

@@ -30,6 +30,7 @@ use crate::engine::Engine;
 use crate::instance_actor::Crash;
 use crate::metrics::batch::MetricsBatch;
 use crate::metrics::{MetricsActor, PoolGauges};
+use crate::refusal::Refusal;
 use crate::slot_reset::{AWAITING_RESET_BOUND, AwaitingReset, Reset};
 use crate::suspension::Suspensions;
 use crate::suspension::live::{Live, LiveTable};
@@ -89,9 +90,6 @@ pub(crate) enum Turn {
     /// The runtime shut down before it ran.
     Refused(Refusal),
 }
-
-/// Why a request or resume was answered without running: its error code and message.
-pub(crate) type Refusal = (ErrorCode, &'static str);
 
 impl Pool {
     /// A pool whose worker threads spin `config.spin_before_park` before parking. Called on the
@@ -171,8 +169,8 @@ impl Pool {
     pub(crate) fn stop_accepting(&self, state: &mut PoolState) {
         state.accepting = false;
         for waiting in state.queue.drain(..) {
-            let _ =
-                waiting.send(Turn::Refused((ErrorCode::ShuttingDown, "the runtime shut down before this request ran")));
+            let refusal = Refusal::new(ErrorCode::ShuttingDown, "the runtime shut down before this request ran");
+            let _ = waiting.send(Turn::Refused(refusal));
         }
         let parked: Vec<PooledActor> = state.live.drain().filter_map(Live::into_actor).collect();
         for actor in parked {

@@ -23,6 +23,7 @@ use crate::engine::{
 };
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats, SuspensionMetrics};
 use crate::pool::Pool;
+use crate::refusal::Refusal;
 use crate::spin::{self, Doorbell, Ringing};
 use crate::start_error::StartError;
 use crate::supervisor::{Precompile, Shutdown, Stop, Supervisor};
@@ -143,14 +144,24 @@ impl Runtime {
         &self.supervisor
     }
 
-    /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]).
-    pub async fn execute(&self, request: ExecutionRequest) -> ExecutionResult {
+    /// Runs a handler; the result may be `suspended` (see [`Runtime::resume`]). A request
+    /// refused before anything ran (`OVERLOADED`, `SHUTTING_DOWN`, `INVALID_ARGUMENT`) is a
+    /// [`Refusal`]; once the handler ran, whatever failed is the result's error.
+    pub async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionResult, Refusal> {
         self.pool.execute(request).await
     }
 
     /// Delivers the outcome of one pending extension call of a suspended execution, live or
-    /// hibernated.
-    pub async fn resume(&self, suspension_id: &SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+    /// hibernated. A resume refused before anything ran is a [`Refusal`]
+    /// (`SUSPENSION_NOT_FOUND`, `SHUTTING_DOWN`, `OVERLOADED`, `INVALID_ARGUMENT`,
+    /// `STORE_UNAVAILABLE`), and the suspension is left as it was; once the step ran, whatever
+    /// failed is the result's error.
+    pub async fn resume(
+        &self,
+        suspension_id: &SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<ExecutionResult, Refusal> {
         self.pool.resume(suspension_id.clone(), call_id, outcome).await
     }
 
@@ -201,13 +212,17 @@ impl Runtime {
     /// is resumed with each outcome as soon as that call settles (first settled, first resumed),
     /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
     /// performed once, however many suspensions list it. The result carries the records of the
-    /// whole run, in order.
-    pub async fn run_to_completion(&self, request: ExecutionRequest, host: &impl ExtensionHost) -> ExecutionResult {
+    /// whole run, in order. A refusal of the request or of any resume ends the run with it.
+    pub async fn run_to_completion(
+        &self,
+        request: ExecutionRequest,
+        host: &impl ExtensionHost,
+    ) -> Result<ExecutionResult, Refusal> {
         let mut records = Records::default();
         let mut started = HashSet::new();
         let mut in_flight = FuturesUnordered::new();
         let mut settled = VecDeque::new();
-        let mut result = self.execute(request).await;
+        let mut result = self.execute(request).await?;
         while result.status == Status::Suspended {
             records.extend(std::mem::take(&mut result.records));
             let Some(suspension) = result.suspension.take() else { break };
@@ -229,11 +244,11 @@ impl Runtime {
                 break;
             };
             let resume = self.resume(&suspension.id, call_id, outcome);
-            result = while_calls_run(resume, &mut in_flight, &mut settled).await;
+            result = while_calls_run(resume, &mut in_flight, &mut settled).await?;
         }
         records.extend(std::mem::take(&mut result.records));
         result.records = records;
-        result
+        Ok(result)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The step: a request handed to its instance actor's worker thread and its answer handed back,
 //! on the caller's thread, then the step's end booked into the pool. An actor that died before
 //! it started the request has the request retried on another; one that died running it has it
-//! answered with an error.
+//! answered with an error. A request refused before it ran is answered with a [`Refusal`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +16,7 @@ use crate::engine::{ExecutionError, ExecutionRequest, ExecutionResult, Suspensio
 use crate::instance_actor::{Answer, Handoff, Run};
 use crate::metrics::Executed;
 use crate::pool::{Assignment, Pool};
+use crate::refusal::Refusal;
 use crate::workers::PooledActor;
 
 /// What a step's actor holds once the step ended, for [`Pool::book_step`].
@@ -29,23 +30,32 @@ pub(crate) enum Leftover {
     RefusedResume(SuspensionId),
 }
 
-pub(crate) fn failed(code: ErrorCode, message: &str) -> ExecutionResult {
-    ExecutionResult::failed(ExecutionError::new(code, message))
+/// What a step answers: its result, or why it was refused before anything ran. A refusal the
+/// engine made still went through the step's booking, its `result` counted by the metrics.
+pub(crate) fn refused_if(refused: bool, mut result: ExecutionResult) -> Result<ExecutionResult, Refusal> {
+    match result.error.take() {
+        Some(error) if refused => Err(Refusal::from(error)),
+        error => {
+            result.error = error;
+            Ok(result)
+        }
+    }
 }
 
 impl Pool {
-    /// Runs a request; answers with its result (possibly `suspended`).
-    pub async fn execute(self: &Arc<Self>, request: ExecutionRequest) -> ExecutionResult {
+    /// Runs a request; answers with its result (possibly `suspended`), or a refusal.
+    pub async fn execute(self: &Arc<Self>, request: ExecutionRequest) -> Result<ExecutionResult, Refusal> {
         let admission = self.admit(&mut self.lock(), Arrival::New);
-        let assignment = match admission.ready().await {
-            Ok(assignment) => assignment,
-            Err((code, message)) => return failed(code, message),
-        };
+        let assignment = admission.ready().await?;
         Detached::new(self.supervisor_thread.clone(), self.clone().run_step(assignment, request)).await
     }
 
     /// Sends a step to its actor on the actor's worker thread, and books its end.
-    async fn run_step(self: Arc<Self>, mut assignment: Assignment, mut request: ExecutionRequest) -> ExecutionResult {
+    async fn run_step(
+        self: Arc<Self>,
+        mut assignment: Assignment,
+        mut request: ExecutionRequest,
+    ) -> Result<ExecutionResult, Refusal> {
         loop {
             assignment.inject_crash();
             let Assignment { actor, reset, .. } = assignment;
@@ -53,13 +63,16 @@ impl Pool {
             let answer = actor.ask(Run { handoff: handoff.clone(), reset });
             self.awaiting_reset.reset_while_waiting(reset);
             match (answer.await, handoff.take()) {
-                (Ok(Answer { result, spent }), _) => {
+                (Ok(Answer { result, spent, refused }), _) => {
                     self.awaiting_reset.keep(spent);
-                    return self.end_step(actor, result, None).await;
+                    // A new request that suspended and whose suspension could not be kept took no
+                    // effect: none of its records are delivered, and it can be sent again as it is.
+                    let ended = self.end_step(actor, result, None).await;
+                    return refused_if(refused || ended.unkept, ended.result);
                 }
                 // It died running it: the request is answered, not retried (it may be what
                 // killed the actor).
-                (Err(_), None) => return self.book_step(actor, None, Leftover::Nothing),
+                (Err(_), None) => return Ok(self.book_step(actor, None, Leftover::Nothing)),
                 // The actor died before it started the request: the request runs on another
                 // actor, ahead of the queue (it was accepted first), and the dead one is replaced.
                 (Err(_), Some(taken_back)) => {
@@ -76,10 +89,7 @@ impl Pool {
                         }
                         self.admit(&mut state, Arrival::Retry)
                     };
-                    assignment = match admission.ready().await {
-                        Ok(assignment) => assignment,
-                        Err((code, message)) => return failed(code, message),
-                    };
+                    assignment = admission.ready().await?;
                 }
             }
         }
@@ -118,28 +128,40 @@ impl Pool {
                 self.metrics.record(Executed::from_result(&result));
                 result
             }
-            None => failed(ErrorCode::Internal, "the instance actor stopped while running"),
+            None => ExecutionResult::failed(ExecutionError::new(
+                ErrorCode::Internal,
+                "the instance actor stopped while running",
+            )),
         }
+    }
+
+    /// Books a step whose actor refused it (nothing ran: a resume of a call that is not
+    /// pending, an image that did not restore), counted by the metrics as a failed step, and
+    /// answers the refusal.
+    pub(crate) fn book_refusal(self: &Arc<Self>, actor: PooledActor, refusal: Refusal, leftover: Leftover) -> Refusal {
+        let counted = ExecutionResult::failed(ExecutionError::new(refusal.code, refusal.message.clone()));
+        self.book_step(actor, Some(counted), leftover);
+        refusal
     }
 }
 
 /// A step awaited by its caller. If the caller stops waiting, the step is finished on the
 /// supervisor's thread instead: its actor must still be booked back into the pool.
-pub(crate) struct Detached<F: Future<Output = ExecutionResult> + Send + 'static> {
+pub(crate) struct Detached<F: Future + Send + 'static> {
     supervisor_thread: ArbiterHandle,
     step: Option<Pin<Box<F>>>,
 }
 
-impl<F: Future<Output = ExecutionResult> + Send + 'static> Detached<F> {
+impl<F: Future + Send + 'static> Detached<F> {
     pub(crate) fn new(supervisor_thread: ArbiterHandle, step: F) -> Self {
         Detached { supervisor_thread, step: Some(Box::pin(step)) }
     }
 }
 
-impl<F: Future<Output = ExecutionResult> + Send + 'static> Future for Detached<F> {
-    type Output = ExecutionResult;
+impl<F: Future + Send + 'static> Future for Detached<F> {
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExecutionResult> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let step = self.step.as_mut().expect("a Detached step is not polled after it finished");
         let result = std::task::ready!(step.as_mut().poll(cx));
         self.step = None;
@@ -147,7 +169,7 @@ impl<F: Future<Output = ExecutionResult> + Send + 'static> Future for Detached<F
     }
 }
 
-impl<F: Future<Output = ExecutionResult> + Send + 'static> Drop for Detached<F> {
+impl<F: Future + Send + 'static> Drop for Detached<F> {
     fn drop(&mut self) {
         if let Some(step) = self.step.take() {
             self.supervisor_thread.spawn(async move {
@@ -174,7 +196,7 @@ mod tests {
         let config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
         let runtime = system.block_on(async {
             let runtime = Runtime::start(config).expect("runtime starts in the current system");
-            assert_eq!(runtime.execute(ExecutionRequest::source("return 1")).await.return_value, 1);
+            assert_eq!(runtime.execute(ExecutionRequest::source("return 1")).await.expect("runs").return_value, 1);
             System::current().stop();
             runtime
         });
@@ -188,10 +210,10 @@ mod tests {
                 let _ = answered.send(futures::executor::block_on(runtime.execute(request)));
             });
             let result = answer.recv_timeout(Duration::from_secs(10)).expect("every request is answered");
-            match result.error.map(|e| e.code) {
-                Some(ErrorCode::ShuttingDown) => return,
-                None => std::thread::sleep(Duration::from_millis(10)),
-                Some(other) => panic!("answered {other:?}"),
+            match result {
+                Err(refusal) if refusal.code == ErrorCode::ShuttingDown => return,
+                Ok(result) if result.error.is_none() => std::thread::sleep(Duration::from_millis(10)),
+                other => panic!("answered {other:?}"),
             }
         }
         panic!("requests still ran a second after the system stopped");

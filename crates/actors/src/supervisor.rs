@@ -17,18 +17,20 @@ use crate::config::RuntimeConfig;
 use crate::engine::{ExecutionError, ExecutionRequest, ExecutionResult, Language, SuspensionId};
 use crate::metrics::{GetStats, MetricsActor, RenderPrometheus, Stats};
 use crate::pool::Pool;
+use crate::refusal::Refusal;
 
-/// Runs a request; answers with its result (possibly `suspended`). The same path as
+/// Runs a request; answers with its result (possibly `suspended`), or its [`Refusal`]. The same path as
 /// [`Runtime::execute`](crate::runtime::Runtime::execute): the pool's, run here on the
 /// supervisor's thread.
 #[derive(Message)]
-#[rtype(result = "ExecutionResult")]
+#[rtype(result = "Result<ExecutionResult, Refusal>")]
 pub struct Execute(pub ExecutionRequest);
 
 /// Delivers one extension call's outcome to a suspended execution, live or hibernated, as
-/// [`Runtime::resume`](crate::runtime::Runtime::resume) does (through the same pool).
+/// [`Runtime::resume`](crate::runtime::Runtime::resume) does (through the same pool): its
+/// result, or its [`Refusal`].
 #[derive(Message)]
-#[rtype(result = "ExecutionResult")]
+#[rtype(result = "Result<ExecutionResult, Refusal>")]
 pub struct ExtensionResult {
     pub suspension_id: SuspensionId,
     pub call_id: u32,
@@ -91,7 +93,7 @@ impl Actor for Supervisor {
 }
 
 impl Handler<Execute> for Supervisor {
-    type Result = ResponseFuture<ExecutionResult>;
+    type Result = ResponseFuture<Result<ExecutionResult, Refusal>>;
 
     fn handle(&mut self, Execute(request): Execute, _: &mut Context<Self>) -> Self::Result {
         let pool = self.pool.clone();
@@ -100,7 +102,7 @@ impl Handler<Execute> for Supervisor {
 }
 
 impl Handler<ExtensionResult> for Supervisor {
-    type Result = ResponseFuture<ExecutionResult>;
+    type Result = ResponseFuture<Result<ExecutionResult, Refusal>>;
 
     fn handle(&mut self, message: ExtensionResult, _: &mut Context<Self>) -> Self::Result {
         let pool = self.pool.clone();

@@ -4,6 +4,7 @@
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{Env, JsError};
 use nexus_abi::ErrorCode;
+use nexus_actors::Refusal;
 use nexus_actors::engine::{ExecutionError, Location};
 
 /// A request the binding refuses, or that the runtime refused before running any handler code.
@@ -54,17 +55,12 @@ impl From<ExecutionError> for BindingError {
     }
 }
 
-/// Codes of results that mean the request itself was refused (no handler code ran, or the
-/// suspension does not exist): the binding rejects with them instead of resolving a result.
-pub fn is_request_refusal(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::InvalidArgument
-            | ErrorCode::SuspensionNotFound
-            | ErrorCode::Overloaded
-            | ErrorCode::ShuttingDown
-            | ErrorCode::StoreUnavailable
-    )
+/// A request or resume the runtime refused: the binding rejects with it instead of resolving
+/// a result.
+impl From<Refusal> for BindingError {
+    fn from(refusal: Refusal) -> Self {
+        BindingError::new(refusal.code, refusal.message)
+    }
 }
 
 pub type BindingResult<T> = Result<T, BindingError>;

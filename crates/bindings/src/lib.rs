@@ -20,14 +20,15 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
-use nexus_actors::engine::{ExecutionResult, Handler, Location, Status, SuspensionId};
+use nexus_actors::Refusal;
+use nexus_actors::engine::{ExecutionResult, Handler, Location, SuspensionId};
 use nexus_actors::runtime::Runtime;
 use nexus_actors::start_error::StartError;
 use nexus_host_fns::InferenceError;
 
 use crate::context::{CallResult, Config, Context, PrecompileOptions, parse};
 use crate::convert::{Js, JsResult, to_bytes, to_json, to_string};
-use crate::error::{BindingError, BindingResult, is_request_refusal};
+use crate::error::{BindingError, BindingResult};
 use crate::js_future::Executor;
 
 /// Grace period `shutdown()` gives running executions when called without one.
@@ -160,7 +161,7 @@ impl NexusRuntime {
         })();
         self.executor.spawn(
             env,
-            input.map(|(id, call_id, outcome)| async move { refusal(runtime.resume(&id, call_id, outcome).await) }),
+            input.map(|(id, call_id, outcome)| async move { settled(runtime.resume(&id, call_id, outcome).await) }),
         )
     }
 
@@ -217,7 +218,7 @@ impl NexusRuntime {
         request: BindingResult<nexus_actors::engine::ExecutionRequest>,
     ) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        self.executor.spawn(env, request.map(|request| async move { refusal(runtime.execute(request).await) }))
+        self.executor.spawn(env, request.map(|request| async move { settled(runtime.execute(request).await) }))
     }
 }
 
@@ -273,15 +274,7 @@ fn request(
     context.into_request(handler, timeout_ms)
 }
 
-/// A result whose error means the request was refused becomes a rejection.
-fn refusal(mut result: ExecutionResult) -> BindingResult<JsResult> {
-    match result.error.take() {
-        Some(error) if result.status == Status::Error && is_request_refusal(error.code) => {
-            Err(BindingError::from(error))
-        }
-        error => {
-            result.error = error;
-            Ok(JsResult(result))
-        }
-    }
+/// A result resolves; a refusal rejects.
+fn settled(answer: Result<ExecutionResult, Refusal>) -> BindingResult<JsResult> {
+    answer.map(JsResult).map_err(BindingError::from)
 }

@@ -90,6 +90,10 @@ pub struct Outcome {
     /// third of a trivial execution), so a caller with a result to deliver can deliver it
     /// first; otherwise it goes with the outcome.
     pub spent: Option<SpentInstance>,
+    /// Nothing of the handler ran: the request itself was refused (`INVALID_ARGUMENT`: an
+    /// argument nested too deep, a memory limit out of range, a handler the engine does not
+    /// load), and `result` carries why. See [`crate::Refusal`].
+    pub refused: bool,
 }
 
 /// A finished instance; its pooled slot is reset when it is dropped.
@@ -201,20 +205,14 @@ impl Engine {
         // by serde_json's drop, which recurses.
         if let Some(value) = request.too_deep() {
             request.drop_flat();
-            return failed(
-                ErrorCode::InvalidArgument,
-                format!("{value} nests arrays and objects more than {MAX_NESTING} deep"),
-            );
+            return refused(format!("{value} nests arrays and objects more than {MAX_NESTING} deep"));
         }
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
         if !(self.min_memory..=self.config.max_memory_limit).contains(&memory_limit) {
-            return failed(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "memory limit {memory_limit} is outside {}..={} bytes (the snapshot alone needs the minimum)",
-                    self.min_memory, self.config.max_memory_limit
-                ),
-            );
+            return refused(format!(
+                "memory limit {memory_limit} is outside {}..={} bytes (the snapshot alone needs the minimum)",
+                self.min_memory, self.config.max_memory_limit
+            ));
         }
         let mut capabilities = request.capabilities;
         if capabilities.is_empty() && self.config.infer_missing_capabilities {
@@ -243,7 +241,11 @@ impl Engine {
                 let mut result = ExecutionResult::failed(error);
                 result.metrics.compile_time_us = compile_time_us;
                 result.metrics.execution_time_us = started.elapsed().as_micros() as u64;
-                return Outcome { result, parked: None, spent: None };
+                // At load, `INVALID_ARGUMENT` is the handler refused before any of it ran (bytecode
+                // that is not this runtime's, a body too large); other load errors are the
+                // handler's own (a syntax error, an exception at its top level).
+                let refused = result.error.as_ref().is_some_and(|e| e.code == ErrorCode::InvalidArgument);
+                return Outcome { result, parked: None, spent: None, refused };
             }
         };
         let input = RunInput { code, args: request.args, scope: request.scope, random_seed: random_seed() };
@@ -345,7 +347,17 @@ fn memory_minimum(module: &wasmtime::Module) -> Result<u64> {
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {
-    Outcome { result: ExecutionResult::failed(ExecutionError::new(code, message)), parked: None, spent: None }
+    Outcome {
+        result: ExecutionResult::failed(ExecutionError::new(code, message)),
+        parked: None,
+        spent: None,
+        refused: false,
+    }
+}
+
+/// The outcome of a request refused before anything ran (see [`Outcome::refused`]).
+fn refused(message: String) -> Outcome {
+    Outcome { refused: true, ..failed(ErrorCode::InvalidArgument, message) }
 }
 
 fn random_seed() -> [u64; 2] {

@@ -96,11 +96,14 @@ impl Engine {
                     time_left: step.time_left,
                     span: step.span,
                 };
-                return Outcome { result, parked: Some(parked), spent: None };
+                return Outcome { result, parked: Some(parked), spent: None, refused: false };
             }
             Err(error) => result.error = Some(error),
         }
-        Outcome { result, parked: None, spent: Some(SpentInstance { _instance: Box::new(step.instance) }) }
+        // The guest raises `INVALID_ARGUMENT` only while loading the handler (bytecode that is
+        // not this guest's): none of the handler ran.
+        let refused = result.error.as_ref().is_some_and(|e| e.code == ErrorCode::InvalidArgument);
+        Outcome { result, parked: None, spent: Some(SpentInstance { _instance: Box::new(step.instance) }), refused }
     }
 }
 

@@ -30,9 +30,24 @@ use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Answer, Hibernate, Restore, Resume};
 use crate::pool::{Assignment, Pool, PoolState};
+use crate::refusal::Refusal;
 use crate::slot_reset::Reset;
-use crate::step::{Detached, Leftover, failed};
+use crate::step::{Detached, Leftover};
 use crate::workers::PooledActor;
+
+/// A step ended by [`Pool::end_step`]: its result, booked.
+pub(crate) struct Ended {
+    pub(crate) result: ExecutionResult,
+    /// It suspended, and its suspension could not be kept (not written to the store, or beyond
+    /// the runtime's maximum of suspensions): `result` is that error, with the step's records.
+    pub(crate) unkept: bool,
+}
+
+impl Ended {
+    fn kept(result: ExecutionResult) -> Self {
+        Ended { result, unkept: false }
+    }
+}
 
 /// Where a resume found its suspension.
 enum Found {
@@ -42,23 +57,26 @@ enum Found {
     Nowhere,
 }
 
-fn not_found() -> ExecutionResult {
-    failed(ErrorCode::SuspensionNotFound, "no such suspension: unknown, already resumed, cancelled, or expired")
-}
-
 pub(super) fn store_failed(error: StoreError) -> ExecutionError {
     ExecutionError::new(error.code(), error.to_string())
 }
 
 impl Pool {
     /// Delivers one extension call's outcome to a suspended execution, live or hibernated,
-    /// and runs it on.
-    pub async fn resume(self: &Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+    /// and runs it on. Refused, the suspension unused, when it is not found, cannot be claimed
+    /// from its store, or the outcome is not for one of its pending calls; once the step ran,
+    /// whatever fails is its result's error.
+    pub async fn resume(
+        self: &Arc<Self>,
+        id: SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<ExecutionResult, Refusal> {
         loop {
             let found = {
                 let mut state = self.lock();
                 if !state.accepting {
-                    return failed(ErrorCode::ShuttingDown, "the runtime is shutting down");
+                    return Err(Refusal::new(ErrorCode::ShuttingDown, "the runtime is shutting down"));
                 }
                 self.find(&mut state, &id)
             };
@@ -75,7 +93,7 @@ impl Pool {
                     )
                     .await;
                 }
-                Found::Nowhere => return not_found(),
+                Found::Nowhere => return Err(Refusal::suspension_not_found()),
             };
             return Detached::new(self.supervisor_thread.clone(), step).await;
         }
@@ -116,48 +134,50 @@ impl Pool {
         id: SuspensionId,
         call_id: u32,
         outcome: ExtOutcome,
-    ) -> ExecutionResult {
+    ) -> Result<ExecutionResult, Refusal> {
         let answer = actor.ask(Resume { call_id, outcome, reset });
         self.awaiting_reset.reset_while_waiting(reset);
         match answer.await {
-            Ok(Ok(Answer { result, spent })) => {
+            Ok(Ok(Answer { result, spent, .. })) => {
                 self.awaiting_reset.keep(spent);
                 self.lock().live.remove(&id);
-                self.end_step(actor, result, None).await
+                Ok(self.end_step(actor, result, None).await.result)
             }
             // Refused (no such pending call): still parked, under the same id and deadline.
-            Ok(Err(error)) => self.book_step(actor, Some(ExecutionResult::failed(error)), Leftover::RefusedResume(id)),
+            Ok(Err(refusal)) => Err(self.book_refusal(actor, refusal, Leftover::RefusedResume(id))),
             Err(_) => {
                 self.lock().live.remove(&id);
-                self.book_step(actor, None, Leftover::Nothing)
+                Ok(self.book_step(actor, None, Leftover::Nothing))
             }
         }
     }
 
     /// Claims a hibernated suspension, restores it on an idle actor and runs it on; the claim
     /// is committed when the step ran, and released when the resume was refused.
-    async fn resume_stored(self: Arc<Self>, id: SuspensionId, call_id: u32, outcome: ExtOutcome) -> ExecutionResult {
+    async fn resume_stored(
+        self: Arc<Self>,
+        id: SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<ExecutionResult, Refusal> {
         let store = self.suspensions.store.clone();
         let claim = match store.claim(&id, self.config.claim_lease).await {
             Ok(Some(claim)) => claim,
-            Ok(None) => return not_found(),
-            Err(error) => return ExecutionResult::failed(store_failed(error)),
+            Ok(None) => return Err(Refusal::suspension_not_found()),
+            Err(error) => return Err(Refusal::from(store_failed(error))),
         };
         if let Some(identity) = sealed_for(&claim.image)
             && identity != self.suspensions.sealer.identity()
         {
             return self.resume_on_previous(claim, identity, call_id, outcome).await;
         }
-        let (image, claim) = match open_claimed(&*store, &self.suspensions.sealer, claim).await {
-            Ok(opened) => opened,
-            Err(refused) => return refused,
-        };
+        let (image, claim) = open_claimed(&*store, &self.suspensions.sealer, claim).await?;
         let admission = self.admit(&mut self.lock(), Arrival::New);
         let assignment = match admission.ready().await {
             Ok(assignment) => assignment,
-            Err((code, message)) => {
+            Err(refusal) => {
                 let _ = store.release(claim).await;
-                return failed(code, message);
+                return Err(refusal);
             }
         };
         assignment.inject_crash();
@@ -166,20 +186,20 @@ impl Pool {
         let answer = actor.ask(Restore { image: Box::new(image), id, call_id, outcome, reset });
         self.awaiting_reset.reset_while_waiting(reset);
         match answer.await {
-            Ok(Ok(Answer { result, spent })) => {
+            Ok(Ok(Answer { result, spent, .. })) => {
                 self.suspensions.metrics.restored(restoring.elapsed());
                 self.awaiting_reset.keep(spent);
-                self.end_step(actor, result, Some(claim)).await
+                Ok(self.end_step(actor, result, Some(claim)).await.result)
             }
             // Refused (no such pending call, a value nested too deep): the image stays, expiring
             // as before.
-            Ok(Err(error)) => {
+            Ok(Err(refusal)) => {
                 let _ = store.release(claim).await;
-                self.book_step(actor, Some(ExecutionResult::failed(error)), Leftover::Nothing)
+                Err(self.book_refusal(actor, refusal, Leftover::Nothing))
             }
             Err(_) => {
                 let _ = store.release(claim).await;
-                self.book_step(actor, None, Leftover::Nothing)
+                Ok(self.book_step(actor, None, Leftover::Nothing))
             }
         }
     }
@@ -192,7 +212,7 @@ impl Pool {
         identity: [u8; 32],
         call_id: u32,
         outcome: ExtOutcome,
-    ) -> ExecutionResult {
+    ) -> Result<ExecutionResult, Refusal> {
         let store = self.suspensions.store.clone();
         let id = claim.id.clone();
         let engine = match self.suspensions.previous.engine(&identity) {
@@ -208,27 +228,24 @@ impl Pool {
                         hex(&identity)
                     ),
                 };
-                return failed(ErrorCode::InvalidArgument, &message);
+                return Err(Refusal::new(ErrorCode::InvalidArgument, message));
             }
         };
         let sealer = self.suspensions.sealer.with_identity(identity);
-        let (image, claim) = match open_claimed(&*store, &sealer, claim).await {
-            Ok(opened) => opened,
-            Err(refused) => return refused,
-        };
+        let (image, claim) = open_claimed(&*store, &sealer, claim).await?;
         let restoring = Instant::now();
         let next_expiry = SystemTime::now() + self.config.suspension_timeout;
         match step_on_previous(engine, sealer, image, id, call_id, outcome, next_expiry).await {
             Stepped::Refused(error) => {
                 let _ = store.release(claim).await;
-                ExecutionResult::failed(error)
+                Err(Refusal::from(error))
             }
             Stepped::Ran(mut result, next) => {
                 self.suspensions.metrics.restored(restoring.elapsed());
                 if let Err(error) = store.commit(claim, next).await {
                     result.fail_keeping_records(store_failed(error));
                 }
-                *result
+                Ok(*result)
             }
         }
     }
@@ -241,7 +258,7 @@ impl Pool {
         actor: PooledActor,
         mut result: ExecutionResult,
         claim: Option<Claim>,
-    ) -> ExecutionResult {
+    ) -> Ended {
         let store = self.suspensions.store.clone();
         let suspended = result.status == Status::Suspended;
         if suspended && store.durable() {
@@ -257,20 +274,21 @@ impl Pool {
                     written.map_err(store_failed)
                 }
                 Some(Err(error)) => Err(error),
-                None => return self.book_step(actor, None, Leftover::Nothing),
+                None => return Ended::kept(self.book_step(actor, None, Leftover::Nothing)),
             };
+            let unkept = written.is_err();
             match written {
                 Ok(()) => result.suspension.as_mut().expect("a suspended result has its suspension").id = id,
                 Err(error) => result.fail_keeping_records(error),
             }
-            return self.book_step(actor, Some(result), Leftover::Nothing);
+            return Ended { result: self.book_step(actor, Some(result), Leftover::Nothing), unkept };
         }
         if let Some(claim) = claim
             && let Err(error) = store.commit(claim, None).await
         {
             result.fail_keeping_records(store_failed(error));
             let leftover = if suspended { Leftover::Unkeepable } else { Leftover::Nothing };
-            return self.book_step(actor, Some(result), leftover);
+            return Ended { result: self.book_step(actor, Some(result), leftover), unkept: suspended };
         }
         if suspended {
             let usage = store.usage();
@@ -281,11 +299,11 @@ impl Pool {
                     self.config.store_limits.max_suspensions
                 );
                 result.fail_keeping_records(ExecutionError::new(ErrorCode::Overloaded, message));
-                return self.book_step(actor, Some(result), Leftover::Unkeepable);
+                return Ended { result: self.book_step(actor, Some(result), Leftover::Unkeepable), unkept: true };
             }
-            return self.book_step(actor, Some(result), Leftover::NewSuspension);
+            return Ended::kept(self.book_step(actor, Some(result), Leftover::NewSuspension));
         }
-        self.book_step(actor, Some(result), Leftover::Nothing)
+        Ended::kept(self.book_step(actor, Some(result), Leftover::Nothing))
     }
 
     /// Parks the suspended execution `actor` holds, live, and names it in `result`; it is
@@ -447,25 +465,25 @@ impl Pool {
     }
 }
 
-/// Opens a claimed image with `sealer`: the image and the claim, or the result of a resume
+/// Opens a claimed image with `sealer`: the image and the claim, or the refusal of a resume
 /// that cannot use it (the claim released when the image was refused, committed when it
 /// expired).
 pub(super) async fn open_claimed(
     store: &dyn SuspensionStore,
     sealer: &Sealer,
     claim: Claim,
-) -> Result<(SuspensionImage, Claim), ExecutionResult> {
+) -> Result<(SuspensionImage, Claim), Refusal> {
     let id = claim.id.clone();
     let (expires_at, image) = match sealer.open(&claim.image, &id) {
         Ok(opened) => opened,
         Err(message) => {
             let _ = store.release(claim).await;
-            return Err(failed(ErrorCode::InvalidArgument, &format!("suspension {id} was refused: {message}")));
+            return Err(Refusal::new(ErrorCode::InvalidArgument, format!("suspension {id} was refused: {message}")));
         }
     };
     if expires_at <= SystemTime::now() {
         let _ = store.commit(claim, None).await;
-        return Err(not_found());
+        return Err(Refusal::suspension_not_found());
     }
     Ok((image, claim))
 }
