@@ -14,7 +14,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use crate::engine::SuspensionId;
@@ -76,20 +76,22 @@ impl SuspensionKeys {
         identity: &[u8; 32],
         expires_at: SystemTime,
     ) -> Vec<u8> {
-        let mut plaintext = unix_millis(expires_at).to_le_bytes().to_vec();
-        plaintext.extend(nexus_abi::encode(image));
+        let image = nexus_abi::encode(image);
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).expect("host randomness is available");
-        let mut sealed = Vec::with_capacity(HEADER + plaintext.len() + TAG);
+        // Sealed in place: the header, then the plaintext encrypted where it lies, then the tag.
+        let mut sealed = Vec::with_capacity(HEADER + 8 + image.len() + TAG);
         sealed.extend_from_slice(MAGIC);
         sealed.push(VERSION);
         sealed.extend_from_slice(identity);
         sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&unix_millis(expires_at).to_le_bytes());
+        sealed.extend_from_slice(&image);
         let aad = associated_data(&sealed[..MAGIC.len() + 1 + 32], id);
-        let ciphertext = self.ciphers[0]
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+        let tag = self.ciphers[0]
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut sealed[HEADER..])
             .expect("sealing cannot fail for inputs this size");
-        sealed.extend(ciphertext);
+        sealed.extend_from_slice(&tag);
         sealed
     }
 
