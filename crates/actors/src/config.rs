@@ -8,7 +8,7 @@ use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
 
 /// How the runtime runs. `Default` gives the documented values; change a knob by setting its
 /// field. The struct is `#[non_exhaustive]`, so a knob added later breaks no caller: start from
-/// `RuntimeConfig::default()` (a struct literal is refused outside this crate).
+/// `RuntimeConfig::default()`.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -22,6 +22,13 @@ use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
 /// config.engine.default_memory_limit = 32 << 20;
 /// let runtime = Runtime::start(config)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A struct literal does not compile outside this crate, so no caller writes one that a new
+/// field would break:
+///
+/// ```compile_fail,E0639
+/// let config = nexus_actors::RuntimeConfig { queue_bound: 1024, ..Default::default() };
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
