@@ -18,12 +18,10 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A new engine (so an empty in-memory cache) keeping bytecode in `dir`.
 fn engine(dir: &Path, key_file: &Path) -> Engine {
-    let config = EngineConfig {
-        compile_cache_dir: Some(dir.to_owned()),
-        cache_key_file: Some(key_file.to_owned()),
-        module_cache_dir: None,
-        ..EngineConfig::default()
-    };
+    let mut config = EngineConfig::default();
+    config.compile_cache_dir = Some(dir.to_owned());
+    config.cache_key_file = Some(key_file.to_owned());
+    config.module_cache_dir = None;
     Engine::with_slots(config, 4).expect("engine starts")
 }
 

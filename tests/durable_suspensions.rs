@@ -20,13 +20,11 @@ fn keys() -> SuspensionKeys {
 }
 
 fn disk_runtime(dir: &Path) -> Runtime {
-    Runtime::start(RuntimeConfig {
-        suspension_store: StoreConfig::Disk(dir.to_owned()),
-        suspension_keys: Some(keys()),
-        pool_size: 8,
-        ..RuntimeConfig::default()
-    })
-    .expect("a runtime on the disk store")
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(dir.to_owned());
+    config.suspension_keys = Some(keys());
+    config.pool_size = 8;
+    Runtime::start(config).expect("a runtime on the disk store")
 }
 
 /// Execution `n`: some state before the suspension, some work after it.
@@ -112,10 +110,9 @@ async fn a_thousand_stored_suspensions_survive_sigkill_and_resume_in_another_run
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_store_needs_configured_keys() {
     let dir = temp_dir("nokeys");
-    let refused =
-        Runtime::start(RuntimeConfig { suspension_store: StoreConfig::Disk(dir.clone()), ..RuntimeConfig::default() })
-            .err()
-            .expect("refused without keys");
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(dir.clone());
+    let refused = Runtime::start(config).err().expect("refused without keys");
     let StartError::Config(message) = refused else { panic!("not a configuration error: {refused:?}") };
     assert!(message.contains("suspension keys"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -128,12 +125,10 @@ fn refusal_code(answer: &Result<ExecutionResult, Refusal>) -> Option<ErrorCode> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hibernated_suspension_is_used_once_cancelled_or_expired_like_a_live_one() {
-    let runtime = Runtime::start(RuntimeConfig {
-        hibernate_after: Duration::ZERO,
-        suspension_timeout: Duration::from_millis(400),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let mut config = RuntimeConfig::default();
+    config.hibernate_after = Duration::ZERO;
+    config.suspension_timeout = Duration::from_millis(400);
+    let runtime = Runtime::start(config).unwrap();
     let hibernated = || async {
         let result = runtime.execute(request(3)).await.expect("runs");
         let id = result.suspension.unwrap().id;
@@ -177,11 +172,10 @@ async fn a_hibernated_suspension_is_used_once_cancelled_or_expired_like_a_live_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_store_bound_a_new_suspension_fails_with_overloaded() {
-    let runtime = Runtime::start(RuntimeConfig {
-        store_limits: nexus::StoreLimits { max_suspensions: 3, max_bytes: 1 << 30 },
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let mut config = RuntimeConfig::default();
+    config.store_limits.max_suspensions = 3;
+    config.store_limits.max_bytes = 1 << 30;
+    let runtime = Runtime::start(config).unwrap();
     let mut codes = Vec::new();
     for n in 0..5 {
         codes.push(refusal_code(&runtime.execute(request(n)).await));
@@ -193,7 +187,9 @@ async fn beyond_the_store_bound_a_new_suspension_fails_with_overloaded() {
 /// pool of 256 actors is no cap, and nothing is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_clients_with_slow_extension_calls_are_never_overloaded() {
-    let runtime = Runtime::start(RuntimeConfig { queue_bound: 4096, ..RuntimeConfig::default() }).unwrap();
+    let mut config = RuntimeConfig::default();
+    config.queue_bound = 4096;
+    let runtime = Runtime::start(config).unwrap();
     let client = |n: u64| {
         let runtime = runtime.clone();
         async move {

@@ -159,13 +159,11 @@ async fn wait_until_nothing_is_parked(runtime: &Runtime) -> Stats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_mixed_executions_are_all_answered_and_accounted_for() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let config = RuntimeConfig {
-        pool_size: POOL,
-        workers: 2,
-        queue_bound: 4 * IN_FLIGHT,
-        suspension_timeout: Duration::from_millis(500),
-        ..RuntimeConfig::default()
-    };
+    let mut config = RuntimeConfig::default();
+    config.pool_size = POOL;
+    config.workers = 2;
+    config.queue_bound = 4 * IN_FLIGHT;
+    config.suspension_timeout = Duration::from_millis(500);
     let runtime = Runtime::start(config).expect("runtime starts");
 
     // Warm-up: a whole round of the mix, and every pooled slot holding an instance at the same
@@ -231,7 +229,10 @@ async fn instance_actors_crashed_mid_run_are_replaced_without_losing_requests() 
     let _alone = ONE_AT_A_TIME.lock().await;
     const REQUESTS: u64 = 2_000;
     const CRASHES: usize = 2;
-    let config = RuntimeConfig { pool_size: 8, workers: 2, queue_bound: 4 * IN_FLIGHT, ..RuntimeConfig::default() };
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 8;
+    config.workers = 2;
+    config.queue_bound = 4 * IN_FLIGHT;
     let runtime = Runtime::start(config).expect("runtime starts");
     let crasher = runtime.supervisor().clone();
 

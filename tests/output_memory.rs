@@ -67,7 +67,8 @@ const MULTIPLE: usize = 4;
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let config = EngineConfig { output_limit: OUTPUT_LIMIT, ..EngineConfig::default() };
+        let mut config = EngineConfig::default();
+        config.output_limit = OUTPUT_LIMIT;
         let engine = Engine::with_slots(config, 4).expect("engine starts");
         // Warm up: the first execution sets up what every later one shares.
         assert!(engine.execute(ExecutionRequest::source("return 1")).result.error.is_none());

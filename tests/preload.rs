@@ -27,7 +27,9 @@ fn libraries() -> Vec<Library> {
 }
 
 fn config(libraries: Vec<Library>) -> EngineConfig {
-    EngineConfig { libraries, ..EngineConfig::default() }
+    let mut config = EngineConfig::default();
+    config.libraries = libraries;
+    config
 }
 
 /// One engine with the libraries for the tests that only run handlers (a build compiles a module).
@@ -168,11 +170,9 @@ fn a_rejection_nothing_handles_at_load_stops_the_start() {
 }
 
 fn cached_engine(cache: &Path, key: &Path) -> Engine {
-    let config = EngineConfig {
-        module_cache_dir: Some(cache.to_owned()),
-        cache_key_file: Some(key.to_owned()),
-        ..config(libraries())
-    };
+    let mut config = config(libraries());
+    config.module_cache_dir = Some(cache.to_owned());
+    config.cache_key_file = Some(key.to_owned());
     Engine::with_slots(config, 8).expect("the engine starts")
 }
 
@@ -206,8 +206,9 @@ fn a_second_start_with_the_same_libraries_uses_the_cached_image() {
 #[test]
 fn a_runtime_whose_library_throws_does_not_start_and_says_which() {
     let libraries = vec![Library::new("platform/sdk.js", "var sdk = {};\nthrow new Error('no config');")];
-    let engine = config(libraries);
-    let refused = Runtime::start(RuntimeConfig { engine, ..RuntimeConfig::default() }).err().expect("refused");
+    let mut runtime = RuntimeConfig::default();
+    runtime.engine = config(libraries);
+    let refused = Runtime::start(runtime).err().expect("refused");
     let StartError::Preload(error) = &refused else { panic!("not a preload error: {refused:?}") };
     assert_eq!((error.library.as_str(), error.line), ("platform/sdk.js", Some(2)), "{error:?}");
     assert!(refused.to_string().contains("no config"), "{refused}");

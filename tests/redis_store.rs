@@ -24,14 +24,12 @@ const CHILD: &str = "NEXUS_TEST_REDIS_CHILD";
 const CHILD_URL: &str = "NEXUS_TEST_REDIS_CHILD_URL";
 
 fn runtime(url: &str, lease: Duration) -> Runtime {
-    Runtime::start(RuntimeConfig {
-        suspension_store: StoreConfig::Redis(RedisConfig::new(url)),
-        suspension_keys: Some(SuspensionKeys::new(&[[7; 32]]).unwrap()),
-        claim_lease: lease,
-        pool_size: 16,
-        ..RuntimeConfig::default()
-    })
-    .expect("a runtime on the Redis store")
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Redis(RedisConfig::new(url));
+    config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
+    config.claim_lease = lease;
+    config.pool_size = 16;
+    Runtime::start(config).expect("a runtime on the Redis store")
 }
 
 /// Execution `n`: some state before the suspension; after it, `spin_ms` of work.
@@ -273,13 +271,11 @@ async fn a_process_killed_mid_step_loses_nothing_once_its_lease_passed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
     let redis = RedisServer::start();
-    let runtime = Runtime::start(RuntimeConfig {
-        suspension_store: StoreConfig::Redis(RedisConfig::new(&redis.url)),
-        suspension_keys: Some(SuspensionKeys::new(&[[7; 32]]).unwrap()),
-        suspension_timeout: Duration::from_millis(300),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Redis(RedisConfig::new(&redis.url));
+    config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
+    config.suspension_timeout = Duration::from_millis(300);
+    let runtime = Runtime::start(config).unwrap();
     let id = runtime.execute(request(1, 0)).await.expect("runs").suspension.expect("suspended").id;
     let mut connection = redis.connection();
     let ttl: i64 = connection.pttl(key(&id)).unwrap();
@@ -328,15 +324,12 @@ async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_requests_that_need_it_fail_promptly_and_the_rest_run() {
     let mut redis = RedisServer::own();
-    let runtime = Runtime::start(RuntimeConfig {
-        suspension_store: StoreConfig::Redis(RedisConfig {
-            timeout: Duration::from_millis(300),
-            ..RedisConfig::new(&redis.url)
-        }),
-        suspension_keys: Some(SuspensionKeys::new(&[[7; 32]]).unwrap()),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let mut store = RedisConfig::new(&redis.url);
+    store.timeout = Duration::from_millis(300);
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Redis(store);
+    config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
+    let runtime = Runtime::start(config).unwrap();
     let before = runtime.execute(request(1, 0)).await.expect("runs").suspension.expect("suspended").id;
     redis.stop();
 

@@ -35,14 +35,12 @@ fn other_build(dir: &Path) -> PathBuf {
 }
 
 fn runtime(store: &Path, guest: Option<&Path>, previous: &[&Path]) -> Runtime {
-    Runtime::start(RuntimeConfig {
-        suspension_store: StoreConfig::Disk(store.to_owned()),
-        suspension_keys: Some(SuspensionKeys::new(&[[4; 32]]).unwrap()),
-        guest: guest.map(Path::to_owned),
-        previous_guests: previous.iter().map(|p| p.to_path_buf()).collect(),
-        ..RuntimeConfig::default()
-    })
-    .expect("a runtime")
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(store.to_owned());
+    config.suspension_keys = Some(SuspensionKeys::new(&[[4; 32]]).unwrap());
+    config.guest = guest.map(Path::to_owned);
+    config.previous_guests = previous.iter().map(|p| p.to_path_buf()).collect();
+    Runtime::start(config).expect("a runtime")
 }
 
 /// Two extension calls, one after the other.

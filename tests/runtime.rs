@@ -7,7 +7,11 @@ use nexus::{ErrorCode, ExecutionRequest, ExtOutcome, ExtensionHost, Runtime, Run
 use serde_json::{Value, json};
 
 fn config(pool_size: usize, queue_bound: usize) -> RuntimeConfig {
-    RuntimeConfig { pool_size, workers: 2, queue_bound, ..RuntimeConfig::default() }
+    let mut config = RuntimeConfig::default();
+    config.pool_size = pool_size;
+    config.workers = 2;
+    config.queue_bound = queue_bound;
+    config
 }
 
 fn suspending(extension: &str) -> ExecutionRequest {
@@ -75,8 +79,9 @@ async fn a_full_queue_answers_overloaded_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_unknown_repeated_or_expired_ids_is_suspension_not_found() {
-    let runtime =
-        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(4, 10) }).unwrap();
+    let mut expiring = config(4, 10);
+    expiring.suspension_timeout = Duration::from_millis(100);
+    let runtime = Runtime::start(expiring).unwrap();
     let unknown = runtime.resume(&nexus::SuspensionId("nope".into()), 1, ExtOutcome::Ok(Value::Null)).await;
     assert_eq!(unknown.unwrap_err().code, ErrorCode::SuspensionNotFound);
 
@@ -110,8 +115,9 @@ async fn a_refused_resume_is_a_refusal_and_a_failed_handler_is_a_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_suspension_frees_its_actor_without_being_resumed() {
     // One actor: while the suspension holds it, another request can only wait in the queue.
-    let runtime =
-        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(100), ..config(1, 10) }).unwrap();
+    let mut expiring = config(1, 10);
+    expiring.suspension_timeout = Duration::from_millis(100);
+    let runtime = Runtime::start(expiring).unwrap();
     let suspended = runtime.execute(suspending("kv")).await.expect("runs");
     assert_eq!(suspended.status, Status::Suspended);
     // The queued request takes the actor at once: the suspension is hibernated for it.
@@ -140,8 +146,9 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
     }
     shut_down_drained(&runtime).await;
 
-    let runtime =
-        Runtime::start(RuntimeConfig { suspension_timeout: Duration::from_millis(40), ..config(4, 10) }).unwrap();
+    let mut swept_soon = config(4, 10);
+    swept_soon.suspension_timeout = Duration::from_millis(40);
+    let runtime = Runtime::start(swept_soon).unwrap();
     assert_eq!(runtime.execute(adding(1)).await.expect("runs").return_value, json!(2));
     let swept = async {
         while runtime.stats().await.pool.awaiting_reset > 0 {
@@ -152,7 +159,9 @@ async fn a_lone_request_s_instance_is_reset_by_the_next_caller_or_else_by_the_sw
     shut_down_drained(&runtime).await;
 
     // Turned off, the actor resets its own instance and none is handed back.
-    let runtime = Runtime::start(RuntimeConfig { caller_resets: false, ..config(4, 10) }).unwrap();
+    let mut actor_resets = config(4, 10);
+    actor_resets.caller_resets = false;
+    let runtime = Runtime::start(actor_resets).unwrap();
     for n in 0..3 {
         assert_eq!(runtime.execute(adding(n)).await.expect("runs").return_value, json!(n + 1));
         assert_eq!(runtime.stats().await.pool.awaiting_reset, 0);
@@ -438,7 +447,9 @@ async fn run_to_completion_resumes_each_call_as_soon_as_it_settles() {
 fn spinning_or_not_every_request_and_resume_is_answered() {
     for spin in [Duration::ZERO, RuntimeConfig::default().spin_before_park] {
         let client = nexus::spin::tokio_runtime(spin).unwrap();
-        let runtime = Runtime::start(RuntimeConfig { spin_before_park: spin, ..config(8, 1000) }).unwrap();
+        let mut spinning = config(8, 1000);
+        spinning.spin_before_park = spin;
+        let runtime = Runtime::start(spinning).unwrap();
         client.block_on(async {
             let run = async {
                 for n in 0..200 {
@@ -465,7 +476,10 @@ async fn the_default_queue_takes_a_burst_of_ten_thousand_and_refuses_real_overlo
     let bound = RuntimeConfig::default().queue_bound;
     assert!(bound >= 10_000, "a burst of 10,000 waits rather than being refused (bound {bound})");
     // One instance, busy: everything else waits in the default queue until it is full.
-    let runtime = Runtime::start(RuntimeConfig { pool_size: 1, workers: 1, ..RuntimeConfig::default() }).unwrap();
+    let mut one_instance = RuntimeConfig::default();
+    one_instance.pool_size = 1;
+    one_instance.workers = 1;
+    let runtime = Runtime::start(one_instance).unwrap();
     let mut busy = Box::pin(runtime.execute(ExecutionRequest::source(
         "const end = Date.now() + 2000; while (Date.now() < end) {} return 'busy';",
     )));
@@ -496,13 +510,11 @@ async fn precompiles_at_once_stay_within_the_instance_budget() {
     // One actor on one worker: the engine's instance budget is the pool's slots, the retired
     // instances' and the one set aside for precompiling. The actor's execution is parked, so
     // its slot stays taken throughout (and outlives forty slow compilations on a loaded machine).
-    let runtime = Runtime::start(RuntimeConfig {
-        pool_size: 1,
-        workers: 1,
-        suspension_timeout: Duration::from_secs(600),
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let mut one_instance = RuntimeConfig::default();
+    one_instance.pool_size = 1;
+    one_instance.workers = 1;
+    one_instance.suspension_timeout = Duration::from_secs(600);
+    let runtime = Runtime::start(one_instance).unwrap();
     let parked = runtime.execute(suspending("kv")).await.expect("runs");
     assert_eq!(parked.status, Status::Suspended);
     // Long enough to compile that forty precompilations asked at once overlap.

@@ -34,12 +34,19 @@ fn used_once(runtime: &Runtime) {
     assert_eq!(result.return_value, json!(2));
 }
 
+/// The default runtime, on two worker threads.
+fn two_workers() -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    config.workers = 2;
+    config
+}
+
 /// The first runtime of the process may start process-wide threads that are not the runtimes'
 /// to release (the compiler's thread pool, when the guest module is not in the disk cache yet):
 /// every count is taken after one runtime came and went.
 fn warm_up() {
     let start = threads();
-    used_once(&Runtime::start(RuntimeConfig { workers: 2, ..RuntimeConfig::default() }).unwrap());
+    used_once(&Runtime::start(two_workers()).unwrap());
     settle_to(start, Duration::from_secs(5));
 }
 
@@ -49,11 +56,10 @@ static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn twenty_runtimes_dropped_without_shutdown_leave_no_thread_behind() {
     let _alone = ALONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let config = || RuntimeConfig { workers: 2, ..RuntimeConfig::default() };
     warm_up();
     let before = threads();
 
-    let runtimes: Vec<Runtime> = (0..20).map(|_| Runtime::start(config()).unwrap()).collect();
+    let runtimes: Vec<Runtime> = (0..20).map(|_| Runtime::start(two_workers()).unwrap()).collect();
     for runtime in &runtimes {
         // A clone dropped here must not stop the runtime: only the last one does.
         used_once(&runtime.clone());
@@ -77,7 +83,7 @@ fn a_runtime_in_the_callers_actix_system_stops_its_threads_when_dropped() {
     let start = threads();
     system.block_on(async {
         // Inside a system: the supervisor runs on this thread, the workers on threads of their own.
-        let runtime = Runtime::start(RuntimeConfig { workers: 2, ..RuntimeConfig::default() }).unwrap();
+        let runtime = Runtime::start(two_workers()).unwrap();
         let result = runtime.execute(ExecutionRequest::source("return 1 + 1;")).await.expect("runs");
         assert_eq!(result.return_value, json!(2));
         let running = threads();

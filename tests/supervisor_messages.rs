@@ -36,8 +36,10 @@ fn outcome(suspension: &Suspension, value: i64) -> ExtensionResult {
 fn execute_and_extension_result_sent_from_an_actix_system_run_through_the_runtimes_pool() {
     let system = actix::System::new();
     system.block_on(async {
-        let runtime = Runtime::start(RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() })
-            .expect("the runtime starts in the current system");
+        let mut config = RuntimeConfig::default();
+        config.pool_size = 2;
+        config.workers = 1;
+        let runtime = Runtime::start(config).expect("the runtime starts in the current system");
         let supervisor = runtime.supervisor().clone();
 
         // Both messages: the suspension id goes out with `Execute`'s result and comes back in

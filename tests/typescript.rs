@@ -188,7 +188,8 @@ fn typescript_and_javascript_of_the_same_text_are_cached_apart() {
 
 #[test]
 fn inferred_capabilities_of_typescript_are_granted() {
-    let config = nexus::EngineConfig { infer_missing_capabilities: true, ..nexus::EngineConfig::default() };
+    let mut config = nexus::EngineConfig::default();
+    config.infer_missing_capabilities = true;
     let engine = nexus::Engine::with_slots(config, 4).unwrap();
     let mut request = typescript("const n = $state.count as number;\nreturn n + 1;", &[], json!({ "count": 1 }));
     request.timeout = Duration::from_secs(2);

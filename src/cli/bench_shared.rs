@@ -67,13 +67,11 @@ pub fn run(url: &str) -> Result<(), UsageError> {
 /// One node: `CLIENTS` closed-loop clients for a second of warm-up and `MEASURED`; prints
 /// `NODE <executions> <CPU seconds>`.
 pub async fn node(url: &str) {
-    let runtime = Runtime::start(RuntimeConfig {
-        suspension_store: super::store::store_config(url),
-        suspension_keys: Some(SuspensionKeys::new(&[[3; 32]]).unwrap()),
-        queue_bound: 8192,
-        ..RuntimeConfig::default()
-    })
-    .expect("a runtime on the shared store");
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = super::store::store_config(url);
+    config.suspension_keys = Some(SuspensionKeys::new(&[[3; 32]]).unwrap());
+    config.queue_bound = 8192;
+    let runtime = Runtime::start(config).expect("a runtime on the shared store");
     let cpu_before = cpu_seconds();
     let counted_from = Instant::now() + Duration::from_secs(1);
     let until = counted_from + MEASURED;

@@ -103,28 +103,29 @@ fn engine_latency() {
     );
 }
 
+/// The default runtime, hibernating suspensions `after` this long.
+fn hibernating_after(after: Duration) -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    config.hibernate_after = after;
+    config
+}
+
 /// execute + resume through the runtime, the suspension live or hibernated first.
 async fn runtime_latency(store: Option<&str>) {
     let store_dir = std::env::temp_dir().join(format!("nexus-bench-suspensions-{}", std::process::id()));
+    let kept_in = |store: StoreConfig| {
+        let mut config = RuntimeConfig::default();
+        config.suspension_store = store;
+        config.suspension_keys = Some(SuspensionKeys::new(&[[3; 32]]).unwrap());
+        config
+    };
     let mut stores = vec![
-        ("live", RuntimeConfig { hibernate_after: Duration::from_secs(3600), ..RuntimeConfig::default() }),
-        ("hibernated in memory", RuntimeConfig { hibernate_after: Duration::ZERO, ..RuntimeConfig::default() }),
-        (
-            "hibernated on disk",
-            RuntimeConfig {
-                suspension_store: StoreConfig::Disk(store_dir.clone()),
-                suspension_keys: Some(SuspensionKeys::new(&[[3; 32]]).unwrap()),
-                ..RuntimeConfig::default()
-            },
-        ),
+        ("live", hibernating_after(Duration::from_secs(3600))),
+        ("hibernated in memory", hibernating_after(Duration::ZERO)),
+        ("hibernated on disk", kept_in(StoreConfig::Disk(store_dir.clone()))),
     ];
     if let Some(store) = store {
-        let config = RuntimeConfig {
-            suspension_store: super::store::store_config(store),
-            suspension_keys: Some(SuspensionKeys::new(&[[3; 32]]).unwrap()),
-            ..RuntimeConfig::default()
-        };
-        stores.push(("hibernated in the given --store", config));
+        stores.push(("hibernated in the given --store", kept_in(super::store::store_config(store))));
     }
     for (name, config) in stores {
         let runtime = Runtime::start(config).unwrap();
@@ -175,8 +176,7 @@ fn resident_bytes() -> u64 {
 /// Resident memory per hibernated suspension (in-memory store), at several counts.
 async fn resident_memory(counts: &[usize]) {
     for &count in counts {
-        let runtime =
-            Runtime::start(RuntimeConfig { hibernate_after: Duration::ZERO, ..RuntimeConfig::default() }).unwrap();
+        let runtime = Runtime::start(hibernating_after(Duration::ZERO)).unwrap();
         // Warm: the pool's actors started and their slots touched.
         let warm: Vec<_> = futures::future::join_all((0..256).map(|_| runtime.execute(request()))).await;
         drop(warm);
@@ -208,7 +208,9 @@ async fn resident_memory(counts: &[usize]) {
 async fn io_bound_throughput() {
     let mut rates = Vec::new();
     for delay in [Duration::ZERO, Duration::from_millis(100)] {
-        let runtime = Runtime::start(RuntimeConfig { queue_bound: 8192, ..RuntimeConfig::default() }).unwrap();
+        let mut config = RuntimeConfig::default();
+        config.queue_bound = 8192;
+        let runtime = Runtime::start(config).unwrap();
         let until = Instant::now() + Duration::from_secs(6);
         let counted_from = Instant::now() + Duration::from_secs(1);
         let clients = (0..2000).map(|_| {

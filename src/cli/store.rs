@@ -19,7 +19,9 @@ use super::UsageError;
 /// `libraries`.
 pub fn runtime(store: Option<&str>, infer_caps: bool, libraries: Vec<Library>) -> Result<Runtime, UsageError> {
     // One execution at a time: a small pool on one worker thread.
-    let mut config = RuntimeConfig { pool_size: 2, workers: 1, ..RuntimeConfig::default() };
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 2;
+    config.workers = 1;
     config.engine.infer_missing_capabilities = infer_caps;
     config.engine.libraries = libraries;
     if let Some(store) = store {

@@ -45,7 +45,10 @@ use serde_json::{Value, json};
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        Runtime::start(RuntimeConfig { pool_size: 8, workers: 2, ..RuntimeConfig::default() }).expect("runtime starts")
+        let mut config = RuntimeConfig::default();
+        config.pool_size = 8;
+        config.workers = 2;
+        Runtime::start(config).expect("runtime starts")
     })
 }
 

@@ -40,8 +40,9 @@ fn precompile_refuses_it_too() {
 
 #[test]
 fn without_a_compile_cache_it_is_refused_the_same() {
-    let engine =
-        nexus::Engine::new(nexus::EngineConfig { compile_cache_entries: 0, ..nexus::EngineConfig::default() }).unwrap();
+    let mut config = nexus::EngineConfig::default();
+    config.compile_cache_entries = 0;
+    let engine = nexus::Engine::new(config).unwrap();
     for source in ESCAPES {
         let mut request = looping(source, &[]);
         request.timeout = Duration::from_millis(500);

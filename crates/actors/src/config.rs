@@ -6,8 +6,32 @@ use std::time::Duration;
 use crate::engine::EngineConfig;
 use crate::suspension::{StoreConfig, StoreLimits, SuspensionKeys};
 
-/// How the runtime runs. `Default` gives the documented values.
+/// How the runtime runs. `Default` gives the documented values; change a knob by setting its
+/// field. The struct is `#[non_exhaustive]`, so a knob added later breaks no caller: start from
+/// `RuntimeConfig::default()`.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use nexus_actors::RuntimeConfig;
+/// use nexus_actors::runtime::Runtime;
+///
+/// let mut config = RuntimeConfig::default();
+/// config.queue_bound = 1024;
+/// config.suspension_timeout = Duration::from_secs(300);
+/// config.engine.default_memory_limit = 32 << 20;
+/// let runtime = Runtime::start(config)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A struct literal does not compile outside this crate, so no caller writes one that a new
+/// field would break:
+///
+/// ```compile_fail,E0639
+/// let config = nexus_actors::RuntimeConfig { queue_bound: 1024, ..Default::default() };
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RuntimeConfig {
     /// Instance actors, hence live stores (running or parked), at most. Default 256.
     pub pool_size: usize,

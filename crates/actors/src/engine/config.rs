@@ -4,12 +4,25 @@ use std::path::PathBuf;
 
 use super::library::Library;
 
-/// How the engine runs handlers. `Default` gives the documented values.
+/// How the engine runs handlers. `Default` gives the documented values; change a knob by setting
+/// its field. The struct is `#[non_exhaustive]`, so a knob added later breaks no caller: start
+/// from `EngineConfig::default()` (a struct literal is refused outside this crate).
+///
+/// ```no_run
+/// use nexus_actors::engine::{Engine, EngineConfig, Library};
+///
+/// let mut config = EngineConfig::default();
+/// config.output_limit = 1 << 20;
+/// config.libraries.push(Library::new("greet.js", "function greet(name) { return `hello ${name}`; }"));
+/// let engine = Engine::new(config)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// How many instances an engine may hold at once (its pooled memory slots) is not among them:
 /// it is given to the engine's constructor ([`super::Engine::with_slots`]), and a runtime's pool
 /// computes the number it needs from its configuration.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// Memory limit of an execution whose request names none. Default 64 MiB.
     pub default_memory_limit: u64,

@@ -39,8 +39,21 @@ use crate::engine::image::SuspensionImage;
 use crate::engine::{SuspensionId, image_identity};
 use crate::metrics::SuspensionMetrics;
 
-/// Where hibernated suspensions are kept.
+/// Where hibernated suspensions are kept ([`crate::RuntimeConfig::suspension_store`]). The enum
+/// is `#[non_exhaustive]`, so a kind of store added later breaks no caller.
+///
+/// ```
+/// use nexus_actors::RuntimeConfig;
+/// use nexus_actors::suspension::{StoreConfig, SuspensionKeys};
+///
+/// let mut config = RuntimeConfig::default();
+/// config.suspension_store = StoreConfig::Disk("/var/lib/app/suspensions".into());
+/// // A store that outlives the process needs keys that outlive it too.
+/// config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]])?);
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum StoreConfig {
     /// In this process (the default): gone when it ends.
     #[default]

@@ -38,8 +38,24 @@ use crate::engine::SuspensionId;
 /// What marks a hash under the prefix as a suspension of ours (and its layout's version).
 const KIND: &str = "nexus-suspension/1";
 
-/// Where a [`RedisStore`] is, and how long it may take.
+/// Where a [`RedisStore`] is, and how long it may take. [`RedisConfig::new`] gives the
+/// documented defaults for everything but the URL; change the others by setting their fields
+/// (the struct is `#[non_exhaustive]`, so a setting added later breaks no caller):
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use nexus_actors::RuntimeConfig;
+/// use nexus_actors::suspension::{RedisConfig, StoreConfig};
+///
+/// let mut redis = RedisConfig::new("redis://10.0.0.5:6379/2");
+/// redis.prefix = "checkout:".into();
+/// redis.timeout = Duration::from_millis(200);
+/// let mut config = RuntimeConfig::default();
+/// config.suspension_store = StoreConfig::Redis(redis);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port/db`.
     pub url: String,

@@ -80,10 +80,23 @@ pub struct StoreUsage {
     pub bytes: u64,
 }
 
-/// Bounds on what a store holds.
+/// Bounds on what a store holds. `Default` gives the documented values; change one by setting
+/// its field (the struct is `#[non_exhaustive]`, so a bound added later breaks no caller):
+///
+/// ```
+/// use nexus_actors::RuntimeConfig;
+///
+/// let mut config = RuntimeConfig::default();
+/// config.store_limits.max_suspensions = 10_000;
+/// config.store_limits.max_bytes = 256 << 20;
+/// assert_eq!(config.store_limits.max_suspensions, 10_000);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreLimits {
+    /// Suspensions held at once. Default 1,000,000.
     pub max_suspensions: u64,
+    /// Bytes of sealed images held at once. Default 4 GiB.
     pub max_bytes: u64,
 }
 

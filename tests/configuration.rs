@@ -1,0 +1,33 @@
+//! Configuring a runtime from outside the crate, as the README shows: the configuration types
+//! are `#[non_exhaustive]`, so a caller starts from `default()` and assigns fields.
+
+use std::time::Duration;
+
+use nexus::{ErrorCode, ExecutionRequest, Runtime, RuntimeConfig, Status};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_configured_by_assigning_fields_runs_with_those_settings() {
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 64;
+    config.queue_bound = 1024;
+    config.engine.default_memory_limit = 32 << 20;
+    let runtime = Runtime::start(config).expect("runtime starts");
+
+    let mut request = ExecutionRequest::source("return $args.a + $args.b;");
+    request.args = json!({ "a": 2, "b": 3 });
+    let result = runtime.execute(request).await.expect("runs");
+    assert_eq!((result.status, result.return_value), (Status::Success, json!(5)), "{:?}", result.error);
+
+    // A request naming no memory limit gets the configured one: 40 MiB do not fit in 32, and
+    // do in the 64 a request may still ask for.
+    let large = "return new ArrayBuffer(40 << 20).byteLength;";
+    let limited = runtime.execute(ExecutionRequest::source(large)).await.expect("runs");
+    assert_eq!(limited.error.map(|e| e.code), Some(ErrorCode::MemoryLimit));
+    let mut roomier = ExecutionRequest::source(large);
+    roomier.memory_limit = Some(64 << 20);
+    let fits = runtime.execute(roomier).await.expect("runs");
+    assert_eq!(fits.return_value, json!(40 << 20), "{:?}", fits.error);
+
+    runtime.shutdown(Duration::from_secs(1)).await;
+}
