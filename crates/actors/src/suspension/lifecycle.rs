@@ -19,14 +19,11 @@ use std::time::{Instant, SystemTime};
 use nexus_abi::{ErrorCode, ExtOutcome};
 use tokio::sync::oneshot;
 
-use super::Sealer;
 use super::live::{Live, take_for_hibernation};
-use super::previous::{Stepped, step_on_previous};
-use super::seal::hex;
+use super::open_claimed;
 use super::seal::sealed_for;
-use super::store::{Claim, StoreError, Stored, SuspensionStore};
+use super::store::{Claim, Stored, store_failed};
 use crate::admission::Arrival;
-use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Answer, Hibernate, Restore, Resume};
 use crate::pool::{Assignment, Pool, PoolState};
@@ -55,10 +52,6 @@ enum Found {
     Hibernating(oneshot::Receiver<()>),
     Stored,
     Nowhere,
-}
-
-pub(super) fn store_failed(error: StoreError) -> ExecutionError {
-    ExecutionError::new(error.code(), error.to_string())
 }
 
 impl Pool {
@@ -169,7 +162,8 @@ impl Pool {
         if let Some(identity) = sealed_for(&claim.image)
             && identity != self.suspensions.sealer.identity()
         {
-            return self.resume_on_previous(claim, identity, call_id, outcome).await;
+            let next_expiry = SystemTime::now() + self.config.suspension_timeout;
+            return self.suspensions.resume_on_previous(claim, identity, call_id, outcome, next_expiry).await;
         }
         let (image, claim) = open_claimed(&*store, &self.suspensions.sealer, claim).await?;
         let admission = self.admit(&mut self.lock(), Arrival::New);
@@ -200,52 +194,6 @@ impl Pool {
             Err(_) => {
                 let _ = store.release(claim).await;
                 Ok(self.book_step(actor, None, Leftover::Nothing))
-            }
-        }
-    }
-
-    /// Resumes the claimed suspension `claim`, sealed for the previous image `identity`, on
-    /// that image; commits the claim when the step ran, releases it otherwise.
-    async fn resume_on_previous(
-        &self,
-        claim: Claim,
-        identity: [u8; 32],
-        call_id: u32,
-        outcome: ExtOutcome,
-    ) -> Result<ExecutionResult, Refusal> {
-        let store = self.suspensions.store.clone();
-        let id = claim.id.clone();
-        let engine = match self.suspensions.previous.engine(&identity) {
-            Some(Ok(engine)) => engine,
-            unavailable => {
-                let _ = store.release(claim).await;
-                let message = match unavailable {
-                    Some(Err(message)) => message,
-                    _ => format!(
-                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
-                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
-                         resume it on a node that runs it",
-                        hex(&identity)
-                    ),
-                };
-                return Err(Refusal::new(ErrorCode::InvalidArgument, message));
-            }
-        };
-        let sealer = self.suspensions.sealer.with_identity(identity);
-        let (image, claim) = open_claimed(&*store, &sealer, claim).await?;
-        let restoring = Instant::now();
-        let next_expiry = SystemTime::now() + self.config.suspension_timeout;
-        match step_on_previous(engine, sealer, image, id, call_id, outcome, next_expiry).await {
-            Stepped::Refused(error) => {
-                let _ = store.release(claim).await;
-                Err(Refusal::from(error))
-            }
-            Stepped::Ran(mut result, next) => {
-                self.suspensions.metrics.restored(restoring.elapsed());
-                if let Err(error) = store.commit(claim, next).await {
-                    result.fail_keeping_records(store_failed(error));
-                }
-                Ok(*result)
             }
         }
     }
@@ -463,27 +411,4 @@ impl Pool {
             });
         }
     }
-}
-
-/// Opens a claimed image with `sealer`: the image and the claim, or the refusal of a resume
-/// that cannot use it (the claim released when the image was refused, committed when it
-/// expired).
-pub(super) async fn open_claimed(
-    store: &dyn SuspensionStore,
-    sealer: &Sealer,
-    claim: Claim,
-) -> Result<(SuspensionImage, Claim), Refusal> {
-    let id = claim.id.clone();
-    let (expires_at, image) = match sealer.open(&claim.image, &id) {
-        Ok(opened) => opened,
-        Err(message) => {
-            let _ = store.release(claim).await;
-            return Err(Refusal::new(ErrorCode::InvalidArgument, format!("suspension {id} was refused: {message}")));
-        }
-    };
-    if expires_at <= SystemTime::now() {
-        let _ = store.commit(claim, None).await;
-        return Err(Refusal::suspension_not_found());
-    }
-    Ok((image, claim))
 }

@@ -33,11 +33,13 @@ pub use redis_store::{RedisConfig, RedisStore};
 pub use seal::SuspensionKeys;
 pub use store::{Claim, MemoryStore, StoreError, StoreLimits, StoreUsage, Stored, SuspensionStore};
 
+use nexus_abi::ErrorCode;
 use previous::PreviousImages;
 
 use crate::engine::image::SuspensionImage;
 use crate::engine::{SuspensionId, image_identity};
 use crate::metrics::SuspensionMetrics;
+use crate::refusal::Refusal;
 
 /// Where hibernated suspensions are kept ([`crate::RuntimeConfig::suspension_store`]). The enum
 /// is `#[non_exhaustive]`, so a kind of store added later breaks no caller.
@@ -141,4 +143,27 @@ impl Sealer {
     pub fn open(&self, sealed: &[u8], id: &SuspensionId) -> Result<(SystemTime, SuspensionImage), String> {
         self.keys.open(sealed, id, &self.identity)
     }
+}
+
+/// Opens a claimed image with `sealer`: the image and the claim, or the refusal of a resume
+/// that cannot use it (the claim released when the image was refused, committed when it
+/// expired).
+pub(crate) async fn open_claimed(
+    store: &dyn SuspensionStore,
+    sealer: &Sealer,
+    claim: Claim,
+) -> Result<(SuspensionImage, Claim), Refusal> {
+    let id = claim.id.clone();
+    let (expires_at, image) = match sealer.open(&claim.image, &id) {
+        Ok(opened) => opened,
+        Err(message) => {
+            let _ = store.release(claim).await;
+            return Err(Refusal::new(ErrorCode::InvalidArgument, format!("suspension {id} was refused: {message}")));
+        }
+    };
+    if expires_at <= SystemTime::now() {
+        let _ = store.commit(claim, None).await;
+        return Err(Refusal::suspension_not_found());
+    }
+    Ok((image, claim))
 }

@@ -16,14 +16,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use nexus_abi::{ErrorCode, ExtOutcome};
 
-use super::Sealer;
 use super::seal::hex;
-use super::store::Stored;
+use super::store::{Claim, Stored, store_failed};
+use super::{Sealer, Suspensions, open_claimed};
 use crate::engine::{Engine, EngineConfig, ExecutionError, ExecutionResult, GuestImage, SuspensionId, start_identity};
+use crate::refusal::Refusal;
 
 /// Instances an engine of a previous image may hold at once.
 const PREVIOUS_INSTANCES: u32 = 16;
@@ -133,6 +134,54 @@ fn step_on(
             let error = ExecutionError::new(ErrorCode::Internal, format!("hibernating on a previous image: {e:#}"));
             result.fail_keeping_records(error);
             Stepped::Ran(result, None)
+        }
+    }
+}
+
+impl Suspensions {
+    /// Resumes the claimed suspension `claim`, sealed for the previous image `identity`, on
+    /// that image; commits the claim when the step ran, releases it otherwise.
+    pub(super) async fn resume_on_previous(
+        &self,
+        claim: Claim,
+        identity: [u8; 32],
+        call_id: u32,
+        outcome: ExtOutcome,
+        next_expiry: SystemTime,
+    ) -> Result<ExecutionResult, Refusal> {
+        let store = self.store.clone();
+        let id = claim.id.clone();
+        let engine = match self.previous.engine(&identity) {
+            Some(Ok(engine)) => engine,
+            unavailable => {
+                let _ = store.release(claim).await;
+                let message = match unavailable {
+                    Some(Err(message)) => message,
+                    _ => format!(
+                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
+                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
+                         resume it on a node that runs it",
+                        hex(&identity)
+                    ),
+                };
+                return Err(Refusal::new(ErrorCode::InvalidArgument, message));
+            }
+        };
+        let sealer = self.sealer.with_identity(identity);
+        let (image, claim) = open_claimed(&*store, &sealer, claim).await?;
+        let restoring = Instant::now();
+        match step_on_previous(engine, sealer, image, id, call_id, outcome, next_expiry).await {
+            Stepped::Refused(error) => {
+                let _ = store.release(claim).await;
+                Err(Refusal::from(error))
+            }
+            Stepped::Ran(mut result, next) => {
+                self.metrics.restored(restoring.elapsed());
+                if let Err(error) = store.commit(claim, next).await {
+                    result.fail_keeping_records(store_failed(error));
+                }
+                Ok(*result)
+            }
         }
     }
 }

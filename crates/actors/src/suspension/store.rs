@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use nexus_abi::ErrorCode;
 
-use crate::engine::SuspensionId;
+use crate::engine::{ExecutionError, SuspensionId};
 
 /// The answer of a store operation.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -341,6 +341,11 @@ impl SuspensionStore for MemoryStore {
     fn usage(&self) -> StoreUsage {
         self.lock().usage
     }
+}
+
+/// The error of an execution whose store failed it.
+pub(super) fn store_failed(error: StoreError) -> ExecutionError {
+    ExecutionError::new(error.code(), error.to_string())
 }
 
 #[cfg(test)]
