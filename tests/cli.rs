@@ -255,6 +255,23 @@ fn bench_json_reports_every_workload() {
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
 }
 
+#[test]
+fn bench_typescript_reports_first_cached_and_precompiled_executions_of_both_languages() {
+    let output = nexus(&["bench", "--typescript", "--iterations", "2", "--duration-ms", "1"]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for language in ["typescript", "javascript"] {
+        for figure in ["first execution", "from the cache", "precompiled"] {
+            let line = stdout
+                .lines()
+                .find(|line| line.contains(language) && line.contains(figure))
+                .unwrap_or_else(|| panic!("no {language} {figure} line in {stdout}"));
+            assert!(line.contains("p50") && line.contains("µs"), "{line}");
+        }
+    }
+    assert!(stdout.contains("stripping the types alone"), "{stdout}");
+}
+
 /// Runs `nexus` with a suspension key in its environment (`key` as 64 hex characters).
 fn nexus_keyed(args: &[&str], key: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nexus"))
