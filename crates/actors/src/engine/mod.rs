@@ -144,7 +144,7 @@ impl Engine {
     /// suspensions of the previous one on it), with the configured libraries preloaded on it,
     /// and room for `slots` instances alive at once.
     pub fn with_image(config: EngineConfig, base: &GuestImage, slots: u32) -> Result<Self> {
-        let engine = wasmtime_engine(&config, slots, config.memory_keep_resident)?;
+        let engine = wasmtime_engine(&config, slots, config.memory_keep_resident, Enabled::Auto)?;
 
         let key_file = config.cache_key_file.as_deref();
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
@@ -154,9 +154,14 @@ impl Engine {
         let mut min_memory = memory_minimum(&module)?;
         // Libraries make the snapshot larger: past the part of a slot kept resident, its pages
         // would be faulted in anew by every execution (hundreds of microseconds with lodash).
+        // Such a slot is reset by copying all of it back, without the page-table scan: the scan
+        // reports at most 32 runs of written pages and releases the rest of the slot, and an
+        // execution that uses a library writes pages all over its heap (refcounts, atoms,
+        // allocations): lodash's wrote more runs than that, so every execution faulted 36 to
+        // 64 pages in again (copying the whole slot, 3.1 MiB with lodash, costs less).
         let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
             keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
-                let engine = wasmtime_engine(&config, slots, keep)?;
+                let engine = wasmtime_engine(&config, slots, keep, Enabled::No)?;
                 module = module::guest_module(&engine, &image, module_cache.as_ref())?;
                 min_memory = memory_minimum(&module)?;
                 let ticker = Arc::new(Ticker::start(&engine));
@@ -317,7 +322,12 @@ impl Engine {
 /// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
 const LIBRARY_HEADROOM: usize = 512 << 10;
 
-fn wasmtime_engine(config: &EngineConfig, slots: u32, keep_resident: usize) -> Result<wasmtime::Engine> {
+fn wasmtime_engine(
+    config: &EngineConfig,
+    slots: u32,
+    keep_resident: usize,
+    pagemap_scan: Enabled,
+) -> Result<wasmtime::Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_core_instances(slots)
@@ -329,7 +339,7 @@ fn wasmtime_engine(config: &EngineConfig, slots: u32, keep_resident: usize) -> R
         // Without it, reusing a slot resets all `memory_keep_resident` bytes (a 1 MiB
         // memset of the shadow stack and a 1 MiB copy of the snapshot, ~40% of a trivial
         // execution); with it (Linux 6.7+), only the pages the execution wrote.
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(pagemap_scan);
     let mut wasm = wasmtime::Config::new();
     wasm.epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
