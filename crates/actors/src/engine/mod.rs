@@ -158,7 +158,8 @@ impl Engine {
         // reports at most 32 runs of written pages and releases the rest of the slot, and an
         // execution that uses a library writes pages all over its heap (refcounts, atoms,
         // allocations): lodash's wrote more runs than that, so every execution faulted 36 to
-        // 64 pages in again (copying the whole slot, 3.1 MiB with lodash, costs less).
+        // 64 pages in again (copying the whole slot, 3.1 MiB with lodash, costs less time, but
+        // keeps all of it resident in every slot used: the README's preload section).
         let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
             keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
                 let engine = wasmtime_engine(&config, slots, keep, Enabled::No)?;
