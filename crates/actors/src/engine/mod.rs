@@ -28,6 +28,7 @@ pub mod image;
 mod instance;
 mod library;
 mod module;
+mod passive_data;
 mod preload;
 mod request;
 mod snapshot;

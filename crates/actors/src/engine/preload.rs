@@ -80,7 +80,9 @@ pub fn start_identity(base: &GuestImage, libraries: &[Library]) -> Digest {
     }
     let guest = base.identity();
     let sources: Vec<Digest> = libraries.iter().map(|library| digest(&[library.source.as_bytes()])).collect();
-    let mut parts: Vec<&[u8]> = vec![b"nexus preloaded image", &guest];
+    // The version counts how the snapshot is built (2: without Wizer's empty passive data
+    // segments), so an image built the old way is never taken from a cache for this one.
+    let mut parts: Vec<&[u8]> = vec![b"nexus preloaded image 2", &guest];
     for (library, source) in libraries.iter().zip(&sources) {
         parts.push(library.name.as_bytes());
         parts.push(source);

@@ -27,6 +27,7 @@ use super::disk_cache::DiskCache;
 use super::instance::{EntryPoint, GuestInstance, StoreData};
 use super::library::{Library, PreloadError};
 use super::module::{GuestImage, guest_module};
+use super::passive_data::without_unreachable_passive_data;
 use super::ticker::Ticker;
 
 /// How long one library may take to load: a library that never ends must not hang the start.
@@ -88,7 +89,8 @@ pub fn build(
     let (cx, instrumented) = wizer.instrument(base.wasm())?;
     let names = instrumented_names(base.wasm(), &instrumented).map_err(|e| format_err!("{e}"))?;
     let mut state = Snapshotted { instance, names };
-    block_on(wizer.snapshot(&cx, &mut state)).context("snapshotting the preloaded guest")
+    let snapshot = block_on(wizer.snapshot(&cx, &mut state)).context("snapshotting the preloaded guest")?;
+    without_unreachable_passive_data(&snapshot)
 }
 
 fn load(instance: &mut GuestInstance, library: &Library, ticker: &Ticker) -> Result<()> {
@@ -228,6 +230,22 @@ mod tests {
         };
         assert_eq!(location(&error, "lib/a.js"), Some((12, Some(5))));
         assert_eq!(location(&error, "b.js"), None);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_none_of_the_passive_data_segments_wizer_leaves() {
+        let engine = wasmtime::Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
+        let ticker = Ticker::start(&engine);
+        let library = Library::new("lib.js", "var answer = 42;");
+        let wasm = build(&engine, &GuestImage::committed(), &[library], None, &ticker).unwrap();
+        let mut passive = 0;
+        for payload in Parser::new(0).parse_all(&wasm) {
+            if let Payload::DataSection(segments) = payload.unwrap() {
+                let segments = segments.into_iter().map(Result::unwrap);
+                passive += segments.filter(|s| matches!(s.kind, wasmparser::DataKind::Passive)).count();
+            }
+        }
+        assert_eq!(passive, 0);
     }
 
     #[test]
