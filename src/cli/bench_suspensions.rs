@@ -235,7 +235,11 @@ async fn io_bound_throughput() {
         let total: u64 = futures::future::join_all(clients).await.into_iter().sum();
         let rate = total as f64 / 5.0;
         rates.push(rate);
-        println!("io: 2,000 clients, extension call of {delay:?}: {rate:.0} executions/s");
+        let stats = runtime.stats().await;
+        println!(
+            "io: 2,000 clients, extension call of {delay:?}: {rate:.0} executions/s (hibernations {}, restores {})",
+            stats.hibernations, stats.restores
+        );
         runtime.shutdown(Duration::from_secs(1)).await;
     }
     println!("io: with 100 ms calls, {:.0}% of the throughput with instant ones", rates[1] / rates[0] * 100.0);
