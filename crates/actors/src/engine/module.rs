@@ -27,12 +27,15 @@ pub const GUEST_WASM: &[u8] = include_bytes!("../../../../guest/nexus_guest.wasm
 pub struct GuestImage {
     wasm: Arc<Cow<'static, [u8]>>,
     identity: Digest,
+    /// What keys the compiled module: the identity, except for a preloaded image, whose module
+    /// also depends on how this build makes one.
+    module: Digest,
 }
 
 impl GuestImage {
     /// The guest this build embeds ([`GUEST_WASM`]).
     pub fn committed() -> Self {
-        GuestImage { wasm: Arc::new(Cow::Borrowed(GUEST_WASM)), identity: guest_digest() }
+        GuestImage { wasm: Arc::new(Cow::Borrowed(GUEST_WASM)), identity: guest_digest(), module: guest_digest() }
     }
 
     /// The guest module in `file` (a `nexus_guest.wasm` of another build).
@@ -42,12 +45,13 @@ impl GuestImage {
             return Err(format!("{} is not a WebAssembly module", file.display()));
         }
         let identity = identity_of(&wasm);
-        Ok(GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity })
+        Ok(GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity, module: identity })
     }
 
-    /// A guest built by this process (the snapshot with preloaded libraries), named by `identity`.
-    pub(crate) fn built(wasm: Vec<u8>, identity: Digest) -> Self {
-        GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity }
+    /// A guest built by this process (the snapshot with preloaded libraries), named by `identity`,
+    /// its compiled module keyed by `module`.
+    pub(crate) fn built(wasm: Vec<u8>, identity: Digest, module: Digest) -> Self {
+        GuestImage { wasm: Arc::new(Cow::Owned(wasm)), identity, module }
     }
 
     pub fn wasm(&self) -> &[u8] {
@@ -108,7 +112,7 @@ pub fn guest_digest() -> Digest {
 fn cache_key(engine: &Engine, image: &GuestImage) -> Digest {
     let mut compatibility = Sha256Hasher::default();
     engine.precompile_compatibility_hash().hash(&mut compatibility);
-    digest(&[&image.identity()[..], &compatibility.digest()[..]])
+    digest(&[&image.module[..], &compatibility.digest()[..]])
 }
 
 /// The identity of the committed guest's snapshot, which executions start from unless the

@@ -37,6 +37,13 @@ pub enum ImageOrigin {
     Cached,
 }
 
+/// How this build makes a preloaded image (2: without the empty passive data segments Wizer
+/// leaves). It names the image in the cache directory and keys its compiled module, so an image
+/// built another way is never read back. The image identity leaves it out: built either way, an
+/// image starts executions from the same memory and globals, so suspensions and compiled
+/// bytecode carry over from one build to the next.
+const BUILD: &[u8] = b"nexus preloaded image build 2";
+
 /// The image every execution of an engine on `base` starts from, and where it came from:
 /// `base` itself when there are no libraries; otherwise `base` with them, from the cache
 /// directory or built now (and cached).
@@ -51,10 +58,11 @@ pub fn start_image(
         return Ok((base.clone(), ImageOrigin::Committed));
     }
     let identity = start_identity(base, libraries);
-    let file = format!("preload-{}.wasm", hex(&identity));
+    let module = digest(&[&identity, BUILD]);
+    let file = format!("preload-{}.wasm", hex(&module));
     if let Some(wasm) = disk.and_then(|disk| disk.read(&file)) {
         tracing::info!(libraries = libraries.len(), image = %&hex(&identity)[..16], "preloaded image read from the cache");
-        return Ok((GuestImage::built(wasm, identity), ImageOrigin::Cached));
+        return Ok((GuestImage::built(wasm, identity, module), ImageOrigin::Cached));
     }
     let started = Instant::now();
     let wasm = snapshot::build(engine, base, libraries, disk, ticker)?;
@@ -68,7 +76,7 @@ pub fn start_image(
         // A cache that cannot be written only costs the next start a build.
         let _ = disk.write(&file, &wasm);
     }
-    Ok((GuestImage::built(wasm, identity), ImageOrigin::Built))
+    Ok((GuestImage::built(wasm, identity, module), ImageOrigin::Built))
 }
 
 /// The identity of the image an engine on `base` with `libraries` starts from: `base`'s own
@@ -80,9 +88,7 @@ pub fn start_identity(base: &GuestImage, libraries: &[Library]) -> Digest {
     }
     let guest = base.identity();
     let sources: Vec<Digest> = libraries.iter().map(|library| digest(&[library.source.as_bytes()])).collect();
-    // The version counts how the snapshot is built (2: without Wizer's empty passive data
-    // segments), so an image built the old way is never taken from a cache for this one.
-    let mut parts: Vec<&[u8]> = vec![b"nexus preloaded image 2", &guest];
+    let mut parts: Vec<&[u8]> = vec![b"nexus preloaded image", &guest];
     for (library, source) in libraries.iter().zip(&sources) {
         parts.push(library.name.as_bytes());
         parts.push(source);
@@ -107,7 +113,7 @@ mod tests {
         assert_ne!(base, identity(&[Library::new("c.js", "var a = 1;"), b.clone()]), "name");
         assert_ne!(base, identity(&[Library::new("a.js", "var a = 3;"), b.clone()]), "source");
         assert_ne!(base, identity(std::slice::from_ref(&a)), "set");
-        let other = GuestImage::built(b"\0asm another guest".to_vec(), [7; 32]);
+        let other = GuestImage::built(b"\0asm another guest".to_vec(), [7; 32], [7; 32]);
         assert_ne!(base, start_identity(&other, &[a, b]), "guest");
     }
 }
