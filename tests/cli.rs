@@ -176,6 +176,24 @@ fn a_malformed_capability_exits_2_naming_the_token() {
 }
 
 #[test]
+fn a_reader_that_stops_reading_ends_the_run_quietly_not_with_a_panic() {
+    // More output than a pipe holds (64 KiB), to a reader that closed its end at once.
+    let source = "for (let i = 0; i < 2000; i++) $log.info('x'.repeat(500)); return 1;";
+    let path = handler("chatty.js", source);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(["run", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the nexus binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "stderr: {stderr}");
+}
+
+#[test]
 fn bad_inputs_exit_2_with_a_message() {
     for args in [
         vec!["run", "examples/counter.js", "--state", "{not json"],

@@ -79,6 +79,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Prints one JSON value on stdout. A reader that stopped reading (`nexus run h.js | head`)
+/// ends the process quietly with 141, the status of a shell tool killed by `SIGPIPE`, not with
+/// a panic; any other write error is reported on stderr (exit 1).
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values always serialize"));
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value).expect("JSON values always serialize");
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("nexus: writing the result to stdout: {error}");
+        std::process::exit(1);
+    }
 }
