@@ -99,8 +99,9 @@ impl SuspensionKeys {
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).expect("host randomness is available");
         // Sealed in place: the header, then the plaintext encoded and encrypted where it lies,
-        // then the tag.
-        let mut sealed = Vec::with_capacity(HEADER + 8 + image.memory.bytes.len() + 1024 + TAG);
+        // then the tag. Room for the host state beyond the memory delta, then the excess given
+        // back: a store keeps this vector, and one that had doubled would hold twice its size.
+        let mut sealed = Vec::with_capacity(HEADER + 8 + image.memory.bytes.len() + (16 << 10) + TAG);
         sealed.extend_from_slice(MAGIC);
         sealed.push(FORMAT);
         sealed.extend_from_slice(identity);
@@ -112,6 +113,7 @@ impl SuspensionKeys {
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::from(&aad), &mut sealed[HEADER..])
             .expect("sealing cannot fail for inputs this size");
         sealed.extend_from_slice(tag.as_ref());
+        sealed.shrink_to_fit();
         sealed
     }
 
@@ -260,6 +262,7 @@ mod tests {
         let id = SuspensionId::random();
         let sealed = keys.seal(&image(), &id, &IDENTITY, expiry());
         assert_eq!(sealed[MAGIC.len()], FORMAT);
+        assert_eq!(sealed.capacity(), sealed.len(), "a store keeps the vector: no spare room in it");
         let (expires, opened) = keys.open(&sealed, &id, &IDENTITY).unwrap();
         assert_eq!((expires, opened.memory, opened.time_left), (expiry(), image().memory, image().time_left));
         for at in 0..sealed.len() {
