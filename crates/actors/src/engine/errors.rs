@@ -26,7 +26,9 @@ pub struct Evidence {
 /// `code` kept as `handler_code`.
 pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -> ExecutionError {
     let code = classify(&error, evidence);
-    let location = error.stack.as_deref().and_then(handler_location).map(|l| within(l, source));
+    // An error made outside any JavaScript frame (the result's serialization) has an empty stack.
+    let stack = error.stack.filter(|stack| !stack.trim().is_empty());
+    let location = stack.as_deref().and_then(handler_location).map(|l| within(l, source));
     let message = match (error.name.as_str(), code) {
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
@@ -35,7 +37,7 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
     ExecutionError {
         code,
         message,
-        stack: error.stack,
+        stack,
         location,
         snippet: location.and_then(|l| snippet(source?, l.line)),
         handler_code: error.code.filter(|_| error.raised.is_none()),
@@ -156,6 +158,12 @@ mod tests {
         let first_line = format!("    at handler.js:1:{}\n", HANDLER_PREFIX.len() + 5);
         assert_eq!(handler_location(&first_line), Some(Location { line: 1, column: 5 }));
         assert_eq!(handler_location("    at native\n"), None);
+    }
+
+    #[test]
+    fn an_empty_stack_is_no_stack() {
+        let failed = from_guest(error("TypeError", "circular reference", Some("")), None, Evidence::default());
+        assert_eq!((failed.stack, failed.location), (None, None));
     }
 
     #[test]
