@@ -34,7 +34,8 @@ pub struct BenchArgs {
     workloads: Vec<String>,
     /// Instead of the workloads: suspensions beyond their instance (hibernate and restore
     /// latency, memory per hibernated suspension, throughput with 100 ms extension calls).
-    /// Optionally only some parts: latency, memory, io, and (with a redis:// --store) shared:
+    /// Optionally only some parts: latency, memory, io, after (what `hibernate_after` costs and
+    /// saves), and (with a redis:// --store) shared:
     /// two processes sharing one Redis.
     #[arg(long, num_args = 0.., value_name = "PART", value_parser = clap::builder::PossibleValuesParser::new(super::bench_suspensions::PARTS))]
     suspensions: Option<Vec<String>>,
