@@ -224,22 +224,7 @@ async fn hibernate_after_sweep() {
             let counted_from = Instant::now() + Duration::from_secs(1);
             let until = counted_from + Duration::from_secs(3);
             let mut cpu_from = None;
-            let clients = (0..200).map(|_| {
-                let runtime = runtime.clone();
-                async move {
-                    let mut done = 0u64;
-                    while Instant::now() < until {
-                        let suspended = runtime.execute(request()).await.expect("runs");
-                        let id = suspended.suspension.expect("suspends").id;
-                        tokio::time::sleep(delay).await;
-                        let result =
-                            runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
-                        assert_eq!(result.status, Status::Success, "{result:?}");
-                        done += u64::from(Instant::now() >= counted_from);
-                    }
-                    done
-                }
-            });
+            let clients = (0..200).map(|_| closed_loop_client(runtime.clone(), delay, counted_from, until));
             let counting = async {
                 tokio::time::sleep_until(counted_from.into()).await;
                 cpu_from = Some((cpu_time(), runtime.stats().await.hibernations));
@@ -257,6 +242,23 @@ async fn hibernate_after_sweep() {
             runtime.shutdown(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// One closed-loop client: runs the request, waits `delay` as its extension call, resumes it,
+/// and again until `until`; returns how many executions it finished from `counted_from` on.
+async fn closed_loop_client(runtime: Runtime, delay: Duration, counted_from: Instant, until: Instant) -> u64 {
+    let mut done = 0;
+    while Instant::now() < until {
+        let suspended = runtime.execute(request()).await.expect("runs");
+        let id = suspended.suspension.expect("suspends").id;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
+        assert_eq!(result.status, Status::Success, "{result:?}");
+        done += u64::from(Instant::now() >= counted_from);
+    }
+    done
 }
 
 /// The CPU time (user and system) this process has used.
@@ -278,25 +280,7 @@ async fn io_bound_throughput() {
         let runtime = Runtime::start(config).unwrap();
         let until = Instant::now() + Duration::from_secs(6);
         let counted_from = Instant::now() + Duration::from_secs(1);
-        let clients = (0..2000).map(|_| {
-            let runtime = runtime.clone();
-            async move {
-                let mut done = 0u64;
-                while Instant::now() < until {
-                    let suspended = runtime.execute(request()).await.expect("runs");
-                    let id = suspended.suspension.expect("suspends").id;
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    let result = runtime.resume(&id, 1, ExtOutcome::Ok(json!({"temp": 21}))).await.expect("resumes");
-                    assert_eq!(result.status, Status::Success, "{result:?}");
-                    if Instant::now() >= counted_from {
-                        done += 1;
-                    }
-                }
-                done
-            }
-        });
+        let clients = (0..2000).map(|_| closed_loop_client(runtime.clone(), delay, counted_from, until));
         let total: u64 = futures::future::join_all(clients).await.into_iter().sum();
         let rate = total as f64 / 5.0;
         rates.push(rate);
