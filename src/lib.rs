@@ -26,7 +26,7 @@ pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, GuestImage, Handler,
     ImageOrigin, Language, Library, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError, ResumeRefused,
-    SpentInstance, Status, Suspension, SuspensionId, image_identity,
+    SlotReset, SpentInstance, Status, Suspension, SuspensionId, image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};

@@ -39,8 +39,14 @@ pub struct EngineConfig {
     pub output_limit: usize,
     /// Linear-memory bytes kept resident (not returned to the OS) when a pooled slot is
     /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB; with
-    /// libraries, at least the snapshot's memory plus 512 KiB.
+    /// libraries and a slot reset whole (see [`super::SlotReset`]), at least the snapshot's
+    /// memory plus 512 KiB.
     pub memory_keep_resident: usize,
+    /// With libraries, reset a slot by copying back only the pages the execution wrote, which
+    /// the kernel tracks (userfaultfd write-protection, Linux 6.7+) where it allows it; off,
+    /// or where it does not, such a slot is copied back whole. See [`super::SlotReset`].
+    /// Default on.
+    pub track_written_pages: bool,
     /// Table bytes kept resident likewise. Default 64 KiB.
     pub table_keep_resident: usize,
     /// A request without capabilities runs with the ones inferred from its source (literal
@@ -80,6 +86,7 @@ impl Default for EngineConfig {
             max_wasm_stack: 1 << 20,
             output_limit: 16 << 20,
             memory_keep_resident: 2 << 20,
+            track_written_pages: true,
             table_keep_resident: 64 << 10,
             infer_missing_capabilities: false,
             compile_cache_entries: 1024,

@@ -5,7 +5,6 @@ use nexus_abi::ErrorCode;
 use wasmtime::Result;
 
 use super::image::{self, GlobalValue, IMAGE_VERSION, SuspensionImage};
-use super::instance::GuestInstance;
 use super::written_pages;
 use super::{Engine, ExecutionError, ParkedExecution, SpentInstance, SuspensionId};
 
@@ -61,7 +60,7 @@ impl Engine {
             return Err(internal(wasmtime::format_err!("image version {} is not {IMAGE_VERSION}", image.version)));
         }
         let limit = usize::try_from(image.memory_limit).unwrap_or(usize::MAX);
-        let mut instance = GuestInstance::instantiate(&self.pre, image.host, limit).map_err(internal)?;
+        let mut instance = self.instantiate(image.host, limit).map_err(internal)?;
         let data = instance.store.data_mut();
         (data.denied, data.unknown_extension) = (image.denied, image.unknown_extension);
         let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;

@@ -11,6 +11,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Global, Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc, Val};
 use wasmtime::{Result, format_err as anyhow};
 
+use super::memory_reset::{MemoryReset, Prefault};
 use super::ticker;
 
 /// What a store holds besides the instance: the host side of the execution and its limits.
@@ -83,6 +84,21 @@ pub struct GuestInstance {
     compile: Entry,
     /// Only the committed guest has it (a snapshot with libraries no longer does).
     preload: Option<Entry>,
+    /// Resets the memory when the instance is dropped, before wasmtime's own reset of its slot
+    /// (which then finds nothing to do); `None` leaves it all to wasmtime's.
+    reset: Option<MemoryReset>,
+    /// What the reset leaves to do once wasmtime's is done: declared last, so dropped after
+    /// the store.
+    prefault: Option<Prefault>,
+}
+
+impl Drop for GuestInstance {
+    fn drop(&mut self) {
+        if let Some(reset) = &self.reset {
+            let engine = self.store.engine().clone();
+            self.prefault = reset.reset(self.memory.data_mut(&mut self.store), engine);
+        }
+    }
 }
 
 /// Which entry point to call.
@@ -95,7 +111,12 @@ pub enum EntryPoint {
 }
 
 impl GuestInstance {
-    pub fn instantiate(pre: &InstancePre<StoreData>, host: HostState, max_memory: usize) -> Result<Self> {
+    pub fn instantiate(
+        pre: &InstancePre<StoreData>,
+        host: HostState,
+        max_memory: usize,
+        reset: Option<MemoryReset>,
+    ) -> Result<Self> {
         let limits = MemoryLimit { max_bytes: max_memory, refused: false };
         let data =
             StoreData { host, limits, deadline: Instant::now(), denied: false, unknown_extension: false, memory: None };
@@ -115,6 +136,8 @@ impl GuestInstance {
             instance,
             memory,
             store,
+            reset,
+            prefault: None,
         })
     }
 

@@ -27,6 +27,7 @@ mod hibernation;
 pub mod image;
 mod instance;
 mod library;
+mod memory_reset;
 mod module;
 mod passive_data;
 mod preload;
@@ -59,6 +60,7 @@ pub use typescript::Authored;
 use compile_cache::CompileCache;
 use disk_cache::DiskCache;
 use instance::{EntryPoint, GuestInstance, StoreData};
+use memory_reset::MemoryReset;
 use step::{Loaded, Step};
 use ticker::{Ticker, Watch};
 
@@ -72,6 +74,11 @@ pub struct Engine {
     /// The snapshot's linear memory as every instance starts with it: suspension images keep
     /// their memory as a delta against it.
     snapshot: Arc<[u8]>,
+    /// Resets an instance's memory to the snapshot when it is dropped, copying back only the
+    /// pages its execution wrote: with libraries, where the kernel can track them; `None`
+    /// leaves the reset to wasmtime.
+    memory_reset: Option<MemoryReset>,
+    slot_reset: SlotReset,
     /// The export names of the guest's mutable globals, which a suspension image keeps.
     globals: Arc<[String]>,
     cache: Arc<CompileCache>,
@@ -120,6 +127,20 @@ impl ParkedExecution {
     }
 }
 
+/// How a finished instance's memory slot is brought back to the snapshot ([`Engine::slot_reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotReset {
+    /// The pages the slot's page table says were written, up to `memory_keep_resident`; past
+    /// it the slot is given back to the OS (wasmtime's reset, for a snapshot that fits).
+    PageTableScan,
+    /// Exactly the pages the execution wrote, which the kernel tracked (a snapshot with
+    /// libraries, where the kernel allows it: see `EngineConfig::track_written_pages`).
+    WrittenPages,
+    /// All of the snapshot and 512 KiB past it (a snapshot with libraries, where the kernel
+    /// cannot track written pages): resident in every slot used.
+    WholeSlot,
+}
+
 /// A resume that could not be applied; the execution is still parked.
 pub struct ResumeRefused {
     pub error: ExecutionError,
@@ -153,16 +174,20 @@ impl Engine {
         let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
         let mut module = module::guest_module(&engine, &image, module_cache.as_ref())?;
         let mut min_memory = memory_minimum(&module)?;
-        // Libraries make the snapshot larger: past the part of a slot kept resident, its pages
-        // would be faulted in anew by every execution (hundreds of microseconds with lodash).
-        // Such a slot is reset by copying all of it back, without the page-table scan: the scan
-        // reports at most 32 runs of written pages and releases the rest of the slot, and an
-        // execution that uses a library writes pages all over its heap (refcounts, atoms,
-        // allocations): lodash's wrote more runs than that, so every execution faulted 36 to
-        // 64 pages in again (copying the whole slot, 3.1 MiB with lodash, costs less time, but
-        // keeps all of it resident in every slot used: the README's preload section).
+        // Libraries make the snapshot larger than the part of a slot kept resident. Wasmtime's
+        // reset would then release the rest, and every execution would fault the snapshot's
+        // pages in anew (hundreds of microseconds with lodash): its page-table scan reports at
+        // most 32 runs of written pages, and an execution that uses a library writes pages all
+        // over its heap (refcounts, atoms, allocations; lodash's wrote 36 to 64 pages in more
+        // runs than that). Where the kernel tracks the pages each execution writes, a reset
+        // copies back those only (`memory_reset`). Elsewhere such a slot is reset by copying
+        // all of it back (3.1 MiB with lodash), which costs less time but keeps all of it
+        // resident in every slot used (the README's preload section).
+        let large_snapshot =
+            !config.libraries.is_empty() && min_memory as usize + LIBRARY_HEADROOM > config.memory_keep_resident;
+        let tracked = large_snapshot && config.track_written_pages && MemoryReset::available();
         let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
-            keep if keep > config.memory_keep_resident && !config.libraries.is_empty() => {
+            keep if large_snapshot && !tracked => {
                 let engine = wasmtime_engine(&config, slots, keep, Enabled::No)?;
                 module = module::guest_module(&engine, &image, module_cache.as_ref())?;
                 min_memory = memory_minimum(&module)?;
@@ -180,8 +205,31 @@ impl Engine {
         let identity = image.identity();
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, identity));
         let snapshot = Arc::from([]);
-        let mut engine = Engine { pre, config, min_memory, snapshot, globals, cache, ticker, identity, origin };
+        let mut engine = Engine {
+            pre,
+            config,
+            min_memory,
+            snapshot,
+            memory_reset: None,
+            slot_reset: SlotReset::PageTableScan,
+            globals,
+            cache,
+            ticker,
+            identity,
+            origin,
+        };
         engine.snapshot = engine.blank_instance()?.memory().into();
+        if tracked {
+            engine.memory_reset = Some(MemoryReset::new(engine.snapshot.clone(), engine.config.memory_keep_resident));
+        }
+        engine.slot_reset = match (tracked, large_snapshot) {
+            (true, _) => SlotReset::WrittenPages,
+            (false, true) => SlotReset::WholeSlot,
+            (false, false) => SlotReset::PageTableScan,
+        };
+        if large_snapshot {
+            tracing::info!(slot_reset = ?engine.slot_reset, "memory slots of the preloaded image are reset");
+        }
         Ok(engine)
     }
 
@@ -191,6 +239,11 @@ impl Engine {
     /// suspension images, which are only ever restored into an engine of the same identity.
     pub fn image_identity(&self) -> [u8; 32] {
         self.identity
+    }
+
+    /// How a finished instance's memory slot is brought back to the snapshot.
+    pub fn slot_reset(&self) -> SlotReset {
+        self.slot_reset
     }
 
     /// Whether the image was the guest as given, built at this start, or read from the cache.
@@ -237,7 +290,7 @@ impl Engine {
             request.extension_registry,
             self.config.output_limit,
         );
-        let mut instance = match GuestInstance::instantiate(&self.pre, host, memory_limit as usize) {
+        let mut instance = match self.instantiate(host, memory_limit as usize) {
             Ok(instance) => instance,
             Err(e) => return failed(ErrorCode::Internal, format!("{e:#}")),
         };
@@ -306,7 +359,12 @@ impl Engine {
     /// A fresh instance with no capabilities, no state and no output budget.
     fn blank_instance(&self) -> Result<GuestInstance> {
         let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
-        GuestInstance::instantiate(&self.pre, host, self.config.default_memory_limit as usize)
+        self.instantiate(host, self.config.default_memory_limit as usize)
+    }
+
+    /// A fresh instance of the snapshot, whose memory is reset as this engine resets it.
+    fn instantiate(&self, host: HostState, max_memory: usize) -> Result<GuestInstance> {
+        GuestInstance::instantiate(&self.pre, host, max_memory, self.memory_reset.clone())
     }
 
     /// Lets the next call into `instance` run for `budget`: the ticker interrupts it past that.

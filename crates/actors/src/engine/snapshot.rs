@@ -79,7 +79,7 @@ pub fn build(
     )?;
     let pre = linker.instantiate_pre(&module).context("linking the guest for preloading")?;
     let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
-    let mut instance = GuestInstance::instantiate(&pre, host, LOAD_MEMORY)?;
+    let mut instance = GuestInstance::instantiate(&pre, host, LOAD_MEMORY, None)?;
     for library in libraries {
         load(&mut instance, library, ticker)?;
     }
