@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use nexus::{
-    Engine, EngineConfig, ExecutionRequest, ExecutionResult, ImageOrigin, Library, PreloadError, SlotReset, Status,
+    Engine, EngineConfig, ExecutionRequest, ExecutionResult, ImageOrigin, Library, LibrarySlotReset, PreloadError,
+    SlotReset, Status,
 };
 use nexus::{ExtOutcome, Runtime, RuntimeConfig, Sealer, StartError, SuspensionKeys};
 use serde_json::{Value, json};
@@ -106,7 +107,7 @@ fn an_execution_using_a_library_does_not_fault_the_snapshot_in_again() {
     // runs of written pages) made every lodash execution fault 36 to 64 pages in again, each a
     // copy of the file's page (~4 us). Copied back whole, the slot takes none.
     let mut whole = config(libraries());
-    whole.track_written_pages = false;
+    whole.library_slot_reset = LibrarySlotReset::WholeSlot;
     let whole = Engine::with_slots(whole, 8).unwrap();
     assert_eq!(whole.slot_reset(), SlotReset::WholeSlot);
     let (fewest, _) = faults(&whole);
@@ -116,7 +117,9 @@ fn an_execution_using_a_library_does_not_fault_the_snapshot_in_again() {
     // executions keep writing made writable again after the reset: an execution takes a fault
     // (which copies nothing) only for a page written first, as after a reset that relearns
     // them, one in 8 per slot. This machine's kernel must track them (CI runs where it can).
-    let tracked = engine();
+    let mut tracked = config(libraries());
+    tracked.library_slot_reset = LibrarySlotReset::WrittenPages;
+    let tracked = &Engine::with_slots(tracked, 8).unwrap();
     assert_eq!(
         tracked.slot_reset(),
         SlotReset::WrittenPages,

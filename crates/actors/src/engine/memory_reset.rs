@@ -358,7 +358,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     use super::*;
-    use crate::engine::{Engine, EngineConfig, ExecutionRequest, Library, Status};
+    use crate::engine::{Engine, EngineConfig, ExecutionRequest, Library, LibrarySlotReset, Status};
 
     /// A memory laid out as wasmtime lays out a slot: the snapshot mapped privately from a file
     /// (copy-on-write), then anonymous memory (what a guest grows into).
@@ -567,7 +567,12 @@ mod tests {
     fn with_libraries_every_execution_starts_from_the_snapshot_whatever_the_one_before_did() {
         require_tracking();
         let library = Library::new("lib.js", "var lib = { items: Array.from({length: 20000}, (_, i) => ({i})) };");
-        let config = EngineConfig { module_cache_dir: None, libraries: vec![library], ..EngineConfig::default() };
+        let config = EngineConfig {
+            module_cache_dir: None,
+            libraries: vec![library],
+            library_slot_reset: LibrarySlotReset::WrittenPages,
+            ..EngineConfig::default()
+        };
         let engine = Engine::with_slots(config, 2).unwrap();
         assert!(engine.memory_reset.is_some(), "a snapshot with libraries is reset page by page");
         let handlers = [

@@ -32,6 +32,7 @@ mod module;
 mod passive_data;
 mod preload;
 mod request;
+mod reset_timing;
 mod snapshot;
 mod step;
 mod ticker;
@@ -47,7 +48,7 @@ use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, LibrarySlotReset};
 pub use library::{Library, PreloadError};
 pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, start_identity};
@@ -134,10 +135,10 @@ pub enum SlotReset {
     /// it the slot is given back to the OS (wasmtime's reset, for a snapshot that fits).
     PageTableScan,
     /// Exactly the pages the execution wrote, which the kernel tracked (a snapshot with
-    /// libraries, where the kernel allows it: see `EngineConfig::track_written_pages`).
+    /// libraries, where the kernel allows it and it is faster: see `LibrarySlotReset`).
     WrittenPages,
     /// All of the snapshot and 512 KiB past it (a snapshot with libraries, where the kernel
-    /// cannot track written pages): resident in every slot used.
+    /// cannot track written pages or this is faster): resident in every slot used.
     WholeSlot,
 }
 
@@ -172,63 +173,81 @@ impl Engine {
         let module_cache = DiskCache::open_or_warn(config.module_cache_dir.as_deref(), key_file, "module");
         let ticker = Arc::new(Ticker::start(&engine));
         let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
-        let mut module = module::guest_module(&engine, &image, module_cache.as_ref())?;
-        let mut min_memory = memory_minimum(&module)?;
+        let module = module::guest_module(&engine, &image, module_cache.as_ref())?;
+        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
+        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity()));
+        let parts = Parts { config, image, origin, cache };
         // Libraries make the snapshot larger than the part of a slot kept resident. Wasmtime's
         // reset would then release the rest, and every execution would fault the snapshot's
         // pages in anew (hundreds of microseconds with lodash): its page-table scan reports at
         // most 32 runs of written pages, and an execution that uses a library writes pages all
         // over its heap (refcounts, atoms, allocations; lodash's wrote 36 to 64 pages in more
-        // runs than that). Where the kernel tracks the pages each execution writes, a reset
-        // copies back those only (`memory_reset`). Elsewhere such a slot is reset by copying
-        // all of it back (3.1 MiB with lodash), which costs less time but keeps all of it
-        // resident in every slot used (the README's preload section).
-        let large_snapshot =
-            !config.libraries.is_empty() && min_memory as usize + LIBRARY_HEADROOM > config.memory_keep_resident;
-        let tracked = large_snapshot && config.track_written_pages && MemoryReset::available();
-        let (engine, ticker) = match min_memory as usize + LIBRARY_HEADROOM {
-            keep if large_snapshot && !tracked => {
-                let engine = wasmtime_engine(&config, slots, keep, Enabled::No)?;
-                module = module::guest_module(&engine, &image, module_cache.as_ref())?;
-                min_memory = memory_minimum(&module)?;
-                let ticker = Arc::new(Ticker::start(&engine));
-                (engine, ticker)
-            }
-            _ => (engine, ticker),
+        // runs than that). Such a slot is reset either by copying back the pages the kernel
+        // saw each execution write (`memory_reset`) or by copying all of it back (3.1 MiB with
+        // lodash, all kept resident in every slot used): see `LibrarySlotReset`.
+        let keep_whole = memory_minimum(&module)? as usize + LIBRARY_HEADROOM;
+        if parts.config.libraries.is_empty() || keep_whole <= parts.config.memory_keep_resident {
+            return Engine::assemble(&parts, engine, ticker, &module, SlotReset::PageTableScan);
+        }
+        let whole = |slots| {
+            let engine = wasmtime_engine(&parts.config, slots, keep_whole, Enabled::No)?;
+            let module = module::guest_module(&engine, &parts.image, module_cache.as_ref())?;
+            let ticker = Arc::new(Ticker::start(&engine));
+            Engine::assemble(&parts, engine, ticker, &module, SlotReset::WholeSlot)
         };
+        let choice = parts.config.library_slot_reset;
+        if choice == LibrarySlotReset::WholeSlot || !MemoryReset::available() {
+            return log_slot_reset(whole(slots)?);
+        }
+        let tracked = Engine::assemble(&parts, engine, ticker, &module, SlotReset::WrittenPages)?;
+        if choice == LibrarySlotReset::WrittenPages {
+            return log_slot_reset(tracked);
+        }
+        let timed = reset_timing::faster(&tracked, &whole(2)?);
+        tracing::info!(
+            written_pages_us = timed.written_pages.as_secs_f64() * 1e6,
+            whole_slot_us = timed.whole_slot.as_secs_f64() * 1e6,
+            "timed the slot resets of the preloaded image (an execution and its reset, median)"
+        );
+        match timed.faster {
+            SlotReset::WrittenPages => log_slot_reset(tracked),
+            _ => {
+                // Its slots' address space first: a pool may be as large as the machine allows.
+                drop(tracked);
+                log_slot_reset(whole(slots)?)
+            }
+        }
+    }
+
+    /// The engine of `parts` on `engine`, whose slots are reset as `slot_reset` says.
+    fn assemble(
+        parts: &Parts,
+        engine: wasmtime::Engine,
+        ticker: Arc<Ticker>,
+        module: &wasmtime::Module,
+        slot_reset: SlotReset,
+    ) -> Result<Engine> {
         let mut linker = Linker::new(&engine);
         nexus_host_fns::imports::add_to_linker(&mut linker)?;
         nexus_host_fns::wasi::add_to_linker(&mut linker)?;
-        let pre = linker.instantiate_pre(&module).context("linking the guest")?;
-        let globals = image::mutable_globals(image.wasm()).map_err(|e| wasmtime::format_err!("{e}"))?.into();
-        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
-        let identity = image.identity();
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, identity));
-        let snapshot = Arc::from([]);
+        let pre = linker.instantiate_pre(module).context("linking the guest")?;
+        let globals = image::mutable_globals(parts.image.wasm()).map_err(|e| wasmtime::format_err!("{e}"))?.into();
         let mut engine = Engine {
             pre,
-            config,
-            min_memory,
-            snapshot,
+            config: parts.config.clone(),
+            min_memory: memory_minimum(module)?,
+            snapshot: Arc::from([]),
             memory_reset: None,
-            slot_reset: SlotReset::PageTableScan,
+            slot_reset,
             globals,
-            cache,
+            cache: parts.cache.clone(),
             ticker,
-            identity,
-            origin,
+            identity: parts.image.identity(),
+            origin: parts.origin,
         };
         engine.snapshot = engine.blank_instance()?.memory().into();
-        if tracked {
+        if slot_reset == SlotReset::WrittenPages {
             engine.memory_reset = Some(MemoryReset::new(engine.snapshot.clone(), engine.config.memory_keep_resident));
-        }
-        engine.slot_reset = match (tracked, large_snapshot) {
-            (true, _) => SlotReset::WrittenPages,
-            (false, true) => SlotReset::WholeSlot,
-            (false, false) => SlotReset::PageTableScan,
-        };
-        if large_snapshot {
-            tracing::info!(slot_reset = ?engine.slot_reset, "memory slots of the preloaded image are reset");
         }
         Ok(engine)
     }
@@ -381,6 +400,19 @@ impl Engine {
 
 /// What a slot keeps resident beyond a snapshot with libraries, for what an execution allocates.
 const LIBRARY_HEADROOM: usize = 512 << 10;
+
+/// What every engine made from one start shares, whichever way its slots are reset.
+struct Parts {
+    config: EngineConfig,
+    image: GuestImage,
+    origin: ImageOrigin,
+    cache: Arc<CompileCache>,
+}
+
+fn log_slot_reset(engine: Engine) -> Result<Engine> {
+    tracing::info!(slot_reset = ?engine.slot_reset, "memory slots of the preloaded image are reset");
+    Ok(engine)
+}
 
 fn wasmtime_engine(
     config: &EngineConfig,
