@@ -30,6 +30,11 @@ fn syntax_error_at_the_end_points_into_the_handler() {
     let error = result.error.expect("a syntax error");
     assert_eq!(error.code, ErrorCode::SyntaxError);
     assert_eq!(error.location.map(|l| l.line), Some(2), "not the wrapper's closing line");
+    // Nothing of the function the handler is compiled in: no `}` the author never wrote, no
+    // line 3 in a stack.
+    assert_eq!(error.message, "SyntaxError: unexpected end of input");
+    assert!(error.stack.as_deref().is_none_or(|stack| !stack.contains("handler.js:3")), "{:?}", error.stack);
+    assert_eq!(error.snippet.as_deref(), Some("return ("));
 }
 
 #[test]
@@ -50,7 +55,11 @@ fn errors_on_the_first_line_have_handler_columns() {
     assert!(location.column <= 6, "column {} is inside the wrapper", location.column);
     let thrown = run("  throw new Error('x')", &[], json!({}));
     // QuickJS places a `new` expression at its constructor.
-    assert_eq!(thrown.error.and_then(|e| e.location), Some(Location { line: 1, column: 13 }));
+    let error = thrown.error.expect("an error");
+    assert_eq!(error.location, Some(Location { line: 1, column: 13 }));
+    // The stack says the same.
+    let stack = error.stack.expect("a stack");
+    assert!(stack.lines().next().is_some_and(|frame| frame.ends_with("(handler.js:1:13)")), "{stack}");
 }
 
 fn assert_times_out_quickly(source: &str) {

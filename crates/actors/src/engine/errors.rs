@@ -28,12 +28,21 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
     let code = classify(&error, evidence);
     // An error made outside any JavaScript frame (the result's serialization) has an empty stack.
     let stack = error.stack.filter(|stack| !stack.trim().is_empty());
-    let location = stack.as_deref().and_then(handler_location).map(|l| within(l, source));
+    let wrapped = stack.as_deref().and_then(handler_location);
+    let lines = source.map(|source| source.lines().count().max(1) as u32);
     let message = match (error.name.as_str(), code) {
+        // QuickJS stopped in the closing line of the function the handler is compiled in: the
+        // handler ends too early (`return (`, an unclosed block), and QuickJS's message names
+        // what it found there, a `}` the author never wrote.
+        (_, ErrorCode::SyntaxError) if wrapped.zip(lines).is_some_and(|(at, lines)| at.line > lines) => {
+            "SyntaxError: unexpected end of input".to_owned()
+        }
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
         (name, _) => format!("{name}: {}", error.message),
     };
+    let location = wrapped.map(|l| within(l, source));
+    let stack = stack.map(|stack| in_handler(&stack, source));
     ExecutionError {
         code,
         message,
@@ -88,13 +97,28 @@ pub(super) fn syntax_error(source: &str, message: String, line: u32, column: u32
 }
 
 /// The first stack frame in the handler's file, as a position in the handler's own source
-/// (frames look like `    at f (handler.js:3:7)` or `    at handler.js:3:7`).
+/// (frames look like `    at f (handler.js:3:7)` or `    at handler.js:3:7`, in the
+/// coordinates of the function the handler is compiled in).
 fn handler_location(stack: &str) -> Option<Location> {
-    stack.lines().find_map(|frame| frame_position(frame).map(|(_, location)| location))
+    stack.lines().find_map(|frame| frame_position(frame).map(|(_, location)| unwrapped(location)))
+}
+
+/// `stack` with its frames in the handler's file in the handler's own coordinates: columns on
+/// line 1 no longer count the function header, and a frame past the handler's end (in the
+/// header's closing line) is at its end.
+fn in_handler(stack: &str, source: Option<&str>) -> String {
+    let frames = stack.split_inclusive('\n').map(|frame| match frame_position(frame) {
+        Some((range, location)) => {
+            let Location { line, column } = within(unwrapped(location), source);
+            format!("{}{HANDLER_FILE}:{line}:{column}{}", &frame[..range.start], &frame[range.end..])
+        }
+        None => frame.to_owned(),
+    });
+    frames.collect()
 }
 
 /// Where a stack frame names the handler's file: the byte range of `handler.js:LINE:COLUMN`
-/// in `frame`, and that position in the handler's own source.
+/// in `frame`, and that position.
 pub(super) fn frame_position(frame: &str) -> Option<(std::ops::Range<usize>, Location)> {
     let start = frame.find(&format!("{HANDLER_FILE}:"))?;
     let numbers = start + HANDLER_FILE.len() + 1;
@@ -103,9 +127,14 @@ pub(super) fn frame_position(frame: &str) -> Option<(std::ops::Range<usize>, Loc
     let mut parts = frame[numbers..end].split(':').filter(|s| !s.is_empty());
     let line: u32 = parts.next()?.parse().ok()?;
     let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-    // The wrapper's prefix shares the handler's first line.
-    let column = if line == 1 { column.saturating_sub(HANDLER_PREFIX.len() as u32).max(1) } else { column };
     Some((start..end, Location { line, column }))
+}
+
+/// A position in the function the handler is compiled in, in the handler's own source: the
+/// function header shares the handler's first line.
+fn unwrapped(Location { line, column }: Location) -> Location {
+    let column = if line == 1 { column.saturating_sub(HANDLER_PREFIX.len() as u32).max(1) } else { column };
+    Location { line, column }
 }
 
 /// Keeps a location inside the handler: an error at the wrapper's closing line (an unclosed
@@ -158,6 +187,24 @@ mod tests {
         let first_line = format!("    at handler.js:1:{}\n", HANDLER_PREFIX.len() + 5);
         assert_eq!(handler_location(&first_line), Some(Location { line: 1, column: 5 }));
         assert_eq!(handler_location("    at native\n"), None);
+    }
+
+    #[test]
+    fn stack_frames_in_the_handler_are_in_its_own_coordinates() {
+        let source = "const a = 1;\nf();";
+        let stack = format!(
+            "    at f (handler.js:1:{})\n    at g (prelude.js:4:2)\n    at handler.js:2:1\n    at handler.js:3:1\n",
+            HANDLER_PREFIX.len() + 7
+        );
+        let failed = from_guest(error("Error", "x", Some(&stack)), Some(source), Evidence::default());
+        assert_eq!(
+            failed.stack.as_deref(),
+            Some(
+                "    at f (handler.js:1:7)\n    at g (prelude.js:4:2)\n    at handler.js:2:1\n    at handler.js:2:5\n"
+            ),
+            "line 1 without the header, the closing line at the handler's end"
+        );
+        assert_eq!(failed.location, Some(Location { line: 1, column: 7 }));
     }
 
     #[test]
