@@ -135,6 +135,32 @@ fn args_proto_key_stays_an_own_property_and_args_are_deep_frozen() {
 }
 
 #[test]
+fn every_object_and_array_in_args_and_scope_is_frozen_as_object_freeze_would_freeze_it() {
+    let mut request = common::request(
+        "'use strict';
+         const all = [];
+         const walk = (v) => { if (v !== null && typeof v === 'object') { all.push(v); Object.values(v).forEach(walk); } };
+         walk($args); walk($scope);
+         const writes = [() => { $args.rows[1].n = 9; }, () => { $args.rows.length = 0; }, () => { $scope.deep.list[0] = 1; },
+                         () => { delete $args.rows[0].n; }, () => { Object.defineProperty($args, 'x', { value: 1 }); }];
+         const refused = writes.map((write) => { try { write(); return false; } catch (e) { return e instanceof TypeError; } });
+         const flags = Object.getOwnPropertyDescriptor($args.rows, 'length');
+         return [all.length, all.every(Object.isFrozen), refused, [flags.writable, flags.configurable],
+                 Array.isArray($args.rows), $args.rows.map((r) => r.n), JSON.stringify($scope)];",
+        &[],
+        json!({}),
+    );
+    request.args = json!({"rows": [{"n": 1}, {"n": 2, "tags": ["a", {"b": []}]}], "empty": {}});
+    request.scope = json!({"deep": {"list": [0, [1]]}});
+    let result = common::execute(request).result;
+    assert_eq!(
+        result.return_value,
+        json!([12, true, [true, true, true, true, true], [false, false], true, [1, 2], "{\"deep\":{\"list\":[0,[1]]}}"]),
+        "{result:?}"
+    );
+}
+
+#[test]
 fn doubles_made_in_the_sandbox_leave_it_exactly() {
     // Values leave the guest as JSON text from QuickJS's JSON.stringify (the shortest text that
     // reads back as the same double); a parser rounding 17-digit mantissas loses the last bit

@@ -250,8 +250,8 @@ impl Guest {
             let started = (|| {
                 let api = self.api.clone().restore(&ctx)?;
                 let start: Function = api.get("start")?;
-                let args = values::from_json(&ctx, &input.args)?;
-                let scope = values::from_json(&ctx, &input.scope)?;
+                let args = values::frozen_from_json(&ctx, &input.args)?;
+                let scope = values::frozen_from_json(&ctx, &input.scope)?;
                 start.call::<_, Promise>((handler, args, scope))
             })();
             let output = match started {

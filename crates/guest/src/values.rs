@@ -68,7 +68,18 @@ pub fn to_json<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<Json>
 /// arrays whose members are defined as own data properties (no setter a handler put on a
 /// prototype runs, and a `__proto__` key stays a key).
 pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'js>> {
-    Ok(match value {
+    build(ctx, value, false)
+}
+
+/// [`from_json`], every object and array in it frozen as it is made (as `Object.freeze` would
+/// freeze it): what the prelude's `deepFreeze` of a handler's `$args` and `$scope` then finds
+/// frozen already, without walking it in JavaScript (~0.5 µs a property).
+pub fn frozen_from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'js>> {
+    build(ctx, value, true)
+}
+
+fn build<'js>(ctx: &Ctx<'js>, value: &Json, frozen: bool) -> rquickjs::Result<Value<'js>> {
+    let made = match value {
         Json::Null => Value::new_null(ctx.clone()),
         Json::Bool(bool) => Value::new_bool(ctx.clone(), *bool),
         Json::Number(number) => match number.as_i64().and_then(|int| i32::try_from(int).ok()) {
@@ -81,7 +92,7 @@ pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'j
             let array = rquickjs::Array::new(ctx.clone())?.into_value();
             for (index, item) in items.iter().enumerate() {
                 let index = u32::try_from(index).map_err(|_| out_of_memory(ctx))?;
-                let item = from_json(ctx, item)?;
+                let item = build(ctx, item, frozen)?;
                 // SAFETY: defines an element of a live array; the call takes the new reference.
                 define(unsafe {
                     qjs::JS_DefinePropertyValueUint32(
@@ -98,7 +109,7 @@ pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'j
         Json::Object(members) => {
             let object = Object::new(ctx.clone())?.into_value();
             for (name, member) in members {
-                let member = from_json(ctx, member)?;
+                let member = build(ctx, member, frozen)?;
                 let raw_ctx = ctx.as_raw().as_ptr();
                 // SAFETY: an atom for the name (any bytes, NULs included), freed after use.
                 let atom = unsafe { qjs::JS_NewAtomLen(raw_ctx, name.as_ptr().cast(), name.len() as _) };
@@ -121,7 +132,12 @@ pub fn from_json<'js>(ctx: &Ctx<'js>, value: &Json) -> rquickjs::Result<Value<'j
             }
             object
         }
-    })
+    };
+    if frozen && made.is_object() {
+        // SAFETY: freezes a live object made above, which nothing else has seen yet.
+        define(unsafe { qjs::JS_FreezeObject(ctx.as_raw().as_ptr(), made.as_raw()) })?;
+    }
+    Ok(made)
 }
 
 /// The result of a `JS_DefineProperty*` call: an error is a pending exception.
