@@ -155,7 +155,15 @@ fn every_object_and_array_in_args_and_scope_is_frozen_as_object_freeze_would_fre
     let result = common::execute(request).result;
     assert_eq!(
         result.return_value,
-        json!([12, true, [true, true, true, true, true], [false, false], true, [1, 2], "{\"deep\":{\"list\":[0,[1]]}}"]),
+        json!([
+            12,
+            true,
+            [true, true, true, true, true],
+            [false, false],
+            true,
+            [1, 2],
+            "{\"deep\":{\"list\":[0,[1]]}}"
+        ]),
         "{result:?}"
     );
 }
