@@ -29,19 +29,16 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
     // An error made outside any JavaScript frame (the result's serialization) has an empty stack.
     let stack = error.stack.filter(|stack| !stack.trim().is_empty());
     let wrapped = stack.as_deref().and_then(handler_location);
-    let lines = source.map(|source| source.lines().count().max(1) as u32);
+    let location = wrapped.map(|l| within(l, source));
     let message = match (error.name.as_str(), code) {
-        // QuickJS stopped in the closing line of the function the handler is compiled in: the
-        // handler ends too early (`return (`, an unclosed block), and QuickJS's message names
-        // what it found there, a `}` the author never wrote.
-        (_, ErrorCode::SyntaxError) if wrapped.zip(lines).is_some_and(|(at, lines)| at.line > lines) => {
-            "SyntaxError: unexpected end of input".to_owned()
-        }
+        // QuickJS stopped past the handler, in the closing line of the function it is compiled
+        // in: the handler ends too early (`return (`, an unclosed block), and QuickJS's message
+        // names what it found there, a `}` the author never wrote.
+        (_, ErrorCode::SyntaxError) if location != wrapped => "SyntaxError: unexpected end of input".to_owned(),
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
         (name, _) => format!("{name}: {}", error.message),
     };
-    let location = wrapped.map(|l| within(l, source));
     let stack = stack.map(|stack| in_handler(&stack, source));
     ExecutionError {
         code,
