@@ -40,7 +40,7 @@ pub struct Config {
 
 /// `preload: [{ name, source }]`: a library evaluated into the snapshot, in order.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object { name, source } of two strings")]
 struct PreloadOption {
     name: String,
     source: String,
@@ -217,7 +217,18 @@ impl CallResult {
     }
 }
 
-/// A JSON value as one of the shapes above; `what` names it in the error.
+/// A JSON value as one of the shapes above; the error names `what` and the path inside it
+/// (`config.preload[1]: missing field `source``).
 pub fn parse<T: DeserializeOwned>(value: Value, what: &str) -> BindingResult<T> {
-    serde_json::from_value(value).map_err(|e| BindingError::invalid(format!("{what}: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            what.to_owned()
+        } else if path.starts_with('[') {
+            format!("{what}{path}")
+        } else {
+            format!("{what}.{path}")
+        };
+        BindingError::invalid(format!("{at}: {}", e.into_inner()))
+    })
 }

@@ -96,6 +96,16 @@ test('bad input rejects with an Error carrying code', async () => {
     /malformed capability/,
   );
   await rejectsWithCode(runtime.executeHandler('return 1', { capabilites: [] }), 'INVALID_ARGUMENT', /unknown field/);
+  await rejectsWithCode(
+    runtime.executeHandler('return 1', { capabilities: ['state:read:a', 3] }),
+    'INVALID_ARGUMENT',
+    /^context\.capabilities\[1\]: invalid type: integer `3`, expected a string/,
+  );
+  await rejectsWithCode(
+    runtime.executeHandler('return 1', { extensionRegistry: { weather: { get: true } } }),
+    'INVALID_ARGUMENT',
+    /^context\.extensionRegistry\.weather: /,
+  );
   await rejectsWithCode(runtime.executeHandler('return 1', {}, 'soon'), 'INVALID_ARGUMENT', /timeoutMs/);
   await rejectsWithCode(runtime.executeHandler('return 1', { args: { f: () => 1 } }), 'INVALID_ARGUMENT', /args\.f/);
   await rejectsWithCode(runtime.executeHandler('return 1', { args: { n: NaN } }), 'INVALID_ARGUMENT', /args\.n/);

@@ -46,6 +46,18 @@ test('a library that throws at load makes the constructor throw, naming it and i
   assert.throws(() => new NexusRuntime({ preload: host }), (error) => /chatty\.js.*reached the host/.test(error.message));
 });
 
+test('a malformed preload entry is refused, naming where it is', () => {
+  const refused = (preload, pattern) =>
+    assert.throws(
+      () => new NexusRuntime({ preload }),
+      (error) => error.code === 'INVALID_ARGUMENT' && pattern.test(error.message),
+    );
+  refused([{ name: 'a.js', source: '1' }, { name: 'b.js' }], /^config\.preload\[1\]: missing field `source`/);
+  refused([{ name: 'a.js', source: 1 }], /^config\.preload\[0\]\.source: invalid type: integer `1`, expected a string/);
+  refused(['a.js'], /^config\.preload\[0\]: .*expected an object \{ name, source \}/);
+  refused({ name: 'a.js', source: '1' }, /^config\.preload: .*expected a sequence/);
+});
+
 test('WasmSandboxExecutor takes preload too', async () => {
   const executor = new WasmSandboxExecutor({ preload, config: { poolSize: 2 } });
   try {
