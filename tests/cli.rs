@@ -90,6 +90,11 @@ fn run_answers_extension_calls_and_lists_suspensions_in_order() {
     let second: Vec<&str> =
         suspensions[1]["calls"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
     assert_eq!(second, vec!["find", "near"], "Promise.all suspends once with both calls");
+    // The metrics are the whole run's: three writes and three extension calls over three steps.
+    let metrics = &result["metrics"];
+    assert_eq!(metrics["hostCalls"], json!(6), "{metrics}");
+    let (total, compile) = (metrics["executionTimeUs"].as_u64().unwrap(), metrics["compileTimeUs"].as_u64().unwrap());
+    assert!(compile > 0 && total >= compile, "{metrics}");
 }
 
 #[test]

@@ -398,6 +398,9 @@ async fn run_to_completion_drives_three_sequential_extension_calls() {
         })
         .collect();
     assert_eq!(values, vec![json!(2), json!(4), json!(8)], "records of the whole run, in order");
+    // Metrics of the whole run too: three extension calls and three writes over four steps.
+    assert_eq!(result.metrics.host_calls, 6, "{:?}", result.metrics);
+    assert!(result.metrics.compile_time_us > 0 && result.metrics.execution_time_us >= result.metrics.compile_time_us);
 }
 
 /// Answers `slow.call` after 200 ms and `fast.call` after 10 ms, counting the calls performed.

@@ -201,13 +201,14 @@ pub fn print_outcome(result: ExecutionResult, suspensions: Vec<Value>) -> ExitCo
 }
 
 /// Runs an execution on from `result` through every suspension whose calls it can answer;
-/// returns the last result with the records of the whole run, and the calls of each
-/// suspension in order. Every call it can answer starts as soon as a suspension lists it,
+/// returns the last result with the records and metrics of the whole run, and the calls of
+/// each suspension in order. Every call it can answer starts as soon as a suspension lists it,
 /// concurrently with the others, and the execution is resumed with each outcome as soon as that
 /// call settles (first settled, first resumed), as `Runtime::run_to_completion` drives it. It
 /// stops at a suspension whose pending calls are all deferred.
 pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Answers) -> (ExecutionResult, Vec<Value>) {
     let mut records = Records::default();
+    let mut metrics = result.metrics.clone();
     let mut suspensions = Vec::new();
     let mut reported = BTreeSet::new();
     let mut in_flight = FuturesUnordered::new();
@@ -236,9 +237,11 @@ pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Ans
         };
         let resume = runtime.resume(&suspension.id, call_id, outcome);
         result = printable(while_calls_run(resume, &mut in_flight, &mut settled).await);
+        metrics.add_step(&result.metrics);
     }
     records.extend(std::mem::take(&mut result.records));
     result.records = records;
+    result.metrics = metrics;
     (result, suspensions)
 }
 

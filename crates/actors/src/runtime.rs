@@ -212,7 +212,7 @@ impl Runtime {
     /// is resumed with each outcome as soon as that call settles (first settled, first resumed),
     /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
     /// performed once, however many suspensions list it. The result carries the records of the
-    /// whole run, in order. A refusal of the request or of any resume ends the run with it.
+    /// whole run, in order, and its metrics (see [`crate::engine::ExecutionMetrics::add_step`]). A refusal of the request or of any resume ends the run with it.
     pub async fn run_to_completion(
         &self,
         request: ExecutionRequest,
@@ -223,6 +223,7 @@ impl Runtime {
         let mut in_flight = FuturesUnordered::new();
         let mut settled = VecDeque::new();
         let mut result = self.execute(request).await?;
+        let mut metrics = result.metrics.clone();
         while result.status == Status::Suspended {
             records.extend(std::mem::take(&mut result.records));
             let Some(suspension) = result.suspension.take() else { break };
@@ -245,9 +246,11 @@ impl Runtime {
             };
             let resume = self.resume(&suspension.id, call_id, outcome);
             result = while_calls_run(resume, &mut in_flight, &mut settled).await?;
+            metrics.add_step(&result.metrics);
         }
         records.extend(std::mem::take(&mut result.records));
         result.records = records;
+        result.metrics = metrics;
         Ok(result)
     }
 }

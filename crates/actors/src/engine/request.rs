@@ -267,6 +267,19 @@ pub struct ExecutionMetrics {
     pub cache_hit: bool,
 }
 
+impl ExecutionMetrics {
+    /// Adds a later step of the same execution, making these the whole run's figures: times
+    /// and host calls summed, the largest memory, a cache hit if a step had one (only the
+    /// first step compiles).
+    pub fn add_step(&mut self, step: &ExecutionMetrics) {
+        self.execution_time_us += step.execution_time_us;
+        self.compile_time_us += step.compile_time_us;
+        self.host_calls += step.host_calls;
+        self.memory_bytes = self.memory_bytes.max(step.memory_bytes);
+        self.cache_hit |= step.cache_hit;
+    }
+}
+
 /// The result of an execution, or of one resume of a suspended execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
