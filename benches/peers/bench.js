@@ -20,7 +20,9 @@
 // into the runtime). Each system's result is checked against the workload's `expect`, so a
 // broken run is never timed. Every system is warmed up on a workload before any is timed, and
 // the systems are timed in rounds, each round starting with the next system, so that none is
-// always timed first; a system's figures are those of its round with the median mean.
+// always timed first; a round times each system for at least the workload's iterations and at
+// least 300 ms (both scaled by --iterations-scale); a system's figures are those of its round
+// with the median mean.
 'use strict';
 
 const fs = require('node:fs');
@@ -33,6 +35,8 @@ const BINDING = path.join(__dirname, '..', '..', 'crates', 'bindings');
 
 /** Sequential executions per workload and round at scale 1 (after a tenth as many for warm-up). */
 const ITERATIONS = { trivial: 3000, state: 2000, compute: 40, suspend: 2000, cold: 600, lodash: 100 };
+/** The least time each system is timed per workload and round at scale 1, in ms (iterations go on until both hold). */
+const MIN_ROUND_MS = 300;
 
 function parseArgs(argv) {
   const options = { scale: 1, rounds: 3, only: null, json: false };
@@ -252,22 +256,28 @@ async function warmUp(system, w, iterations) {
   for (let i = 0; i < Math.max(1, Math.ceil(iterations / 10)); i++) check(await system.run(w));
 }
 
-async function measure(system, w, iterations) {
+/**
+ * Times `system` on `w`: at least `iterations` executions, and on for at least `minMs` (a
+ * workload of ~100 µs timed 100 times is a 10 ms sample, which this VM's slow stretches move by
+ * half; every system gets the same rule).
+ */
+async function measure(system, w, iterations, minMs) {
   const check = checker(system, w);
-  const times = new Float64Array(iterations);
+  const times = [];
   const start = performance.now();
-  for (let i = 0; i < iterations; i++) {
+  while (times.length < iterations || performance.now() - start < minMs) {
     const t0 = performance.now();
     check(await system.run(w));
-    times[i] = performance.now() - t0;
+    times.push(performance.now() - t0);
   }
   const total = performance.now() - start;
-  times.sort();
+  const n = times.length;
+  times.sort((a, b) => a - b);
   return {
-    meanUs: (total * 1000) / iterations,
-    p50Us: times[Math.floor(iterations / 2)] * 1000,
-    p99Us: times[Math.min(iterations - 1, Math.floor(iterations * 0.99))] * 1000,
-    iterations,
+    meanUs: (total * 1000) / n,
+    p50Us: times[Math.floor(n / 2)] * 1000,
+    p99Us: times[Math.min(n - 1, Math.floor(n * 0.99))] * 1000,
+    iterations: n,
   };
 }
 
@@ -312,7 +322,7 @@ async function main() {
     for (let round = 0; round < options.rounds; round++) {
       for (let k = 0; k < systems.length; k++) {
         const system = systems[(round + k) % systems.length];
-        rounds[system.name].push(await measure(system, w, iterations));
+        rounds[system.name].push(await measure(system, w, iterations, MIN_ROUND_MS * options.scale));
       }
     }
     for (const system of systems) {
