@@ -197,6 +197,33 @@ fn inferred_capabilities_of_typescript_are_granted() {
     assert_eq!(result.return_value, json!(2), "{:?}", result.error);
 }
 
+#[test]
+fn a_typescript_source_over_the_limit_is_refused_as_javascript_is() {
+    let huge = format!("return 1;{}", " ".repeat(1 << 20)); // over the documented 1 MiB
+    for result in [run(&huge, &[], json!({})), common::execute(common::request(&huge, &[], json!({}))).result] {
+        let error = error(&result);
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{error:?}");
+        assert!(error.message.contains("at most 1048576 are accepted"), "{}", error.message);
+        assert_eq!((error.location, error.snippet.as_deref()), (None, None), "nothing of the source comes back");
+    }
+}
+
+#[test]
+fn an_error_in_a_long_line_comes_with_the_part_of_it_around_the_column() {
+    // A bundled handler: one line of ~300 KB.
+    let line = format!("const a: number = 1;{}throw new Error('deep in the bundle');", " ".repeat(300_000));
+    let javascript = line.replace(": number", "");
+    let results = [run(&line, &[], json!({})), common::execute(common::request(&javascript, &[], json!({}))).result];
+    for result in results {
+        let error = error(&result);
+        let location = error.location.unwrap_or_else(|| panic!("{error:?}"));
+        assert!(location.line == 1 && location.column > 300_000, "{location:?}");
+        let snippet = error.snippet.as_deref().unwrap();
+        assert!(snippet.chars().count() <= 202, "{} characters", snippet.len());
+        assert!(snippet.starts_with('…') && snippet.ends_with("throw new Error('deep in the bundle');"), "{snippet}");
+    }
+}
+
 fn nexus(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nexus"))
         .args(args)

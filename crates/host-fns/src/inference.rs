@@ -56,11 +56,11 @@ pub enum InferenceError {
     #[error("syntax error at {line}:{column}: {message}")]
     Syntax { message: String, line: u32, column: u32 },
     /// The handler is larger than [`MAX_SOURCE_BYTES`].
-    #[error("the handler is {bytes} bytes; inference accepts at most {MAX_SOURCE_BYTES}")]
+    #[error("the handler is {bytes} bytes; at most {MAX_SOURCE_BYTES} are accepted")]
     TooLarge { bytes: usize },
 }
 
-/// Largest handler source inference accepts.
+/// Largest handler source accepted (to run, to check, to infer from).
 pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
 /// Infers the capability tokens `source` (a handler body) needs.

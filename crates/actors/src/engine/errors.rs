@@ -45,7 +45,7 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
         message,
         stack,
         location,
-        snippet: location.and_then(|l| snippet(source?, l.line)),
+        snippet: location.and_then(|l| snippet(source?, l)),
         handler_code: error.code.filter(|_| error.raised.is_none()),
     }
 }
@@ -88,7 +88,7 @@ pub fn check_body(source: &str) -> Result<(), ExecutionError> {
 pub(super) fn syntax_error(source: &str, message: String, line: u32, column: u32) -> ExecutionError {
     ExecutionError {
         location: Some(Location { line, column }),
-        snippet: snippet(source, line),
+        snippet: snippet(source, Location { line, column }),
         ..ExecutionError::new(ErrorCode::SyntaxError, message)
     }
 }
@@ -146,8 +146,25 @@ fn within(location: Location, source: Option<&str>) -> Location {
     Location { line: lines, column: last.chars().count() as u32 + 1 }
 }
 
-pub(super) fn snippet(source: &str, line: u32) -> Option<String> {
-    source.lines().nth(line.checked_sub(1)? as usize).map(|l| l.trim_end().to_owned())
+/// Characters of a line a snippet keeps: a bundled or minified handler is often one line of
+/// hundreds of kilobytes, which an error must not carry whole.
+pub const SNIPPET_CHARS: usize = 200;
+
+/// The source line at `location`, trailing spaces trimmed; a line longer than
+/// [`SNIPPET_CHARS`] is cut to that many characters around the column, with `…` where it
+/// was cut.
+pub(super) fn snippet(source: &str, location: Location) -> Option<String> {
+    let line = source.lines().nth(location.line.checked_sub(1)? as usize)?.trim_end();
+    let length = line.chars().count();
+    if length <= SNIPPET_CHARS {
+        return Some(line.to_owned());
+    }
+    let column = (location.column.max(1) as usize - 1).min(length);
+    let start = column.saturating_sub(SNIPPET_CHARS / 2).min(length - SNIPPET_CHARS);
+    let kept: String = line.chars().skip(start).take(SNIPPET_CHARS).collect();
+    let before = if start > 0 { "…" } else { "" };
+    let after = if start + SNIPPET_CHARS < length { "…" } else { "" };
+    Some(format!("{before}{kept}{after}"))
 }
 
 /// Classifies a trap or host-function failure that ended the instance.
@@ -252,7 +269,25 @@ mod tests {
 
     #[test]
     fn snippet_is_the_source_line() {
-        assert_eq!(snippet("a\n  b();  \nc", 2).as_deref(), Some("  b();"));
-        assert_eq!(snippet("a", 5), None);
+        let at = |line, column| Location { line, column };
+        assert_eq!(snippet("a\n  b();  \nc", at(2, 3)).as_deref(), Some("  b();"));
+        assert_eq!(snippet("a", at(5, 1)), None);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_column() {
+        let at = |column| Location { line: 2, column };
+        // One minified line of 100,000 characters, `é` among them (two bytes each).
+        let line: String = (0..100_000).map(|i| if i % 7 == 0 { 'é' } else { 'x' }).collect();
+        let source = format!("first\n{line}\nlast");
+        let middle = snippet(&source, at(50_001)).unwrap();
+        let kept: String = line.chars().skip(49_900).take(SNIPPET_CHARS).collect();
+        assert_eq!(middle, format!("…{kept}…"));
+        let start = snippet(&source, at(3)).unwrap();
+        assert_eq!(start, format!("{}…", line.chars().take(SNIPPET_CHARS).collect::<String>()));
+        let end = snippet(&source, at(100_000)).unwrap();
+        assert_eq!(end, format!("…{}", line.chars().skip(100_000 - SNIPPET_CHARS).collect::<String>()));
+        let short = "a".repeat(SNIPPET_CHARS);
+        assert_eq!(snippet(&short, Location { line: 1, column: 150 }).unwrap(), short, "a line that fits is whole");
     }
 }

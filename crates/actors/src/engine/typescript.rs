@@ -29,6 +29,11 @@ pub enum Authored {
 
 /// The JavaScript of a TypeScript source, or its syntax error in the TypeScript.
 pub fn strip(source: &str) -> Result<nexus_typescript::Stripped, ExecutionError> {
+    // Refused as JavaScript over the limit is: the request, not the TypeScript, is wrong.
+    if source.len() > nexus_typescript::MAX_SOURCE_BYTES {
+        let error = nexus_host_fns::InferenceError::TooLarge { bytes: source.len() };
+        return Err(ExecutionError::new(ErrorCode::InvalidArgument, error.to_string()));
+    }
     nexus_typescript::strip_types(source).map_err(|error| {
         errors::syntax_error(source, format!("SyntaxError: {}", error.message), error.line, error.column)
     })
@@ -88,7 +93,7 @@ pub fn in_typescript(mut error: ExecutionError, map: &SourceMap) -> ExecutionErr
         map.original(location.line, location.column).map(|p| Location { line: p.line, column: p.column })
     };
     error.location = error.location.and_then(original);
-    error.snippet = error.location.and_then(|location| errors::snippet(map.source(), location.line));
+    error.snippet = error.location.and_then(|location| errors::snippet(map.source(), location));
     error.stack = error.stack.map(|stack| {
         let frames = stack.split_inclusive('\n').map(|frame| match errors::frame_position(frame) {
             Some((range, location)) => match original(location) {
