@@ -212,7 +212,8 @@ impl Runtime {
     /// is resumed with each outcome as soon as that call settles (first settled, first resumed),
     /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
     /// performed once, however many suspensions list it. The result carries the records of the
-    /// whole run, in order, and its metrics (see [`crate::engine::ExecutionMetrics::add_step`]). A refusal of the request or of any resume ends the run with it.
+    /// whole run, in order, and its metrics (see [`crate::engine::ExecutionMetrics::add_step`]).
+    /// A refusal of the request or of any resume ends the run with it.
     pub async fn run_to_completion(
         &self,
         request: ExecutionRequest,
