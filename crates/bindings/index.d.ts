@@ -150,7 +150,7 @@ export interface ExecutionContext {
 /** The language of handler source. */
 export type Language = 'javascript' | 'typescript';
 
-/** `precompileHandler`'s options. */
+/** `precompileHandler`'s and `inferCapabilities`'s options: the source's language. */
 export interface PrecompileOptions {
   /** Precompiled TypeScript keeps its source map with the bytecode. Default `'javascript'`. */
   language?: Language;
@@ -274,7 +274,7 @@ export declare class NexusRuntime {
   cancelSuspension(suspensionId: string): Promise<boolean>;
   getStats(): Promise<RuntimeStats>;
   getPrometheusMetrics(): Promise<string>;
-  inferCapabilities(code: string): Promise<CapabilityInference>;
+  inferCapabilities(code: string, options?: PrecompileOptions): Promise<CapabilityInference>;
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -374,7 +374,7 @@ export declare class WasmSandboxExecutor {
   /** Checks and coerces `args` against `tool.parameters`, then runs the tool's handler. */
   executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
   precompileHandler(code: string, options?: PrecompileOptions): Promise<Buffer>;
-  inferCapabilities(code: string): Promise<CapabilityInference>;
+  inferCapabilities(code: string, options?: PrecompileOptions): Promise<CapabilityInference>;
   /** Calls `callback` after every execution; returns a function that unsubscribes. */
   onMetrics(callback: (report: ExecutionReport) => void): () => void;
   getStats(): Promise<RuntimeStats>;
@@ -393,7 +393,7 @@ export type SandboxExecutor = WasmSandboxExecutor;
  * The capability tokens a handler's source needs, with warnings for its dynamic accesses; no
  * runtime needed. A syntax error rejects with a SandboxError `SYNTAX_ERROR` and `location`.
  */
-export declare function inferCapabilities(code: string): Promise<CapabilityInference>;
+export declare function inferCapabilities(code: string, options?: PrecompileOptions): Promise<CapabilityInference>;
 
 /** The argument checking of `executeTool`, on its own. */
 export declare function coerceArguments(toolName: string, parameters: ParameterSchema | undefined, args: unknown): Record<string, unknown>;

@@ -9,11 +9,7 @@ use super::{UsageError, input, print_json};
 
 pub fn check(handler: &Path) -> Result<ExitCode, UsageError> {
     let (language, source) = input::handler(handler)?;
-    let inferred = match language {
-        nexus::Language::JavaScript => nexus::infer_capabilities(&source),
-        nexus::Language::TypeScript => nexus::infer_typescript_capabilities(&source),
-    };
-    match inferred {
+    match nexus::Runtime::infer_capabilities_in(&source, language) {
         Ok(inference) => {
             print_json(&serde_json::to_value(&inference)?);
             Ok(ExitCode::SUCCESS)

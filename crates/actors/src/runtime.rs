@@ -189,6 +189,15 @@ impl Runtime {
         nexus_host_fns::infer_capabilities(source)
     }
 
+    /// [`Runtime::infer_capabilities`] of a handler in `language` (TypeScript: locations in the
+    /// TypeScript).
+    pub fn infer_capabilities_in(source: &str, language: Language) -> Result<Inference, InferenceError> {
+        match language {
+            Language::JavaScript => nexus_host_fns::infer_capabilities(source),
+            Language::TypeScript => nexus_typescript::infer_capabilities(source),
+        }
+    }
+
     pub async fn stats(&self) -> Stats {
         self.ask(GetStats).await.unwrap_or_default()
     }

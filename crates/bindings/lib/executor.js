@@ -96,8 +96,8 @@ class WasmSandboxExecutor {
   }
 
   /** The capability tokens a handler's source needs (as the module's `inferCapabilities`). */
-  inferCapabilities(code) {
-    return inferCapabilities(code);
+  inferCapabilities(code, options) {
+    return inferCapabilities(code, options);
   }
 
   getStats() {
@@ -293,11 +293,12 @@ function accumulate(totals, report, result) {
 /**
  * The capability tokens a handler's source needs, with warnings for its dynamic accesses
  * (no runtime needed); a syntax error rejects with a SandboxError `SYNTAX_ERROR` and `location`.
+ * `options.language: 'typescript'` for TypeScript (locations in the TypeScript).
  */
-async function inferCapabilities(code) {
+async function inferCapabilities(code, options) {
   const { inferCapabilities: infer } = require('./native');
   try {
-    return infer(code);
+    return infer(code, options);
   } catch (error) {
     throw SandboxError.fromNative(error);
   }

@@ -153,7 +153,7 @@ pub struct Context {
     language: Option<Language>,
 }
 
-/// `precompileHandler(code, options)`.
+/// `precompileHandler(code, options)` and `inferCapabilities(code, options)`: the source's language.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PrecompileOptions {

@@ -21,7 +21,7 @@ use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
 use nexus_actors::Refusal;
-use nexus_actors::engine::{ExecutionResult, Handler, Location, SuspensionId};
+use nexus_actors::engine::{ExecutionResult, Handler, Language, Location, SuspensionId};
 use nexus_actors::runtime::Runtime;
 use nexus_actors::start_error::StartError;
 use nexus_host_fns::InferenceError;
@@ -123,13 +123,7 @@ impl NexusRuntime {
         options: Option<Unknown>,
     ) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        let input = to_string(&code, "code").and_then(|code| {
-            let options: PrecompileOptions = match optional(options.as_ref()) {
-                Some(value) => parse(to_json(value, "options")?, "options")?,
-                None => PrecompileOptions::default(),
-            };
-            Ok((code, options.language))
-        });
+        let input = source_and_language(&code, options.as_ref());
         self.executor.spawn(
             env,
             input.map(|(code, language)| async move {
@@ -189,10 +183,17 @@ impl NexusRuntime {
     }
 
     /// The capability tokens a handler's source needs, with warnings for dynamic accesses;
-    /// a syntax error rejects with `code: "SYNTAX_ERROR"` and `location`.
+    /// a syntax error rejects with `code: "SYNTAX_ERROR"` and `location`. `options.language`
+    /// as for `precompileHandler`.
     #[napi(ts_return_type = "Promise<CapabilityInference>")]
-    pub fn infer_capabilities<'env>(&self, env: &'env Env, code: Unknown) -> napi::Result<Unknown<'env>> {
-        self.executor.spawn(env, to_string(&code, "code").map(|code| async move { infer(&code) }))
+    pub fn infer_capabilities<'env>(
+        &self,
+        env: &'env Env,
+        code: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Unknown<'env>> {
+        let input = source_and_language(&code, options.as_ref());
+        self.executor.spawn(env, input.map(|(code, language)| async move { infer(&code, language) }))
     }
 
     /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
@@ -232,12 +233,29 @@ pub fn use_json_text(env: Env, function: Unknown) -> napi::Result<()> {
 /// `inferCapabilities(code)` of the module, which needs no runtime: the same as the method,
 /// synchronously (the JavaScript layer returns it as a Promise, as the method does).
 #[napi(js_name = "inferCapabilities", ts_return_type = "CapabilityInference")]
-pub fn infer_capabilities_now(env: Env, code: Unknown) -> napi::Result<Js<nexus_host_fns::Inference>> {
-    to_string(&code, "code").and_then(|code| infer(&code)).map_err(|e| e.into_napi(&env))
+pub fn infer_capabilities_now(
+    env: Env,
+    code: Unknown,
+    options: Option<Unknown>,
+) -> napi::Result<Js<nexus_host_fns::Inference>> {
+    source_and_language(&code, options.as_ref())
+        .and_then(|(code, language)| infer(&code, language))
+        .map_err(|e| e.into_napi(&env))
 }
 
-fn infer(code: &str) -> BindingResult<Js<nexus_host_fns::Inference>> {
-    Runtime::infer_capabilities(code).map(Js).map_err(|error| match error {
+/// The source and language of `precompileHandler(code, options)` and
+/// `inferCapabilities(code, options)`.
+fn source_and_language(code: &Unknown, options: Option<&Unknown>) -> BindingResult<(String, Language)> {
+    let code = to_string(code, "code")?;
+    let options: PrecompileOptions = match optional(options) {
+        Some(value) => parse(to_json(value, "options")?, "options")?,
+        None => PrecompileOptions::default(),
+    };
+    Ok((code, options.language))
+}
+
+fn infer(code: &str, language: Language) -> BindingResult<Js<nexus_host_fns::Inference>> {
+    Runtime::infer_capabilities_in(code, language).map(Js).map_err(|error| match error {
         InferenceError::Syntax { message, line, column } => {
             BindingError { code: nexus_abi::ErrorCode::SyntaxError, message, location: Some(Location { line, column }) }
         }

@@ -8,7 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { NexusRuntime, WasmSandboxExecutor, SandboxError } = require('..');
+const { NexusRuntime, WasmSandboxExecutor, SandboxError, inferCapabilities } = require('..');
 
 const runtime = new NexusRuntime({ poolSize: 8 });
 test.after(() => runtime.shutdown());
@@ -88,6 +88,32 @@ test('WasmSandboxExecutor runs { code, language: "typescript" } and throws in Ty
   });
   const bytecode = await executor.precompileHandler(FEATURES, { language: 'typescript' });
   assert.deepEqual(await executor.executeHandler(bytecode, { args: { x: 1, y: 2 } }), { pair: [1, 1], y: 2, down: 2 });
+});
+
+test('inferCapabilities takes { language: "typescript" }: the module function and both classes', async () => {
+  const source = `interface Order { total: number }
+const order = $state.order as Order;
+$state.count = (($state.count as number) ?? 0) + order.total;
+$emit('counted', { by: order.total });`;
+  const expected = ['events:emit:counted', 'state:read:count', 'state:read:order', 'state:write:count'];
+  const executor = new WasmSandboxExecutor({ runtime });
+  for (const infer of [inferCapabilities, (c, o) => runtime.inferCapabilities(c, o), (c, o) => executor.inferCapabilities(c, o)]) {
+    const inference = await infer(source, { language: 'typescript' });
+    assert.deepEqual([...inference.capabilities].sort(), expected);
+    // As JavaScript, the same source does not parse; its error is in the source's own lines.
+    await assert.rejects(infer(source), (error) => error.code === 'SYNTAX_ERROR' && error.location.line === 1);
+  }
+  // A syntax error of the TypeScript is located in it.
+  await assert.rejects(inferCapabilities('const a = 1;\nconst b: = 2;', { language: 'typescript' }), (error) => {
+    assert.equal(error.code, 'SYNTAX_ERROR');
+    assert.equal(error.location.line, 2);
+    return true;
+  });
+  await assert.rejects(inferCapabilities('return 1', { language: 'perl' }), (error) => {
+    assert.equal(error.code, 'INVALID_ARGUMENT');
+    assert.match(error.message, /^options\.language: unknown variant `perl`/);
+    return true;
+  });
 });
 
 test('handler.d.ts gives an editor the handler globals (tsc --strict)', () => {

@@ -56,6 +56,8 @@ async function executor(): Promise<JsonValue> {
     const tool = { name: 'forecast', parameters: { type: 'object' as const }, handler: 'return $args;' };
     await legacy.executeTool(tool, { days: '3' }, { state });
     const inferred = await inferCapabilities('return $state.city;');
+    const inferredTs = await inferCapabilities('const city: string = $state.city; return city;', { language: 'typescript' });
+    void inferredTs.capabilities;
     const tokens: string[] = inferred.capabilities;
     return [value, tokens.length, MAX_NESTING, binding.profile];
   } catch (error) {
