@@ -214,6 +214,27 @@ fn bad_inputs_exit_2_with_a_message() {
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(!output.stderr.is_empty(), "{args:?}");
     }
+    // Two answers for one method, or an answer for a method to defer: refused rather than one
+    // silently winning; a resume with nothing to deliver likewise.
+    let store = store_dir("conflicts");
+    let store = store.to_str().unwrap();
+    for (args, says) in [
+        (vec!["run", "examples/counter.js", "--ext", "w.get=1", "--ext", "w.get=2"], "w.get already has an answer"),
+        (
+            vec!["run", "examples/counter.js", "--ext", "w.get=1", "--ext-error", "w.get=no"],
+            "w.get already has an answer",
+        ),
+        (
+            vec!["run", "examples/counter.js", "--ext", "w.get=1", "--defer", "w.get", "--store", store],
+            "w.get has an answer here",
+        ),
+        (vec!["resume", "--store", store, "0123"], "at least one --call"),
+    ] {
+        let output = nexus(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -373,6 +394,29 @@ fn stored_flow(store: &str) {
     assert_eq!(done["status"], "success");
     assert_eq!(done["returnValue"], json!({"temp": 21, "x": {"rows": 3}}));
     assert_eq!(done["events"], json!([{"name": "done", "payload": {"rows": 3}}]));
+}
+
+#[test]
+fn resume_with_several_calls_reports_the_metrics_of_all_its_steps() {
+    let source = "const a = $ext.kv.get('a');\nconst b = $ext.kv.get('b');\nconst x = await a;\n$state.s = x;\n\
+                  const y = await b;\n$state.t = y;\nreturn x + y;";
+    let path = handler("two-pending.js", source);
+    let store = store_dir("two-pending");
+    let store = store.to_str().unwrap();
+    let caps = ["--cap", "ext:kv", "--cap", "state:write:s", "--cap", "state:write:t"];
+    let mut args = vec!["run", path.to_str().unwrap(), "--store", store, "--defer", "kv.get"];
+    args.extend(caps);
+    let ran = json_out(&nexus_keyed(&args, KEY));
+    assert_eq!((ran["status"].as_str(), ran["metrics"]["hostCalls"].as_u64()), (Some("suspended"), Some(2)));
+    let id = ran["suspension"]["id"].as_str().unwrap();
+    let done = nexus_keyed(&["resume", "--store", store, id, "--call", "1=1", "--call", "2=2"], KEY);
+    assert_eq!(done.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&done.stderr));
+    let done = json_out(&done);
+    assert_eq!(done["returnValue"], json!(3));
+    // Two steps, one write each: the whole resume's metrics, not its last step's.
+    assert_eq!(done["metrics"]["hostCalls"], json!(2), "{}", done["metrics"]);
+    let values: Vec<&Value> = done["stateMutations"].as_array().unwrap().iter().map(|m| &m["value"]).collect();
+    assert_eq!(values, [&json!(1), &json!(2)]);
 }
 
 #[test]

@@ -59,30 +59,33 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         let (call_id, message) = call_spec(spec, "--call-error")?;
         outcomes.push((call_id, ExtOutcome::Err { code: None, message: message.to_owned() }));
     }
+    if outcomes.is_empty() {
+        return Err(UsageError("resume needs at least one --call or --call-error".into()));
+    }
     let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
     let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
         let mut records = nexus::Records::default();
+        let mut metrics: Option<nexus::ExecutionMetrics> = None;
         let mut result = None;
         for (call_id, outcome) in outcomes {
             let mut step = printable(runtime.resume(&id, call_id, outcome).await);
             let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
             records.extend(std::mem::take(&mut step.records));
+            match &mut metrics {
+                Some(metrics) => metrics.add_step(&step.metrics),
+                None => metrics = Some(step.metrics.clone()),
+            }
             result = Some(step);
             match suspended {
                 Some(next) => id = next,
                 None => break,
             }
         }
-        let Some(mut result) = result else {
-            let nothing = nexus::ExecutionResult::failed(nexus::ExecutionError::new(
-                nexus::ErrorCode::InvalidArgument,
-                "resume needs at least one --call or --call-error",
-            ));
-            return (nothing, Vec::new());
-        };
+        let mut result = result.expect("at least one outcome was checked");
         result.records = records;
+        result.metrics = metrics.expect("with the result");
         drive(&runtime, result, &answers).await
     })?;
     Ok(print_outcome(result, suspensions))

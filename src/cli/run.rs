@@ -93,14 +93,23 @@ impl Answers {
         store: &StoreArgs,
     ) -> Result<Self, UsageError> {
         let mut answers = Answers::default();
+        // One answer per method: a second one would silently win over the first.
+        let mut answer = |flag: &str, spec: &str, name: &str, method: &str, outcome: ExtOutcome| match answers
+            .canned
+            .insert((name.to_owned(), method.to_owned()), outcome)
+        {
+            Some(_) => Err(UsageError(format!(
+                "{flag} {spec:?}: {name}.{method} already has an answer (one --ext or --ext-error per method)"
+            ))),
+            None => Ok(()),
+        };
         for spec in ext {
             let (name, method, value) = input::extension_answer(spec, "--ext")?;
-            answers.canned.insert((name.to_owned(), method.to_owned()), ExtOutcome::Ok(input::json(value, "--ext")?));
+            answer("--ext", spec, name, method, ExtOutcome::Ok(input::json(value, "--ext")?))?;
         }
         for spec in ext_error {
             let (name, method, message) = input::extension_answer(spec, "--ext-error")?;
-            let outcome = ExtOutcome::Err { code: None, message: message.to_owned() };
-            answers.canned.insert((name.to_owned(), method.to_owned()), outcome);
+            answer("--ext-error", spec, name, method, ExtOutcome::Err { code: None, message: message.to_owned() })?;
         }
         for spec in ext_delay {
             let (name, method, ms) = input::extension_answer(spec, "--ext-delay")?;
@@ -123,7 +132,14 @@ impl Answers {
                 .rsplit_once('.')
                 .filter(|(name, method)| !name.is_empty() && !method.is_empty())
                 .ok_or_else(|| UsageError(format!("--defer {spec:?}: expected NAME.METHOD")))?;
-            answers.deferred.insert((name.to_owned(), method.to_owned()));
+            let key = (name.to_owned(), method.to_owned());
+            if answers.canned.contains_key(&key) {
+                return Err(UsageError(format!(
+                    "--defer {spec:?}: {name}.{method} has an answer here (--ext or --ext-error); a deferred call is \
+                     answered later, by `nexus resume`"
+                )));
+            }
+            answers.deferred.insert(key);
         }
         Ok(answers)
     }
