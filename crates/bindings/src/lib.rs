@@ -230,7 +230,7 @@ pub fn use_json_text(env: Env, function: Unknown) -> napi::Result<()> {
     convert::use_json_text(env.raw(), function.raw())
 }
 
-/// `inferCapabilities(code)` of the module, which needs no runtime: the same as the method,
+/// `inferCapabilities(code, options)` of the module, which needs no runtime: the same as the method,
 /// synchronously (the JavaScript layer returns it as a Promise, as the method does).
 #[napi(js_name = "inferCapabilities", ts_return_type = "CapabilityInference")]
 pub fn infer_capabilities_now(
