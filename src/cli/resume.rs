@@ -67,16 +67,13 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
         let mut records = nexus::Records::default();
-        let mut metrics: Option<nexus::ExecutionMetrics> = None;
+        let mut metrics = nexus::ExecutionMetrics::default();
         let mut result = None;
         for (call_id, outcome) in outcomes {
             let mut step = printable(runtime.resume(&id, call_id, outcome).await);
             let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
             records.extend(std::mem::take(&mut step.records));
-            match &mut metrics {
-                Some(metrics) => metrics.add_step(&step.metrics),
-                None => metrics = Some(step.metrics.clone()),
-            }
+            metrics.add_step(&step.metrics);
             result = Some(step);
             match suspended {
                 Some(next) => id = next,
@@ -85,7 +82,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         }
         let mut result = result.expect("at least one outcome was checked");
         result.records = records;
-        result.metrics = metrics.expect("with the result");
+        result.metrics = metrics;
         drive(&runtime, result, &answers).await
     })?;
     Ok(print_outcome(result, suspensions))
