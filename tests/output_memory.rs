@@ -1,7 +1,8 @@
 //! The output limit protects the host: however a handler makes records (empty log lines,
 //! empty events, denied accesses, text that escapes into more JSON than it has bytes), the
 //! memory the host allocates for one execution stays within a small multiple of the
-//! engine's `output_limit`, and so does the JSON of its result.
+//! engine's `output_limit`, and so does the JSON of its result. What a handler returns or
+//! throws is charged too.
 //!
 //! A test binary of its own: it counts every heap allocation of the process, so the
 //! measurements run one at a time.
@@ -162,4 +163,34 @@ fn text_that_escapes_is_charged_its_json() {
     // Each control character is one byte in the log line and six in the result's JSON.
     let measured = assert_bounded("const line = '\\x01'.repeat(4096); for (;;) $log(line)", &[]);
     assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+}
+
+#[test]
+fn a_large_return_value_or_error_ends_the_execution_within_the_output_limit() {
+    let large = [
+        "return 'x'.repeat(4 << 20)",
+        // 200,000 values of one byte each in the reply: refused before the host decodes them.
+        "return new Array(200000).fill(0)",
+        "throw new Error('x'.repeat(4 << 20))",
+        "throw { code: 'BIG', message: 'x'.repeat(4 << 20) }",
+        "const error = new Error('small'); error.stack = 'x'.repeat(4 << 20); throw error",
+        // Within the limit alone, not after the records already kept.
+        "$log('x'.repeat(600000)); return 'y'.repeat(600000)",
+    ];
+    for source in large {
+        let measured = assert_bounded(source, &[]);
+        assert_eq!(measured.code, Some(ErrorCode::MemoryLimit), "{source}");
+    }
+}
+
+#[test]
+fn a_large_payload_of_tiny_values_is_refused_before_it_is_decoded() {
+    let measured = assert_bounded("$emit('e', new Array(200000).fill(0))", &["events:emit:e"]);
+    assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+}
+
+#[test]
+fn a_return_value_within_the_output_limit_is_returned() {
+    let measured = assert_bounded("return 'x'.repeat(512 << 10)", &[]);
+    assert_eq!(measured.code, None);
 }

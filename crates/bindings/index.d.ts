@@ -52,7 +52,7 @@ export interface RuntimeConfig {
   defaultMemoryLimit?: number;
   /** Largest memory limit a request may ask for. Default 256 MiB. */
   maxMemoryLimit?: number;
-  /** Bytes of records one execution may produce. Default 16 MiB. */
+  /** Bytes of records, and of its return value or error, one execution may make the host keep. Default 16 MiB. */
   outputLimit?: number;
   /** Run a request without capabilities with the ones inferred from its source. Default false. */
   inferMissingCapabilities?: boolean;

@@ -127,6 +127,27 @@ test('bad input rejects with an Error carrying code', async () => {
   assert.equal((await runtime.executeHandler('return "still here"')).returnValue, 'still here');
 });
 
+test('outputLimit bounds what a handler returns or throws, not only its records', async () => {
+  const small = new NexusRuntime({ poolSize: 2, outputLimit: 1 << 20 });
+  try {
+    for (const code of [
+      "return 'x'.repeat(2 << 20)",
+      "throw new Error('x'.repeat(2 << 20))",
+      'return new Array(100000).fill(0)',
+    ]) {
+      const result = await small.executeHandler(code, {});
+      assert.equal(result.status, 'error', code);
+      assert.equal(result.error.code, 'MEMORY_LIMIT', code);
+      assert.match(result.error.message, /output limit of 1048576 bytes/);
+    }
+    const within = await small.executeHandler("return 'x'.repeat(512 << 10)", {});
+    assert.equal(within.status, 'success');
+    assert.equal(within.returnValue.length, 512 << 10);
+  } finally {
+    await small.shutdown();
+  }
+});
+
 test('numbers the handler makes come out as JavaScript numbers', async () => {
   const result = await runtime.executeHandler('return { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 };');
   assert.deepEqual(result.returnValue, { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 });

@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nexus_abi::{ExtCall, HostStatus, LogLevel, ViewCommandCall};
+use nexus_abi::{ExtCall, HostStatus, LogLevel, RunOutput, ViewCommandCall};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capability::Kind;
 use crate::checker::Checker;
+use crate::message_values::count_values;
 use crate::records::{Denial, Event, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 
 /// `{ extension: [methods] }`: the extension calls the application can perform.
@@ -29,8 +30,8 @@ pub struct HostState {
     records: Records,
     pending: Vec<PendingCall>,
     next_call_id: u32,
-    /// Bytes the handler may still make the host keep (records and pending calls, each
-    /// charged its [cost](record_cost)).
+    /// Bytes the handler may still make the host keep (records, pending calls, and what it
+    /// returns or throws, each charged its [cost](record_cost)).
     output_budget: usize,
     output_exhausted: bool,
     host_calls: u64,
@@ -228,6 +229,41 @@ impl HostState {
         self.output_exhausted
     }
 
+    /// The bytes the handler may still make the host keep.
+    pub fn output_left(&self) -> usize {
+        if self.output_exhausted { 0 } else { self.output_budget }
+    }
+
+    /// Admits a guest message the host would keep (MessagePack), before it is decoded. Kept,
+    /// it will cost at least its own length and a `Value` for each value in it: a message
+    /// longer, or of more values, than the output budget left could pay for is refused
+    /// undecoded (and the budget is spent). Short messages are admitted without counting their
+    /// values. [`RECORD_OVERHEAD`] covers the message's own framing.
+    pub fn admit(&mut self, message: &[u8]) -> HostResult<()> {
+        let room = self.output_left().saturating_add(RECORD_OVERHEAD);
+        let values = room / VALUE_OVERHEAD;
+        let fits = message.len() <= room && (message.len() <= values || count_values(message) <= values);
+        if fits && !self.output_exhausted {
+            return Ok(());
+        }
+        self.output_exhausted = true;
+        Err(HostStatus::OutputLimit)
+    }
+
+    /// Charges what a step's result makes the host keep: the value the handler returned, or the
+    /// texts of what it threw. Past the budget the output is exhausted, as for a record.
+    pub fn charge_result(&mut self, output: &RunOutput) {
+        let _ = match output {
+            RunOutput::Returned(Some(value)) => self.charge(&[], &[value]),
+            RunOutput::Threw(error) => {
+                let stack = error.stack.as_deref().unwrap_or_default();
+                let code = error.code.as_deref().unwrap_or_default();
+                self.charge(&[&error.name, &error.message, stack, code], &[])
+            }
+            RunOutput::Returned(None) | RunOutput::Pending => Ok(()),
+        };
+    }
+
     pub fn guest_output(&self) -> &str {
         &self.guest_output
     }
@@ -359,6 +395,45 @@ mod tests {
         }
         assert!(emitted > 0 && emitted < 4096 / RECORD_OVERHEAD);
         assert!(host.output_exhausted());
+    }
+
+    #[test]
+    fn a_message_of_more_values_than_the_budget_pays_for_is_refused_undecoded() {
+        let mut host = host(&[], json!({}));
+        host.output_budget = 64 * VALUE_OVERHEAD;
+        // A string is one value: admitted while it is shorter than the budget.
+        assert_eq!(host.admit(&nexus_abi::encode(&json!("x".repeat(1500)))), Ok(()));
+        assert_eq!(host.admit(&nexus_abi::encode(&json!(vec![0; 60]))), Ok(()));
+        assert!(!host.output_exhausted());
+        let mut long = self::host(&[], json!({}));
+        long.output_budget = 64 * VALUE_OVERHEAD;
+        assert_eq!(long.admit(&nexus_abi::encode(&json!("x".repeat(10_000)))), Err(HostStatus::OutputLimit));
+        // 1,000 one-byte values would each decode into a whole `Value`.
+        assert_eq!(host.admit(&nexus_abi::encode(&json!(vec![0; 1000]))), Err(HostStatus::OutputLimit));
+        assert!(host.output_exhausted());
+        assert_eq!(host.admit(&nexus_abi::encode(&json!(0))), Err(HostStatus::OutputLimit));
+    }
+
+    #[test]
+    fn what_a_handler_returns_or_throws_is_charged() {
+        let mut host = host(&[], json!({}));
+        host.output_budget = 10_000;
+        host.charge_result(&RunOutput::Returned(Some(json!("x".repeat(5000)))));
+        assert!(!host.output_exhausted());
+        let threw = |message: &str| {
+            RunOutput::Threw(nexus_abi::GuestError {
+                name: "Error".into(),
+                message: message.into(),
+                stack: None,
+                code: None,
+                raised: None,
+                at_load: false,
+                internal: false,
+            })
+        };
+        host.charge_result(&threw(&"y".repeat(5000)));
+        assert!(host.output_exhausted());
+        assert_eq!(host.output_left(), 0);
     }
 
     /// Makes records until the budget refuses one, giving up after a million.

@@ -36,8 +36,8 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, key: i32, key_len: i32, value: i32, value_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let key = string(memory, key, key_len)?;
-                let value: Value = message(memory, value, value_len)?;
-                Ok(status(host.state_set(key, value).map(|()| 0)))
+                let value: HostResult<Value> = kept(memory, value, value_len, host)?;
+                Ok(status(value.and_then(|value| host.state_set(key, value)).map(|()| 0)))
             })
         },
     )?;
@@ -62,21 +62,21 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, name: i32, name_len: i32, payload: i32, payload_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let name = string(memory, name, name_len)?;
-                let payload: Value = message(memory, payload, payload_len)?;
-                Ok(status(host.emit(name, payload).map(|()| 0)))
+                let payload: HostResult<Value> = kept(memory, payload, payload_len, host)?;
+                Ok(status(payload.and_then(|payload| host.emit(name, payload)).map(|()| 0)))
             })
         },
     )?;
     linker.func_wrap(IMPORT_MODULE, imports::VIEW_COMMAND, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         with_args(&mut caller, |memory, host| {
-            let call: ViewCommandCall = message(memory, ptr, len)?;
-            Ok(status(host.view_command(call).map(|()| 0)))
+            let call: HostResult<ViewCommandCall> = kept(memory, ptr, len, host)?;
+            Ok(status(call.and_then(|call| host.view_command(call)).map(|()| 0)))
         })
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::EXT_CALL, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         let code = with_args(&mut caller, |memory, host| {
-            let call: ExtCall = message(memory, ptr, len)?;
-            Ok(status(host.ext_call(call).map(|id| id as i32)))
+            let call: HostResult<ExtCall> = kept(memory, ptr, len, host)?;
+            Ok(status(call.and_then(|call| host.ext_call(call)).map(|id| id as i32)))
         })?;
         if code == HostStatus::UnknownExtension as i32 {
             caller.data_mut().refused_unknown_extension();
@@ -128,6 +128,17 @@ fn string(memory: &[u8], ptr: i32, len: i32) -> Result<&str> {
     std::str::from_utf8(bytes(memory, ptr, len)?).context("guest passed a string that is not UTF-8")
 }
 
-fn message<M: for<'a> serde::Deserialize<'a>>(memory: &[u8], ptr: i32, len: i32) -> Result<M> {
-    nexus_abi::decode(bytes(memory, ptr, len)?).context("guest passed a malformed message")
+/// Decodes a message the host would keep, once [admitted](HostState::admit): one that could not
+/// fit in the output budget is refused undecoded.
+fn kept<M: for<'a> serde::Deserialize<'a>>(
+    memory: &[u8],
+    ptr: i32,
+    len: i32,
+    host: &mut HostState,
+) -> Result<HostResult<M>> {
+    let message = bytes(memory, ptr, len)?;
+    if let Err(refused) = host.admit(message) {
+        return Ok(Err(refused));
+    }
+    Ok(Ok(nexus_abi::decode(message).context("guest passed a malformed message")?))
 }

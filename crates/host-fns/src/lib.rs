@@ -6,6 +6,7 @@
 //! * [`host_state`]: the per-execution state every guest request goes through, enforcing
 //!   capabilities on the host side and recording mutations, events, view commands, logs and
 //!   denials ([`records`]).
+//! * [`message_values`]: what a guest message will cost once decoded, judged before decoding it.
 //! * [`imports`] / [`wasi`]: the wasm wiring of those requests, and the minimal WASI the
 //!   guest's libc needs (a clock and randomness, nothing else).
 
@@ -14,6 +15,7 @@ pub mod checker;
 pub mod host_state;
 pub mod imports;
 pub mod inference;
+pub mod message_values;
 pub mod records;
 pub mod wasi;
 

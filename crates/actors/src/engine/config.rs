@@ -34,8 +34,9 @@ pub struct EngineConfig {
     /// `STACK_OVERFLOW`. It must stay below the stack of the threads that call into the
     /// engine (2 MiB for Rust's spawned threads). Default 1 MiB.
     pub max_wasm_stack: usize,
-    /// Bytes of records (mutations, events, view commands, logs, pending calls) one execution
-    /// may make the host keep; beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
+    /// Bytes of records (mutations, events, view commands, logs, pending calls) and of the
+    /// value it returns or the error it throws that one execution may make the host keep;
+    /// beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
     pub output_limit: usize,
     /// Linear-memory bytes kept resident (not returned to the OS) when a pooled slot is
     /// reused, so the next instance's copy-on-write reset is cheap. Default 2 MiB; with

@@ -156,10 +156,15 @@ impl GuestInstance {
         };
         let packed = func.call(&mut self.store, (ptr, len)).map_err(|error| self.shadow_stack_overflow(error))?;
         let (ptr, len) = unpack_reply(packed);
-        let data = self.memory.data(&self.store);
+        let (data, store) = self.memory.data_and_store_mut(&mut self.store);
         let reply = data
             .get(ptr as usize..ptr as usize + len as usize)
             .ok_or_else(|| anyhow!("the guest's reply lies outside its memory"))?;
+        // What a handler returns or throws is kept by the host too: a reply that could not fit
+        // in the output budget left is refused undecoded (the step reports the budget spent).
+        if matches!(entry, EntryPoint::Run | EntryPoint::Resume) && store.host.admit(reply).is_err() {
+            return Err(anyhow!("the guest's reply of {len} bytes exceeds the output budget left"));
+        }
         decode(reply).context("decoding the guest's reply")
     }
 

@@ -41,6 +41,9 @@ impl Engine {
         let watch = self.watch(&mut step.instance, step.time_left);
         let report = step.instance.call::<_, RunReport>(entry, input);
         drop(watch);
+        if let Ok(report) = &report {
+            step.instance.store.data_mut().host.charge_result(&report.output);
+        }
         step.time_left = step.time_left.saturating_sub(running.elapsed());
 
         let data = step.instance.store.data_mut();
@@ -63,8 +66,9 @@ impl Engine {
         };
         let data = step.instance.store.data();
         let output = match report.map(|report| report.output) {
-            // Past the output budget the handler may have caught the error; it still failed.
-            Ok(_) if data.host.output_exhausted() => Err(ExecutionError::new(
+            // Past the output budget the handler may have caught the error, or tried to return
+            // (or throw) more than is left: it failed, whatever it did next.
+            _ if data.host.output_exhausted() => Err(ExecutionError::new(
                 ErrorCode::MemoryLimit,
                 format!("the handler exceeded its output limit of {} bytes", self.config.output_limit),
             )),
