@@ -56,6 +56,10 @@ test('a malformed preload entry is refused, naming where it is', () => {
   refused([{ name: 'a.js', source: 1 }], /^config\.preload\[0\]\.source: invalid type: integer `1`, expected a string/);
   refused(['a.js'], /^config\.preload\[0\]: .*expected an object \{ name, source \}/);
   refused({ name: 'a.js', source: '1' }, /^config\.preload: .*expected a sequence/);
+  // Errors and stack frames tell libraries apart by name.
+  refused([{ name: '', source: '1' }], /^config\.preload: preloading library number 1: its name is empty/);
+  refused([{ name: 'a.js', source: '1' }, { name: 'a.js', source: '2' }], /a\.js: another library has the same name/);
+  refused([{ name: 'a\nb.js', source: '1' }], /its name has a control character/);
 });
 
 test('WasmSandboxExecutor takes preload too', async () => {

@@ -16,6 +16,31 @@ impl Library {
     pub fn new(name: impl Into<String>, source: impl Into<String>) -> Self {
         Library { name: name.into(), source: source.into() }
     }
+
+    /// Errors and stack frames tell libraries apart by name: each needs one of its own, not
+    /// empty and on one line.
+    pub(super) fn check_names(libraries: &[Library]) -> Result<(), PreloadError> {
+        let refused = |library: String, message: String| PreloadError { library, line: None, column: None, message };
+        for (index, library) in libraries.iter().enumerate() {
+            let name = &library.name;
+            if name.is_empty() {
+                return Err(refused(
+                    format!("number {}", index + 1),
+                    "its name is empty: every library needs one".into(),
+                ));
+            }
+            if name.chars().any(char::is_control) {
+                return Err(refused(
+                    format!("{name:?}"),
+                    "its name has a control character (a line break, a tab...)".into(),
+                ));
+            }
+            if libraries[..index].iter().any(|earlier| earlier.name == *name) {
+                return Err(refused(name.clone(), "another library has the same name: each needs its own".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A library that stopped the start: it failed to parse, threw, never finished, or reached
@@ -47,5 +72,25 @@ mod tests {
     fn an_error_names_the_library_and_where() {
         let error = PreloadError { library: "lib/x.js".into(), line: Some(3), column: Some(7), message: "boom".into() };
         assert_eq!(error.to_string(), "preloading library lib/x.js at line 3, column 7: boom");
+    }
+
+    #[test]
+    fn each_library_needs_a_name_of_its_own_on_one_line() {
+        let names = |names: &[&str]| {
+            let libraries: Vec<Library> = names.iter().map(|name| Library::new(*name, "1")).collect();
+            Library::check_names(&libraries).map_err(|error| error.to_string())
+        };
+        assert_eq!(names(&["a.js", "b.js", "lib/a.js"]), Ok(()));
+        assert_eq!(
+            names(&["a.js", ""]),
+            Err("preloading library number 2: its name is empty: every library needs one".into())
+        );
+        assert_eq!(
+            names(&["a.js", "b.js", "a.js"]),
+            Err("preloading library a.js: another library has the same name: each needs its own".into())
+        );
+        assert!(
+            names(&["a\nb.js"]).unwrap_err().starts_with("preloading library \"a\\nb.js\": its name has a control")
+        );
     }
 }

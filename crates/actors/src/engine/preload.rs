@@ -57,6 +57,7 @@ pub fn start_image(
     if libraries.is_empty() {
         return Ok((base.clone(), ImageOrigin::Committed));
     }
+    Library::check_names(libraries)?;
     let identity = start_identity(base, libraries);
     let module = digest(&[&identity, BUILD]);
     let file = format!("preload-{}.wasm", hex(&module));
