@@ -1,7 +1,8 @@
 //! Nothing a handler asks for is lost: an extension call it never awaits keeps the execution
 //! suspended after the handler settles (the value it settled with kept), and the execution
 //! completes with that value once the call is settled and its continuations ran. A rejection
-//! nothing awaited is a `warn` log line naming the call, not a failure.
+//! nothing awaited is a `warn` log line naming the call, not a failure; so is any other
+//! rejection nothing handled.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -58,6 +59,37 @@ fn a_rejection_never_awaited_is_a_warning_not_a_failure() {
     assert_eq!(success(&result), &json!(7));
     let logs: Vec<_> = result.records.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
     assert_eq!(logs, [(nexus::LogLevel::Info, "handled")]);
+}
+
+#[test]
+fn any_rejection_nothing_handled_is_a_warning_and_the_handlers_own_is_its_error() {
+    let warnings = |source: &str| {
+        let result = attempt(request(source, &[]));
+        let lines: Vec<String> = result.records.logs.iter().map(|l| format!("{:?} {}", l.level, l.message)).collect();
+        (result, lines)
+    };
+    let (result, lines) = warnings("Promise.reject(new Error('lost')); return 1;");
+    assert_eq!(success(&result), &json!(1));
+    assert_eq!(lines, ["Warn a promise was rejected and nothing handled it: Error: lost"]);
+    let (result, lines) = warnings(
+        "async function save() { throw { code: 'E_SAVE', message: 'disk full' } }\n\
+         save(); Promise.resolve().then(() => { throw new TypeError('late') }); return 2;",
+    );
+    assert_eq!(success(&result), &json!(2));
+    assert_eq!(
+        lines,
+        [
+            "Warn a promise was rejected and nothing handled it (E_SAVE): disk full",
+            "Warn a promise was rejected and nothing handled it: TypeError: late"
+        ]
+    );
+    // Handled later, before the end: no line. The handler's own rejection is its error.
+    let (result, lines) =
+        warnings("const p = Promise.reject(new Error('x')); await null; await null; p.catch(() => {}); return 3;");
+    assert_eq!((success(&result), lines.len()), (&json!(3), 0));
+    let (result, lines) = warnings("await null; throw new Error('own');");
+    assert_eq!(code(&result), ErrorCode::RuntimeError);
+    assert!(lines.is_empty(), "{lines:?}");
 }
 
 #[test]

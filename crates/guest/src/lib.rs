@@ -358,8 +358,9 @@ impl Guest {
         }
     }
 
-    /// Logs a warning for each extension call that failed while nothing awaited it: the
-    /// handler started it and never looked at its outcome.
+    /// Logs a warning for each promise rejected that nothing handled (the handler's own aside,
+    /// whose rejection is the result): an extension call the handler started and never looked
+    /// at, or any other rejection it left behind. Nothing a handler throws goes unreported.
     fn report_unhandled(&self, ctx: &Ctx<'_>) -> rquickjs::Result<()> {
         let unhandled = UNHANDLED.take();
         if unhandled.is_empty() {
@@ -368,22 +369,32 @@ impl Guest {
         let api = self.api(ctx)?;
         let call_of: Function = api.get("callOf")?;
         let warn: Function = api.get("warn")?;
+        let handler = HANDLER_PROMISE.with_borrow(|promise| promise.clone()).map(|promise| promise.restore(ctx));
+        let handler = handler.transpose()?.map(Promise::into_value);
         let mut result = Ok(());
         for raw in unhandled {
             // SAFETY: takes over the reference the tracker kept.
             let promise = unsafe { Value::from_raw(ctx.clone(), raw) };
-            if result.is_err() {
+            // (Values compare as the same object.)
+            if result.is_err() || handler.as_ref() == Some(&promise) {
                 continue;
             }
             result = (|| {
-                let Some(call) = call_of.call::<_, Option<String>>((promise.clone(),))? else { return Ok(()) };
                 // SAFETY: a rejected promise of this context; JS_PromiseResult returns a new reference.
                 let reason = unsafe {
                     Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(ctx.as_raw().as_ptr(), promise.as_raw()))
                 };
+                let call = call_of.call::<_, Option<String>>((promise.clone(),))?;
                 let error = error_info(reason);
                 let code = error.code.map(|code| format!(" ({code})")).unwrap_or_default();
-                warn.call::<_, ()>((format!("{call} failed and nothing awaited it{code}: {}", error.message),))
+                let line = match (call, error.name.as_str()) {
+                    (Some(call), _) => format!("{call} failed and nothing awaited it{code}: {}", error.message),
+                    (None, "") => format!("a promise was rejected and nothing handled it{code}: {}", error.message),
+                    (None, name) => {
+                        format!("a promise was rejected and nothing handled it{code}: {name}: {}", error.message)
+                    }
+                };
+                warn.call::<_, ()>((line,))
             })();
         }
         result
