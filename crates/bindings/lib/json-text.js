@@ -9,7 +9,7 @@
 // What is "plain" here is what the native converter accepts and JSON.stringify writes the same:
 // strings, booleans, null, safe integers (not -0), finite non-integers, arrays, and objects
 // (own enumerable string keys, `undefined` values left out) that are not Dates, boxed
-// primitives, binary data or Proxies, nested at most 127 deep, and whose every key the copy
+// primitives, binary data, Proxies or the built-ins `notJson` names, nested at most 127 deep, and whose every key the copy
 // takes as its own (not `__proto__`, nor a key a setter on Object.prototype intercepts). The
 // copy has no getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
 const { types } = require('node:util');
@@ -17,9 +17,11 @@ const { types } = require('node:util');
 // The built-ins it uses, as they are when this module loads (an application replacing one
 // later does not change what crosses).
 const { isProxy, isDate, isBoxedPrimitive, isAnyArrayBuffer } = types;
+const { isMap, isSet, isWeakMap, isWeakSet, isRegExp, isNativeError, isPromise } = types;
 const { isView } = ArrayBuffer;
 const { isArray } = Array;
-const { keys, hasOwn, is } = Object;
+const { keys, hasOwn, is, getPrototypeOf } = Object;
+const OBJECT_PROTOTYPE = Object.prototype;
 const { stringify } = JSON;
 const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
 
@@ -41,6 +43,9 @@ function plain(value, depth) {
       if (value === null) return null;
       if (depth >= MAX_DEPTH || isProxy(value) || isDate(value) || isBoxedPrimitive(value)) throw NOT_PLAIN;
       if (isAnyArrayBuffer(value) || isView(value)) throw NOT_PLAIN;
+      // An object of a class of its own may be a built-in whose data JSON text drops.
+      const prototype = getPrototypeOf(value);
+      if (prototype !== OBJECT_PROTOTYPE && prototype !== null && notJson(value) !== undefined) throw NOT_PLAIN;
       if (isArray(value)) {
         const length = value.length;
         const copy = new Array(length);
@@ -66,6 +71,21 @@ function plain(value, depth) {
   }
 }
 
+/**
+ * Why `value`, an object, is not JSON data though JSON text would take it (as `{}`, dropping
+ * its data): a Map, Set, WeakMap, WeakSet, RegExp, Error or Promise. `undefined` for any other.
+ * The native converter refuses such a value with this text.
+ */
+function notJson(value) {
+  if (isMap(value)) return 'a Map is not JSON data (pass Object.fromEntries(map))';
+  if (isSet(value)) return 'a Set is not JSON data (pass [...set])';
+  if (isWeakMap(value) || isWeakSet(value)) return `a ${isWeakMap(value) ? 'WeakMap' : 'WeakSet'} is not JSON data`;
+  if (isRegExp(value)) return 'a RegExp is not JSON data (pass regexp.source)';
+  if (isNativeError(value)) return 'an Error is not JSON data (pass error.message)';
+  if (isPromise(value)) return 'a Promise is not JSON data (await it first)';
+  return undefined;
+}
+
 /** The JSON text of `value` when it is plain JSON data, else `undefined`. */
 function jsonText(value) {
   try {
@@ -76,4 +96,4 @@ function jsonText(value) {
   }
 }
 
-module.exports = { jsonText };
+module.exports = { jsonText, notJson };

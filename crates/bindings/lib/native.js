@@ -36,7 +36,8 @@ function load() {
 
 const { native, file } = load();
 // Arguments that are plain JSON data cross as JSON text (see json-text.js).
-native.useJsonText(require('./json-text').jsonText);
+const { jsonText, notJson } = require('./json-text');
+native.useJsonText(jsonText, notJson);
 const definitions = native.definitions();
 
 /** Suspension keys may be given as Buffers (32 bytes) or as 64-character hex strings. */

@@ -17,7 +17,7 @@ use crate::error::{BindingError, BindingResult};
 
 /// `new NexusRuntime(config)`: every field optional, the Rust defaults otherwise.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, expecting = "an object of runtime options")]
 pub struct Config {
     pool_size: Option<usize>,
     workers: Option<usize>,
@@ -49,7 +49,11 @@ struct PreloadOption {
 /// `suspensionStore`: `{ dir }`, a directory that keeps suspensions across restarts, or
 /// `{ redis, prefix?, timeoutMs? }`, a Redis every node shares.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    expecting = "an object { dir } or { redis, prefix?, timeoutMs? }"
+)]
 struct SuspensionStoreOption {
     dir: Option<PathBuf>,
     redis: Option<String>,
@@ -138,7 +142,7 @@ impl Config {
 
 /// The execution context: everything of a request but the handler.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default, expecting = "an object of execution context fields")]
 pub struct Context {
     panel_id: String,
     handler_name: String,
@@ -155,7 +159,7 @@ pub struct Context {
 
 /// `precompileHandler(code, options)` and `inferCapabilities(code, options)`: the source's language.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default, expecting = "an object { language }")]
 pub struct PrecompileOptions {
     pub language: Language,
 }
@@ -194,7 +198,7 @@ impl Context {
 
 /// `resumeHandler`'s result: `{ value }` or `{ error: { message, code? } }`.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, expecting = "an object { value } or { error }")]
 pub struct CallResult {
     #[serde(default)]
     value: Value,
@@ -202,7 +206,7 @@ pub struct CallResult {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an object { message, code? }")]
 struct CallError {
     message: String,
     code: Option<String>,

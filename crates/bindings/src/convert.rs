@@ -1,8 +1,10 @@
 //! JavaScript values to and from the runtime's JSON values.
 //!
 //! Going in, only JSON data is accepted, and nothing is changed silently: a function, symbol,
-//! BigInt, Date, typed array, non-finite number or a value nested deeper than [`MAX_DEPTH`]
-//! (a cyclic structure, for one) is refused with `INVALID_ARGUMENT` naming where it is.
+//! BigInt, Date, typed array, non-finite number, a built-in whose data JSON text would drop (a
+//! Map, Set, RegExp, Error, Promise: `lib/json-text.js`'s `notJson`) or a value nested deeper
+//! than [`MAX_DEPTH`] (a cyclic structure, for one) is refused with `INVALID_ARGUMENT` naming
+//! where it is.
 //! `undefined` object properties are left out and `undefined` array elements become `null`,
 //! as `JSON.stringify` does. Plain JSON data comes as JSON text from `lib/json-text.js`; the
 //! rest is walked here through N-API ([`to_json`]). Coming out, an execution result is built by
@@ -68,6 +70,8 @@ impl Converter {
                     Err(self.refuse("a Date is not JSON data (pass date.toISOString())".into()))
                 } else if is(object.is_typedarray()) || is(object.is_arraybuffer()) {
                     Err(self.refuse("binary data is not JSON data".into()))
+                } else if let Some(why) = not_json(value) {
+                    Err(self.refuse(why))
                 } else {
                     self.map(&object, depth)
                 }
@@ -277,6 +281,8 @@ struct Helpers {
     result_factory: Option<usize>,
     /// `lib/json-text.js`'s `jsonText`, once `lib/native.js` handed it over ([`to_json`]).
     json_text: Option<usize>,
+    /// And its `notJson`.
+    not_json: Option<usize>,
 }
 
 thread_local! {
@@ -293,7 +299,7 @@ fn helpers(env: sys::napi_env, change: impl FnOnce(&mut Helpers)) -> napi::Resul
             // SAFETY: on the JavaScript thread of the live `env` (every caller is inside an N-API
             // call of it); the hook is a plain function that ignores its (null) argument.
             checked(unsafe { sys::napi_add_env_cleanup_hook(env, Some(forget_helpers), ptr::null_mut()) })?;
-            Helpers { env: env as usize, result_factory: None, json_text: None }
+            Helpers { env: env as usize, result_factory: None, json_text: None, not_json: None }
         }
     };
     change(&mut helpers);
@@ -342,29 +348,44 @@ fn result_factory(env: sys::napi_env) -> napi::Result<sys::napi_value> {
     kept(env, reference)
 }
 
-/// Takes `lib/json-text.js`'s `jsonText` for the conversions of `env` (see [`to_json`]), and
-/// compiles the result factory now, while the package loads, so that it holds the `JSON.parse`
-/// of that moment.
-pub fn use_json_text(env: sys::napi_env, function: sys::napi_value) -> napi::Result<()> {
-    let reference = keep(env, function)?;
-    helpers(env, |helpers| helpers.json_text = Some(reference))?;
+/// Takes `lib/json-text.js`'s `jsonText` and `notJson` for the conversions of `env` (see
+/// [`to_json`]), and compiles the result factory now, while the package loads, so that it holds
+/// the `JSON.parse` of that moment.
+pub fn use_json_text(env: sys::napi_env, json_text: sys::napi_value, not_json: sys::napi_value) -> napi::Result<()> {
+    let (json_text, not_json) = (keep(env, json_text)?, keep(env, not_json)?);
+    helpers(env, |helpers| {
+        helpers.json_text = Some(json_text);
+        helpers.not_json = Some(not_json);
+    })?;
     result_factory(env).map(|_| ())
 }
 
 /// The JSON text `jsonText` gives for `value`: `None` when it is not plain JSON data (or
 /// `lib/native.js` did not hand the function over: then everything takes the walk).
 fn json_text(value: &Unknown) -> Option<String> {
+    let text = call_helper(value, |helpers| helpers.json_text)?;
+    to_string(&text, "jsonText").ok()
+}
+
+/// Why `notJson` says the object `value` is not JSON data, if it does.
+fn not_json(value: &Unknown) -> Option<String> {
+    let why = call_helper(value, |helpers| helpers.not_json)?;
+    to_string(&why, "notJson").ok()
+}
+
+/// Calls the helper `which` of `value`'s environment with `value`; `None` when it is not there
+/// or it threw.
+fn call_helper<'env>(value: &Unknown<'env>, which: impl FnOnce(Helpers) -> Option<usize>) -> Option<Unknown<'env>> {
     let env = value.value().env;
-    let function = kept(env, HELPERS.get().filter(|helpers| helpers.env == env as usize)?.json_text?).ok()?;
+    let function = kept(env, which(HELPERS.get().filter(|helpers| helpers.env == env as usize)?)?).ok()?;
     // SAFETY: on the JavaScript thread of the live `env` (we are converting one of its values);
     // `function` and `value` are values of it in the current handle scope, and the call's result,
     // when it succeeds, is a live value of it too.
-    let text = unsafe {
+    unsafe {
         let receiver = made(|out| sys::napi_get_undefined(env, out)).ok()?;
-        let text = made(|out| sys::napi_call_function(env, receiver, function, 1, &value.raw(), out)).ok()?;
-        Unknown::from_raw_unchecked(env, text)
-    };
-    to_string(&text, "jsonText").ok()
+        let result = made(|out| sys::napi_call_function(env, receiver, function, 1, &value.raw(), out)).ok()?;
+        Some(Unknown::from_raw_unchecked(env, result))
+    }
 }
 
 fn checked(status: sys::napi_status) -> napi::Result<()> {

@@ -223,11 +223,12 @@ impl NexusRuntime {
     }
 }
 
-/// Internal, called once per environment by `lib/native.js`: the JavaScript function the
-/// argument conversion tries first (`lib/json-text.js`, see `convert::to_json`).
+/// Internal, called once per environment by `lib/native.js`: the JavaScript functions of the
+/// argument conversion (`lib/json-text.js`, see `convert::to_json`): the one it tries first,
+/// and the one naming the built-ins it refuses.
 #[napi(js_name = "useJsonText")]
-pub fn use_json_text(env: Env, function: Unknown) -> napi::Result<()> {
-    convert::use_json_text(env.raw(), function.raw())
+pub fn use_json_text(env: Env, json_text: Unknown, not_json: Unknown) -> napi::Result<()> {
+    convert::use_json_text(env.raw(), json_text.raw(), not_json.raw())
 }
 
 /// `inferCapabilities(code, options)` of the module, which needs no runtime: the same as the method,

@@ -13,7 +13,39 @@ test('plain JSON data becomes the JSON text of the same data', () => {
   assert.equal(jsonText(value), JSON.stringify(value));
   assert.equal(jsonText([1, undefined, , 2]), '[1,null,null,2]');
   assert.equal(jsonText({ gone: undefined, kept: 1 }), '{"kept":1}');
-  assert.equal(jsonText(new Map([[1, 2]])), '{}', 'own enumerable properties only, as the native walk');
+  class Point {
+    constructor() {
+      this.x = 1;
+    }
+  }
+  assert.equal(jsonText(new Point()), '{"x":1}', 'own enumerable properties, as the native walk');
+  assert.equal(jsonText(Object.assign(Object.create(null), { a: 1 })), '{"a":1}');
+});
+
+test('a built-in whose data JSON text would drop is refused, naming what to pass instead', async (t) => {
+  for (const value of [new Map([[1, 2]]), new Set([1]), /x/, new Error('m'), Promise.resolve(1), new WeakMap()]) {
+    assert.equal(jsonText({ nested: [value] }), undefined, String(value));
+  }
+  const runtime = new NexusRuntime({ poolSize: 1 });
+  t.after(() => runtime.shutdown());
+  const refused = (args, pattern) =>
+    assert.rejects(runtime.executeHandler('return $args', { args }), (error) => {
+      assert.equal(error.code, 'INVALID_ARGUMENT');
+      assert.match(error.message, pattern);
+      return true;
+    });
+  await refused(new Map([[1, 2]]), /^context\.args: a Map is not JSON data \(pass Object\.fromEntries\(map\)\)/);
+  await refused({ a: [1, { s: new Set([1]) }] }, /^context\.args\.a\[1\]\.s: a Set is not JSON data/);
+  await refused({ r: /x/ }, /^context\.args\.r: a RegExp is not JSON data/);
+  await refused({ e: new Error('m') }, /^context\.args\.e: an Error is not JSON data \(pass error\.message\)/);
+  await refused({ p: Promise.resolve(1) }, /^context\.args\.p: a Promise is not JSON data \(await it first\)/);
+  // A class of its own crosses as its own enumerable properties.
+  class Point {
+    constructor() {
+      this.x = 1;
+    }
+  }
+  assert.deepEqual((await runtime.executeHandler('return $args', { args: { p: new Point() } })).returnValue, { p: { x: 1 } });
 });
 
 test('built-ins replaced after the module loaded change nothing', () => {

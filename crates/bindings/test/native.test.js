@@ -123,6 +123,11 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(runtime.resumeHandler('id', 'one', { value: 1 }), 'INVALID_ARGUMENT', /callId/);
   await rejectsWithCode(runtime.executeHandler('return 1', { memoryLimit: 2 ** 40 }), 'INVALID_ARGUMENT', /memory limit/);
   assert.throws(() => new NexusRuntime({ poolSiz: 1 }), (error) => error.code === 'INVALID_ARGUMENT');
+  // A value of the wrong kind says what was expected, in the terms of this API.
+  await rejectsWithCode(runtime.executeHandler('return 1', 'x'), 'INVALID_ARGUMENT', /^context: .*expected an object of execution context fields$/);
+  await rejectsWithCode(runtime.resumeHandler('id', 1, 'x'), 'INVALID_ARGUMENT', /^result: .*expected an object \{ value \} or \{ error \}$/);
+  await rejectsWithCode(runtime.precompileHandler('return 1', 'ts'), 'INVALID_ARGUMENT', /^options: .*expected an object \{ language \}$/);
+  assert.throws(() => new NexusRuntime('x'), /^Error: config: .*expected an object of runtime options$/);
   // The runtime keeps serving.
   assert.equal((await runtime.executeHandler('return "still here"')).returnValue, 'still here');
 });
