@@ -110,6 +110,24 @@ fn a_syntax_error_on_line_n_of_the_typescript_reports_line_n() {
 }
 
 #[test]
+fn an_import_or_export_is_a_syntax_error_saying_a_handler_is_not_a_module() {
+    let hint = "(a handler is the body of an async function, not a module: it cannot import or export; shared code \
+                goes in preloaded libraries)";
+    let typescript = run("const a = 1;\nimport type { T } from './t';\nreturn a;", &[], Value::Null);
+    let javascript = common::execute(common::request("import { x } from './x';\nreturn x;", &[], json!({}))).result;
+    let exported = common::execute(common::request("export default 1;", &[], json!({}))).result;
+    for (result, line) in [(&typescript, 2), (&javascript, 1), (&exported, 1)] {
+        let error = error(result);
+        assert_eq!(error.code, ErrorCode::SyntaxError, "{error:?}");
+        assert_eq!(error.location.map(|l| l.line), Some(line), "{error:?}");
+        assert!(error.message.ends_with(hint), "{}", error.message);
+    }
+    // A dynamic import is an expression: no such note.
+    let dynamic = common::execute(common::request("return await import('x');", &[], json!({}))).result;
+    assert!(!error(&dynamic).message.contains("not a module"), "{:?}", dynamic.error);
+}
+
+#[test]
 fn a_redeclaration_is_a_syntax_error_at_the_second_declaration() {
     // A duplicate `let`, after lines of types that the stripped code no longer has.
     let source = "type A = number;\ninterface B {\n  b: A;\n}\nlet x: A = 1;\nlet x: A = 2;\nreturn x;";
