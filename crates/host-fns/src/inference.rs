@@ -122,7 +122,20 @@ fn parse_body<T>(
         let offset = parsed.program.body.first().map_or(0, |statement| statement.span().end);
         locator.syntax_error("the handler closes its enclosing function early".to_owned(), offset)
     })?;
+    if let Some(offset) = module_statement(&body.statements) {
+        return Err(locator.syntax_error(format!("an import or export statement ({NOT_A_MODULE})"), offset));
+    }
     Ok(then(body, locator))
+}
+
+/// Why a handler cannot hold an `import` or `export` statement (which the parser takes
+/// anywhere, and the guest refuses).
+pub const NOT_A_MODULE: &str = "a handler is the body of an async function, not a module: it cannot import or \
+                                export; shared code goes in preloaded libraries";
+
+/// Where the first `import` or `export` statement of a handler's `statements` starts.
+pub fn module_statement(statements: &[Statement<'_>]) -> Option<u32> {
+    statements.iter().find(|statement| statement.is_module_declaration()).map(|statement| statement.span().start)
 }
 
 fn infer_on_this_thread(source: &str) -> Result<Inference, InferenceError> {
@@ -1043,6 +1056,20 @@ mod tests {
         assert_eq!(warned_at("$state[k]"), [(1, 1)]);
         assert_eq!(warned_at("const é = $state[k];"), [(1, 11)]);
         assert_eq!(warned_at("x;\r\n  const é = $emit;"), [(2, 13)]);
+    }
+
+    #[test]
+    fn an_import_or_export_is_a_syntax_error_saying_a_handler_is_not_a_module() {
+        for (source, at) in
+            [("import { x } from './x';\nreturn x;", (1, 1)), ("const a = 1;\n  export default a;", (2, 3))]
+        {
+            let InferenceError::Syntax { line, column, message } = infer_capabilities(source).unwrap_err() else {
+                panic!("a syntax error")
+            };
+            assert_eq!((line, column), at, "{message}");
+            assert!(message.contains(NOT_A_MODULE), "{message}");
+        }
+        assert!(infer_capabilities("return await import('x');").is_ok(), "a dynamic import is an expression");
     }
 
     #[test]

@@ -76,9 +76,13 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
         return Err(locate(offset(error)).error(error.message.to_string()));
     }
     let mut program = parsed.program;
-    if handler_statements(&mut program).is_none() {
+    let Some((_, statements)) = handler_statements(&mut program) else {
         let end = program.body.first().map_or(0, |statement| statement.span().end);
         return Err(locate(end).error("the handler closes its enclosing function early".into()));
+    };
+    if let Some(start) = nexus_host_fns::inference::module_statement(statements) {
+        let message = format!("an import or export statement ({})", nexus_host_fns::inference::NOT_A_MODULE);
+        return Err(locate(start).error(message));
     }
     let semantic = SemanticBuilder::new_compiler().with_enum_eval(true).build(&program);
     if let Some(error) = semantic.diagnostics.first() {

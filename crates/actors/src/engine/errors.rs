@@ -4,6 +4,8 @@
 use nexus_abi::{ErrorCode, GuestError, HANDLER_FILE, HANDLER_PREFIX};
 use wasmtime::Trap;
 
+use nexus_host_fns::inference::NOT_A_MODULE;
+
 use super::request::{ExecutionError, Location};
 
 /// What the host itself saw during the execution, against which a guest's report is read.
@@ -102,16 +104,12 @@ pub(super) fn syntax_error(source: &str, message: String, line: u32, column: u32
 /// (`Unexpected token '{'`, `unsupported keyword: export`) saying why.
 pub(super) fn not_a_module(mut error: ExecutionError, source: &str) -> ExecutionError {
     let line = error.location.and_then(|at| source.lines().nth(at.line.saturating_sub(1) as usize));
-    let explained = error.message.ends_with(NOT_A_MODULE);
+    let explained = error.message.contains(NOT_A_MODULE);
     if error.code == ErrorCode::SyntaxError && !explained && line.is_some_and(is_module_statement) {
-        error.message = format!("{} ({NOT_A_MODULE}", error.message);
+        error.message = format!("{} ({NOT_A_MODULE})", error.message);
     }
     error
 }
-
-/// Ends the explanation [`not_a_module`] gives (its closing parenthesis included).
-const NOT_A_MODULE: &str = "a handler is the body of an async function, not a module: it cannot import or export; \
-                            shared code goes in preloaded libraries)";
 
 /// Whether `line` starts an `import` or `export` declaration (not `import(...)` nor
 /// `import.meta`, which are expressions).
