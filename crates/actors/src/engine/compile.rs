@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nexus_abi::{Code, CompileInput, CompileOutput, ErrorCode};
+use nexus_host_fns::inference::NOT_A_MODULE;
 
 use super::errors::{self, Evidence};
 use super::instance::{EntryPoint, GuestInstance};
@@ -109,7 +110,12 @@ impl Engine {
         match output {
             Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode).map_err(authored),
             Ok(CompileOutput::Threw(error)) => {
-                Err(authored(errors::from_guest(error, Some(source), Evidence::default())))
+                // QuickJS's message for an `import` or `export` statement (`Unexpected token
+                // '{'`) does not say why it is one; the body check's does.
+                let module_statement = errors::check_body(source).err().filter(|e| e.message.contains(NOT_A_MODULE));
+                let error =
+                    module_statement.unwrap_or_else(|| errors::from_guest(error, Some(source), Evidence::default()));
+                Err(authored(error))
             }
             Err(trap) => {
                 let data = instance.store.data();

@@ -4,8 +4,6 @@
 use nexus_abi::{ErrorCode, GuestError, HANDLER_FILE, HANDLER_PREFIX};
 use wasmtime::Trap;
 
-use nexus_host_fns::inference::NOT_A_MODULE;
-
 use super::request::{ExecutionError, Location};
 
 /// What the host itself saw during the execution, against which a guest's report is read.
@@ -42,17 +40,13 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
         (name, _) => format!("{name}: {}", error.message),
     };
     let stack = stack.map(|stack| in_handler(&stack, source));
-    let error = ExecutionError {
+    ExecutionError {
         code,
         message,
         stack,
         location,
         snippet: location.and_then(|l| snippet(source?, l)),
         handler_code: error.code.filter(|_| error.raised.is_none()),
-    };
-    match source {
-        Some(source) => not_a_module(error, source),
-        None => error,
     }
 }
 
@@ -92,32 +86,11 @@ pub fn check_body(source: &str) -> Result<(), ExecutionError> {
 
 /// A `SYNTAX_ERROR` at a position of `source`, with that line as its snippet.
 pub(super) fn syntax_error(source: &str, message: String, line: u32, column: u32) -> ExecutionError {
-    let error = ExecutionError {
+    ExecutionError {
         location: Some(Location { line, column }),
         snippet: snippet(source, Location { line, column }),
         ..ExecutionError::new(ErrorCode::SyntaxError, message)
-    };
-    not_a_module(error, source)
-}
-
-/// A syntax error on an `import` or `export` statement of `source`, with the parser's message
-/// (`Unexpected token '{'`, `unsupported keyword: export`) saying why.
-pub(super) fn not_a_module(mut error: ExecutionError, source: &str) -> ExecutionError {
-    let line = error.location.and_then(|at| source.lines().nth(at.line.saturating_sub(1) as usize));
-    let explained = error.message.contains(NOT_A_MODULE);
-    if error.code == ErrorCode::SyntaxError && !explained && line.is_some_and(is_module_statement) {
-        error.message = format!("{} ({NOT_A_MODULE})", error.message);
     }
-    error
-}
-
-/// Whether `line` starts an `import` or `export` declaration (not `import(...)` nor
-/// `import.meta`, which are expressions).
-fn is_module_statement(line: &str) -> bool {
-    let line = line.trim_start();
-    let after = |keyword: &str| line.strip_prefix(keyword).and_then(|rest| rest.chars().next());
-    let starts_declaration = |next: Option<char>| next.is_some_and(|c| c.is_whitespace() || "{*\"'".contains(c));
-    starts_declaration(after("import")) || starts_declaration(after("export"))
 }
 
 /// The first stack frame in the handler's file, as a position in the handler's own source
@@ -316,23 +289,5 @@ mod tests {
         assert_eq!(end, format!("…{}", line.chars().skip(100_000 - SNIPPET_CHARS).collect::<String>()));
         let short = "a".repeat(SNIPPET_CHARS);
         assert_eq!(snippet(&short, Location { line: 1, column: 150 }).unwrap(), short, "a line that fits is whole");
-    }
-
-    #[test]
-    fn an_import_or_export_says_a_handler_is_not_a_module() {
-        for source in [
-            "import { x } from './x';",
-            "const a = 1;\n  import type { T } from './t'",
-            "export default 1",
-            "import 'x'",
-        ] {
-            let line = source.lines().count() as u32;
-            let error = syntax_error(source, "SyntaxError: Unexpected token".into(), line, 1);
-            assert!(error.message.ends_with("shared code goes in preloaded libraries)"), "{source}: {}", error.message);
-        }
-        for source in ["return import('x')", "return import.meta", "const imported = 1; imported(", "exports.a = 1"] {
-            let error = syntax_error(source, "SyntaxError: Unexpected token".into(), 1, 1);
-            assert_eq!(error.message, "SyntaxError: Unexpected token", "{source}");
-        }
     }
 }

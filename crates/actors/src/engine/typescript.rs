@@ -94,7 +94,6 @@ pub fn in_typescript(mut error: ExecutionError, map: &SourceMap) -> ExecutionErr
     };
     error.location = error.location.and_then(original);
     error.snippet = error.location.and_then(|location| errors::snippet(map.source(), location));
-    error = errors::not_a_module(error, map.source());
     error.stack = error.stack.map(|stack| {
         let frames = stack.split_inclusive('\n').map(|frame| match errors::frame_position(frame) {
             Some((range, location)) => match original(location) {
