@@ -9,9 +9,10 @@
 // What is "plain" here is what the native converter accepts and JSON.stringify writes the same:
 // strings, booleans, null, safe integers (not -0), finite non-integers, arrays, and objects
 // (own enumerable string keys, `undefined` values left out) that are not Dates, boxed
-// primitives, binary data, Proxies or the built-ins `notJson` names, nested at most 127 deep, and whose every key the copy
-// takes as its own (not `__proto__`, nor a key a setter on Object.prototype intercepts). The
-// copy has no getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
+// primitives, binary data, Proxies or the built-ins `notJson` names, nested at most 127 deep,
+// and whose every key the copy takes as its own (not `__proto__`, nor a key a setter on
+// Object.prototype intercepts). The copy has no getters, Proxies or toJSON methods, so
+// JSON.stringify reads nothing a second time.
 const { types } = require('node:util');
 
 // The built-ins it uses, as they are when this module loads (an application replacing one
@@ -43,9 +44,6 @@ function plain(value, depth) {
       if (value === null) return null;
       if (depth >= MAX_DEPTH || isProxy(value) || isDate(value) || isBoxedPrimitive(value)) throw NOT_PLAIN;
       if (isAnyArrayBuffer(value) || isView(value)) throw NOT_PLAIN;
-      // An object of a class of its own may be a built-in whose data JSON text drops.
-      const prototype = getPrototypeOf(value);
-      if (prototype !== OBJECT_PROTOTYPE && prototype !== null && notJson(value) !== undefined) throw NOT_PLAIN;
       if (isArray(value)) {
         const length = value.length;
         const copy = new Array(length);
@@ -55,6 +53,9 @@ function plain(value, depth) {
         }
         return copy;
       } else {
+        // An object of a class of its own may be a built-in whose data JSON text drops.
+        const prototype = getPrototypeOf(value);
+        if (prototype !== OBJECT_PROTOTYPE && prototype !== null && notJson(value) !== undefined) throw NOT_PLAIN;
         const copy = {};
         for (const key of keys(value)) {
           const item = value[key];
