@@ -194,3 +194,20 @@ fn a_return_value_within_the_output_limit_is_returned() {
     let measured = assert_bounded("return 'x'.repeat(512 << 10)", &[]);
     assert_eq!(measured.code, None);
 }
+
+#[test]
+fn a_denied_write_of_a_large_value_is_a_denial_not_the_output_limit() {
+    // The capability is checked before the value is read: its size does not matter.
+    let denied = [
+        ("$state.other = 'x'.repeat(4 << 20)", &["state:write:mine"][..]),
+        ("$emit('other', new Array(200000).fill(0))", &["events:emit:mine"]),
+    ];
+    for (source, caps) in denied {
+        let measured = assert_bounded(source, caps);
+        assert_eq!(measured.code, Some(ErrorCode::PermissionDenied), "{source}");
+        assert_eq!(measured.denials, 1, "{source}");
+    }
+    // Granted, the same write is over the limit.
+    let measured = assert_bounded("$state.mine = 'x'.repeat(4 << 20)", &["state:write:mine"]);
+    assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
+}

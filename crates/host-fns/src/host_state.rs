@@ -70,6 +70,12 @@ impl HostState {
         HostStatus::Denied
     }
 
+    /// Whether the handler may use `name` as `kind` (nothing is recorded: the operation's own
+    /// check does that).
+    pub fn allows(&self, kind: Kind, name: &str) -> bool {
+        self.checker.allows(kind, name)
+    }
+
     fn check(&mut self, kind: Kind, name: &str, operation: &str) -> HostResult<()> {
         self.host_calls += 1;
         if self.checker.allows(kind, name) { Ok(()) } else { Err(self.deny(kind, name, operation)) }

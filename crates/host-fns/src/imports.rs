@@ -10,6 +10,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Caller, Linker, Memory};
 use wasmtime::{Result, format_err as anyhow};
 
+use crate::capability::Kind;
 use crate::host_state::{HostResult, HostState};
 
 /// Where the store data keeps the host state and the guest memory.
@@ -36,7 +37,7 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, key: i32, key_len: i32, value: i32, value_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let key = string(memory, key, key_len)?;
-                let value: HostResult<Value> = kept(memory, value, value_len, host)?;
+                let value: HostResult<Value> = kept_if(Kind::StateWrite, key, memory, value, value_len, host)?;
                 Ok(status(value.and_then(|value| host.state_set(key, value)).map(|()| 0)))
             })
         },
@@ -62,7 +63,7 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, name: i32, name_len: i32, payload: i32, payload_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let name = string(memory, name, name_len)?;
-                let payload: HostResult<Value> = kept(memory, payload, payload_len, host)?;
+                let payload: HostResult<Value> = kept_if(Kind::EventsEmit, name, memory, payload, payload_len, host)?;
                 Ok(status(payload.and_then(|payload| host.emit(name, payload)).map(|()| 0)))
             })
         },
@@ -126,6 +127,20 @@ pub(crate) fn bytes(memory: &[u8], ptr: i32, len: i32) -> Result<&[u8]> {
 
 fn string(memory: &[u8], ptr: i32, len: i32) -> Result<&str> {
     std::str::from_utf8(bytes(memory, ptr, len)?).context("guest passed a string that is not UTF-8")
+}
+
+/// [`kept`] when the handler may use `name` as `kind`; otherwise the message is not read (its
+/// size does not matter) and `null` stands for it: the operation it comes with is then refused
+/// as a denial, by the capability check of the [`HostState`] method that takes it.
+fn kept_if(
+    kind: Kind,
+    name: &str,
+    memory: &[u8],
+    ptr: i32,
+    len: i32,
+    host: &mut HostState,
+) -> Result<HostResult<Value>> {
+    if host.allows(kind, name) { kept(memory, ptr, len, host) } else { Ok(Ok(Value::Null)) }
 }
 
 /// Decodes a message the host would keep, once [admitted](HostState::admit): one that could not
