@@ -233,6 +233,47 @@ pub fn parse<T: DeserializeOwned>(value: Value, what: &str) -> BindingResult<T> 
         } else {
             format!("{what}.{path}")
         };
-        BindingError::invalid(format!("{at}: {}", e.into_inner()))
+        BindingError::invalid(format!("{at}: {}", in_javascript_terms(&e.into_inner().to_string())))
     })
+}
+
+/// serde's wording of a value of the wrong kind, in the terms of the JavaScript that passed it
+/// (`invalid type: sequence, expected u64` becomes `invalid type: an array, expected a whole
+/// number ≥ 0`; a name serde quotes in backticks is quoted as a string, a number or boolean is
+/// not quoted). What serde does not word as such is left as it is.
+fn in_javascript_terms(message: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("invalid type: sequence", "invalid type: an array"),
+        ("invalid type: map", "invalid type: an object"),
+        ("invalid type: unit value", "invalid type: null"),
+        ("invalid type: string", "invalid type: the string"),
+        ("invalid type: boolean", "invalid type:"),
+        ("invalid type: integer", "invalid type: the number"),
+        ("invalid type: floating point", "invalid type: the number"),
+        ("invalid value: integer", "invalid value:"),
+        ("invalid value: floating point", "invalid value:"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0 (32 bits)"),
+        ("expected usize", "expected a whole number ≥ 0"),
+    ];
+    let mut message = message.to_owned();
+    for (serde, javascript) in WORDS {
+        message = message.replace(serde, javascript);
+    }
+    let mut worded = String::with_capacity(message.len());
+    for (index, part) in message.split('`').enumerate() {
+        let plain = part.parse::<f64>().is_ok() || part == "true" || part == "false";
+        match index % 2 {
+            0 => worded.push_str(part),
+            _ if plain => worded.push_str(part),
+            _ => {
+                worded.push('"');
+                worded.push_str(part);
+                worded.push('"');
+            }
+        }
+    }
+    worded
 }

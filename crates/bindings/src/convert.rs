@@ -86,7 +86,9 @@ impl Converter {
         if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER && !(n == 0.0 && n.is_sign_negative()) {
             return Ok(Value::Number(Number::from(n as i64)));
         }
-        Number::from_f64(n).map(Value::Number).ok_or_else(|| self.refuse(format!("{n} is not a JSON number")))
+        Number::from_f64(n)
+            .map(Value::Number)
+            .ok_or_else(|| self.refuse(format!("{} is not a JSON number", javascript_number(n))))
     }
 
     fn array(&mut self, array: &Object, depth: usize) -> BindingResult<Value> {
@@ -399,6 +401,15 @@ fn checked(status: sys::napi_status) -> napi::Result<()> {
 fn made(napi: impl FnOnce(*mut sys::napi_value) -> sys::napi_status) -> napi::Result<sys::napi_value> {
     let mut out = ptr::null_mut();
     checked(napi(&mut out)).map(|()| out)
+}
+
+/// `n` as JavaScript prints it where Rust would not: `Infinity`, not `inf`.
+fn javascript_number(n: f64) -> String {
+    match n {
+        f64::INFINITY => "Infinity".into(),
+        f64::NEG_INFINITY => "-Infinity".into(),
+        n => n.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(
     runtime.executeHandler('return 1', { capabilities: ['state:read:a', 3] }),
     'INVALID_ARGUMENT',
-    /^context\.capabilities\[1\]: invalid type: integer `3`, expected a string/,
+    /^context\.capabilities\[1\]: invalid type: the number 3, expected a string/,
   );
   await rejectsWithCode(
     runtime.executeHandler('return 1', { extensionRegistry: { weather: { get: true } } }),
@@ -128,6 +128,21 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(runtime.resumeHandler('id', 1, 'x'), 'INVALID_ARGUMENT', /^result: .*expected an object \{ value \} or \{ error \}$/);
   await rejectsWithCode(runtime.precompileHandler('return 1', 'ts'), 'INVALID_ARGUMENT', /^options: .*expected an object \{ language \}$/);
   assert.throws(() => new NexusRuntime('x'), /^Error: config: .*expected an object of runtime options$/);
+  // ... and of what was passed, not in Rust's (`sequence`, `u64`, `inf`, `..=`).
+  const wordings = [
+    [{ capabilities: 'state:read:a' }, /^context\.capabilities: invalid type: the string "state:read:a", expected an array$/],
+    [{ stateSnapshot: [1] }, /^context\.stateSnapshot: invalid type: an array, expected an object$/],
+    [{ timeoutMs: -1 }, /^context\.timeoutMs: invalid value: -1, expected a whole number ≥ 0$/],
+    [{ timeoutMs: 1.5 }, /^context\.timeoutMs: invalid type: the number 1\.5, expected a whole number ≥ 0$/],
+    [{ timeoutMs: Infinity }, /^context\.timeoutMs: Infinity is not a JSON number$/],
+    [{ memoryLimit: true }, /^context\.memoryLimit: invalid type: true, expected a whole number ≥ 0$/],
+    [{ language: 'perl' }, /^context\.language: unknown variant "perl", expected "javascript" or "typescript"$/],
+    [{ timeout: 5 }, /^context\.timeout: unknown field "timeout", expected one of "panelId", /],
+    [{ memoryLimit: 1 }, /^memory limit 1 bytes is outside \d+ to \d+ bytes/],
+  ];
+  for (const [context, wording] of wordings) {
+    await rejectsWithCode(runtime.executeHandler('return 1', context), 'INVALID_ARGUMENT', wording);
+  }
   // The runtime keeps serving.
   assert.equal((await runtime.executeHandler('return "still here"')).returnValue, 'still here');
 });

@@ -52,10 +52,10 @@ test('a malformed preload entry is refused, naming where it is', () => {
       () => new NexusRuntime({ preload }),
       (error) => error.code === 'INVALID_ARGUMENT' && pattern.test(error.message),
     );
-  refused([{ name: 'a.js', source: '1' }, { name: 'b.js' }], /^config\.preload\[1\]: missing field `source`/);
-  refused([{ name: 'a.js', source: 1 }], /^config\.preload\[0\]\.source: invalid type: integer `1`, expected a string/);
+  refused([{ name: 'a.js', source: '1' }, { name: 'b.js' }], /^config\.preload\[1\]: missing field "source"/);
+  refused([{ name: 'a.js', source: 1 }], /^config\.preload\[0\]\.source: invalid type: the number 1, expected a string/);
   refused(['a.js'], /^config\.preload\[0\]: .*expected an object \{ name, source \}/);
-  refused({ name: 'a.js', source: '1' }, /^config\.preload: .*expected a sequence/);
+  refused({ name: 'a.js', source: '1' }, /^config\.preload: invalid type: an object, expected an array$/);
   // Errors and stack frames tell libraries apart by name.
   refused([{ name: '', source: '1' }], /^config\.preload: preloading library number 1: its name is empty/);
   refused([{ name: 'a.js', source: '1' }, { name: 'a.js', source: '2' }], /a\.js: another library has the same name/);

@@ -111,7 +111,7 @@ $emit('counted', { by: order.total });`;
   });
   await assert.rejects(inferCapabilities('return 1', { language: 'perl' }), (error) => {
     assert.equal(error.code, 'INVALID_ARGUMENT');
-    assert.match(error.message, /^options\.language: unknown variant `perl`/);
+    assert.match(error.message, /^options\.language: unknown variant "perl"/);
     return true;
   });
 });

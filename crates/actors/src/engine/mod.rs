@@ -289,7 +289,7 @@ impl Engine {
         let memory_limit = request.memory_limit.unwrap_or(self.config.default_memory_limit);
         if !(self.min_memory..=self.config.max_memory_limit).contains(&memory_limit) {
             return refused(format!(
-                "memory limit {memory_limit} is outside {}..={} bytes (the snapshot alone needs the minimum)",
+                "memory limit {memory_limit} bytes is outside {} to {} bytes (the snapshot alone needs the least)",
                 self.min_memory, self.config.max_memory_limit
             ));
         }
