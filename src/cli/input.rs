@@ -14,7 +14,12 @@ pub fn json(text: &str, what: &str) -> Result<Value, UsageError> {
         Some(file) => (format!("{what} file {file}"), read(Path::new(file))?),
         None => (what.to_owned(), text.to_owned()),
     };
-    serde_json::from_str(&text).map_err(|e| UsageError(format!("{origin}: invalid JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        // A bare word is the usual slip: the shell ate no quotes, JSON needs them.
+        let bare_word = !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "_-. ".contains(c));
+        let hint = if bare_word { format!(" (a string is quoted in JSON: '\"{text}\"')") } else { String::new() };
+        UsageError(format!("{origin}: invalid JSON: {e}{hint}"))
+    })
 }
 
 /// Like [`json`], requiring an object.
@@ -60,5 +65,16 @@ mod tests {
         assert!(extension_answer("nomethod=1", "--ext").is_err());
         assert!(extension_answer("w.get", "--ext").is_err());
         assert!(extension_answer(".get=1", "--ext").is_err());
+    }
+
+    #[test]
+    fn a_bare_word_where_json_is_expected_is_told_to_quote_it() {
+        let error = json("sunny", "--ext").unwrap_err().0;
+        assert!(
+            error.starts_with("--ext: invalid JSON: ") && error.ends_with(r#"(a string is quoted in JSON: '"sunny"')"#),
+            "{error}"
+        );
+        assert!(!json("{bad", "--state").unwrap_err().0.contains("quoted"));
+        assert_eq!(json("\"sunny\"", "--ext").unwrap(), Value::String("sunny".into()));
     }
 }
