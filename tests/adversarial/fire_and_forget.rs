@@ -2,7 +2,8 @@
 //! suspended after the handler settles (the value it settled with kept), and the execution
 //! completes with that value once the call is settled and its continuations ran. A rejection
 //! nothing awaited is a `warn` log line naming the call, not a failure; so is any other
-//! rejection nothing handled.
+//! rejection nothing handled. An exception in a queued microtask is not a rejection: it fails
+//! the execution.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -90,6 +91,15 @@ fn any_rejection_nothing_handled_is_a_warning_and_the_handlers_own_is_its_error(
     let (result, lines) = warnings("await null; throw new Error('own');");
     assert_eq!(code(&result), ErrorCode::RuntimeError);
     assert!(lines.is_empty(), "{lines:?}");
+}
+
+#[test]
+fn an_exception_in_a_queued_microtask_fails_the_execution_even_after_the_return() {
+    let result = attempt(request("queueMicrotask(() => { throw new Error('late') });\nreturn 1;", &[]));
+    assert_eq!(code(&result), ErrorCode::RuntimeError);
+    let error = result.error.as_ref().unwrap();
+    assert_eq!((error.message.as_str(), error.location.map(|l| (l.line, l.column))), ("Error: late", Some((1, 34))));
+    assert!(result.records.logs.is_empty(), "{:?}", result.records.logs);
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub const IMPORT_MODULE: &str = "nexus";
 /// The file name QuickJS reports for handler code; stack frames naming it are the handler's.
 pub const HANDLER_FILE: &str = "handler.js";
 
+/// The file name QuickJS reports for the runtime's prelude (`$state`, `$ext`, ... and the call
+/// of the handler): stack frames naming it are the runtime's, not the handler's.
+pub const PRELUDE_FILE: &str = "prelude.js";
+
 /// The source placed before the handler body, on the handler's first line (so that line
 /// numbers are the handler's own; columns on line 1 are shifted by its length).
 pub const HANDLER_PREFIX: &str = "(async function ($state, $args, $scope, $emit, $view, $ext, $log) {";

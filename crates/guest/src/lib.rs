@@ -92,7 +92,7 @@ pub extern "C" fn initialize() {
     let api = context
         .with(|ctx| {
             let mut options = EvalOptions::default();
-            options.filename = Some("prelude.js".into());
+            options.filename = Some(nexus_abi::PRELUDE_FILE.into());
             options.strict = true;
             let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;

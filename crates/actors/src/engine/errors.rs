@@ -1,7 +1,7 @@
 //! Turns what went wrong inside the sandbox (a JavaScript exception the guest described, or a
 //! wasm trap) into an [`ExecutionError`] with a contract code and a handler-relative location.
 
-use nexus_abi::{ErrorCode, GuestError, HANDLER_FILE, HANDLER_PREFIX};
+use nexus_abi::{ErrorCode, GuestError, HANDLER_FILE, HANDLER_PREFIX, PRELUDE_FILE};
 use wasmtime::Trap;
 
 use super::request::{ExecutionError, Location};
@@ -35,11 +35,13 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
         // in: the handler ends too early (`return (`, an unclosed block), and QuickJS's message
         // names what it found there, a `}` the author never wrote.
         (_, ErrorCode::SyntaxError) if location != wrapped => "SyntaxError: unexpected end of input".to_owned(),
+        // `throw {}`, `throw ''`, a proxy whose traps throw: nothing to show but that.
+        ("", _) if error.message.is_empty() => "the handler threw a value with no message".to_owned(),
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
         (name, _) => format!("{name}: {}", error.message),
     };
-    let stack = stack.map(|stack| in_handler(&stack, source));
+    let stack = stack.map(|stack| in_handler(&stack, source)).filter(|stack| !stack.is_empty());
     ExecutionError {
         code,
         message,
@@ -100,24 +102,40 @@ fn handler_location(stack: &str) -> Option<Location> {
     stack.lines().find_map(|frame| frame_position(frame).map(|(_, location)| unwrapped(location)))
 }
 
-/// `stack` with its frames in the handler's file in the handler's own coordinates: columns on
-/// line 1 no longer count the function header, and a frame past the handler's end (in the
-/// header's closing line) is at its end.
+/// `stack` with its frames in the handler's file in the handler's own coordinates (columns on
+/// line 1 no longer count the function header, and a frame past the handler's end, in the
+/// header's closing line, is at its end), and without the runtime's frames: those of the
+/// prelude and, below the handler's last frame, the native call that started it.
 fn in_handler(stack: &str, source: Option<&str>) -> String {
-    let frames = stack.split_inclusive('\n').map(|frame| match frame_position(frame) {
-        Some((range, location)) => {
-            let Location { line, column } = within(unwrapped(location), source);
-            format!("{}{HANDLER_FILE}:{line}:{column}{}", &frame[..range.start], &frame[range.end..])
-        }
-        None => frame.to_owned(),
-    });
-    frames.collect()
+    let frames: Vec<String> = stack
+        .split_inclusive('\n')
+        .filter(|frame| file_in_frame(frame, PRELUDE_FILE).is_none())
+        .map(|frame| match frame_position(frame) {
+            Some((range, location)) => {
+                let Location { line, column } = within(unwrapped(location), source);
+                format!("{}{HANDLER_FILE}:{line}:{column}{}", &frame[..range.start], &frame[range.end..])
+            }
+            None => frame.to_owned(),
+        })
+        .collect();
+    let below_handler = frames.iter().rposition(|frame| frame_position(frame).is_some()).map_or(0, |last| last + 1);
+    let started_by_runtime = frames[below_handler..].iter().all(|frame| frame.trim_end().ends_with("(native)"));
+    let kept = if started_by_runtime { &frames[..below_handler] } else { &frames[..] };
+    kept.concat()
+}
+
+/// Where a stack frame names `file` as its file (`    at f (FILE:3:7)` or `    at FILE:3:7`),
+/// not a file whose name merely ends with it (a library may be named `lib/my-handler.js`): the
+/// offset of the name.
+pub(super) fn file_in_frame(frame: &str, file: &str) -> Option<usize> {
+    let named = format!("{file}:");
+    frame.match_indices(&named).map(|(at, _)| at).find(|&at| frame[..at].ends_with('(') || frame[..at].ends_with("at "))
 }
 
 /// Where a stack frame names the handler's file: the byte range of `handler.js:LINE:COLUMN`
 /// in `frame`, and that position.
 pub(super) fn frame_position(frame: &str) -> Option<(std::ops::Range<usize>, Location)> {
-    let start = frame.find(&format!("{HANDLER_FILE}:"))?;
+    let start = file_in_frame(frame, HANDLER_FILE)?;
     let numbers = start + HANDLER_FILE.len() + 1;
     let end =
         numbers + frame[numbers..].find(|c: char| !(c.is_ascii_digit() || c == ':')).unwrap_or(frame.len() - numbers);
@@ -207,18 +225,49 @@ mod tests {
     fn stack_frames_in_the_handler_are_in_its_own_coordinates() {
         let source = "const a = 1;\nf();";
         let stack = format!(
-            "    at f (handler.js:1:{})\n    at g (prelude.js:4:2)\n    at handler.js:2:1\n    at handler.js:3:1\n",
+            "    at f (handler.js:1:{})\n    at g (lib.js:4:2)\n    at handler.js:2:1\n    at handler.js:3:1\n",
             HANDLER_PREFIX.len() + 7
         );
         let failed = from_guest(error("Error", "x", Some(&stack)), Some(source), Evidence::default());
         assert_eq!(
             failed.stack.as_deref(),
-            Some(
-                "    at f (handler.js:1:7)\n    at g (prelude.js:4:2)\n    at handler.js:2:1\n    at handler.js:2:5\n"
-            ),
+            Some("    at f (handler.js:1:7)\n    at g (lib.js:4:2)\n    at handler.js:2:1\n    at handler.js:2:5\n"),
             "line 1 without the header, the closing line at the handler's end"
         );
         assert_eq!(failed.location, Some(Location { line: 1, column: 7 }));
+    }
+
+    #[test]
+    fn the_runtimes_frames_are_left_out() {
+        let stack = "    at set (prelude.js:60:26)\n    at parse (native)\n    at <anonymous> (handler.js:2:3)\n    at \
+                     apply (native)\n    at start (prelude.js:172:106)\n";
+        let failed = from_guest(error("Error", "x", Some(stack)), Some("\n  f()"), Evidence::default());
+        assert_eq!(failed.stack.as_deref(), Some("    at parse (native)\n    at <anonymous> (handler.js:2:3)\n"));
+        // Nothing of the handler's: nothing left.
+        let failed =
+            from_guest(error("Error", "x", Some("    at start (prelude.js:1:1)\n")), None, Evidence::default());
+        assert_eq!(failed.stack, None);
+    }
+
+    #[test]
+    fn a_library_whose_name_ends_like_the_handlers_file_is_not_the_handler() {
+        let stack = "    at helper (lib/my-handler.js:2:10)\n    at <anonymous> (handler.js:3:8)\n";
+        let failed =
+            from_guest(error("TypeError", "x", Some(stack)), Some("\n\nreturn helper({});"), Evidence::default());
+        assert_eq!(failed.location, Some(Location { line: 3, column: 8 }));
+        assert_eq!(failed.snippet.as_deref(), Some("return helper({});"));
+        assert_eq!(failed.stack.as_deref(), Some(stack));
+    }
+
+    #[test]
+    fn a_thrown_value_with_no_message_says_so() {
+        let failed = from_guest(error("", "", None), None, Evidence::default());
+        assert_eq!(
+            (failed.code, failed.message.as_str()),
+            (ErrorCode::RuntimeError, "the handler threw a value with no message")
+        );
+        let failed = from_guest(error("Error", "", None), None, Evidence::default());
+        assert_eq!(failed.message, "Error: ");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! A library preloaded into the snapshot every execution starts from (see [`super::preload`]),
 //! and the error of one that stops the engine's start.
 
+use nexus_abi::{HANDLER_FILE, PRELUDE_FILE};
+use nexus_typescript::TYPESCRIPT_FILE;
+
 /// A script evaluated into the snapshot before any handler runs. Its global declarations are
 /// visible to every handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +21,7 @@ impl Library {
     }
 
     /// Errors and stack frames tell libraries apart by name: each needs one of its own, not
-    /// empty and on one line.
+    /// empty, on one line, and not a name the runtime's own frames use.
     pub(super) fn check_names(libraries: &[Library]) -> Result<(), PreloadError> {
         let refused = |library: String, message: String| PreloadError { library, line: None, column: None, message };
         for (index, library) in libraries.iter().enumerate() {
@@ -33,6 +36,12 @@ impl Library {
                 return Err(refused(
                     format!("{name:?}"),
                     "its name has a control character (a line break, a tab...)".into(),
+                ));
+            }
+            if [HANDLER_FILE, PRELUDE_FILE, TYPESCRIPT_FILE].contains(&name.as_str()) {
+                return Err(refused(
+                    name.clone(),
+                    "stack frames of the handler or of the runtime are named so: a library needs another name".into(),
                 ));
             }
             if libraries[..index].iter().any(|earlier| earlier.name == *name) {
@@ -92,5 +101,9 @@ mod tests {
         assert!(
             names(&["a\nb.js"]).unwrap_err().starts_with("preloading library \"a\\nb.js\": its name has a control")
         );
+        for own in ["handler.js", "prelude.js", "handler.ts"] {
+            assert!(names(&[own]).unwrap_err().contains("stack frames of the handler or of the runtime"), "{own}");
+        }
+        assert_eq!(names(&["lib/handler.js", "my-prelude.js"]), Ok(()));
     }
 }

@@ -134,9 +134,8 @@ fn describe(error: &GuestError) -> String {
 /// The first stack frame in the library: `(line, column)`. Frames read `    at f (NAME:3:7)`
 /// or `    at NAME:3:7`.
 fn location(error: &GuestError, name: &str) -> Option<(u32, Option<u32>)> {
-    let marker = format!("{name}:");
     error.stack.as_deref()?.lines().find_map(|frame| {
-        let rest = &frame[frame.find(&marker)? + marker.len()..];
+        let rest = &frame[super::errors::file_in_frame(frame, name)? + name.len() + 1..];
         let mut numbers = rest.split(|c: char| !c.is_ascii_digit());
         let line = numbers.next()?.parse().ok()?;
         Some((line, numbers.next().and_then(|c| c.parse().ok())))
