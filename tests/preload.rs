@@ -192,6 +192,23 @@ fn a_library_that_throws_at_load_stops_the_start_with_its_name_and_line() {
 }
 
 #[test]
+fn an_error_in_a_library_called_by_the_handler_is_located_in_the_handler() {
+    // A name ending like the handler's own file: its frames are still the library's.
+    let library = Library::new("lib/my-handler.js", "function helper(x) {\n  return x.y.z;\n}\n");
+    let engine = Engine::with_slots(config(vec![library]), 2).expect("the engine starts");
+    let error = engine.execute(ExecutionRequest::source("\n\nreturn helper({});")).result.error.expect("it fails");
+    assert_eq!(error.location.map(|l| (l.line, l.column)), Some((3, 8)));
+    assert_eq!(error.snippet.as_deref(), Some("return helper({});"));
+    assert_eq!(
+        error.stack.as_deref(),
+        Some("    at helper (lib/my-handler.js:2:10)\n    at <anonymous> (handler.js:3:8)\n"),
+        "the library's frame, the handler's, and none of the runtime's"
+    );
+    let own = refused(vec![Library::new("handler.js", "var x = 1;")]);
+    assert!(own.message.contains("stack frames of the handler or of the runtime"), "{own}");
+}
+
+#[test]
 fn a_library_that_does_not_parse_stops_the_start_with_its_name_and_line() {
     let error = refused(vec![Library::new("syntax.js", "var ok = 1;\nvar = ;\n")]);
     assert_eq!((error.library.as_str(), error.line), ("syntax.js", Some(2)));
