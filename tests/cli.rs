@@ -229,6 +229,10 @@ fn bad_inputs_exit_2_with_a_message() {
             "w.get has an answer here",
         ),
         (vec!["resume", "--store", store, "0123"], "at least one --call"),
+        (
+            vec!["resume", "--store", store, "0123", "--call", "1=1", "--call-error", "1=no"],
+            "call 1 is given an outcome twice",
+        ),
     ] {
         let output = nexus(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -521,4 +525,27 @@ fn run_with_a_library_that_throws_fails_naming_its_path_and_line() {
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains(&format!("preloading library {path} at line 3")), "{stderr}");
     assert!(stderr.contains("ReferenceError") && stderr.contains("undefinedHelper"), "{stderr}");
+}
+
+#[test]
+fn an_outcome_refused_after_others_were_applied_names_the_suspension_left() {
+    let source = "const a = await $ext.kv.get('a');\n$state.a = a;\nconst b = await $ext.kv.get('b');\nreturn a + b;";
+    let path = handler("refused-later.js", source);
+    let store = store_dir("refused-later");
+    let store = store.to_str().unwrap();
+    let run = ["run", path.to_str().unwrap(), "--store", store, "--defer", "kv.get", "--cap", "ext:kv"];
+    let ran = json_out(&nexus_keyed(&[&run[..], &["--cap", "state:write:a"]].concat(), KEY));
+    let id = ran["suspension"]["id"].as_str().unwrap();
+    // Call 1 is applied (the execution then waits on call 2, under a new id); call 3 never exists.
+    let refused = nexus_keyed(&["resume", "--store", store, id, "--call", "1=1", "--call", "3=3"], KEY);
+    assert_eq!(refused.status.code(), Some(1));
+    let refused = json_out(&refused);
+    assert_eq!(refused["error"]["code"], "INVALID_ARGUMENT");
+    let left = refused["suspension"]["id"].as_str().expect("the suspension left is named").to_owned();
+    assert_ne!(left, id);
+    assert!(refused["error"]["message"].as_str().unwrap().contains(&left), "{refused}");
+    assert_eq!(refused["suspension"]["calls"][0]["callId"], 2);
+    assert_eq!(refused["stateMutations"][0]["value"], 1, "what call 1's step did is reported");
+    let done = json_out(&nexus_keyed(&["resume", "--store", store, &left, "--call", "2=2"], KEY));
+    assert_eq!((done["status"].as_str(), &done["returnValue"]), (Some("success"), &json!(3)));
 }

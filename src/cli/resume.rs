@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use nexus::{ExtOutcome, SuspensionId};
+use nexus::{ExecutionResult, ExtOutcome, SuspensionId};
 use serde_json::json;
 
 use super::preload::PreloadArgs;
@@ -62,15 +62,25 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
     if outcomes.is_empty() {
         return Err(UsageError("resume needs at least one --call or --call-error".into()));
     }
+    let mut given = std::collections::BTreeSet::new();
+    if let Some((call_id, _)) = outcomes.iter().find(|(call_id, _)| !given.insert(*call_id)) {
+        return Err(UsageError(format!("call {call_id} is given an outcome twice (--call, --call-error)")));
+    }
     let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
     let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
         let mut records = nexus::Records::default();
         let mut metrics = nexus::ExecutionMetrics::default();
-        let mut result = None;
+        let mut result: Option<ExecutionResult> = None;
         for (call_id, outcome) in outcomes {
-            let mut step = printable(runtime.resume(&id, call_id, outcome).await);
+            let mut step = match runtime.resume(&id, call_id, outcome).await {
+                Ok(step) => step,
+                Err(refusal) => {
+                    let left = result.and_then(|result| result.suspension);
+                    return refused_after(printable(Err(refusal)), left, records);
+                }
+            };
             let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
             records.extend(std::mem::take(&mut step.records));
             metrics.add_step(&step.metrics);
@@ -86,6 +96,26 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         drive(&runtime, result, &answers).await
     })?;
     Ok(print_outcome(result, suspensions))
+}
+
+/// The result of an outcome the runtime refused (a call that is not pending, say). When the
+/// outcomes before it were applied, the execution waits on in the store as `left`, untouched by
+/// the refusal: the result names it, so that nothing the earlier outcomes did is lost.
+fn refused_after(
+    mut refused: ExecutionResult,
+    left: Option<nexus::Suspension>,
+    records: nexus::Records,
+) -> (ExecutionResult, Vec<serde_json::Value>) {
+    let Some(left) = left else { return (refused, Vec::new()) };
+    if let Some(error) = refused.error.as_mut() {
+        error
+            .message
+            .push_str(&format!("; the execution stays suspended as {} (the outcomes before were applied)", left.id));
+    }
+    let listed = json!({ "id": left.id, "calls": left.calls });
+    refused.suspension = Some(left);
+    refused.records = records;
+    (refused, vec![listed])
 }
 
 pub fn cancel(args: CancelArgs) -> Result<ExitCode, UsageError> {
