@@ -47,10 +47,14 @@ function withHexKeys(config) {
   return { ...config, suspensionKeys };
 }
 
-// The native class, constructed with its configuration's keys as hex strings.
+// The native class, constructed with its configuration's keys as hex strings; called without
+// `new`, it says so, as a JavaScript class would.
 const NexusRuntime = new Proxy(native.NexusRuntime, {
   construct(target, [config, ...rest], newTarget) {
     return Reflect.construct(target, [withHexKeys(config), ...rest], newTarget);
+  },
+  apply() {
+    throw new TypeError("Class constructor NexusRuntime cannot be invoked without 'new'");
   },
 });
 

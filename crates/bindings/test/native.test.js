@@ -128,6 +128,7 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(runtime.resumeHandler('id', 1, 'x'), 'INVALID_ARGUMENT', /^result: .*expected an object \{ value \} or \{ error \}$/);
   await rejectsWithCode(runtime.precompileHandler('return 1', 'ts'), 'INVALID_ARGUMENT', /^options: .*expected an object \{ language \}$/);
   assert.throws(() => new NexusRuntime('x'), /^Error: config: .*expected an object of runtime options$/);
+  assert.throws(() => NexusRuntime(), { name: 'TypeError', message: "Class constructor NexusRuntime cannot be invoked without 'new'" });
   // ... and of what was passed, not in Rust's (`sequence`, `u64`, `inf`, `..=`).
   const wordings = [
     [{ capabilities: 'state:read:a' }, /^context\.capabilities: invalid type: the string "state:read:a", expected an array$/],
