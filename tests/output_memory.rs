@@ -196,11 +196,13 @@ fn a_return_value_within_the_output_limit_is_returned() {
 }
 
 #[test]
-fn a_denied_write_of_a_large_value_is_a_denial_not_the_output_limit() {
+fn a_denied_access_with_a_large_value_is_a_denial_not_the_output_limit() {
     // The capability is checked before the value is read: its size does not matter.
     let denied = [
         ("$state.other = 'x'.repeat(4 << 20)", &["state:write:mine"][..]),
         ("$emit('other', new Array(200000).fill(0))", &["events:emit:mine"]),
+        ("await $ext.other.get('x'.repeat(4 << 20))", &["ext:mine"]),
+        ("$view.update('other', { text: 'x'.repeat(4 << 20) })", &["view:update:mine"]),
     ];
     for (source, caps) in denied {
         let measured = assert_bounded(source, caps);

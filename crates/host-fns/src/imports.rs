@@ -70,13 +70,33 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
     )?;
     linker.func_wrap(IMPORT_MODULE, imports::VIEW_COMMAND, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         with_args(&mut caller, |memory, host| {
-            let call: HostResult<ViewCommandCall> = kept(memory, ptr, len, host)?;
+            let denied = head::<ViewCommandHead>(memory, ptr, len)?
+                .filter(|head| !host.allows(Kind::ViewUpdate, head.component_id))
+                .map(|head| ViewCommandCall {
+                    kind: head.kind.to_owned(),
+                    component_id: head.component_id.to_owned(),
+                    args: Value::Null,
+                });
+            let call: HostResult<ViewCommandCall> = match denied {
+                Some(call) => Ok(call),
+                None => kept(memory, ptr, len, host)?,
+            };
             Ok(status(call.and_then(|call| host.view_command(call)).map(|()| 0)))
         })
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::EXT_CALL, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         let code = with_args(&mut caller, |memory, host| {
-            let call: HostResult<ExtCall> = kept(memory, ptr, len, host)?;
+            let denied = head::<ExtCallHead>(memory, ptr, len)?
+                .filter(|head| !host.allows(Kind::Ext, head.extension))
+                .map(|head| ExtCall {
+                    extension: head.extension.to_owned(),
+                    method: head.method.to_owned(),
+                    args: vec![],
+                });
+            let call: HostResult<ExtCall> = match denied {
+                Some(call) => Ok(call),
+                None => kept(memory, ptr, len, host)?,
+            };
             Ok(status(call.and_then(|call| host.ext_call(call)).map(|id| id as i32)))
         })?;
         if code == HostStatus::UnknownExtension as i32 {
@@ -141,6 +161,28 @@ fn kept_if(
     host: &mut HostState,
 ) -> Result<HostResult<Value>> {
     if host.allows(kind, name) { kept(memory, ptr, len, host) } else { Ok(Ok(Value::Null)) }
+}
+
+/// What a view command names, read without its arguments.
+#[derive(serde::Deserialize)]
+struct ViewCommandHead<'a> {
+    kind: &'a str,
+    component_id: &'a str,
+}
+
+/// What an extension call names, read without its arguments.
+#[derive(serde::Deserialize)]
+struct ExtCallHead<'a> {
+    extension: &'a str,
+    method: &'a str,
+}
+
+/// The head of a message (the names it carries; its values are skipped, never kept), so that a
+/// call the handler may not make is refused as a denial whatever the size of its arguments,
+/// which are then not read. `None` when the message has no such head: it is then decoded
+/// whole, and refused as malformed if it is.
+fn head<'m, H: serde::Deserialize<'m>>(memory: &'m [u8], ptr: i32, len: i32) -> Result<Option<H>> {
+    Ok(nexus_abi::decode(bytes(memory, ptr, len)?).ok())
 }
 
 /// Decodes a message the host would keep, once [admitted](HostState::admit): one that could not
