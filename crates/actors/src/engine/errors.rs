@@ -39,6 +39,8 @@ pub fn from_guest(error: GuestError, source: Option<&str>, evidence: Evidence) -
         ("", _) if error.message.is_empty() => "the handler threw a value with no message".to_owned(),
         ("", _) => error.message,
         (_, ErrorCode::PermissionDenied | ErrorCode::UnknownExtension) => error.message,
+        // `new Error()`: as JavaScript prints it, `Error`, not `Error: `.
+        (name, _) if error.message.is_empty() => name.to_owned(),
         (name, _) => format!("{name}: {}", error.message),
     };
     let stack = stack.map(|stack| in_handler(&stack, source)).filter(|stack| !stack.is_empty());
@@ -267,7 +269,7 @@ mod tests {
             (ErrorCode::RuntimeError, "the handler threw a value with no message")
         );
         let failed = from_guest(error("Error", "", None), None, Evidence::default());
-        assert_eq!(failed.message, "Error: ");
+        assert_eq!(failed.message, "Error");
     }
 
     #[test]
