@@ -246,14 +246,21 @@ impl HostState {
     /// undecoded (and the budget is spent). Short messages are admitted without counting their
     /// values. [`RECORD_OVERHEAD`] covers the message's own framing.
     pub fn admit(&mut self, message: &[u8]) -> HostResult<()> {
+        if self.fits(message) { Ok(()) } else { Err(self.refuse_output()) }
+    }
+
+    /// Whether [`admit`](Self::admit) would admit `message` (nothing is spent).
+    pub fn fits(&self, message: &[u8]) -> bool {
         let room = self.output_left().saturating_add(RECORD_OVERHEAD);
         let values = room / VALUE_OVERHEAD;
         let fits = message.len() <= room && (message.len() <= values || count_values(message) <= values);
-        if fits && !self.output_exhausted {
-            return Ok(());
-        }
+        fits && !self.output_exhausted
+    }
+
+    /// Refuses a message [`fits`](Self::fits) found too large: the budget is spent.
+    pub fn refuse_output(&mut self) -> HostStatus {
         self.output_exhausted = true;
-        Err(HostStatus::OutputLimit)
+        HostStatus::OutputLimit
     }
 
     /// Charges what a step's result makes the host keep: the value the handler returned, or the

@@ -37,7 +37,8 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, key: i32, key_len: i32, value: i32, value_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let key = string(memory, key, key_len)?;
-                let value: HostResult<Value> = kept_if(Kind::StateWrite, key, memory, value, value_len, host)?;
+                let denied = |_: &[u8], host: &HostState| unread_if_denied(host, Kind::StateWrite, key);
+                let value: HostResult<Value> = kept(memory, value, value_len, host, denied)?;
                 Ok(status(value.and_then(|value| host.state_set(key, value)).map(|()| 0)))
             })
         },
@@ -63,40 +64,36 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         |mut caller: Caller<'_, T>, name: i32, name_len: i32, payload: i32, payload_len: i32| {
             with_args(&mut caller, |memory, host| {
                 let name = string(memory, name, name_len)?;
-                let payload: HostResult<Value> = kept_if(Kind::EventsEmit, name, memory, payload, payload_len, host)?;
+                let denied = |_: &[u8], host: &HostState| unread_if_denied(host, Kind::EventsEmit, name);
+                let payload: HostResult<Value> = kept(memory, payload, payload_len, host, denied)?;
                 Ok(status(payload.and_then(|payload| host.emit(name, payload)).map(|()| 0)))
             })
         },
     )?;
     linker.func_wrap(IMPORT_MODULE, imports::VIEW_COMMAND, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         with_args(&mut caller, |memory, host| {
-            let denied = head::<ViewCommandHead>(memory, ptr, len)?
-                .filter(|head| !host.allows(Kind::ViewUpdate, head.component_id))
-                .map(|head| ViewCommandCall {
+            let denied = |message: &[u8], host: &HostState| {
+                let head: ViewCommandHead = nexus_abi::decode(message).ok()?;
+                let call = ViewCommandCall {
                     kind: head.kind.to_owned(),
                     component_id: head.component_id.to_owned(),
                     args: Value::Null,
-                });
-            let call: HostResult<ViewCommandCall> = match denied {
-                Some(call) => Ok(call),
-                None => kept(memory, ptr, len, host)?,
+                };
+                (!host.allows(Kind::ViewUpdate, head.component_id)).then_some(call)
             };
+            let call: HostResult<ViewCommandCall> = kept(memory, ptr, len, host, denied)?;
             Ok(status(call.and_then(|call| host.view_command(call)).map(|()| 0)))
         })
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::EXT_CALL, |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
         let code = with_args(&mut caller, |memory, host| {
-            let denied = head::<ExtCallHead>(memory, ptr, len)?
-                .filter(|head| !host.allows(Kind::Ext, head.extension))
-                .map(|head| ExtCall {
-                    extension: head.extension.to_owned(),
-                    method: head.method.to_owned(),
-                    args: vec![],
-                });
-            let call: HostResult<ExtCall> = match denied {
-                Some(call) => Ok(call),
-                None => kept(memory, ptr, len, host)?,
+            let denied = |message: &[u8], host: &HostState| {
+                let head: ExtCallHead = nexus_abi::decode(message).ok()?;
+                let call =
+                    ExtCall { extension: head.extension.to_owned(), method: head.method.to_owned(), args: vec![] };
+                (!host.allows(Kind::Ext, head.extension)).then_some(call)
             };
+            let call: HostResult<ExtCall> = kept(memory, ptr, len, host, denied)?;
             Ok(status(call.and_then(|call| host.ext_call(call)).map(|id| id as i32)))
         })?;
         if code == HostStatus::UnknownExtension as i32 {
@@ -149,18 +146,10 @@ fn string(memory: &[u8], ptr: i32, len: i32) -> Result<&str> {
     std::str::from_utf8(bytes(memory, ptr, len)?).context("guest passed a string that is not UTF-8")
 }
 
-/// [`kept`] when the handler may use `name` as `kind`; otherwise the message is not read (its
-/// size does not matter) and `null` stands for it: the operation it comes with is then refused
-/// as a denial, by the capability check of the [`HostState`] method that takes it.
-fn kept_if(
-    kind: Kind,
-    name: &str,
-    memory: &[u8],
-    ptr: i32,
-    len: i32,
-    host: &mut HostState,
-) -> Result<HostResult<Value>> {
-    if host.allows(kind, name) { kept(memory, ptr, len, host) } else { Ok(Ok(Value::Null)) }
+/// For a state write or an event the handler may not make: `null` for the value it came with
+/// (never read), which the [`HostState`] method then refuses as a denial.
+fn unread_if_denied(host: &HostState, kind: Kind, name: &str) -> Option<Value> {
+    (!host.allows(kind, name)).then_some(Value::Null)
 }
 
 /// What a view command names, read without its arguments.
@@ -177,25 +166,21 @@ struct ExtCallHead<'a> {
     method: &'a str,
 }
 
-/// The head of a message (the names it carries; its values are skipped, never kept), so that a
-/// call the handler may not make is refused as a denial whatever the size of its arguments,
-/// which are then not read. `None` when the message has no such head: it is then decoded
-/// whole, and refused as malformed if it is.
-fn head<'m, H: serde::Deserialize<'m>>(memory: &'m [u8], ptr: i32, len: i32) -> Result<Option<H>> {
-    Ok(nexus_abi::decode(bytes(memory, ptr, len)?).ok())
-}
-
-/// Decodes a message the host would keep, once [admitted](HostState::admit): one that could not
-/// fit in the output budget is refused undecoded.
+/// Decodes a message the host would keep, once [admitted](HostState::admit). One that could
+/// not fit in the output budget is refused undecoded, unless `denied` finds that the handler
+/// may not make this call at all (reading no more of the message than the names it carries):
+/// then the call `denied` returns stands for it, for the [`HostState`] method to refuse as a
+/// denial, whatever the size of its values.
 fn kept<M: for<'a> serde::Deserialize<'a>>(
     memory: &[u8],
     ptr: i32,
     len: i32,
     host: &mut HostState,
+    denied: impl FnOnce(&[u8], &HostState) -> Option<M>,
 ) -> Result<HostResult<M>> {
     let message = bytes(memory, ptr, len)?;
-    if let Err(refused) = host.admit(message) {
-        return Ok(Err(refused));
+    if !host.fits(message) {
+        return Ok(denied(message, host).ok_or_else(|| host.refuse_output()));
     }
     Ok(Ok(nexus_abi::decode(message).context("guest passed a malformed message")?))
 }
