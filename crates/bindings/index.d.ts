@@ -297,6 +297,11 @@ export type Extensions = Record<string, Record<string, (...args: any[]) => unkno
 
 export type Handler = string | Buffer | { code: string; language?: Language; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
 
+/**
+ * The application's callbacks, each given every record of a step in order. One that throws
+ * makes `executeHandler` reject with that error as thrown, once the step's other records are
+ * delivered; the execution stops there (its suspension is cancelled).
+ */
 export interface Sinks {
   onEvent?: (event: HandlerEvent, context: ExecutionContext) => void;
   onViewCommand?: (command: ViewCommand, context: ExecutionContext) => void;
@@ -360,6 +365,7 @@ export interface ExecutionReport extends ExecutionMetrics {
   handlerName: string;
   toolName: string | null;
   status: 'success' | 'error';
+  /** null on success, and when the error is one an application callback threw. */
   code: ErrorCode | null;
   suspensions: number;
   denials: Denial[];

@@ -151,7 +151,13 @@ class WasmSandboxExecutor {
       let wake = null;
       for (;;) {
         accumulate(totals, report, result);
-        apply(result, state, sinks, native);
+        const sinkFailure = apply(result, state, sinks, native);
+        if (sinkFailure) {
+          // The application's own callback threw: the caller gets its error as it was thrown,
+          // after every record of this step was delivered, and no further step runs.
+          if (result.status === 'suspended') await this.runtime.cancelSuspension(result.suspension.id).catch(() => {});
+          throw sinkFailure;
+        }
         if (result.status !== 'suspended') break;
         report.suspensions += 1;
         for (const call of result.suspension.calls) {
@@ -170,6 +176,10 @@ class WasmSandboxExecutor {
         result = await this.#resume(result.suspension.id, callId, outcome, toolName);
       }
     } catch (error) {
+      if (error instanceof SinkFailure) {
+        this.#emitMetrics(native, toolName, 'error', null, totals, report);
+        throw error.error;
+      }
       const failure = SandboxError.fromNative(error, toolName);
       this.#emitMetrics(native, toolName, 'error', failure.code, totals, report);
       throw failure;
@@ -256,11 +266,19 @@ function perform(extensions, call) {
     );
 }
 
+/** What an application's callback (onEvent, onViewCommand, onLog) threw, to rethrow as is. */
+class SinkFailure {
+  constructor(error) {
+    this.error = error;
+  }
+}
+
 /**
  * Applies a result's records: state mutations to `state`, the rest to the callbacks. A set is
  * an own, enumerable, writable data property whatever the key: plain assignment would run the
  * `__proto__` setter of Object.prototype (a handler with `state:write:*` replacing the state
- * object's prototype) or a setter the application defined.
+ * object's prototype) or a setter the application defined. Every record is delivered even when
+ * a callback throws; the first thrown error comes back wrapped in a SinkFailure.
  */
 function apply(result, state, sinks, context) {
   for (const mutation of result.stateMutations) {
@@ -275,9 +293,18 @@ function apply(result, state, sinks, context) {
       delete state[mutation.key];
     }
   }
-  for (const event of result.events) sinks.onEvent?.(event, context);
-  for (const command of result.viewCommands) sinks.onViewCommand?.(command, context);
-  for (const line of result.logs) sinks.onLog?.(line, context);
+  let failure = null;
+  const deliver = (sink, record) => {
+    try {
+      sink?.(record, context);
+    } catch (error) {
+      failure ??= new SinkFailure(error);
+    }
+  };
+  for (const event of result.events) deliver(sinks.onEvent, event);
+  for (const command of result.viewCommands) deliver(sinks.onViewCommand, command);
+  for (const line of result.logs) deliver(sinks.onLog, line);
+  return failure;
 }
 
 function accumulate(totals, report, result) {

@@ -198,6 +198,43 @@ test('a TIMEOUT surfaces as a SandboxError with its code', async () => {
   assert.equal(await executor.executeHandler('return 7'), 7);
 });
 
+test('a callback that throws rejects with its own error, after every record of the step, and the suspension is dropped', async () => {
+  const mine = new Error('the bus is down');
+  const events = [];
+  const logs = [];
+  const reports = [];
+  let calls = 0;
+  const extensions = { w: { get: async () => (calls += 1) } };
+  const unsubscribe = executor.onMetrics((report) => reports.push(report));
+  const before = (await executor.getStats()).cancellations;
+  try {
+    await assert.rejects(
+      executor.executeHandler(
+        '$emit("a", 1); $emit("b", 2); $log("hi"); await $ext.w.get(); $emit("c", 3); return 1',
+        {
+          capabilities: ['events:emit:a', 'events:emit:b', 'events:emit:c', 'ext:w'],
+          extensions,
+          onEvent: (event) => {
+            events.push(event.name);
+            throw mine;
+          },
+          onLog: (line) => logs.push(line.message),
+        },
+      ),
+      (error) => error === mine,
+    );
+  } finally {
+    unsubscribe();
+  }
+  assert.deepEqual(events, ['a', 'b']);
+  assert.deepEqual(logs, ['hi']);
+  assert.equal(calls, 0, 'no extension call runs after the application refused a record');
+  assert.equal((await executor.getStats()).cancellations, before + 1);
+  assert.equal(reports.length, 1);
+  assert.equal(reports[0].status, 'error');
+  assert.equal(reports[0].code, null);
+});
+
 test('a denied access is reported to onMetrics, and the handler sees PERMISSION_DENIED', async () => {
   const seen = [];
   const unsubscribe = executor.onMetrics((metrics) => seen.push(metrics));
