@@ -56,7 +56,9 @@ pub fn add_to_linker<T: HostAccess>(linker: &mut Linker<T>) -> Result<()> {
         })
     })?;
     linker.func_wrap(IMPORT_MODULE, imports::STATE_KEYS, |mut caller: Caller<'_, T>| {
-        Ok(status(caller.data_mut().host().state_keys().map(len_i32)))
+        let host = caller.data_mut().host();
+        let code = status(host.state_keys().map(len_i32));
+        ended_if_exhausted(host, code)
     })?;
     linker.func_wrap(
         IMPORT_MODULE,
@@ -124,7 +126,16 @@ fn with_args<T: HostAccess>(
 ) -> Result<i32> {
     let memory = caller.data().memory();
     let (memory, data) = memory.data_and_store_mut(caller);
-    f(memory, data.host())
+    let host = data.host();
+    let code = f(memory, host)?;
+    ended_if_exhausted(host, code)
+}
+
+/// Past the output budget the execution has failed (`MEMORY_LIMIT`) whatever the handler does
+/// next, so the call that spent it ends the execution (a trap the handler cannot catch) instead
+/// of returning: a handler catching the refusal would otherwise run on until its timeout.
+fn ended_if_exhausted(host: &HostState, code: i32) -> Result<i32> {
+    if host.output_exhausted() { Err(anyhow!("the execution's output limit is exhausted")) } else { Ok(code) }
 }
 
 fn status(result: HostResult<i32>) -> i32 {
