@@ -31,3 +31,36 @@ async fn a_runtime_configured_by_assigning_fields_runs_with_those_settings() {
 
     runtime.shutdown(Duration::from_secs(1)).await;
 }
+
+/// The start's configuration error, or a panic naming what happened instead.
+fn config_error(config: RuntimeConfig) -> String {
+    match Runtime::start(config) {
+        Err(nexus::StartError::Config(message)) => message,
+        Err(other) => panic!("not a configuration error: {other:?}"),
+        Ok(_) => panic!("the runtime started"),
+    }
+}
+
+#[test]
+fn a_configuration_that_cannot_serve_is_refused_at_start_naming_why() {
+    // No instance: every request would wait forever.
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 0;
+    assert!(config_error(config).contains("pool size is 0"));
+
+    // A default memory limit no execution can run in, or larger than a request may ask for.
+    for default in [1, 512 << 20] {
+        let mut config = RuntimeConfig::default();
+        config.engine.default_memory_limit = default;
+        let message = config_error(config);
+        assert!(message.contains(&format!("the default memory limit, {default} bytes, is outside")), "{message}");
+        assert!(message.contains("to 268435456 bytes"), "{message}");
+    }
+
+    // More slots than the address space holds.
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 10_000_000;
+    let message = config_error(config);
+    assert!(message.starts_with("reserving 100000"), "{message}");
+    assert!(message.contains("fewer instances or a smaller largest memory limit"), "{message}");
+}

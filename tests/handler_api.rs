@@ -279,6 +279,16 @@ fn no_host_objects_are_reachable_even_through_the_global() {
 }
 
 #[test]
+fn the_globals_are_the_languages_as_the_handler_api_lists_them() {
+    let present = "return ['queueMicrotask', 'atob', 'btoa', 'WeakRef', 'BigInt', 'Proxy']\n\
+         .filter((n) => typeof globalThis[n] !== 'function').concat(typeof performance.now());";
+    assert_eq!(run(present, &[], json!({})).return_value, json!(["number"]));
+    let absent = "return ['setTimeout', 'setInterval', 'Intl', 'TextEncoder', 'TextDecoder', 'URL', \
+         'structuredClone', 'crypto', 'WebAssembly'].filter((n) => typeof globalThis[n] !== 'undefined');";
+    assert_eq!(run(absent, &[], json!({})).return_value, json!([]));
+}
+
+#[test]
 fn math_random_differs_between_executions() {
     let draw = || run("return [Math.random(), Math.random()];", &[], json!({})).return_value;
     let (first, second) = (draw(), draw());

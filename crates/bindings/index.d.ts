@@ -25,7 +25,7 @@ export type ErrorCode =
 
 /** `new NexusRuntime(config)`: every field optional. */
 export interface RuntimeConfig {
-  /** Instance actors, hence live stores (running or parked). Default 256. */
+  /** Instance actors, hence live stores (running or parked): at least 1. Default 256. */
   poolSize?: number;
   /** Worker threads. Default: the machine's cores. */
   workers?: number;
@@ -48,7 +48,7 @@ export interface RuntimeConfig {
    * those 10 µs per call off the event loop when it has other work. Default true.
    */
   callerResets?: boolean;
-  /** Memory limit in bytes of an execution that names none. Default 64 MiB. */
+  /** Memory limit in bytes of an execution that names none: from the snapshot's own memory to `maxMemoryLimit`. Default 64 MiB. */
   defaultMemoryLimit?: number;
   /** Largest memory limit a request may ask for. Default 256 MiB. */
   maxMemoryLimit?: number;

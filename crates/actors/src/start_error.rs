@@ -1,6 +1,6 @@
 //! Why a runtime did not start: [`StartError`], the error of [`crate::runtime::Runtime::start`].
 
-use crate::engine::PreloadError;
+use crate::engine::{ConfigError, PreloadError};
 
 /// Why [`crate::runtime::Runtime::start`] failed. Nothing is left running.
 #[derive(Debug, Clone, PartialEq)]
@@ -8,18 +8,25 @@ use crate::engine::PreloadError;
 pub enum StartError {
     /// A preloaded library did not load: its name, the line and the message.
     Preload(PreloadError),
-    /// The configuration cannot be used: a guest or previous guest image that does not load,
-    /// or a suspension store that cannot be opened (a durable one needs `suspension_keys`).
+    /// The configuration cannot be used: a pool of no instances, or one larger than the
+    /// machine's address space allows, a default memory limit outside what the snapshot needs
+    /// and the largest limit, a guest or previous guest image that does not load, or a
+    /// suspension store that cannot be opened (a durable one needs `suspension_keys`).
     Config(String),
     /// The engine (wasmtime, the compiled guest) or the runtime's threads did not start.
     Engine(String),
 }
 
 impl StartError {
-    /// An engine's start error: the library's when a preloaded one did not load.
+    /// An engine's start error: the library's when a preloaded one did not load, the
+    /// configuration's when it cannot be used.
     pub(crate) fn engine(error: wasmtime::Error) -> Self {
-        match error.downcast::<PreloadError>() {
-            Ok(preload) => StartError::Preload(preload),
+        let error = match error.downcast::<PreloadError>() {
+            Ok(preload) => return StartError::Preload(preload),
+            Err(error) => error,
+        };
+        match error.downcast::<ConfigError>() {
+            Ok(ConfigError(message)) => StartError::Config(message),
             Err(error) => StartError::Engine(format!("{error:#}")),
         }
     }

@@ -26,6 +26,8 @@ class WasmSandboxExecutor {
    */
   constructor(options = {}) {
     const { NexusRuntime } = require('./native');
+    options ??= {};
+    checkFields(options, EXECUTOR_OPTIONS, 'options');
     if (options.runtime && options.preload) {
       throw new SandboxError('INVALID_ARGUMENT', 'preload is for a new runtime: give it in the config of the runtime passed');
     }
@@ -113,8 +115,12 @@ class WasmSandboxExecutor {
   }
 
   async #run(handler, context, positionalTimeoutMs, toolName) {
+    checkFields(context, CONTEXT_FIELDS, 'context');
     const extensions = context.extensions ?? this.extensions;
     const state = context.state ?? {};
+    if (typeof state !== 'object' || Array.isArray(state)) {
+      throw new SandboxError('INVALID_ARGUMENT', `context.state: expected the application's state object, got ${describe(state)}`);
+    }
     const native = {
       panelId: context.panelId ?? '',
       handlerName: context.handlerName ?? handler.name ?? '',
@@ -225,6 +231,48 @@ class WasmSandboxExecutor {
   }
 }
 
+const SINKS = ['onEvent', 'onViewCommand', 'onLog'];
+const EXECUTOR_OPTIONS = ['runtime', 'config', 'preload', 'extensions', 'timeoutMs', ...SINKS];
+const CONTEXT_FIELDS = [
+  'state',
+  'args',
+  'scope',
+  'capabilities',
+  'extensions',
+  'panelId',
+  'handlerName',
+  'timeoutMs',
+  'memoryLimit',
+  'language',
+  ...SINKS,
+];
+
+/**
+ * Refuses a field the options do not have, as NexusRuntime does: a misspelt `capabilities`
+ * would otherwise run the handler with none, and `stateSnapshot` (NexusRuntime's copy of the
+ * state) would be ignored here.
+ */
+function checkFields(object, fields, what) {
+  if (typeof object !== 'object' || Array.isArray(object)) {
+    throw new SandboxError('INVALID_ARGUMENT', `${what}: expected an object, got ${describe(object)}`);
+  }
+  for (const key of Object.keys(object)) {
+    if (fields.includes(key)) continue;
+    const hint = key === 'stateSnapshot' ? " (the executor takes `state`, the application's object itself)" : '';
+    const expected = fields.map((field) => `"${field}"`).join(', ');
+    throw new SandboxError('INVALID_ARGUMENT', `${what}.${key}: unknown field "${key}", expected one of ${expected}${hint}`);
+  }
+}
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  return `the ${typeof value} ${String(value)}`;
+}
+
 function normalizeHandler(handler) {
   if (typeof handler === 'string') return { code: handler };
   if (Buffer.isBuffer(handler) || handler instanceof Uint8Array) return { bytecode: handler };
@@ -239,7 +287,9 @@ function normalizeHandler(handler) {
 function registryOf(extensions) {
   const registry = {};
   for (const [name, extension] of Object.entries(extensions ?? {})) {
-    if (extension === null || (typeof extension !== 'object' && typeof extension !== 'function')) continue;
+    if (extension === null || (typeof extension !== 'object' && typeof extension !== 'function')) {
+      throw new SandboxError('INVALID_ARGUMENT', `extensions.${name}: expected an object of functions, got ${describe(extension)}`);
+    }
     const methods = new Set();
     for (let o = extension; o && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
       for (const key of Object.getOwnPropertyNames(o)) {

@@ -73,6 +73,7 @@ impl NexusRuntime {
             let runtime = Runtime::start(config).map_err(|e| match e {
                 // The configuration's fault, not the runtime's: a library that does not load.
                 StartError::Preload(preload) => BindingError::invalid(format!("config.preload: {preload}")),
+                StartError::Config(message) => BindingError::invalid(format!("config: {message}")),
                 e => BindingError::new(nexus_abi::ErrorCode::Internal, format!("starting the runtime: {e}")),
             })?;
             let executor =

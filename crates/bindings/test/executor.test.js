@@ -235,6 +235,47 @@ test('a callback that throws rejects with its own error, after every record of t
   assert.equal(reports[0].code, null);
 });
 
+test('a misspelt or foreign field of the options or the context is refused, naming it', async () => {
+  const refused = (field, pattern) => (error) =>
+    error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && error.message.startsWith(field) && pattern.test(error.message);
+  await assert.rejects(
+    executor.executeHandler('return 1', { capabilites: ['state:read:a'] }),
+    refused('context.capabilites: unknown field "capabilites"', /"capabilities"/),
+  );
+  await assert.rejects(
+    executor.executeHandler('return $state.a', { stateSnapshot: { a: 1 }, capabilities: ['state:read:a'] }),
+    refused('context.stateSnapshot', /the executor takes `state`/),
+  );
+  await assert.rejects(executor.executeHandler('return 1', { state: 5 }), refused('context.state', /the number 5/));
+  await assert.rejects(executor.executeHandler('return 1', { state: [] }), refused('context.state', /an array/));
+  await assert.rejects(
+    executor.executeHandler('return 1', { extensions: { weather: 5 } }),
+    refused('extensions.weather', /an object of functions, got the number 5/),
+  );
+  await assert.rejects(
+    executor.executeTool({ name: 't', handler: 'return 1' }, {}, { capabilites: [] }),
+    refused('context.capabilites', /unknown field/),
+  );
+  assert.throws(() => new WasmSandboxExecutor({ extension: {} }), refused('options.extension: unknown field', /"extensions"/));
+  // Every documented field is taken.
+  const value = await executor.executeHandler('return [$state.a, $args.b, $scope.c]', {
+    state: { a: 1 },
+    args: { b: 2 },
+    scope: { c: 3 },
+    capabilities: ['state:read:a'],
+    extensions: {},
+    panelId: 'p',
+    handlerName: 'h',
+    timeoutMs: 1000,
+    memoryLimit: 16 << 20,
+    language: 'javascript',
+    onEvent: () => {},
+    onViewCommand: () => {},
+    onLog: () => {},
+  });
+  assert.deepEqual(value, [1, 2, 3]);
+});
+
 test('a denied access is reported to onMetrics, and the handler sees PERMISSION_DENIED', async () => {
   const seen = [];
   const unsubscribe = executor.onMetrics((metrics) => seen.push(metrics));

@@ -123,6 +123,16 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(runtime.resumeHandler('id', 'one', { value: 1 }), 'INVALID_ARGUMENT', /callId/);
   await rejectsWithCode(runtime.executeHandler('return 1', { memoryLimit: 2 ** 40 }), 'INVALID_ARGUMENT', /memory limit/);
   assert.throws(() => new NexusRuntime({ poolSiz: 1 }), (error) => error.code === 'INVALID_ARGUMENT');
+  // A configuration that could not serve a request is refused at once (poolSize 0 used to hang every request).
+  const unusable = [
+    [{ poolSize: 0 }, /^config: the pool size is 0: a runtime needs at least one instance$/],
+    [{ defaultMemoryLimit: 1 }, /^config: the default memory limit, 1 bytes, is outside \d+ to 268435456 bytes/],
+    [{ defaultMemoryLimit: 64 << 20, maxMemoryLimit: 32 << 20 }, /^config: the default memory limit, 67108864 bytes, is outside/],
+    [{ poolSize: 10_000_000 }, /^config: reserving \d+ memory slots of 268435456 bytes each: .*\(fewer instances or a smaller largest memory limit need less address space\)$/],
+  ];
+  for (const [config, wording] of unusable) {
+    assert.throws(() => new NexusRuntime(config), (error) => error.code === 'INVALID_ARGUMENT' && wording.test(error.message));
+  }
   // A value of the wrong kind says what was expected, in the terms of this API.
   await rejectsWithCode(runtime.executeHandler('return 1', 'x'), 'INVALID_ARGUMENT', /^context: .*expected an object of execution context fields$/);
   await rejectsWithCode(runtime.resumeHandler('id', 1, 'x'), 'INVALID_ARGUMENT', /^result: .*expected an object \{ value \} or \{ error \}$/);

@@ -121,3 +121,25 @@ pub enum LibrarySlotReset {
     /// Copy the whole slot back.
     WholeSlot,
 }
+
+/// An engine configuration that cannot be used: limits that contradict each other or the
+/// snapshot, or a pool larger than the machine's address space allows. The runtime's start
+/// reports it as [`crate::StartError::Config`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl EngineConfig {
+    /// Checks the memory limits against the snapshot's own memory (`snapshot_bytes`): the
+    /// default limit must lie between it and the largest limit.
+    pub(super) fn check_memory_limits(&self, snapshot_bytes: u64) -> Result<(), ConfigError> {
+        let (default, max) = (self.default_memory_limit, self.max_memory_limit);
+        if (snapshot_bytes..=max).contains(&default) {
+            return Ok(());
+        }
+        Err(ConfigError(format!(
+            "the default memory limit, {default} bytes, is outside {snapshot_bytes} to {max} bytes (at least the \
+             snapshot's own memory, at most the largest memory limit)"
+        )))
+    }
+}

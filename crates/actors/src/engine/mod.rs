@@ -48,7 +48,7 @@ use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
-pub use config::{EngineConfig, LibrarySlotReset};
+pub use config::{ConfigError, EngineConfig, LibrarySlotReset};
 pub use library::{Library, PreloadError};
 pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, start_identity};
@@ -174,6 +174,7 @@ impl Engine {
         let ticker = Arc::new(Ticker::start(&engine));
         let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
         let module = module::guest_module(&engine, &image, module_cache.as_ref())?;
+        config.check_memory_limits(memory_minimum(&module)?)?;
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity()));
         let parts = Parts { config, image, origin, cache };
@@ -437,7 +438,15 @@ fn wasmtime_engine(
         .max_wasm_stack(config.max_wasm_stack)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    wasmtime::Engine::new(&wasm).context("configuring wasmtime")
+    // The pool reserves the address space of every slot at once: what fails here is its size.
+    wasmtime::Engine::new(&wasm).map_err(|e| {
+        let message = format!(
+            "reserving {slots} memory slots of {} bytes each: {e:#} (fewer instances or a smaller largest memory \
+             limit need less address space)",
+            config.max_memory_limit
+        );
+        ConfigError(message).into()
+    })
 }
 
 /// The guest's initial linear memory: no execution can run in less.
