@@ -221,7 +221,7 @@ export interface ExecutionResult {
   metrics: ExecutionMetrics;
 }
 
-/** The outcome of one extension call, for `resumeHandler`. */
+/** The outcome of one extension call, for `resumeHandler`: a value or an error, never both (INVALID_ARGUMENT). */
 export type CallResult = { value: JsonValue } | { error: { message: string; code?: string } };
 
 export interface RuntimeStats {

@@ -200,9 +200,15 @@ impl Context {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, expecting = "an object { value } or { error }")]
 pub struct CallResult {
-    #[serde(default)]
-    value: Value,
+    /// `None` when the field is absent (a `null` value is `Some(Null)`).
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
     error: Option<CallError>,
+}
+
+/// A field that is there, whatever its value: `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,10 +219,13 @@ struct CallError {
 }
 
 impl CallResult {
-    pub fn into_outcome(self) -> ExtOutcome {
-        match self.error {
-            Some(CallError { message, code }) => ExtOutcome::Err { code, message },
-            None => ExtOutcome::Ok(self.value),
+    /// The call's outcome; one giving both a value and an error is refused (which did the call
+    /// have?). A missing value is `undefined`, which the handler sees as `null`.
+    pub fn into_outcome(self) -> BindingResult<ExtOutcome> {
+        match (self.value, self.error) {
+            (Some(_), Some(_)) => Err(BindingError::invalid("result: either { value } or { error }, not both")),
+            (_, Some(CallError { message, code })) => Ok(ExtOutcome::Err { code, message }),
+            (value, None) => Ok(ExtOutcome::Ok(value.unwrap_or(Value::Null))),
         }
     }
 }

@@ -151,7 +151,7 @@ impl NexusRuntime {
                 _ => None,
             }
             .ok_or_else(|| BindingError::invalid("callId: expected a call id from the suspension"))?;
-            let outcome = parse::<CallResult>(to_json(&result, "result")?, "result")?.into_outcome();
+            let outcome = parse::<CallResult>(to_json(&result, "result")?, "result")?.into_outcome()?;
             Ok((id, call_id, outcome))
         })();
         self.executor.spawn(

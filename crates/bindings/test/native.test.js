@@ -121,6 +121,11 @@ test('bad input rejects with an Error carrying code', async () => {
   await rejectsWithCode(runtime.executeCompiledHandler(Buffer.from('garbage!garbage!'), {}), 'INVALID_ARGUMENT');
   await rejectsWithCode(runtime.resumeHandler('0'.repeat(32), 1, { value: 1 }), 'SUSPENSION_NOT_FOUND');
   await rejectsWithCode(runtime.resumeHandler('id', 'one', { value: 1 }), 'INVALID_ARGUMENT', /callId/);
+  await rejectsWithCode(
+    runtime.resumeHandler('id', 1, { value: 1, error: { message: 'x' } }),
+    'INVALID_ARGUMENT',
+    /^result: either \{ value \} or \{ error \}, not both$/,
+  );
   await rejectsWithCode(runtime.executeHandler('return 1', { memoryLimit: 2 ** 40 }), 'INVALID_ARGUMENT', /memory limit/);
   assert.throws(() => new NexusRuntime({ poolSiz: 1 }), (error) => error.code === 'INVALID_ARGUMENT');
   // A configuration that could not serve a request is refused at once (poolSize 0 used to hang every request).
