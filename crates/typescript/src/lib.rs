@@ -4,7 +4,7 @@
 //! A handler is the body of an async function (see `nexus_abi::HANDLER_PREFIX`). Its
 //! TypeScript is parsed inside that same wrapper, so `return`, `await` and the handler API
 //! mean here what they mean at run time; the transformer removes types (and turns `enum`s and
-//! namespaces into JavaScript), and the code generator prints the function's body back with a
+//! parameter properties into JavaScript), and the code generator prints the function's body back with a
 //! source map. Nothing is type-checked: a type error is not an error here.
 //!
 //! ```
