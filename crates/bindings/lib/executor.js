@@ -264,11 +264,12 @@ function checkFields(object, fields, what) {
   }
 }
 
+/** What a value of the wrong kind is, in the words of NexusRuntime's messages. */
 function describe(value) {
-  if (value === null) return 'null';
+  if (value === null || value === undefined || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'object') return 'an object';
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   return `the ${typeof value} ${String(value)}`;
 }
@@ -277,7 +278,10 @@ function normalizeHandler(handler) {
   if (typeof handler === 'string') return { code: handler };
   if (Buffer.isBuffer(handler) || handler instanceof Uint8Array) return { bytecode: handler };
   if (handler && (typeof handler.code === 'string' || handler.bytecode)) return handler;
-  throw new SandboxError('INVALID_ARGUMENT', 'a handler is source text, bytecode, or { code | bytecode }');
+  let hint = `, not ${describe(handler)}`;
+  if (typeof handler === 'function') hint = ': a function would close over the application (give its body as source text)';
+  else if (typeof handler === 'object' && handler !== null) hint = ', and this object has neither a string `code` nor `bytecode`';
+  throw new SandboxError('INVALID_ARGUMENT', `a handler is source text, bytecode, or { code | bytecode }${hint}`);
 }
 
 /**

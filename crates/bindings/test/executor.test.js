@@ -257,6 +257,9 @@ test('a misspelt or foreign field of the options or the context is refused, nami
     refused('context.capabilites', /unknown field/),
   );
   assert.throws(() => new WasmSandboxExecutor({ extension: {} }), refused('options.extension: unknown field', /"extensions"/));
+  await assert.rejects(executor.executeHandler(async () => 1), refused('a handler is source text', /a function would close over the application/));
+  await assert.rejects(executor.executeHandler({ source: 'return 1' }), refused('a handler is source text', /neither a string `code` nor `bytecode`/));
+  await assert.rejects(executor.executeHandler(undefined), refused('a handler is source text', /, not undefined$/));
   // Every documented field is taken.
   const value = await executor.executeHandler('return [$state.a, $args.b, $scope.c]', {
     state: { a: 1 },
