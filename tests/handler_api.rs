@@ -264,6 +264,25 @@ fn logs_are_captured_with_levels() {
 }
 
 #[test]
+fn a_logged_value_json_cannot_write_is_shown_not_lost() {
+    let result = run(
+        "const a = { n: 10n, e: new TypeError('inner') }; a.self = a; a.list = [a, { deep: a }];\n\
+         const shared = { s: 1 };\n\
+         $log(a); $log(10n, [shared, shared], Symbol('q'), undefined);",
+        &[],
+        json!({}),
+    );
+    let messages: Vec<&str> = result.records.logs.iter().map(|line| line.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            r#"{"n":"10n","e":"TypeError: inner","self":"[Circular]","list":["[Circular]",{"deep":"[Circular]"}]}"#,
+            r#"10n [{"s":1},{"s":1}] Symbol(q) undefined"#,
+        ]
+    );
+}
+
+#[test]
 fn no_host_objects_are_reachable_even_through_the_global() {
     let result = run(
         "const g = Function('return this')();\n\

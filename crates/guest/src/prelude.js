@@ -131,11 +131,31 @@
     },
   });
 
+  // `JSON.stringify`'s replacer for a log line: what JSON cannot write is shown rather than
+  // failing the whole value: an object met again inside itself as "[Circular]", a BigInt as its
+  // digits and `n`, an Error as `String(error)`.
+  function logReplacer() {
+    const ancestors = [];
+    return function (_, value) {
+      if (typeof value === 'bigint') return StringCtor(value) + 'n';
+      if (typeof value !== 'object' || value === null) return value;
+      if (value instanceof ErrorCtor) return StringCtor(value);
+      // `this` holds `value`: the ancestors are those up to it.
+      let depth = ancestors.length;
+      while (depth > 0 && ancestors[depth - 1] !== this) depth--;
+      ancestors.length = depth;
+      for (let i = 0; i < depth; i++) if (ancestors[i] === value) return '[Circular]';
+      ancestors[depth] = value;
+      return value;
+    };
+  }
+
   function show(value) {
     if (typeof value === 'string') return value;
+    if (typeof value === 'bigint') return StringCtor(value) + 'n';
     try {
       if (value instanceof ErrorCtor) return StringCtor(value);
-      const json = stringify(value);
+      const json = stringify(value, logReplacer());
       if (json !== undefined) return json;
     } catch (_) {
       // fall through to String()
