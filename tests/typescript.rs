@@ -128,6 +128,24 @@ fn an_import_or_export_is_a_syntax_error_saying_a_handler_is_not_a_module() {
 }
 
 #[test]
+fn a_decorator_is_a_syntax_error_saying_so_in_both_languages_and_in_check() {
+    let hint =
+        "a decorator (decorators are not handler code: QuickJS does not run them and no transform rewrites them)";
+    let source = "function dec(c: any) {\n  return c;\n}\nclass A {\n  @dec m() {}\n}\nreturn 1;";
+    let javascript = source.replace(": any", "");
+    let typescript = run(source, &[], Value::Null);
+    let javascript = common::execute(common::request(&javascript, &[], json!({}))).result;
+    for result in [&typescript, &javascript] {
+        let error = error(result);
+        assert_eq!(error.code, ErrorCode::SyntaxError, "{error:?}");
+        assert_eq!(error.location, Some(nexus::Location { line: 5, column: 3 }), "{error:?}");
+        assert!(error.message.ends_with(hint), "{}", error.message);
+    }
+    let inferred = nexus::infer_capabilities("@dec class A {}\nreturn 1;").unwrap_err();
+    assert!(inferred.to_string().contains(hint), "{inferred}");
+}
+
+#[test]
 fn a_redeclaration_is_a_syntax_error_at_the_second_declaration() {
     // A duplicate `let`, after lines of types that the stripped code no longer has.
     let source = "type A = number;\ninterface B {\n  b: A;\n}\nlet x: A = 1;\nlet x: A = 2;\nreturn x;";

@@ -19,9 +19,10 @@ use oxc_allocator::Allocator;
 use oxc_ast::AstKind;
 use oxc_ast::ast::{
     Argument, AssignmentExpression, AssignmentOperator, AssignmentPattern, AssignmentTarget, AssignmentTargetProperty,
-    BinaryExpression, BinaryOperator, BindingPattern, CallExpression, Expression, ForInStatement, FormalParameter,
-    FunctionBody, IdentifierReference, MemberExpression, ObjectAssignmentTarget, ObjectPattern, Program, PropertyKey,
-    SimpleAssignmentTarget, Statement, UnaryExpression, UnaryOperator, UpdateExpression, VariableDeclarator,
+    BinaryExpression, BinaryOperator, BindingPattern, CallExpression, Decorator, Expression, ForInStatement,
+    FormalParameter, FunctionBody, IdentifierReference, MemberExpression, ObjectAssignmentTarget, ObjectPattern,
+    Program, PropertyKey, SimpleAssignmentTarget, Statement, UnaryExpression, UnaryOperator, UpdateExpression,
+    VariableDeclarator,
 };
 use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
@@ -122,8 +123,8 @@ fn parse_body<T>(
         let offset = parsed.program.body.first().map_or(0, |statement| statement.span().end);
         locator.syntax_error("the handler closes its enclosing function early".to_owned(), offset)
     })?;
-    if let Some(offset) = module_statement(&body.statements) {
-        return Err(locator.syntax_error(format!("an import or export statement ({NOT_A_MODULE})"), offset));
+    if let Some((offset, message)) = not_handler_code(&body.statements) {
+        return Err(locator.syntax_error(message, offset));
     }
     Ok(then(body, locator))
 }
@@ -133,9 +134,29 @@ fn parse_body<T>(
 pub const NOT_A_MODULE: &str = "a handler is the body of an async function, not a module: it cannot import or \
                                 export; shared code goes in preloaded libraries";
 
-/// Where the first `import` or `export` statement of a handler's `statements` starts.
-pub fn module_statement(statements: &[Statement<'_>]) -> Option<u32> {
-    statements.iter().find(|statement| statement.is_module_declaration()).map(|statement| statement.span().start)
+/// Why decorators are refused: QuickJS does not parse them, and nothing rewrites them first.
+pub const NO_DECORATORS: &str = "decorators are not handler code: QuickJS does not run them and no transform \
+                                 rewrites them";
+
+/// The first statement among a handler's `statements` that parses but is not handler code (an
+/// `import` or `export`, a decorator): where it starts, and the message of the syntax error
+/// it is.
+pub fn not_handler_code(statements: &[Statement<'_>]) -> Option<(u32, String)> {
+    if let Some(statement) = statements.iter().find(|statement| statement.is_module_declaration()) {
+        return Some((statement.span().start, format!("an import or export statement ({NOT_A_MODULE})")));
+    }
+    let mut decorator = FirstDecorator(None);
+    statements.iter().for_each(|statement| decorator.visit_statement(statement));
+    decorator.0.map(|start| (start, format!("a decorator ({NO_DECORATORS})")))
+}
+
+/// Where the first decorator visited starts.
+struct FirstDecorator(Option<u32>);
+
+impl<'a> Visit<'a> for FirstDecorator {
+    fn visit_decorator(&mut self, decorator: &Decorator<'a>) {
+        self.0.get_or_insert(decorator.span.start);
+    }
 }
 
 fn infer_on_this_thread(source: &str) -> Result<Inference, InferenceError> {

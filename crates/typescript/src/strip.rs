@@ -80,8 +80,7 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
         let end = program.body.first().map_or(0, |statement| statement.span().end);
         return Err(locate(end).error("the handler closes its enclosing function early".into()));
     };
-    if let Some(start) = nexus_host_fns::inference::module_statement(statements) {
-        let message = format!("an import or export statement ({})", nexus_host_fns::inference::NOT_A_MODULE);
+    if let Some((start, message)) = nexus_host_fns::inference::not_handler_code(statements) {
         return Err(locate(start).error(message));
     }
     let semantic = SemanticBuilder::new_compiler().with_enum_eval(true).build(&program);

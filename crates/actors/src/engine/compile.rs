@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nexus_abi::{Code, CompileInput, CompileOutput, ErrorCode};
-use nexus_host_fns::inference::NOT_A_MODULE;
+use nexus_host_fns::inference::{NO_DECORATORS, NOT_A_MODULE};
 
 use super::errors::{self, Evidence};
 use super::instance::{EntryPoint, GuestInstance};
@@ -110,11 +110,14 @@ impl Engine {
         match output {
             Ok(CompileOutput::Bytecode(bytecode)) => errors::check_body(source).map(|()| bytecode).map_err(authored),
             Ok(CompileOutput::Threw(error)) => {
-                // QuickJS's message for an `import` or `export` statement (`Unexpected token
-                // '{'`) does not say why it is one; the body check's does.
-                let module_statement = errors::check_body(source).err().filter(|e| e.message.contains(NOT_A_MODULE));
+                // QuickJS's message for an `import` or `export` statement or a decorator
+                // (`Unexpected token '{'`, `unexpected token in expression: '@'`) does not say
+                // why it is one; the body check's does.
+                let not_handler_code = errors::check_body(source)
+                    .err()
+                    .filter(|e| e.message.contains(NOT_A_MODULE) || e.message.contains(NO_DECORATORS));
                 let error =
-                    module_statement.unwrap_or_else(|| errors::from_guest(error, Some(source), Evidence::default()));
+                    not_handler_code.unwrap_or_else(|| errors::from_guest(error, Some(source), Evidence::default()));
                 Err(authored(error))
             }
             Err(trap) => {
