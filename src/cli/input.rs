@@ -30,13 +30,17 @@ pub fn object(text: &str, what: &str) -> Result<serde_json::Map<String, Value>, 
     }
 }
 
-/// A handler file's language and source: TypeScript when its name ends in `.ts`.
+/// A handler file's language and source: TypeScript when its name ends in `.ts`, `.mts` or
+/// `.cts` (the names TypeScript gives its sources), JavaScript otherwise.
 pub fn handler(path: &Path) -> Result<(Language, String), UsageError> {
-    let language = match path.extension() {
-        Some(extension) if extension == "ts" => Language::TypeScript,
+    Ok((language_of(path), read(path)?))
+}
+
+fn language_of(path: &Path) -> Language {
+    match path.extension().and_then(|extension| extension.to_str()) {
+        Some("ts" | "mts" | "cts") => Language::TypeScript,
         _ => Language::JavaScript,
-    };
-    Ok((language, read(path)?))
+    }
 }
 
 pub fn read(path: &Path) -> Result<String, UsageError> {
@@ -65,6 +69,21 @@ mod tests {
         assert!(extension_answer("nomethod=1", "--ext").is_err());
         assert!(extension_answer("w.get", "--ext").is_err());
         assert!(extension_answer(".get=1", "--ext").is_err());
+    }
+
+    #[test]
+    fn typescript_is_told_by_the_names_typescript_gives_its_sources() {
+        for (name, language) in [
+            ("h.ts", Language::TypeScript),
+            ("h.mts", Language::TypeScript),
+            ("dir.js/h.cts", Language::TypeScript),
+            ("h.js", Language::JavaScript),
+            ("h.mjs", Language::JavaScript),
+            ("h.ts.js", Language::JavaScript),
+            ("ts", Language::JavaScript),
+        ] {
+            assert_eq!(language_of(Path::new(name)), language, "{name}");
+        }
     }
 
     #[test]

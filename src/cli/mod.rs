@@ -34,7 +34,7 @@ enum Command {
     Run(run::RunArgs),
     /// Infer the capabilities a handler needs (literal accesses) and warn about dynamic ones.
     Check {
-        /// The handler source: the body of an async function (TypeScript if the file ends in .ts).
+        /// The handler source: the body of an async function (TypeScript if the file ends in .ts, .mts or .cts).
         handler: PathBuf,
     },
     /// Resume a suspension left in a store by `run --store`, settling its pending calls.

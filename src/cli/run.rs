@@ -23,7 +23,7 @@ use super::{UsageError, input, print_json, store};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The handler source: the body of an async function (TypeScript if the file ends in .ts).
+    /// The handler source: the body of an async function (TypeScript if the file ends in .ts, .mts or .cts).
     handler: PathBuf,
     /// The panel state (a JSON object, or @FILE).
     #[arg(long, value_name = "JSON|@FILE")]
