@@ -322,7 +322,8 @@ export interface HandlerContext extends Sinks {
   /**
    * The application's state object itself (where NexusRuntime takes `stateSnapshot`, a copy):
    * the handler's mutations are applied to it as they happen, each set as an own data property
-   * whatever the key (`__proto__` included).
+   * whatever the key (`__proto__` included). One it refuses (frozen, a Proxy that throws) makes
+   * `executeHandler` reject with its error once the step's other records are applied.
    */
   state?: Record<string, JsonValue>;
   args?: JsonValue;
@@ -365,7 +366,7 @@ export interface ExecutionReport extends ExecutionMetrics {
   handlerName: string;
   toolName: string | null;
   status: 'success' | 'error';
-  /** null on success, and when the error is one an application callback threw. */
+  /** null on success, and when the error is one the application's state object or callback threw. */
   code: ErrorCode | null;
   suspensions: number;
   denials: Denial[];

@@ -157,12 +157,12 @@ class WasmSandboxExecutor {
       let wake = null;
       for (;;) {
         accumulate(totals, report, result);
-        const sinkFailure = apply(result, state, sinks, native);
-        if (sinkFailure) {
-          // The application's own callback threw: the caller gets its error as it was thrown,
-          // after every record of this step was delivered, and no further step runs.
+        const failure = apply(result, state, sinks, native);
+        if (failure) {
+          // The application's own code threw: the caller gets its error as it was thrown,
+          // after every record of this step was applied, and no further step runs.
           if (result.status === 'suspended') await this.runtime.cancelSuspension(result.suspension.id).catch(() => {});
-          throw sinkFailure;
+          throw failure;
         }
         if (result.status !== 'suspended') break;
         report.suspensions += 1;
@@ -182,7 +182,7 @@ class WasmSandboxExecutor {
         result = await this.#resume(result.suspension.id, callId, outcome, toolName);
       }
     } catch (error) {
-      if (error instanceof SinkFailure) {
+      if (error instanceof ApplicationFailure) {
         this.#emitMetrics(native, toolName, 'error', null, totals, report);
         throw error.error;
       }
@@ -320,8 +320,12 @@ function perform(extensions, call) {
     );
 }
 
-/** What an application's callback (onEvent, onViewCommand, onLog) threw, to rethrow as is. */
-class SinkFailure {
+/**
+ * What the application's own code threw while a step's records were applied (its state object
+ * refusing a mutation: frozen, or a Proxy; a callback: onEvent, onViewCommand, onLog), to
+ * rethrow as is.
+ */
+class ApplicationFailure {
   constructor(error) {
     this.error = error;
   }
@@ -331,33 +335,30 @@ class SinkFailure {
  * Applies a result's records: state mutations to `state`, the rest to the callbacks. A set is
  * an own, enumerable, writable data property whatever the key: plain assignment would run the
  * `__proto__` setter of Object.prototype (a handler with `state:write:*` replacing the state
- * object's prototype) or a setter the application defined. Every record is delivered even when
- * a callback throws; the first thrown error comes back wrapped in a SinkFailure.
+ * object's prototype) or a setter the application defined. Every record is applied even when
+ * the application's code throws for one; the first error thrown comes back wrapped in an
+ * ApplicationFailure.
  */
 function apply(result, state, sinks, context) {
-  for (const mutation of result.stateMutations) {
-    if (mutation.op === 'set') {
-      Object.defineProperty(state, mutation.key, {
-        value: mutation.value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
-    } else {
-      delete state[mutation.key];
-    }
-  }
   let failure = null;
-  const deliver = (sink, record) => {
+  const attempt = (apply) => {
     try {
-      sink?.(record, context);
+      apply();
     } catch (error) {
-      failure ??= new SinkFailure(error);
+      failure ??= new ApplicationFailure(error);
     }
   };
-  for (const event of result.events) deliver(sinks.onEvent, event);
-  for (const command of result.viewCommands) deliver(sinks.onViewCommand, command);
-  for (const line of result.logs) deliver(sinks.onLog, line);
+  for (const mutation of result.stateMutations) {
+    if (mutation.op === 'set') {
+      const property = { value: mutation.value, writable: true, enumerable: true, configurable: true };
+      attempt(() => Object.defineProperty(state, mutation.key, property));
+    } else {
+      attempt(() => delete state[mutation.key]);
+    }
+  }
+  for (const event of result.events) attempt(() => sinks.onEvent?.(event, context));
+  for (const command of result.viewCommands) attempt(() => sinks.onViewCommand?.(command, context));
+  for (const line of result.logs) attempt(() => sinks.onLog?.(line, context));
   return failure;
 }
 

@@ -235,6 +235,37 @@ test('a callback that throws rejects with its own error, after every record of t
   assert.equal(reports[0].code, null);
 });
 
+test('a state object that refuses a mutation rejects with its own error, after the rest of the step is applied', async () => {
+  const events = [];
+  const state = Object.freeze({ a: 1 });
+  await assert.rejects(
+    executor.executeHandler('$state.a = 2; $emit("e", 1); return 1', {
+      state,
+      capabilities: ['state:write:a', 'events:emit:e'],
+      onEvent: (event) => events.push(event.name),
+    }),
+    (error) => error instanceof TypeError && !(error instanceof SandboxError) && /property: a/.test(error.message),
+  );
+  assert.deepEqual(events, ['e']);
+  assert.deepEqual(state, { a: 1 });
+  // A Proxy refusing one key still gets the others.
+  const seen = {};
+  const picky = new Proxy(seen, {
+    defineProperty(target, key, descriptor) {
+      if (key === 'locked') throw new RangeError('locked is read-only');
+      return Reflect.defineProperty(target, key, descriptor);
+    },
+  });
+  await assert.rejects(
+    executor.executeHandler('$state.locked = 1; $state.free = 2; return 1', {
+      state: picky,
+      capabilities: ['state:write:locked', 'state:write:free'],
+    }),
+    { name: 'RangeError', message: 'locked is read-only' },
+  );
+  assert.deepEqual(seen, { free: 2 });
+});
+
 test('a misspelt or foreign field of the options or the context is refused, naming it', async () => {
   const refused = (field, pattern) => (error) =>
     error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && error.message.startsWith(field) && pattern.test(error.message);
