@@ -44,20 +44,28 @@ function coerceObject(schema, object, path, fail) {
     if (value === undefined) continue;
     if (!Object.hasOwn(properties, key)) {
       if (schema.additionalProperties === false) fail(join(path, key), 'is not a declared parameter');
-      result[key] = value;
+      set(result, key, value);
     }
   }
   for (const [key, property] of Object.entries(properties)) {
     const name = join(path, key);
     const given = Object.hasOwn(object, key) ? object[key] : undefined;
     if (given === undefined) {
-      if (property.default !== undefined) result[key] = structuredClone(property.default);
+      if (property.default !== undefined) set(result, key, structuredClone(property.default));
       else if (required.has(key)) fail(name, 'is required');
       continue;
     }
-    result[key] = coerce(property, given, name, fail);
+    set(result, key, coerce(property, given, name, fail));
   }
   return result;
+}
+
+/**
+ * Sets an own data property whatever the key: assigning `__proto__` (an own key of parsed JSON)
+ * would replace the result's prototype and drop the argument.
+ */
+function set(object, key, value) {
+  Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 function coerceType(type, value, path, fail) {

@@ -95,3 +95,16 @@ test('a failing tool handler carries the tool name', async () => {
     (error) => error instanceof SandboxError && error.code === 'RUNTIME_ERROR' && error.toolName === 'broken',
   );
 });
+
+test('an argument named __proto__ (an own key of parsed JSON) reaches the handler as a plain key', async () => {
+  const args = JSON.parse('{ "__proto__": { "polluted": 1 }, "city": "Oslo" }');
+  const seen = await executor.executeTool(
+    { name: 'keys', parameters: { properties: { city: { type: 'string' } } }, handler: 'return [Object.keys($args), $args.__proto__];' },
+    args,
+  );
+  assert.deepEqual(seen, [['__proto__', 'city'], { polluted: 1 }]);
+  const { coerceArguments } = require('..');
+  const coerced = coerceArguments('keys', undefined, args);
+  assert.equal(Object.getPrototypeOf(coerced), Object.prototype);
+  assert.equal(coerced.polluted, undefined);
+});
