@@ -61,6 +61,6 @@ fn a_configuration_that_cannot_serve_is_refused_at_start_naming_why() {
     let mut config = RuntimeConfig::default();
     config.pool_size = 10_000_000;
     let message = config_error(config);
-    assert!(message.starts_with("reserving 100000"), "{message}");
-    assert!(message.contains("fewer instances or a smaller largest memory limit"), "{message}");
+    assert!(message.starts_with("configuring wasmtime for 100000"), "{message}");
+    assert!(message.contains("fewer instances or a smaller largest memory limit need less"), "{message}");
 }

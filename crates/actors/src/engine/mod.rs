@@ -438,11 +438,12 @@ fn wasmtime_engine(
         .max_wasm_stack(config.max_wasm_stack)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    // The pool reserves the address space of every slot at once: what fails here is its size.
+    // The pool reserves the address space of every slot at once: what fails here is the
+    // configuration, its size above all.
     wasmtime::Engine::new(&wasm).map_err(|e| {
         let message = format!(
-            "reserving {slots} memory slots of {} bytes each: {e:#} (fewer instances or a smaller largest memory \
-             limit need less address space)",
+            "configuring wasmtime for {slots} memory slots of {} bytes each: {e:#} (a pool reserves the address \
+             space of all its slots: fewer instances or a smaller largest memory limit need less)",
             config.max_memory_limit
         );
         ConfigError(message).into()
