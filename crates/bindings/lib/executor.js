@@ -341,9 +341,9 @@ class ApplicationFailure {
  */
 function apply(result, state, sinks, context) {
   let failure = null;
-  const attempt = (apply) => {
+  const attempt = (work) => {
     try {
-      apply();
+      work();
     } catch (error) {
       failure ??= new ApplicationFailure(error);
     }
