@@ -57,6 +57,12 @@ fn a_configuration_that_cannot_serve_is_refused_at_start_naming_why() {
         assert!(message.contains("to 268435456 bytes"), "{message}");
     }
 
+    // A largest limit below the snapshot's memory: refused before anything is compiled for it.
+    let mut config = RuntimeConfig::default();
+    (config.engine.default_memory_limit, config.engine.max_memory_limit) = (1, 1);
+    let message = config_error(config);
+    assert!(message.starts_with("the largest memory limit, 1 bytes, is below the snapshot's own memory"), "{message}");
+
     // More slots than the address space holds.
     let mut config = RuntimeConfig::default();
     config.pool_size = 10_000_000;

@@ -133,6 +133,7 @@ test('bad input rejects with an Error carrying code', async () => {
     [{ poolSize: 0 }, /^config: the pool size is 0: a runtime needs at least one instance$/],
     [{ defaultMemoryLimit: 1 }, /^config: the default memory limit, 1 bytes, is outside \d+ to 268435456 bytes/],
     [{ defaultMemoryLimit: 64 << 20, maxMemoryLimit: 32 << 20 }, /^config: the default memory limit, 67108864 bytes, is outside/],
+    [{ defaultMemoryLimit: 1, maxMemoryLimit: 1 }, /^config: the largest memory limit, 1 bytes, is below the snapshot's own memory, \d+ bytes/],
     [{ poolSize: 10_000_000 }, /^config: configuring wasmtime for \d+ memory slots of 268435456 bytes each: .*fewer instances or a smaller largest memory limit need less\)$/],
   ];
   for (const [config, wording] of unusable) {

@@ -131,9 +131,15 @@ pub struct ConfigError(pub String);
 
 impl EngineConfig {
     /// Checks the memory limits against the snapshot's own memory (`snapshot_bytes`): the
-    /// default limit must lie between it and the largest limit.
+    /// largest limit must hold it, and the default limit lie between it and the largest.
     pub(super) fn check_memory_limits(&self, snapshot_bytes: u64) -> Result<(), ConfigError> {
         let (default, max) = (self.default_memory_limit, self.max_memory_limit);
+        if max < snapshot_bytes {
+            return Err(ConfigError(format!(
+                "the largest memory limit, {max} bytes, is below the snapshot's own memory, {snapshot_bytes} bytes: \
+                 no execution could run"
+            )));
+        }
         if (snapshot_bytes..=max).contains(&default) {
             return Ok(());
         }

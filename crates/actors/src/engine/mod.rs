@@ -167,6 +167,8 @@ impl Engine {
     /// suspensions of the previous one on it), with the configured libraries preloaded on it,
     /// and room for `slots` instances alive at once.
     pub fn with_image(config: EngineConfig, base: &GuestImage, slots: u32) -> Result<Self> {
+        // Checked again once libraries have made the snapshot's memory larger.
+        config.check_memory_limits(base.memory_minimum()?)?;
         let engine = wasmtime_engine(&config, slots, config.memory_keep_resident, Enabled::Auto)?;
 
         let key_file = config.cache_key_file.as_deref();
@@ -174,7 +176,7 @@ impl Engine {
         let ticker = Arc::new(Ticker::start(&engine));
         let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
         let module = module::guest_module(&engine, &image, module_cache.as_ref())?;
-        config.check_memory_limits(memory_minimum(&module)?)?;
+        config.check_memory_limits(image.memory_minimum()?)?;
         let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
         let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity()));
         let parts = Parts { config, image, origin, cache };
@@ -186,7 +188,7 @@ impl Engine {
         // runs than that). Such a slot is reset either by copying back the pages the kernel
         // saw each execution write (`memory_reset`) or by copying all of it back (3.1 MiB with
         // lodash, all kept resident in every slot used): see `LibrarySlotReset`.
-        let keep_whole = memory_minimum(&module)? as usize + LIBRARY_HEADROOM;
+        let keep_whole = parts.image.memory_minimum()? as usize + LIBRARY_HEADROOM;
         if parts.config.libraries.is_empty() || keep_whole <= parts.config.memory_keep_resident {
             return Engine::assemble(&parts, engine, ticker, &module, SlotReset::PageTableScan);
         }
@@ -236,7 +238,7 @@ impl Engine {
         let mut engine = Engine {
             pre,
             config: parts.config.clone(),
-            min_memory: memory_minimum(module)?,
+            min_memory: parts.image.memory_minimum()?,
             snapshot: Arc::from([]),
             memory_reset: None,
             slot_reset,
@@ -448,14 +450,6 @@ fn wasmtime_engine(
         );
         ConfigError(message).into()
     })
-}
-
-/// The guest's initial linear memory: no execution can run in less.
-fn memory_minimum(module: &wasmtime::Module) -> Result<u64> {
-    module
-        .exports()
-        .find_map(|export| export.ty().memory().map(|memory| memory.minimum() * memory.page_size()))
-        .context("the guest exports its memory")
 }
 
 fn failed(code: ErrorCode, message: String) -> Outcome {

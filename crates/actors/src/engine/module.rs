@@ -58,6 +58,19 @@ impl GuestImage {
         &self.wasm
     }
 
+    /// The guest's initial linear memory, in bytes (read from the module, before any compile):
+    /// no execution of it can run in less.
+    pub fn memory_minimum(&self) -> Result<u64> {
+        for payload in wasmparser::Parser::new(0).parse_all(&self.wasm) {
+            if let wasmparser::Payload::MemorySection(memories) = payload.context("reading the guest module")? {
+                let memory = memories.into_iter().next().context("the guest declares no memory")?;
+                let memory = memory.context("reading the guest's memory")?;
+                return Ok(memory.initial << memory.page_size_log2.unwrap_or(16));
+            }
+        }
+        Err(wasmtime::format_err!("the guest declares no memory"))
+    }
+
     /// The image identity: what suspension images made on this guest are sealed for.
     pub fn identity(&self) -> [u8; 32] {
         self.identity
