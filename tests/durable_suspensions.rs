@@ -204,3 +204,36 @@ async fn two_thousand_clients_with_slow_extension_calls_are_never_overloaded() {
     assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
     assert!(runtime.stats().await.hibernations > 0, "the pool needed its actors back");
 }
+
+/// With the in-memory store a suspension is hibernated after its result went back: one the
+/// store then refuses (past its bytes) is gone, and its resume says so, as the execution's
+/// error, rather than not finding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_the_store_refuses_at_hibernation_fails_its_resume_saying_why() {
+    let mut config = RuntimeConfig::default();
+    config.hibernate_after = Duration::ZERO;
+    config.store_limits.max_bytes = 1024;
+    let runtime = Runtime::start(config).unwrap();
+    let first = runtime.execute(request(1)).await.expect("runs");
+    assert_eq!(first.status, Status::Suspended, "{first:?}");
+    let id = first.suspension.unwrap().id;
+    let lost = loop {
+        let stats = runtime.stats().await;
+        if stats.pool.parked == 0 {
+            break runtime.resume(&id, 1, answer(1)).await.expect("a result, not a refusal");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(lost.status, Status::Error);
+    let error = lost.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Overloaded, "{error:?}");
+    assert!(error.message.starts_with("the suspended execution could not be kept, and is lost: "), "{}", error.message);
+    // Used: a second resume finds nothing, and a cancel of another lost one drops it.
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(1)).await), Some(ErrorCode::SuspensionNotFound));
+    let second = runtime.execute(request(2)).await.expect("runs").suspension.unwrap().id;
+    while runtime.stats().await.pool.parked > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(runtime.cancel(&second).await.unwrap());
+    assert_eq!(refusal_code(&runtime.resume(&second, 1, answer(2)).await), Some(ErrorCode::SuspensionNotFound));
+}

@@ -198,7 +198,7 @@ impl Pool {
             pool_size: state.actors as u64,
             idle: state.idle.iter().map(Vec::len).sum::<usize>() as u64,
             queued: state.queue.len() as u64,
-            parked: state.live.len() as u64,
+            parked: state.live.count_where(|live| !matches!(live, Live::Lost { .. })) as u64,
             awaiting_reset: self.awaiting_reset.len() as u64,
             hibernated: self.suspensions.store.usage().suspensions,
             store_bytes: self.suspensions.store.usage().bytes,

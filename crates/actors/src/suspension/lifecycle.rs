@@ -51,6 +51,8 @@ enum Found {
     Live(PooledActor, Reset),
     Hibernating(oneshot::Receiver<()>),
     Stored,
+    /// Its hibernation failed: the execution's result is this error.
+    Lost(ExecutionError),
     Nowhere,
 }
 
@@ -86,6 +88,7 @@ impl Pool {
                     )
                     .await;
                 }
+                Found::Lost(error) => return Ok(ExecutionResult::failed(error)),
                 Found::Nowhere => return Err(Refusal::suspension_not_found()),
             };
             return Detached::new(self.supervisor_thread.clone(), step).await;
@@ -117,6 +120,13 @@ impl Pool {
                 Found::Hibernating(wait)
             }
             Live::Resuming { .. } => Found::Nowhere,
+            Live::Lost { deadline, .. } => {
+                let expired = *deadline <= Instant::now();
+                match state.live.remove(id) {
+                    Some(Live::Lost { error, .. }) if !expired => Found::Lost(error),
+                    _ => Found::Nowhere,
+                }
+            }
         }
     }
 
@@ -329,12 +339,22 @@ impl Pool {
             Some(Err(error)) => Err(error),
             None => Err(ExecutionError::new(ErrorCode::Internal, "the instance actor stopped while hibernating")),
         };
-        match kept {
-            Ok(()) => self.suspensions.metrics.hibernated(started.elapsed()),
-            Err(error) => tracing::warn!(suspension = %id, "a suspension could not be hibernated and is lost: {error}"),
-        }
         let mut state = self.lock();
-        if let Some(Live::Hibernating { waiters }) = state.live.remove(&id) {
+        let hibernating = match kept {
+            Ok(()) => {
+                self.suspensions.metrics.hibernated(started.elapsed());
+                state.live.remove(&id)
+            }
+            Err(error) => {
+                tracing::warn!(suspension = %id, "a suspension could not be hibernated and is lost: {error}");
+                let error = ExecutionError::new(
+                    error.code,
+                    format!("the suspended execution could not be kept, and is lost: {}", error.message),
+                );
+                state.live.get_mut(&id).map(|entry| std::mem::replace(entry, Live::Lost { error, deadline }))
+            }
+        };
+        if let Some(Live::Hibernating { waiters }) = hibernating {
             for waiter in waiters {
                 let _ = waiter.send(());
             }
@@ -375,6 +395,10 @@ impl Pool {
                         wait
                     }
                     Some(Live::Resuming { .. }) => return Ok(false),
+                    Some(Live::Lost { .. }) => {
+                        state.live.remove(id);
+                        return Ok(true);
+                    }
                     None => break,
                 }
             };
@@ -394,7 +418,10 @@ impl Pool {
         self.awaiting_reset.reset_all();
         let now = Instant::now();
         let mut state = self.lock();
-        let expired = state.live.ids_where(|live| matches!(live, Live::Parked { deadline, .. } if *deadline <= now));
+        let expired = state.live.ids_where(|live| match live {
+            Live::Parked { deadline, .. } | Live::Lost { deadline, .. } => *deadline <= now,
+            Live::Resuming { .. } | Live::Hibernating { .. } => false,
+        });
         for id in expired {
             if let Some(actor) = state.live.remove(&id).and_then(Live::into_actor) {
                 self.drop_parked(&mut state, actor);

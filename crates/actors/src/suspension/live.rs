@@ -11,7 +11,7 @@ use slab::Slab;
 use subtle::ConstantTimeEq as _;
 use tokio::sync::oneshot;
 
-use crate::engine::SuspensionId;
+use crate::engine::{ExecutionError, SuspensionId};
 use crate::workers::PooledActor;
 
 /// A live suspension, in the pool's table (see [`super::lifecycle`]).
@@ -22,6 +22,9 @@ pub(crate) enum Live {
     Resuming { deadline: Instant },
     /// Its actor is turning it into an image; resumes wait for it, then claim it from the store.
     Hibernating { waiters: Vec<oneshot::Sender<()>> },
+    /// Its hibernation failed (the store refused the image: past its bounds, or unreachable), so
+    /// its execution is gone; until its deadline, its resume gets this error, as its result.
+    Lost { error: ExecutionError, deadline: Instant },
 }
 
 impl Live {
@@ -90,6 +93,11 @@ impl<T> LiveTable<T> {
     /// The ids of the suspensions for which `select` holds.
     pub fn ids_where(&self, mut select: impl FnMut(&T) -> bool) -> Vec<SuspensionId> {
         self.slots.iter().filter(|(_, (_, value))| select(value)).map(|(_, (id, _))| id.clone()).collect()
+    }
+
+    /// How many suspensions `select` holds for.
+    pub fn count_where(&self, mut select: impl FnMut(&T) -> bool) -> usize {
+        self.slots.iter().filter(|(_, (_, value))| select(value)).count()
     }
 
     /// The id of the first suspension for which `select` holds.
