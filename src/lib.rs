@@ -36,6 +36,8 @@ pub use nexus_actors::suspension::{
     DiskStore, MemoryStore, RedisConfig, RedisStore, Sealer, StoreConfig, StoreError, StoreLimits, StoreUsage,
     SuspensionKeys, SuspensionStore,
 };
+/// At most this many extension calls may be pending at once in one execution.
+pub use nexus_host_fns::host_state::MAX_PENDING_CALLS;
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{
     Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Kind, Warning, infer_capabilities,

@@ -134,3 +134,45 @@ fn time_parked_does_not_count_against_the_timeout() {
     let done = engine.resume(outcome.parked.unwrap(), call_id, ExtOutcome::Ok(json!(null))).ok().unwrap();
     assert_eq!(done.result.return_value, json!("ok"), "{:?}", done.result.error);
 }
+
+#[test]
+fn more_calls_pending_at_once_than_the_limit_end_the_execution_even_when_caught() {
+    let engine = common::engine();
+    let flood = |calls: usize| {
+        let source = format!(
+            "const ps = [];\n\
+             for (let i = 0; i < {calls}; i++) {{ try {{ ps.push($ext.x.m(i)); }} catch (e) {{ return 'caught'; }} }}\n\
+             return (await Promise.all(ps)).length;"
+        );
+        engine.execute(register(request(&source, &["ext:x"], json!({})), "x", &["m"]))
+    };
+    let at_the_limit = flood(nexus::MAX_PENDING_CALLS);
+    let calls = at_the_limit.result.suspension.expect("suspended at the limit").calls;
+    assert_eq!(calls.len(), nexus::MAX_PENDING_CALLS);
+
+    let past_it = flood(nexus::MAX_PENDING_CALLS + 1).result;
+    assert_eq!(error_code(&past_it), ErrorCode::MemoryLimit, "{past_it:?}");
+    let message = &past_it.error.as_ref().unwrap().message;
+    assert!(message.contains(&format!("more than {} extension calls pending", nexus::MAX_PENDING_CALLS)), "{message}");
+    assert_eq!(
+        past_it.metrics.host_calls as usize,
+        nexus::MAX_PENDING_CALLS + 1,
+        "the call past the limit was the last"
+    );
+
+    // Calls settled make room: the limit is on calls pending at once, not on calls made.
+    let source = format!(
+        "let ps = [];\n\
+         for (let i = 0; i < {}; i++) ps.push($ext.x.m(i));\n\
+         await ps[0];\n\
+         ps.push($ext.x.m('one more'));\n\
+         ps.push($ext.x.m('past the limit'));\n\
+         return 'ran on';",
+        nexus::MAX_PENDING_CALLS
+    );
+    let outcome = engine.execute(register(request(&source, &["ext:x"], json!({})), "x", &["m"]));
+    let first = outcome.result.suspension.expect("suspended").calls[0].call_id;
+    let resumed = engine.resume(outcome.parked.unwrap(), first, ExtOutcome::Ok(json!(0))).ok().expect("resumes");
+    assert_eq!(error_code(&resumed.result), ErrorCode::MemoryLimit, "{:?}", resumed.result);
+    assert!(resumed.parked.is_none());
+}

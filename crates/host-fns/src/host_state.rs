@@ -20,6 +20,12 @@ pub type ExtensionRegistry = BTreeMap<String, BTreeSet<String>>;
 /// The result of a host operation as the guest sees it.
 pub type HostResult<T> = Result<T, HostStatus>;
 
+/// At most this many extension calls may be pending at once in one execution; the call past it
+/// ends the execution. Every suspended result lists every call still pending and a resume
+/// settles one, so `n` calls pending together cost the application `n²/2` listed calls: the
+/// bound keeps that below what the handler's own time limit allows it to cost otherwise.
+pub const MAX_PENDING_CALLS: usize = 1_000;
+
 /// Per-execution host state, owned by the execution's wasmtime `Store`. It serializes whole,
 /// so a suspended execution can be kept as data (a suspension image) and restored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +40,10 @@ pub struct HostState {
     /// returns or throws, each charged its [cost](record_cost)).
     output_budget: usize,
     output_exhausted: bool,
+    /// The handler asked for more than [`MAX_PENDING_CALLS`] pending calls: the execution has
+    /// failed. Never true in a suspended execution (it ends), so never in an image.
+    #[serde(skip)]
+    too_many_pending: bool,
     host_calls: u64,
     /// The data of the last answer, until the guest copies it out.
     #[serde(with = "serde_bytes")]
@@ -55,6 +65,7 @@ impl HostState {
             next_call_id: 1,
             output_budget,
             output_exhausted: false,
+            too_many_pending: false,
             host_calls: 0,
             reply: Vec::new(),
             guest_output: String::new(),
@@ -184,6 +195,10 @@ impl HostState {
         if !registered {
             return Err(HostStatus::UnknownExtension);
         }
+        if self.pending.len() >= MAX_PENDING_CALLS {
+            self.too_many_pending = true;
+            return Err(HostStatus::OutputLimit);
+        }
         let args: Vec<&Value> = call.args.iter().collect();
         self.charge(&[&call.extension, &call.method], &args)?;
         let call_id = self.next_call_id;
@@ -233,6 +248,16 @@ impl HostState {
 
     pub fn output_exhausted(&self) -> bool {
         self.output_exhausted
+    }
+
+    /// Whether the handler asked for more than [`MAX_PENDING_CALLS`] pending calls.
+    pub fn too_many_pending(&self) -> bool {
+        self.too_many_pending
+    }
+
+    /// Whether a limit has ended the execution: the host call that went past it traps.
+    pub fn ended(&self) -> bool {
+        self.output_exhausted || self.too_many_pending
     }
 
     /// The bytes the handler may still make the host keep.

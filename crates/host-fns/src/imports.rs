@@ -131,11 +131,12 @@ fn with_args<T: HostAccess>(
     ended_if_exhausted(host, code)
 }
 
-/// Past the output budget the execution has failed (`MEMORY_LIMIT`) whatever the handler does
-/// next, so the call that spent it ends the execution (a trap the handler cannot catch) instead
-/// of returning: a handler catching the refusal would otherwise run on until its timeout.
+/// Past the output budget, or past the pending calls allowed, the execution has failed
+/// (`MEMORY_LIMIT`) whatever the handler does next, so the call that went past it ends the
+/// execution (a trap the handler cannot catch) instead of returning: a handler catching the
+/// refusal would otherwise run on until its timeout.
 fn ended_if_exhausted(host: &HostState, code: i32) -> Result<i32> {
-    if host.output_exhausted() { Err(anyhow!("the execution's output limit is exhausted")) } else { Ok(code) }
+    if host.ended() { Err(anyhow!("the execution went past a limit of the host's")) } else { Ok(code) }
 }
 
 fn status(result: HostResult<i32>) -> i32 {

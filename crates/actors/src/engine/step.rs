@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use nexus_abi::{ErrorCode, RunOutput, RunReport};
+use nexus_host_fns::host_state::MAX_PENDING_CALLS;
 use serde_json::Value;
 
 use super::errors::{self, Evidence};
@@ -71,6 +72,13 @@ impl Engine {
             _ if data.host.output_exhausted() => Err(ExecutionError::new(
                 ErrorCode::MemoryLimit,
                 format!("the handler exceeded its output limit of {} bytes", self.config.output_limit),
+            )),
+            _ if data.host.too_many_pending() => Err(ExecutionError::new(
+                ErrorCode::MemoryLimit,
+                format!(
+                    "the handler made more than {MAX_PENDING_CALLS} extension calls pending at once (the limit): \
+                     batch many items into fewer calls"
+                ),
             )),
             Ok(output) => Ok(output),
             Err(trap) => Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output())),
