@@ -265,6 +265,8 @@ export declare class NexusRuntime {
    * (its finalizer stops it).
    */
   constructor(config?: RuntimeConfig);
+  /** How long a suspension waits for its resume before it expires (`suspensionTimeoutMs`, default 60000). */
+  readonly suspensionTimeoutMs: number;
   /** `timeoutMs` (positional) wins over `context.timeoutMs`; see ExecutionContext. */
   executeHandler(code: string, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
   executeCompiledHandler(bytecode: Buffer, context?: ExecutionContext, timeoutMs?: number): Promise<ExecutionResult>;
@@ -376,7 +378,11 @@ export interface ExecutionReport extends ExecutionMetrics {
 export declare class WasmSandboxExecutor {
   constructor(options?: ExecutorOptions);
   readonly runtime: NexusRuntime;
-  /** Returns the handler's value; throws SandboxError when it fails. */
+  /**
+   * Returns the handler's value; throws SandboxError when it fails. When no pending extension
+   * call settles within the runtime's `suspensionTimeoutMs`, the suspension has expired and
+   * this rejects with `TIMEOUT` naming the calls still pending.
+   */
   executeHandler(handler: Handler, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;
   /** Checks and coerces `args` against `tool.parameters`, then runs the tool's handler. */
   executeTool(tool: Tool, args: Record<string, unknown>, context?: HandlerContext, timeoutMs?: number): Promise<JsonValue>;

@@ -225,7 +225,9 @@ impl Runtime {
     /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
     /// performed once, however many suspensions list it. The result carries the records of the
     /// whole run, in order, and its metrics (see [`crate::engine::ExecutionMetrics::add_step`]).
-    /// A refusal of the request or of any resume ends the run with it.
+    /// A refusal of the request or of any resume ends the run with it. A call of `host` that
+    /// never completes holds the run (its suspension expires meanwhile): bound the calls that
+    /// may hang with a timeout of their own.
     pub async fn run_to_completion(
         &self,
         request: ExecutionRequest,

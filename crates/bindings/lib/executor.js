@@ -174,9 +174,7 @@ class WasmSandboxExecutor {
             wake?.();
           });
         }
-        if (settled.length === 0) await new Promise((resolve) => {
-            wake = resolve;
-          });
+        if (settled.length === 0) await this.#settlement(result.suspension, (resolve) => (wake = resolve));
         wake = null;
         const { callId, outcome } = settled.shift();
         result = await this.#resume(result.suspension.id, callId, outcome, toolName);
@@ -193,6 +191,38 @@ class WasmSandboxExecutor {
     this.#emitMetrics(native, toolName, result.status, result.error?.code ?? null, totals, report);
     if (result.status === 'error') throw SandboxError.fromResult(result.error, toolName);
     return result.returnValue;
+  }
+
+  /**
+   * Waits until `listen` is called back (a call settled). A suspension is kept for the
+   * runtime's `suspensionTimeoutMs` only: when no call settles by then it has expired, and no
+   * outcome could resume it any more, so this rejects with `TIMEOUT` naming the calls still
+   * pending (an extension function that never settles would otherwise hold `executeHandler`
+   * forever).
+   */
+  async #settlement(suspension, listen) {
+    const ms = this.runtime.suspensionTimeoutMs;
+    // setTimeout takes at most 2^31 - 1 ms; beyond it the suspension outlives any wait.
+    if (typeof ms !== 'number' || !(ms <= MAX_TIMER_MS)) return new Promise(listen);
+    let timer;
+    try {
+      return await new Promise((resolve, reject) => {
+        listen(resolve);
+        timer = setTimeout(() => reject(this.#expired(suspension, ms)), ms);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #expired(suspension, ms) {
+    this.runtime.cancelSuspension(suspension.id).catch(() => {});
+    const names = [...new Set(suspension.calls.map((call) => `${call.extension}.${call.method}`))].join(', ');
+    return new SandboxError(
+      'TIMEOUT',
+      `no extension call settled within the suspension timeout (${ms} ms), so the suspension expired; ` +
+        `still pending: ${names}`,
+    );
   }
 
   /** Resumes; an outcome the runtime cannot take (not JSON data) rejects the call instead. */
@@ -231,6 +261,7 @@ class WasmSandboxExecutor {
   }
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const SINKS = ['onEvent', 'onViewCommand', 'onLog'];
 const EXECUTOR_OPTIONS = ['runtime', 'config', 'preload', 'extensions', 'timeoutMs', ...SINKS];
 const CONTEXT_FIELDS = [

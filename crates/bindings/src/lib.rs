@@ -48,6 +48,7 @@ const EXTERNAL_MEMORY: i64 = 64 << 20;
 pub struct NexusRuntime {
     runtime: Runtime,
     executor: Arc<Executor>,
+    suspension_timeout: Duration,
 }
 
 impl ObjectFinalize for NexusRuntime {
@@ -70,6 +71,7 @@ impl NexusRuntime {
             };
             let config = config.into_runtime_config()?;
             let spin = config.spin_before_park;
+            let suspension_timeout = config.suspension_timeout;
             let runtime = Runtime::start(config).map_err(|e| match e {
                 // The configuration's fault, not the runtime's: a library that does not load.
                 StartError::Preload(preload) => BindingError::invalid(format!("config.preload: {preload}")),
@@ -80,7 +82,7 @@ impl NexusRuntime {
                 Executor::new(&env, spin).map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
             env.adjust_external_memory(EXTERNAL_MEMORY)
                 .map_err(|e| BindingError::new(nexus_abi::ErrorCode::Internal, e.reason))?;
-            Ok(NexusRuntime { runtime, executor })
+            Ok(NexusRuntime { runtime, executor, suspension_timeout })
         };
         start().map_err(|e| e.into_napi(&env))
     }
@@ -158,6 +160,13 @@ impl NexusRuntime {
             env,
             input.map(|(id, call_id, outcome)| async move { settled(runtime.resume(&id, call_id, outcome).await) }),
         )
+    }
+
+    /// How long a suspension waits for its resume before it expires, in milliseconds (the
+    /// configuration's `suspensionTimeoutMs`, or its default).
+    #[napi(getter)]
+    pub fn suspension_timeout_ms(&self) -> f64 {
+        self.suspension_timeout.as_millis() as f64
     }
 
     /// Drops a suspension on purpose; resolves to whether there was one (a later resume of it

@@ -198,6 +198,56 @@ test('a TIMEOUT surfaces as a SandboxError with its code', async () => {
   assert.equal(await executor.executeHandler('return 7'), 7);
 });
 
+test('an extension call that never settles rejects with TIMEOUT once its suspension expires', { timeout: 20000 }, async () => {
+  const short = new WasmSandboxExecutor({ config: { suspensionTimeoutMs: 200 } });
+  try {
+    assert.equal(short.runtime.suspensionTimeoutMs, 200);
+    const reports = [];
+    short.onMetrics((report) => reports.push(report));
+    const started = Date.now();
+    await assert.rejects(
+      short.executeHandler('const [a] = await Promise.all([$ext.slow.never(), $ext.slow.never()]); return a', {
+        capabilities: ['ext:slow'],
+        extensions: { slow: { never: () => new Promise(() => {}) } },
+      }),
+      (error) =>
+        error instanceof SandboxError &&
+        error.code === 'TIMEOUT' &&
+        /suspension timeout \(200 ms\)/.test(error.message) &&
+        /still pending: slow\.never$/.test(error.message),
+    );
+    assert.ok(Date.now() - started >= 190, 'not before the suspension expires');
+    assert.deepEqual(
+      reports.map((report) => [report.status, report.code]),
+      [['error', 'TIMEOUT']],
+    );
+    assert.equal((await short.getStats()).parked, 0, 'the suspension is gone');
+    // A call that settles in time is unaffected, and the runtime keeps serving.
+    const value = await short.executeHandler('return await $ext.slow.soon()', {
+      capabilities: ['ext:slow'],
+      extensions: { slow: { soon: () => delay(50, 'in time') } },
+    });
+    assert.equal(value, 'in time');
+  } finally {
+    await short.shutdown();
+  }
+  const defaults = new NexusRuntime();
+  assert.equal(defaults.suspensionTimeoutMs, 60000, 'the default');
+  await defaults.shutdown();
+});
+
+test('more extension calls pending at once than the limit fail with MEMORY_LIMIT, even when caught', async () => {
+  const code = (n) => `const ps = [];
+    for (let i = 0; i < ${n}; i++) { try { ps.push($ext.x.m(i)); } catch { return 'caught'; } }
+    return (await Promise.all(ps)).length;`;
+  const context = { capabilities: ['ext:x'], extensions: { x: { m: async (i) => i } } };
+  assert.equal(await executor.executeHandler(code(1000), context), 1000);
+  await assert.rejects(
+    executor.executeHandler(code(1001), context),
+    (error) => error.code === 'MEMORY_LIMIT' && /more than 1000 extension calls pending at once/.test(error.message),
+  );
+});
+
 test('a callback that throws rejects with its own error, after every record of the step, and the suspension is dropped', async () => {
   const mine = new Error('the bus is down');
   const events = [];

@@ -18,6 +18,9 @@ import {
 
 async function native(): Promise<number> {
   const runtime = new NexusRuntime({ poolSize: 4, queueBound: 100, preload: [{ name: 'sdk.js', source: 'var sdk = {};' }] });
+  const expiresAfterMs: number = runtime.suspensionTimeoutMs;
+  // @ts-expect-error the suspension timeout is read-only: it is the configuration's
+  runtime.suspensionTimeoutMs = expiresAfterMs;
   const result: ExecutionResult = await runtime.executeHandler(
     '$state.count = $state.count + 1; return $state.count;',
     { stateSnapshot: { count: 1 }, capabilities: ['state:read:count', 'state:write:count'], timeoutMs: 1000 },
