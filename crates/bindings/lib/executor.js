@@ -141,7 +141,8 @@ class WasmSandboxExecutor {
     };
     const totals = { executionTimeUs: 0, compileTimeUs: 0, hostCalls: 0, memoryBytes: 0, cacheHit: false };
     const report = { suspensions: 0, denials: [] };
-    const native$ = (promise) => promise.catch((error) => Promise.reject(SandboxError.fromNative(error, toolName)));
+    const native$ = (promise) =>
+      promise.catch((error) => Promise.reject(SandboxError.fromNative(inTheExecutorsTerms(error), toolName)));
 
     let result;
     try {
@@ -293,6 +294,17 @@ function checkFields(object, fields, what) {
     const expected = fields.map((field) => `"${field}"`).join(', ');
     throw new SandboxError('INVALID_ARGUMENT', `${what}.${key}: unknown field "${key}", expected one of ${expected}${hint}`);
   }
+}
+
+/**
+ * A refusal of NexusRuntime names the field it was given: the executor gave the application's
+ * `context.state` as `context.stateSnapshot`, so a refusal of it names `context.state`.
+ */
+function inTheExecutorsTerms(error) {
+  if (error?.code === 'INVALID_ARGUMENT' && typeof error.message === 'string') {
+    error.message = error.message.replace(/^context\.stateSnapshot\b/, 'context.state');
+  }
+  return error;
 }
 
 /** What a value of the wrong kind is, in the words of NexusRuntime's messages. */

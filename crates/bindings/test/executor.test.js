@@ -360,6 +360,16 @@ test('a misspelt or foreign field of the options or the context is refused, nami
   assert.deepEqual(value, [1, 2, 3]);
 });
 
+test("a refused value in the application's state is named by the executor's field, context.state", async () => {
+  await assert.rejects(
+    executor.executeHandler('return 1', { state: { when: new Date(0) } }),
+    (error) =>
+      error instanceof SandboxError &&
+      error.code === 'INVALID_ARGUMENT' &&
+      error.message === 'context.state.when: a Date is not JSON data (pass date.toISOString())',
+  );
+});
+
 test('a denied access is reported to onMetrics, and the handler sees PERMISSION_DENIED', async () => {
   const seen = [];
   const unsubscribe = executor.onMetrics((metrics) => seen.push(metrics));
