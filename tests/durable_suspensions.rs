@@ -237,3 +237,45 @@ async fn a_suspension_the_store_refuses_at_hibernation_fails_its_resume_saying_w
     assert!(runtime.cancel(&second).await.unwrap());
     assert_eq!(refusal_code(&runtime.resume(&second, 1, answer(2)).await), Some(ErrorCode::SuspensionNotFound));
 }
+
+/// A resume that claimed its hibernated suspension before the expiry runs to its end even when
+/// the expiry passes while it runs (or waits for an instance): the sweep of expired suspensions
+/// spares what a resume holds, and the step's result is the handler's, not a failed commit.
+async fn a_resume_in_time_outlives_the_expiry(config: RuntimeConfig) {
+    let runtime = Runtime::start(config).unwrap();
+    let mut request = ExecutionRequest::source(
+        "const v = await $ext.kv.get(1);\nconst end = Date.now() + 5300; while (Date.now() < end) {}\nreturn v;",
+    );
+    request.timeout = Duration::from_secs(20);
+    request.capabilities = vec!["ext:kv".parse().unwrap()];
+    request.extension_registry.insert("kv".into(), ["get".to_owned()].into());
+    let suspended = runtime.execute(request).await.expect("runs");
+    let id = suspended.suspension.expect("suspended").id;
+    for _ in 0..200 {
+        if runtime.stats().await.pool.hibernated > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(runtime.stats().await.pool.hibernated, 1, "hibernated");
+    // The suspension expires 300 ms after it was made; the store's expired suspensions are
+    // purged every 5 s (the first time at the runtime's first sweep): the step spans a purge.
+    let done = runtime.resume(&id, 1, answer(1)).await.expect("claimed in time");
+    assert_eq!(done.status, Status::Success, "{done:?}");
+    assert_eq!(done.return_value, json!("value 1"));
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(1)).await), Some(ErrorCode::SuspensionNotFound), "used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_claimed_before_the_expiry_is_not_failed_by_it_in_memory_or_on_disk() {
+    let mut config = RuntimeConfig::default();
+    config.hibernate_after = Duration::ZERO;
+    config.suspension_timeout = Duration::from_millis(300);
+    a_resume_in_time_outlives_the_expiry(config.clone()).await;
+
+    let dir = temp_dir("resume-past-expiry");
+    config.suspension_store = StoreConfig::Disk(dir.clone());
+    config.suspension_keys = Some(keys());
+    a_resume_in_time_outlives_the_expiry(config).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

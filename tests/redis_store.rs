@@ -286,6 +286,31 @@ async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_claimed_before_the_expiry_outlives_it_and_a_refused_one_does_not_extend_it() {
+    let redis = RedisServer::start();
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Redis(RedisConfig::new(&redis.url));
+    config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
+    config.suspension_timeout = Duration::from_millis(300);
+    let runtime = Runtime::start(config).unwrap();
+    let mut connection = redis.connection();
+
+    // Claimed in time, the step runs 700 ms: Redis keeps the key for the claim's lease.
+    let id = runtime.execute(request(1, 700)).await.expect("runs").suspension.expect("suspended").id;
+    let done = runtime.resume(&id, 1, answer(1)).await.expect("claimed in time");
+    assert_eq!(done.status, Status::Success, "{done:?}");
+    assert_eq!(code(&runtime.resume(&id, 1, answer(1)).await), Some(ErrorCode::SuspensionNotFound), "used");
+
+    // A refused resume puts the expiry back where it was.
+    let id = runtime.execute(request(2, 0)).await.expect("runs").suspension.expect("suspended").id;
+    assert_eq!(code(&runtime.resume(&id, 9, answer(2)).await), Some(ErrorCode::InvalidArgument), "no call 9");
+    let ttl: i64 = connection.pttl(key(&id)).unwrap();
+    assert!(ttl > 0 && ttl <= 300, "the suspension's own expiry, not the lease: {ttl} ms");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(code(&runtime.resume(&id, 1, answer(2)).await), Some(ErrorCode::SuspensionNotFound));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
     let redis = RedisServer::start();
     let runtime = runtime(&redis.url, Duration::from_secs(30));

@@ -76,9 +76,10 @@ pub struct RuntimeConfig {
     /// The keys suspension images are sealed with (the first seals, all open). Required by a
     /// store that outlives the process; the in-memory store uses a random key when none is set.
     pub suspension_keys: Option<SuspensionKeys>,
-    /// How long a resume holds its claim on a stored suspension: after it (the process died
-    /// mid-step), another resume may claim it again, and the first cannot commit. It must be
-    /// longer than any step takes. Default 30 s.
+    /// How long a resume holds its claim on a suspension in a store that outlives the process:
+    /// after it (the process died mid-step), another resume may claim it again, and the first
+    /// cannot commit. It must be longer than a resume waits for an instance plus its step.
+    /// Within it, the claim also holds a suspension whose expiry passes. Default 30 s.
     pub claim_lease: Duration,
     /// The guest module new executions run (a `nexus_guest.wasm`); default: the one this build
     /// embeds.

@@ -194,7 +194,9 @@ impl DiskStore {
             let Ok(files) = fs::read_dir(&dir) else { continue };
             let files: Vec<PathBuf> = files.filter_map(Result::ok).map(|f| f.path()).collect();
             let expired = files.iter().any(|file| read_expiry(file).is_some_and(|expires_at| expires_at <= now));
-            if expired {
+            // A resume that claimed it before its expiry holds it until its lease passes.
+            let claimed = files.iter().any(|file| claim_lease(file).is_some_and(|lease| lease > unix_millis(now)));
+            if expired && !claimed {
                 let held = files
                     .iter()
                     .filter(|file| file.file_name().is_some_and(|name| name != USED))
@@ -270,13 +272,13 @@ fn claims(dir: &Path) -> Vec<PathBuf> {
 /// The claim files in `dir` whose lease passed.
 fn expired_claims(dir: &Path, now: SystemTime) -> Vec<PathBuf> {
     let now = unix_millis(now);
-    claims(dir)
-        .into_iter()
-        .filter(|file| {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            name.rsplit('.').next().and_then(|lease| lease.parse::<u64>().ok()).is_some_and(|lease| lease <= now)
-        })
-        .collect()
+    claims(dir).into_iter().filter(|file| claim_lease(file).is_some_and(|lease| lease <= now)).collect()
+}
+
+/// The end of the lease of a claim file (`claim.<token>.<lease end, ms>`).
+fn claim_lease(file: &Path) -> Option<u64> {
+    let name = file.file_name()?.to_string_lossy();
+    name.strip_prefix("claim.")?.rsplit('.').next()?.parse().ok()
 }
 
 fn split_expiry(contents: &[u8]) -> (SystemTime, &[u8]) {
@@ -360,6 +362,28 @@ mod tests {
         let second = block(store.claim(&id, Duration::from_secs(5))).unwrap().expect("the lease passed");
         assert!(matches!(block(store.commit(first, None)), Err(StoreError::LeaseLost(_))));
         block(store.commit(second, None)).unwrap();
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_claim_taken_before_the_expiry_holds_through_a_purge_until_its_lease_passes() {
+        let dir = temp_dir();
+        let store = DiskStore::open(&dir, StoreLimits::default()).unwrap();
+        block(store.put(stored("ab", Duration::from_millis(30)))).unwrap();
+        let id = SuspensionId("ab".into());
+        let claim = block(store.claim(&id, Duration::from_secs(60))).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        block(store.purge_expired()).unwrap();
+        block(store.commit(claim, Some(stored("cd", Duration::from_secs(60))))).unwrap();
+        assert_eq!(store.usage(), StoreUsage { suspensions: 1, bytes: 11 }, "the next one kept");
+        block(store.purge_expired()).unwrap();
+        assert!(!dir.join("ab").exists(), "used and expired: deleted");
+        // A claim whose lease passed no longer holds an expired suspension.
+        block(store.put(stored("ef", Duration::from_millis(30)))).unwrap();
+        let lapsed = block(store.claim(&SuspensionId("ef".into()), Duration::ZERO)).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        block(store.purge_expired()).unwrap();
+        assert!(matches!(block(store.commit(lapsed, None)), Err(StoreError::LeaseLost(_))));
         fs::remove_dir_all(dir).unwrap();
     }
 

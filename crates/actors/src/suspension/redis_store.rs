@@ -10,7 +10,13 @@
 //!                 state  ready | claimed | used
 //!                 image  the sealed image (ready and claimed only)
 //!                 token  the claim's token, lease  its end in Redis's clock (ms; claimed only)
+//!                 expires  the suspension's own expiry (ms, Redis's clock; claimed only)
 //! ```
+//!
+//! A claim taken before the expiry holds the suspension until its lease passes: the claim
+//! keeps the key alive that long (a resume that arrived in time is not failed because the
+//! expiry passed while it waited for an instance or ran), and a release puts the expiry back
+//! where it was.
 //!
 //! Claim, release, commit and cancel are Lua scripts, so each is atomic. A claim takes a ready
 //! image, or a claimed one whose lease passed (its node died or stalled), and writes its own
@@ -181,12 +187,12 @@ local function read(key, kind)
   local t = redis.call('TYPE', key).ok
   if t == 'none' then return nil end
   if t ~= 'hash' then return redis.error_reply('NEXUS_FOREIGN the key holds a Redis ' .. t) end
-  local f = redis.call('HMGET', key, 'kind', 'state', 'image', 'token', 'lease')
+  local f = redis.call('HMGET', key, 'kind', 'state', 'image', 'token', 'lease', 'expires')
   local state = f[2]
   if f[1] ~= kind or not (state == 'used' or ((state == 'ready' or state == 'claimed') and f[3])) then
     return redis.error_reply('NEXUS_FOREIGN the key holds a hash that is not a Nexus suspension')
   end
-  return {state = state, image = f[3], token = f[4], lease = tonumber(f[5])}
+  return {state = state, image = f[3], token = f[4], lease = tonumber(f[5]), expires = tonumber(f[6])}
 end
 local function now_ms()
   local time = redis.call('TIME')
@@ -194,7 +200,8 @@ local function now_ms()
 end
 ";
 
-/// Claims a ready image or a claimed one whose lease passed: `{image, ms to expiry}`.
+/// Claims a ready image or a claimed one whose lease passed (and whose expiry has not):
+/// `{image, ms to expiry}`. The key lives at least as long as the lease.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{READ}
@@ -204,8 +211,13 @@ if s.err then return s end
 if s.state == 'used' then return false end
 local now = now_ms()
 if s.state == 'claimed' and s.lease > now then return false end
-redis.call('HSET', KEYS[1], 'state', 'claimed', 'token', ARGV[2], 'lease', string.format('%.0f', now + tonumber(ARGV[3])))
-return {{s.image, redis.call('PTTL', KEYS[1])}}"
+local expires = s.expires or (now + redis.call('PTTL', KEYS[1]))
+if expires <= now then return false end
+local lease = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'claimed', 'token', ARGV[2], 'lease', string.format('%.0f', now + lease),
+  'expires', string.format('%.0f', expires))
+if expires < now + lease then redis.call('PEXPIRE', KEYS[1], lease) end
+return {{s.image, expires - now}}"
     ))
 });
 
@@ -217,7 +229,8 @@ local s = read(KEYS[1], ARGV[1])
 if s ~= nil and s.err then return s end
 if s == nil or s.state ~= 'claimed' or s.token ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'ready')
-redis.call('HDEL', KEYS[1], 'token', 'lease')
+redis.call('HDEL', KEYS[1], 'token', 'lease', 'expires')
+if s.expires then redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', s.expires)) end
 return 1"
     ))
 });
@@ -229,7 +242,7 @@ static COMMIT: LazyLock<Script> = LazyLock::new(|| {
 local s = read(KEYS[1], ARGV[1])
 if s ~= nil and s.err then return s end
 if s == nil or s.state ~= 'claimed' or s.token ~= ARGV[2] then return redis.error_reply('NEXUS_LEASE_LOST the claim no longer holds') end
-redis.call('HDEL', KEYS[1], 'image', 'token', 'lease')
+redis.call('HDEL', KEYS[1], 'image', 'token', 'lease', 'expires')
 redis.call('HSET', KEYS[1], 'state', 'used')
 return 1"
     ))
@@ -242,7 +255,7 @@ static CANCEL: LazyLock<Script> = LazyLock::new(|| {
 local s = read(KEYS[1], ARGV[1])
 if s ~= nil and s.err then return s end
 if s == nil or s.state == 'used' then return 0 end
-redis.call('HDEL', KEYS[1], 'image', 'token', 'lease')
+redis.call('HDEL', KEYS[1], 'image', 'token', 'lease', 'expires')
 redis.call('HSET', KEYS[1], 'state', 'used')
 return 1"
     ))

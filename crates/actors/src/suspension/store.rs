@@ -7,7 +7,9 @@
 //!   or a *release* (the resume was refused: the image is there again, with the same expiry).
 //!   A claim carries a token and a lease: a claim whose lease passed (its runtime died
 //!   mid-step) can be claimed again, and the old holder's commit then fails;
-//! * **expiry**: an expired image is never handed out, and is deleted;
+//! * **expiry**: an expired image is never handed out, and is deleted; but a claim taken before
+//!   the expiry holds its suspension until it ends or its lease passes, whatever the expiry
+//!   (a resume that arrived in time and then waited for an instance is not failed for it);
 //! * **bounds**: beyond its number of suspensions or bytes, a new image is refused
 //!   ([`StoreError::Full`], which fails the execution with `OVERLOADED`).
 
@@ -34,7 +36,8 @@ pub trait SuspensionStore: Send + Sync + 'static {
     fn put(&self, image: Stored) -> StoreFuture<'_, ()>;
 
     /// Claims the image of `id` for a resume, for `lease`; `None` when there is none to claim
-    /// (unknown, used, cancelled, expired, or claimed by a resume still within its lease).
+    /// (unknown, used, cancelled, expired, or claimed by a resume still within its lease). The
+    /// claim holds the image until it ends or its lease passes, even past the image's expiry.
     fn claim(&self, id: &SuspensionId, lease: Duration) -> StoreFuture<'_, Option<Claim>>;
 
     /// Ends a claim whose resume was refused: the image can be claimed again, expiring as before.
@@ -48,7 +51,7 @@ pub trait SuspensionStore: Send + Sync + 'static {
     /// Drops a suspension on purpose (a tombstone stays); whether there was one to drop.
     fn cancel(&self, id: &SuspensionId) -> StoreFuture<'_, bool>;
 
-    /// Deletes what expired.
+    /// Deletes what expired, except what a claim within its lease holds.
     fn purge_expired(&self) -> StoreFuture<'_, ()>;
 
     /// What the store holds now.
@@ -143,7 +146,10 @@ pub fn token() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Sealed images in this process (the default store): they go with it.
+/// Sealed images in this process (the default store): they go with it. Its claims are held
+/// by this process, which ends every claim it takes (commit or release), so a claim here never
+/// lapses: the lease is not needed, and neither another claim nor the expiry takes a claimed
+/// suspension from the resume that holds it, however long that resume waits for an instance.
 pub struct MemoryStore {
     limits: StoreLimits,
     entries: Mutex<MemoryEntries>,
@@ -164,7 +170,6 @@ enum Entry {
         image: Vec<u8>,
         expires_at: SystemTime,
         token: u64,
-        lease_until: SystemTime,
     },
     /// Used or cancelled: nothing can be put or claimed under this id until it expires.
     Tombstone {
@@ -258,30 +263,29 @@ impl SuspensionStore for MemoryStore {
         Box::pin(async move { result })
     }
 
-    fn claim(&self, id: &SuspensionId, lease: Duration) -> StoreFuture<'_, Option<Claim>> {
+    fn claim(&self, id: &SuspensionId, _lease: Duration) -> StoreFuture<'_, Option<Claim>> {
         let now = SystemTime::now();
         let mut entries = self.lock();
         let claimable = match entries.by_id.get(id) {
+            // Held by a resume of this process until it ends the claim.
+            Some(Entry::Claimed { .. }) => false,
             Some(entry) if entry.expires_at() <= now => {
                 entries.set(id, None);
                 false
             }
             Some(Entry::Ready { .. }) => true,
-            Some(Entry::Claimed { lease_until, .. }) => *lease_until <= now,
             Some(Entry::Tombstone { .. }) | None => false,
         };
         let claim = claimable.then(|| {
             let (image, expires_at) = match entries.by_id.remove(id) {
-                Some(Entry::Ready { image, expires_at } | Entry::Claimed { image, expires_at, .. }) => {
-                    (image, expires_at)
-                }
+                Some(Entry::Ready { image, expires_at }) => (image, expires_at),
                 _ => unreachable!("checked claimable above"),
             };
             // Counted again by `set`.
             entries.usage.suspensions -= 1;
             entries.usage.bytes -= image.len() as u64;
             let token = token();
-            let entry = Entry::Claimed { image: image.clone(), expires_at, token, lease_until: now + lease };
+            let entry = Entry::Claimed { image: image.clone(), expires_at, token };
             entries.set(id, Some(entry));
             Claim { id: id.clone(), image, expires_at, token }
         });
@@ -306,10 +310,8 @@ impl SuspensionStore for MemoryStore {
                 entries.set(&claim.id, Some(Entry::Tombstone { expires_at: claim.expires_at }));
                 next.map_or(Ok(()), |next| entries.put(&self.limits, next))
             }
-            _ => Err(StoreError::LeaseLost(format!(
-                "the claim on suspension {} ended before its step did (its lease passed)",
-                claim.id
-            ))),
+            // Only a cancel ends a claim here besides its holder.
+            _ => Err(StoreError::LeaseLost(format!("suspension {} was cancelled while its resume ran", claim.id))),
         };
         Box::pin(async move { result })
     }
@@ -330,8 +332,12 @@ impl SuspensionStore for MemoryStore {
     fn purge_expired(&self) -> StoreFuture<'_, ()> {
         let now = SystemTime::now();
         let mut entries = self.lock();
-        let expired: Vec<SuspensionId> =
-            entries.by_id.iter().filter(|(_, entry)| entry.expires_at() <= now).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<SuspensionId> = entries
+            .by_id
+            .iter()
+            .filter(|(_, entry)| !matches!(entry, Entry::Claimed { .. }) && entry.expires_at() <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in expired {
             entries.set(&id, None);
         }
@@ -388,14 +394,39 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_past_its_lease_can_be_taken_and_its_holder_cannot_commit() {
+    fn a_claim_holds_its_suspension_past_its_lease_and_its_expiry_until_it_ends() {
+        let store = MemoryStore::default();
+        let put = stored("a", 10, Duration::from_millis(30));
+        let expires_at = put.expires_at;
+        block(store.put(put)).unwrap();
+        let id = SuspensionId("a".into());
+        let first = block(store.claim(&id, Duration::ZERO)).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(block(store.claim(&id, Duration::from_secs(5))).unwrap().is_none(), "held by this process");
+        block(store.purge_expired()).unwrap();
+        assert_eq!(store.usage().suspensions, 1, "not purged while claimed");
+        let next = stored("b", 10, Duration::from_secs(60));
+        block(store.commit(first, Some(next))).unwrap();
+        assert!(SystemTime::now() > expires_at);
+        block(store.purge_expired()).unwrap();
+        assert_eq!(store.usage(), StoreUsage { suspensions: 1, bytes: 10 }, "the used one gone, the next one kept");
+        // A released claim past its expiry is purged then.
+        let claim = block(store.claim(&SuspensionId("b".into()), Duration::ZERO)).unwrap().unwrap();
+        let expired = Claim { expires_at: SystemTime::now(), ..claim };
+        block(store.release(expired)).unwrap();
+        block(store.purge_expired()).unwrap();
+        assert_eq!(store.usage(), StoreUsage::default());
+    }
+
+    #[test]
+    fn a_cancel_while_a_resume_runs_fails_its_commit() {
         let store = MemoryStore::default();
         block(store.put(stored("a", 10, Duration::from_secs(60)))).unwrap();
         let id = SuspensionId("a".into());
-        let first = block(store.claim(&id, Duration::ZERO)).unwrap().unwrap();
-        let second = block(store.claim(&id, Duration::from_secs(5))).unwrap().expect("lease passed");
-        assert!(matches!(block(store.commit(first, None)), Err(StoreError::LeaseLost(_))));
-        block(store.commit(second, None)).unwrap();
+        let claim = block(store.claim(&id, Duration::from_secs(5))).unwrap().unwrap();
+        assert!(block(store.cancel(&id)).unwrap());
+        let error = block(store.commit(claim, None)).unwrap_err();
+        assert!(matches!(&error, StoreError::LeaseLost(message) if message.contains("cancelled")), "{error}");
     }
 
     #[test]
