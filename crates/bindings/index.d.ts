@@ -54,6 +54,11 @@ export interface RuntimeConfig {
   maxMemoryLimit?: number;
   /** Bytes of records, and of its return value or error, one execution may make the host keep. Default 16 MiB. */
   outputLimit?: number;
+  /**
+   * Bytes all executions together may grow their memory by beyond the snapshot's, running or
+   * suspended live: past it an execution fails with `OVERLOADED`. Size it to the machine. Default 4 GiB.
+   */
+  memoryBudget?: number;
   /** Run a request without capabilities with the ones inferred from its source. Default false. */
   inferMissingCapabilities?: boolean;
   /** Compiled sources kept in memory. Default 1024. */

@@ -28,6 +28,7 @@ pub struct Config {
     default_memory_limit: Option<u64>,
     max_memory_limit: Option<u64>,
     output_limit: Option<usize>,
+    memory_budget: Option<u64>,
     infer_missing_capabilities: Option<bool>,
     compile_cache_entries: Option<usize>,
     compile_cache_dir: Option<PathBuf>,
@@ -114,6 +115,7 @@ impl Config {
         set!(engine.default_memory_limit, self.default_memory_limit);
         set!(engine.max_memory_limit, self.max_memory_limit);
         set!(engine.output_limit, self.output_limit);
+        set!(engine.memory_budget, self.memory_budget);
         set!(engine.infer_missing_capabilities, self.infer_missing_capabilities);
         set!(engine.compile_cache_entries, self.compile_cache_entries);
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());

@@ -185,6 +185,21 @@ test('outputLimit bounds what a handler returns or throws, not only its records'
   }
 });
 
+test('memoryBudget bounds the memory of all executions together: past it OVERLOADED', async () => {
+  const small = new NexusRuntime({ poolSize: 4, memoryBudget: 24 << 20 });
+  try {
+    const fill = (mib) => `const held = new Uint8Array(${mib} << 20); held.fill(1); return held.length >> 20;`;
+    const over = await small.executeHandler(fill(32), {});
+    assert.equal(over.status, 'error');
+    assert.equal(over.error.code, 'OVERLOADED');
+    assert.match(over.error.message, /memory is spent: .* budget of 25165824 bytes/);
+    const within = await small.executeHandler(fill(16), {});
+    assert.equal(within.returnValue, 16, 'within its limit and the budget');
+  } finally {
+    await small.shutdown();
+  }
+});
+
 test('numbers the handler makes come out as JavaScript numbers', async () => {
   const result = await runtime.executeHandler('return { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 };');
   assert.deepEqual(result.returnValue, { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 });

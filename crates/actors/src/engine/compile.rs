@@ -122,7 +122,7 @@ impl Engine {
             }
             Err(trap) => {
                 let data = instance.store.data();
-                Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output()))
+                Err(errors::from_trap(&trap, &data.limits, data.host.guest_output()))
             }
         }
     }

@@ -34,6 +34,13 @@ pub struct EngineConfig {
     /// `STACK_OVERFLOW`. It must stay below the stack of the threads that call into the
     /// engine (2 MiB for Rust's spawned threads). Default 1 MiB.
     pub max_wasm_stack: usize,
+    /// Linear memory all executions together may grow by beyond the snapshot's, running or
+    /// suspended live (a hibernated one holds none): each request's memory limit bounds one
+    /// handler, this bounds them all, so hostile handlers running at once cannot take more of
+    /// the host's memory than this (plus the pool's snapshots and the suspension store's
+    /// bound). An execution whose growth would pass it fails with `OVERLOADED`. Size it to
+    /// the machine. Default 4 GiB.
+    pub memory_budget: u64,
     /// Bytes of records (mutations, events, view commands, logs, pending calls) and of the
     /// value it returns or the error it throws that one execution may make the host keep;
     /// beyond it the execution ends as `MEMORY_LIMIT`. Default 16 MiB.
@@ -84,6 +91,7 @@ impl Default for EngineConfig {
             max_memory_limit: 256 << 20,
             max_wasm_stack: 1 << 20,
             output_limit: 16 << 20,
+            memory_budget: 4 << 30,
             memory_keep_resident: 2 << 20,
             library_slot_reset: LibrarySlotReset::Fastest,
             table_keep_resident: 64 << 10,

@@ -4,6 +4,8 @@
 use nexus_abi::{ErrorCode, GuestError, HANDLER_FILE, HANDLER_PREFIX, PRELUDE_FILE};
 use wasmtime::Trap;
 
+use super::instance::MemoryLimit;
+use super::memory_budget::MemoryBudget;
 use super::request::{ExecutionError, Location};
 
 /// What the host itself saw during the execution, against which a guest's report is read.
@@ -188,14 +190,15 @@ pub(super) fn snippet(source: &str, location: Location) -> Option<String> {
 }
 
 /// Classifies a trap or host-function failure that ended the instance.
-pub fn from_trap(error: &wasmtime::Error, memory_refused: bool, guest_output: &str) -> ExecutionError {
+pub fn from_trap(error: &wasmtime::Error, memory: &MemoryLimit, guest_output: &str) -> ExecutionError {
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => ExecutionError::new(ErrorCode::Timeout, "the handler exceeded its time limit"),
         Some(Trap::StackOverflow) => {
             ExecutionError::new(ErrorCode::StackOverflow, "the handler exceeded the maximum stack depth")
         }
         // The guest's allocator aborts when the store refuses to grow its memory.
-        _ if memory_refused => ExecutionError::new(ErrorCode::MemoryLimit, "the handler exceeded its memory limit"),
+        _ if memory.refused => ExecutionError::new(ErrorCode::MemoryLimit, "the handler exceeded its memory limit"),
+        _ if memory.over_budget => over_budget(memory),
         _ => {
             let mut message = format!("the sandbox failed: {error:#}");
             if !guest_output.is_empty() {
@@ -204,6 +207,20 @@ pub fn from_trap(error: &wasmtime::Error, memory_refused: bool, guest_output: &s
             ExecutionError::new(ErrorCode::Internal, message)
         }
     }
+}
+
+/// The error of an execution whose memory growth the engine's [`MemoryBudget`] refused: the
+/// runtime is short of memory, whatever the handler's own limit.
+pub fn over_budget(memory: &MemoryLimit) -> ExecutionError {
+    let budget = memory.budget().map_or(0, MemoryBudget::limit);
+    ExecutionError::new(
+        ErrorCode::Overloaded,
+        format!(
+            "the runtime's memory is spent: the executions in progress hold its budget of {budget} bytes (the \
+             handler stayed within its own limit of {} bytes)",
+            memory.max_bytes
+        ),
+    )
 }
 
 #[cfg(test)]

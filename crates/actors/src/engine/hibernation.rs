@@ -4,6 +4,7 @@
 use nexus_abi::ErrorCode;
 use wasmtime::Result;
 
+use super::errors;
 use super::image::{self, GlobalValue, IMAGE_VERSION, SuspensionImage};
 use super::written_pages;
 use super::{Engine, ExecutionError, ParkedExecution, SpentInstance, SuspensionId};
@@ -63,8 +64,11 @@ impl Engine {
         let mut instance = self.instantiate(image.host, limit).map_err(internal)?;
         let data = instance.store.data_mut();
         (data.denied, data.unknown_extension) = (image.denied, image.unknown_extension);
-        let memory = instance.memory_grown_to(image.memory_size).map_err(internal)?;
-        image::apply_delta(memory, &image.memory).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
+        if let Err(error) = instance.grow_memory_to(image.memory_size) {
+            let limits = &instance.store.data().limits;
+            return Err(if limits.over_budget { errors::over_budget(limits) } else { internal(error) });
+        }
+        image::apply_delta(instance.memory_mut(), &image.memory).map_err(|e| internal(wasmtime::format_err!("{e}")))?;
         for (name, value) in image.globals {
             let value = match value {
                 GlobalValue::I32(v) => wasmtime::Val::I32(v),

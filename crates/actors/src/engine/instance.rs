@@ -1,6 +1,7 @@
 //! One fresh guest instance: its store (host state and limits) and the calling convention of
 //! its exports (write a MessagePack input, call, read the MessagePack reply).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use nexus_abi::{decode, encode, exports, unpack_reply};
@@ -11,6 +12,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Global, Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc, Val};
 use wasmtime::{Result, format_err as anyhow};
 
+use super::memory_budget::MemoryBudget;
 use super::memory_reset::{MemoryReset, Prefault};
 use super::ticker;
 
@@ -43,21 +45,60 @@ impl HostAccess for StoreData {
     }
 }
 
-/// Refuses memory growth past the execution's limit, and remembers that it did. It is the one
+/// Refuses memory growth past the execution's limit, or past what the engine's
+/// [`MemoryBudget`] has left for all its instances, and remembers that it did. It is the one
 /// memory limit (QuickJS has none of its own), and a refusal traps at once: the handler cannot
-/// catch an out-of-memory and carry on, and the execution ends as `MEMORY_LIMIT`.
+/// catch an out-of-memory and carry on, and the execution ends as `MEMORY_LIMIT` (its own
+/// limit) or `OVERLOADED` (the engine's budget).
 pub struct MemoryLimit {
     pub max_bytes: usize,
     pub refused: bool,
+    budget: Option<Arc<MemoryBudget>>,
+    /// Bytes reserved in the budget, given back when the instance is dropped.
+    reserved: usize,
+    pub over_budget: bool,
+}
+
+impl MemoryLimit {
+    pub fn new(max_bytes: usize, budget: Option<Arc<MemoryBudget>>) -> MemoryLimit {
+        MemoryLimit { max_bytes, refused: false, budget, reserved: 0, over_budget: false }
+    }
+
+    /// The engine's budget, when the instance has one.
+    pub fn budget(&self) -> Option<&MemoryBudget> {
+        self.budget.as_deref()
+    }
+}
+
+impl Drop for MemoryLimit {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.reserved);
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryLimit {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
-        if desired <= self.max_bytes {
-            return Ok(true);
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Err(anyhow!(
+                "the guest's memory would grow to {desired} bytes, past its limit of {} bytes",
+                self.max_bytes
+            ));
         }
-        self.refused = true;
-        Err(anyhow!("the guest's memory would grow to {desired} bytes, past its limit of {} bytes", self.max_bytes))
+        // The initial memory (current 0) is the snapshot's: not counted.
+        let growth = if current == 0 { 0 } else { desired.saturating_sub(current) };
+        match &self.budget {
+            Some(budget) if growth > 0 && !budget.reserve(growth) => {
+                self.over_budget = true;
+                Err(anyhow!("the engine's memory budget of {} bytes is spent", budget.limit()))
+            }
+            _ => {
+                self.reserved += growth;
+                Ok(true)
+            }
+        }
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
@@ -114,10 +155,9 @@ impl GuestInstance {
     pub fn instantiate(
         pre: &InstancePre<StoreData>,
         host: HostState,
-        max_memory: usize,
+        limits: MemoryLimit,
         reset: Option<MemoryReset>,
     ) -> Result<Self> {
-        let limits = MemoryLimit { max_bytes: max_memory, refused: false };
         let data =
             StoreData { host, limits, deadline: Instant::now(), denied: false, unknown_extension: false, memory: None };
         let mut store = Store::new(pre.module().engine(), data);
@@ -191,15 +231,21 @@ impl GuestInstance {
         self.memory.data(&self.store)
     }
 
-    /// Grows the linear memory to `bytes` (within the execution's limit) and returns it.
-    pub fn memory_grown_to(&mut self, bytes: u64) -> Result<&mut [u8]> {
+    /// The linear memory's bytes, to write.
+    pub fn memory_mut(&mut self) -> &mut [u8] {
+        self.memory.data_mut(&mut self.store)
+    }
+
+    /// Grows the linear memory to `bytes` (within the execution's limit and the engine's
+    /// memory budget).
+    pub fn grow_memory_to(&mut self, bytes: u64) -> Result<()> {
         let page = self.memory.page_size(&self.store);
         let current = self.memory.size(&self.store);
         let wanted = bytes.div_ceil(page);
         if wanted > current {
             self.memory.grow(&mut self.store, wanted - current).context("growing the restored memory")?;
         }
-        Ok(self.memory.data_mut(&mut self.store))
+        Ok(())
     }
 
     /// The shadow stack pointer: everything below it is dead once the guest has returned.

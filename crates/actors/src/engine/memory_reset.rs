@@ -559,7 +559,8 @@ mod tests {
         let mut fresh = engine.blank_instance().unwrap();
         assert!(fresh.memory() == &*engine.snapshot, "a fresh instance after {after} is not the snapshot");
         let initial = fresh.memory().len();
-        let grown = fresh.memory_grown_to(initial as u64 + (8 << 20)).unwrap();
+        fresh.grow_memory_to(initial as u64 + (8 << 20)).unwrap();
+        let grown = fresh.memory_mut();
         assert!(grown[initial..].iter().all(|&byte| byte == 0), "memory grown after {after} is not zeros");
     }
 

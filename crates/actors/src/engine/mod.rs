@@ -27,6 +27,7 @@ mod hibernation;
 pub mod image;
 mod instance;
 mod library;
+mod memory_budget;
 mod memory_reset;
 mod module;
 mod passive_data;
@@ -60,7 +61,8 @@ pub use typescript::Authored;
 
 use compile_cache::CompileCache;
 use disk_cache::DiskCache;
-use instance::{EntryPoint, GuestInstance, StoreData};
+use instance::{EntryPoint, GuestInstance, MemoryLimit, StoreData};
+use memory_budget::MemoryBudget;
 use memory_reset::MemoryReset;
 use step::{Loaded, Step};
 use ticker::{Ticker, Watch};
@@ -79,6 +81,8 @@ pub struct Engine {
     /// pages its execution wrote: with libraries, where the kernel can track them; `None`
     /// leaves the reset to wasmtime.
     memory_reset: Option<MemoryReset>,
+    /// What all instances together may grow their memory by ([`EngineConfig::memory_budget`]).
+    memory_budget: Arc<MemoryBudget>,
     slot_reset: SlotReset,
     /// The export names of the guest's mutable globals, which a suspension image keeps.
     globals: Arc<[String]>,
@@ -241,6 +245,7 @@ impl Engine {
             min_memory: parts.image.memory_minimum()?,
             snapshot: Arc::from([]),
             memory_reset: None,
+            memory_budget: MemoryBudget::new(usize::try_from(parts.config.memory_budget).unwrap_or(usize::MAX)),
             slot_reset,
             globals,
             cache: parts.cache.clone(),
@@ -386,7 +391,8 @@ impl Engine {
 
     /// A fresh instance of the snapshot, whose memory is reset as this engine resets it.
     fn instantiate(&self, host: HostState, max_memory: usize) -> Result<GuestInstance> {
-        GuestInstance::instantiate(&self.pre, host, max_memory, self.memory_reset.clone())
+        let limits = MemoryLimit::new(max_memory, Some(self.memory_budget.clone()));
+        GuestInstance::instantiate(&self.pre, host, limits, self.memory_reset.clone())
     }
 
     /// Lets the next call into `instance` run for `budget`: the ticker interrupts it past that.

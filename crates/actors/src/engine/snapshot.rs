@@ -24,7 +24,7 @@ use wasmtime::{Caller, ExternType, Linker, Result, Trap, Val, format_err};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use super::disk_cache::DiskCache;
-use super::instance::{EntryPoint, GuestInstance, StoreData};
+use super::instance::{EntryPoint, GuestInstance, MemoryLimit, StoreData};
 use super::library::{Library, PreloadError};
 use super::module::{GuestImage, guest_module};
 use super::passive_data::without_unreachable_passive_data;
@@ -79,7 +79,7 @@ pub fn build(
     )?;
     let pre = linker.instantiate_pre(&module).context("linking the guest for preloading")?;
     let host = HostState::new(Default::default(), Checker::default(), Default::default(), 0);
-    let mut instance = GuestInstance::instantiate(&pre, host, LOAD_MEMORY, None)?;
+    let mut instance = GuestInstance::instantiate(&pre, host, MemoryLimit::new(LOAD_MEMORY, None), None)?;
     for library in libraries {
         load(&mut instance, library, ticker)?;
     }

@@ -81,7 +81,7 @@ impl Engine {
                 ),
             )),
             Ok(output) => Ok(output),
-            Err(trap) => Err(errors::from_trap(&trap, data.limits.refused, data.host.guest_output())),
+            Err(trap) => Err(errors::from_trap(&trap, &data.limits, data.host.guest_output())),
         };
         match output {
             Ok(RunOutput::Returned(value)) => {
