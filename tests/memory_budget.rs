@@ -8,7 +8,7 @@ use serde_json::json;
 
 fn allocating(mib: u32, then_await: bool) -> ExecutionRequest {
     let wait = if then_await { "await $ext.kv.get();" } else { "" };
-    let mut request = ExecutionRequest::source(&format!(
+    let mut request = ExecutionRequest::source(format!(
         "const held = new Uint8Array({mib} << 20); held.fill(1);\n{wait}\nreturn held.length >> 20;"
     ));
     request.capabilities = vec!["ext:kv".parse().unwrap()];
