@@ -268,14 +268,19 @@ async fn a_process_killed_mid_step_loses_nothing_once_its_lease_passed() {
     assert_eq!((resumed.return_value, resumed.records), (expected.return_value, expected.records));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
-    let redis = RedisServer::start();
+/// A runtime on `redis` whose suspensions expire 300 ms after they are made.
+fn expiring_in_300_ms(redis: &RedisServer) -> Runtime {
     let mut config = RuntimeConfig::default();
     config.suspension_store = StoreConfig::Redis(RedisConfig::new(&redis.url));
     config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
     config.suspension_timeout = Duration::from_millis(300);
-    let runtime = Runtime::start(config).unwrap();
+    Runtime::start(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
+    let redis = RedisServer::start();
+    let runtime = expiring_in_300_ms(&redis);
     let id = runtime.execute(request(1, 0)).await.expect("runs").suspension.expect("suspended").id;
     let mut connection = redis.connection();
     let ttl: i64 = connection.pttl(key(&id)).unwrap();
@@ -288,11 +293,7 @@ async fn an_expired_suspension_is_gone_from_redis_and_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_claimed_before_the_expiry_outlives_it_and_a_refused_one_does_not_extend_it() {
     let redis = RedisServer::start();
-    let mut config = RuntimeConfig::default();
-    config.suspension_store = StoreConfig::Redis(RedisConfig::new(&redis.url));
-    config.suspension_keys = Some(SuspensionKeys::new(&[[7; 32]]).unwrap());
-    config.suspension_timeout = Duration::from_millis(300);
-    let runtime = Runtime::start(config).unwrap();
+    let runtime = expiring_in_300_ms(&redis);
     let mut connection = redis.connection();
 
     // Claimed in time, the step runs 700 ms: Redis keeps the key for the claim's lease.
