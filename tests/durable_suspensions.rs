@@ -279,3 +279,64 @@ async fn a_resume_claimed_before_the_expiry_is_not_failed_by_it_in_memory_or_on_
     a_resume_in_time_outlives_the_expiry(config).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A resume that arrives while its live suspension is being hibernated is served, however long
+/// the hibernation takes: here it waits behind an 800 ms step on the only worker thread, and
+/// ends past the suspension's expiry. A second resume meanwhile finds nothing, as it would
+/// while a live one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_arrives_while_its_suspension_hibernates_is_served_past_the_expiry() {
+    let (runtime, id, busy) = hibernating_behind_a_busy_step(Duration::from_millis(300), 800).await;
+    let first = tokio::spawn({
+        let (runtime, id) = (runtime.clone(), id.clone());
+        async move { runtime.resume(&id, 1, answer(3)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = runtime.resume(&id, 1, answer(3)).await;
+    let done = first.await.unwrap().expect("served: it arrived in time");
+    assert_eq!(done.status, Status::Success, "{done:?}");
+    assert_eq!(done.return_value["v"], json!("value 3"), "{done:?}");
+    assert_eq!(refusal_code(&second), Some(ErrorCode::SuspensionNotFound), "{second:?}");
+    assert_eq!(busy.await.unwrap().expect("runs").status, Status::Success);
+    assert_eq!(refusal_code(&runtime.resume(&id, 1, answer(3)).await), Some(ErrorCode::SuspensionNotFound), "used");
+    assert_eq!(runtime.stats().await.hibernations, 1);
+}
+
+/// A runtime of one worker thread whose suspensions expire after `timeout`, holding one whose
+/// hibernation started and waits behind a step of `busy_ms` on that worker; the suspension's id
+/// and the busy step.
+async fn hibernating_behind_a_busy_step(
+    timeout: Duration,
+    busy_ms: u64,
+) -> (Runtime, SuspensionId, tokio::task::JoinHandle<Result<ExecutionResult, Refusal>>) {
+    let mut config = RuntimeConfig::default();
+    config.workers = 1;
+    config.pool_size = 2;
+    config.hibernate_after = Duration::from_millis(20);
+    config.suspension_timeout = timeout;
+    let runtime = Runtime::start(config).unwrap();
+    let id = runtime.execute(request(3)).await.expect("runs").suspension.expect("suspended").id;
+    let source = format!("const end = Date.now() + {busy_ms}; while (Date.now() < end) {{}}\nreturn 1;");
+    let mut busy = ExecutionRequest::source(source);
+    busy.timeout = Duration::from_secs(10);
+    let busy = tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.execute(busy).await }
+    });
+    // The hibernation starts at 20 ms; its actor's message waits behind the busy step.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(runtime.stats().await.hibernations, 0, "still hibernating");
+    (runtime, id, busy)
+}
+
+/// The resume handed a hibernating suspension's image is refused (no such call): the
+/// suspension stays, and the right resume before its expiry is served from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resume_handed_a_hibernating_suspension_leaves_it_to_the_next() {
+    let (runtime, id, busy) = hibernating_behind_a_busy_step(Duration::from_secs(5), 300).await;
+    assert_eq!(refusal_code(&runtime.resume(&id, 9, answer(3)).await), Some(ErrorCode::InvalidArgument));
+    assert_eq!(runtime.stats().await.pool.hibernated, 1, "given back to the store");
+    let done = runtime.resume(&id, 1, answer(3)).await.expect("served");
+    assert_eq!(done.return_value["v"], json!("value 3"), "{done:?}");
+    assert_eq!(busy.await.unwrap().expect("runs").status, Status::Success);
+}

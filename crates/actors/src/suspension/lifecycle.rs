@@ -22,8 +22,9 @@ use tokio::sync::oneshot;
 use super::live::{Live, take_for_hibernation};
 use super::open_claimed;
 use super::seal::sealed_for;
-use super::store::{Claim, Stored, store_failed};
+use super::store::{Claim, Stored, SuspensionStore, store_failed};
 use crate::admission::Arrival;
+use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
 use crate::instance_actor::{Answer, Hibernate, Restore, Resume};
 use crate::pool::{Assignment, Pool, PoolState};
@@ -46,10 +47,44 @@ impl Ended {
     }
 }
 
+/// What holds a hibernated suspension's image while a resume restores it.
+enum Held {
+    /// A claim in its store.
+    Claimed(Claim),
+    /// Its hibernation handed it to the resume: it is in no store.
+    Handed(Stored),
+}
+
+impl Held {
+    /// What the step's end commits.
+    fn into_claim(self) -> Option<Claim> {
+        match self {
+            Held::Claimed(claim) => Some(claim),
+            Held::Handed(_) => None,
+        }
+    }
+
+    /// The resume was refused: the suspension stays, expiring as before.
+    async fn give_back(self, store: &dyn SuspensionStore) {
+        match self {
+            Held::Claimed(claim) => {
+                let _ = store.release(claim).await;
+            }
+            Held::Handed(stored) => {
+                let id = stored.id.clone();
+                if let Err(error) = store.put(stored).await {
+                    tracing::warn!(suspension = %id, "a suspension could not be kept after a refused resume: {error}");
+                }
+            }
+        }
+    }
+}
+
 /// Where a resume found its suspension.
 enum Found {
     Live(PooledActor, Reset),
-    Hibernating(oneshot::Receiver<()>),
+    /// Being hibernated: its image comes here (none if its hibernation failed).
+    Hibernating(oneshot::Receiver<Vec<u8>>),
     Stored,
     /// Its hibernation failed: the execution's result is this error.
     Lost(ExecutionError),
@@ -65,7 +100,7 @@ impl Pool {
         self: &Arc<Self>,
         id: SuspensionId,
         call_id: u32,
-        outcome: ExtOutcome,
+        mut outcome: ExtOutcome,
     ) -> Result<ExecutionResult, Refusal> {
         loop {
             let found = {
@@ -77,9 +112,23 @@ impl Pool {
             };
             let step = match found {
                 Found::Live(actor, reset) => self.clone().resume_live(actor, reset, id, call_id, outcome),
-                Found::Hibernating(done) => {
-                    let _ = done.await;
-                    continue;
+                Found::Hibernating(image) => {
+                    // Detached from here on: a caller that stops waiting loses no suspension.
+                    let (pool, id) = (self.clone(), id.clone());
+                    let handed = async move {
+                        match image.await {
+                            Ok(image) => Ok(pool.resume_handed(id, image, call_id, outcome).await),
+                            Err(_) => Err(outcome),
+                        }
+                    };
+                    match Detached::new(self.supervisor_thread.clone(), handed).await {
+                        Ok(resumed) => return resumed,
+                        // Its hibernation failed: look again (it is lost, saying why).
+                        Err(given_back) => {
+                            outcome = given_back;
+                            continue;
+                        }
+                    }
                 }
                 Found::Stored => {
                     return Detached::new(
@@ -114,10 +163,12 @@ impl Pool {
                 }
                 Found::Nowhere
             }
-            Live::Hibernating { waiters } => {
-                let (done, wait) = oneshot::channel();
-                waiters.push(done);
-                Found::Hibernating(wait)
+            // Another resume came first: it has it, as if it were running it live.
+            Live::Hibernating { resume: Some(first), .. } if !first.is_closed() => Found::Nowhere,
+            Live::Hibernating { resume, .. } => {
+                let (hand, image) = oneshot::channel();
+                *resume = Some(hand);
+                Found::Hibernating(image)
             }
             Live::Resuming { .. } => Found::Nowhere,
             Live::Lost { deadline, .. } => {
@@ -176,11 +227,45 @@ impl Pool {
             return self.suspensions.resume_on_previous(claim, identity, call_id, outcome, next_expiry).await;
         }
         let (image, claim) = open_claimed(&*store, &self.suspensions.sealer, claim).await?;
+        self.restore_and_resume(image, Held::Claimed(claim), id, call_id, outcome).await
+    }
+
+    /// Resumes the image its hibernation handed over: the resume came while the suspension was
+    /// live, so it is served even when the hibernation ended past the suspension's expiry.
+    async fn resume_handed(
+        self: Arc<Self>,
+        id: SuspensionId,
+        sealed: Vec<u8>,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<ExecutionResult, Refusal> {
+        let (expires_at, image) = match self.suspensions.sealer.open(&sealed, &id) {
+            Ok(opened) => opened,
+            Err(message) => {
+                let message = format!("suspension {id}, sealed by this runtime, does not open: {message}");
+                return Ok(ExecutionResult::failed(ExecutionError::new(ErrorCode::Internal, message)));
+            }
+        };
+        let held = Held::Handed(Stored { id: id.clone(), image: sealed, expires_at });
+        self.restore_and_resume(image, held, id, call_id, outcome).await
+    }
+
+    /// Restores a hibernated execution on an idle actor and runs it on; what holds its image
+    /// meanwhile is committed when the step ran, and given back when the resume was refused.
+    async fn restore_and_resume(
+        self: Arc<Self>,
+        image: SuspensionImage,
+        held: Held,
+        id: SuspensionId,
+        call_id: u32,
+        outcome: ExtOutcome,
+    ) -> Result<ExecutionResult, Refusal> {
+        let store = &*self.suspensions.store;
         let admission = self.admit(&mut self.lock(), Arrival::New);
         let assignment = match admission.ready().await {
             Ok(assignment) => assignment,
             Err(refusal) => {
-                let _ = store.release(claim).await;
+                held.give_back(store).await;
                 return Err(refusal);
             }
         };
@@ -193,16 +278,16 @@ impl Pool {
             Ok(Ok(Answer { result, spent, .. })) => {
                 self.suspensions.metrics.restored(restoring.elapsed());
                 self.awaiting_reset.keep(spent);
-                Ok(self.end_step(actor, result, Some(claim)).await.result)
+                Ok(self.end_step(actor, result, held.into_claim()).await.result)
             }
             // Refused (no such pending call, a value nested too deep): the image stays, expiring
             // as before.
             Ok(Err(refusal)) => {
-                let _ = store.release(claim).await;
+                held.give_back(store).await;
                 Err(self.book_refusal(actor, refusal, Leftover::Nothing))
             }
             Err(_) => {
-                let _ = store.release(claim).await;
+                held.give_back(store).await;
                 Ok(self.book_step(actor, None, Leftover::Nothing))
             }
         }
@@ -332,7 +417,13 @@ impl Pool {
         let expires_at = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
         let sealed = self.hibernate_on(&actor, &id, expires_at).await;
         let alive = sealed.is_some();
+        let sealed = match sealed {
+            Some(Ok(image)) => self.hand_to_waiting_resume(&id, image).map(Ok),
+            other => other,
+        };
         let kept = match sealed {
+            // A resume that came meanwhile has it.
+            None if alive => Ok(()),
             Some(Ok(image)) => {
                 self.suspensions.store.put(Stored { id: id.clone(), image, expires_at }).await.map_err(store_failed)
             }
@@ -354,7 +445,7 @@ impl Pool {
                 state.live.get_mut(&id).map(|entry| std::mem::replace(entry, Live::Lost { error, deadline }))
             }
         };
-        if let Some(Live::Hibernating { waiters }) = hibernating {
+        if let Some(Live::Hibernating { waiters, .. }) = hibernating {
             for waiter in waiters {
                 let _ = waiter.send(());
             }
@@ -363,6 +454,17 @@ impl Pool {
             self.free_actor(&mut state, actor);
         } else {
             state.forget_actor();
+        }
+    }
+
+    /// Hands the sealed image of the suspension `id` to the resume waiting for it, if one does;
+    /// the image back otherwise.
+    fn hand_to_waiting_resume(&self, id: &SuspensionId, image: Vec<u8>) -> Option<Vec<u8>> {
+        let mut state = self.lock();
+        let Some(Live::Hibernating { resume, .. }) = state.live.get_mut(id) else { return Some(image) };
+        match resume.take() {
+            Some(resume) => resume.send(image).err(),
+            None => Some(image),
         }
     }
 
@@ -389,7 +491,9 @@ impl Pool {
                         self.suspensions.metrics.cancelled();
                         return Ok(true);
                     }
-                    Some(Live::Hibernating { waiters }) => {
+                    // A resume came first and has it.
+                    Some(Live::Hibernating { resume: Some(first), .. }) if !first.is_closed() => return Ok(false),
+                    Some(Live::Hibernating { waiters, .. }) => {
                         let (done, wait) = oneshot::channel();
                         waiters.push(done);
                         wait

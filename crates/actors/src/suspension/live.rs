@@ -20,8 +20,10 @@ pub(crate) enum Live {
     Parked { actor: PooledActor, deadline: Instant },
     /// A resume is running it (a second resume finds nothing).
     Resuming { deadline: Instant },
-    /// Its actor is turning it into an image; resumes wait for it, then claim it from the store.
-    Hibernating { waiters: Vec<oneshot::Sender<()>> },
+    /// Its actor is turning it into an image. The first resume to come is handed the image
+    /// (it came in time, however long the hibernation takes), as if it had found the suspension
+    /// parked; a cancel waits for the image to be stored, then cancels it there.
+    Hibernating { resume: Option<oneshot::Sender<Vec<u8>>>, waiters: Vec<oneshot::Sender<()>> },
     /// Its hibernation failed (the store refused the image: past its bounds, or unreachable), so
     /// its execution is gone; until its deadline, its resume gets this error, as its result.
     Lost { error: ExecutionError, deadline: Instant },
@@ -43,7 +45,7 @@ pub(crate) fn take_for_hibernation(live: &mut LiveTable<Live>, id: &SuspensionId
     if !matches!(entry, Live::Parked { .. }) {
         return None;
     }
-    match std::mem::replace(entry, Live::Hibernating { waiters: Vec::new() }) {
+    match std::mem::replace(entry, Live::Hibernating { resume: None, waiters: Vec::new() }) {
         Live::Parked { actor, deadline } => Some((actor, deadline)),
         _ => unreachable!("matched above"),
     }
