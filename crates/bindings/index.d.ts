@@ -63,8 +63,12 @@ export interface RuntimeConfig {
   inferMissingCapabilities?: boolean;
   /** Compiled sources kept in memory. Default 1024. */
   compileCacheEntries?: number;
+  /** Bytes of bytecode those entries may hold together (bytecode is up to ~4× its source). Default 64 MiB. */
+  compileCacheBytes?: number;
   /** Directory where compiled bytecode is also kept across processes. */
   compileCacheDir?: string;
+  /** Bytes of entries that directory may hold: past it, the oldest are deleted. Default 1 GiB. */
+  compileCacheDirBytes?: number;
   /**
    * A suspended execution stays live this long (or until the pool needs its instance), then it
    * is hibernated into the suspension store as a sealed image. Default 5.

@@ -31,7 +31,9 @@ pub struct Config {
     memory_budget: Option<u64>,
     infer_missing_capabilities: Option<bool>,
     compile_cache_entries: Option<usize>,
+    compile_cache_bytes: Option<usize>,
     compile_cache_dir: Option<PathBuf>,
+    compile_cache_dir_bytes: Option<u64>,
     hibernate_after_ms: Option<u64>,
     suspension_store: Option<SuspensionStoreOption>,
     /// 64 hexadecimal characters each (the JavaScript layer turns Buffers into that).
@@ -118,7 +120,9 @@ impl Config {
         set!(engine.memory_budget, self.memory_budget);
         set!(engine.infer_missing_capabilities, self.infer_missing_capabilities);
         set!(engine.compile_cache_entries, self.compile_cache_entries);
+        set!(engine.compile_cache_bytes, self.compile_cache_bytes);
         engine.compile_cache_dir = self.compile_cache_dir.or(engine.compile_cache_dir.take());
+        set!(engine.compile_cache_dir_bytes, self.compile_cache_dir_bytes);
         set!(config.hibernate_after, self.hibernate_after_ms.map(Duration::from_millis));
         let preload = self.preload.unwrap_or_default().into_iter();
         config.engine.libraries = preload.map(|library| Library::new(library.name, library.source)).collect();

@@ -200,6 +200,22 @@ test('memoryBudget bounds the memory of all executions together: past it OVERLOA
   }
 });
 
+test('compileCacheBytes bounds the bytecode the compile cache holds', async () => {
+  const small = new NexusRuntime({ poolSize: 1, compileCacheBytes: 4096 });
+  try {
+    const big = `const a = [${'0,'.repeat(4000)}]; return a.length;`;
+    const hits = [];
+    for (const source of ['return 1', 'return 1', big, big]) {
+      const result = await small.executeHandler(source, {});
+      assert.equal(result.status, 'success');
+      hits.push(result.metrics.cacheHit);
+    }
+    assert.deepEqual(hits, [false, true, false, false], 'bytecode larger than the bound is not kept');
+  } finally {
+    await small.shutdown();
+  }
+});
+
 test('numbers the handler makes come out as JavaScript numbers', async () => {
   const result = await runtime.executeHandler('return { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 };');
   assert.deepEqual(result.returnValue, { now: 1764000000000, big: 2 ** 60, neg: -(2 ** 40), half: 0.5 });

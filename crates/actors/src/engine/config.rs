@@ -61,9 +61,15 @@ pub struct EngineConfig {
     /// Compiled handler sources kept in memory (bytecode); 0 compiles every source execution.
     /// Default 1024.
     pub compile_cache_entries: usize,
+    /// Bytes of bytecode those entries may hold together (bytecode is up to ~4 times its
+    /// source); a source whose bytecode is larger than this is compiled every time. Default
+    /// 64 MiB.
+    pub compile_cache_bytes: usize,
     /// Directory where compiled handler bytecode is also kept across processes. Default none.
     /// Like the module cache directory, it is not used when another user can write it.
     pub compile_cache_dir: Option<PathBuf>,
+    /// Bytes of entries that directory may hold: past it, the oldest are deleted. Default 1 GiB.
+    pub compile_cache_dir_bytes: u64,
     /// Directory for the compiled guest module, so a new process skips compiling it.
     /// Default `$XDG_CACHE_HOME/nexus` or `~/.cache/nexus`; `None` compiles in every process.
     /// Not used (with a warning) when another user can write it or a directory above it.
@@ -97,7 +103,9 @@ impl Default for EngineConfig {
             table_keep_resident: 64 << 10,
             infer_missing_capabilities: false,
             compile_cache_entries: 1024,
+            compile_cache_bytes: 64 << 20,
             compile_cache_dir: None,
+            compile_cache_dir_bytes: 1 << 30,
             module_cache_dir: user_dir("XDG_CACHE_HOME", ".cache"),
             cache_key_file: user_dir("XDG_DATA_HOME", ".local/share").map(|dir| dir.join("cache.key")),
             libraries: Vec::new(),

@@ -8,12 +8,16 @@
 //!   not verify and is ignored (then recompiled and rewritten).
 //! * A cache directory (or one above it) or an entry that another user can write is refused
 //!   outright: the compiled guest module is native code, loaded into the host process.
+//! * A cache of what tenants send (compiled handlers) is bounded in bytes
+//!   ([`DiskCache::bounded`]): past its bound, its oldest entries are deleted.
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::Hasher;
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
@@ -113,6 +117,15 @@ impl CacheKey {
 pub struct DiskCache {
     dir: PathBuf,
     key: CacheKey,
+    bound: Option<Bound>,
+}
+
+/// A bound on the bytes of a cache's entries, and the bytes they hold as this process counts
+/// them: what it wrote since it last listed the directory, which other processes sharing it
+/// may have added to.
+struct Bound {
+    max_bytes: u64,
+    held: Mutex<u64>,
 }
 
 impl DiskCache {
@@ -126,7 +139,57 @@ impl DiskCache {
         if resolved(key_file)?.starts_with(&dir) {
             return Err(refused(key_file, "the cache key must not be stored in the cache directory"));
         }
-        Ok(DiskCache { key: CacheKey::load_or_create(key_file)?, dir })
+        Ok(DiskCache { key: CacheKey::load_or_create(key_file)?, dir, bound: None })
+    }
+
+    /// The same cache, holding at most `max_bytes` of entries: a write past it first deletes
+    /// the oldest entries, down to half of it (a listing of the directory per half emptied),
+    /// and an entry larger than half of it is not written.
+    pub fn bounded(self, max_bytes: u64) -> DiskCache {
+        let held = self.entries().iter().map(|entry| entry.bytes).sum();
+        DiskCache { bound: Some(Bound { max_bytes, held: Mutex::new(held) }), ..self }
+    }
+
+    /// The entries in the directory (not the partial files being written).
+    fn entries(&self) -> Vec<Entry> {
+        let Ok(listing) = fs::read_dir(&self.dir) else { return Vec::new() };
+        listing
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let metadata = entry.metadata().ok()?;
+                let name = entry.file_name();
+                let partial = name.to_str().is_none_or(|name| name.starts_with('.'));
+                (metadata.is_file() && !partial).then(|| Entry {
+                    path: entry.path(),
+                    bytes: metadata.len(),
+                    modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes room for an entry of `bytes` within the bound, if there is one; whether it fits.
+    fn make_room(&self, bytes: u64) -> bool {
+        let Some(bound) = &self.bound else { return true };
+        if bytes > bound.max_bytes / 2 {
+            return false;
+        }
+        let mut held = bound.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *held + bytes > bound.max_bytes {
+            let mut entries = self.entries();
+            entries.sort_by_key(|entry| entry.modified);
+            *held = entries.iter().map(|entry| entry.bytes).sum();
+            for entry in entries {
+                if *held + bytes <= bound.max_bytes / 2 {
+                    break;
+                }
+                if fs::remove_file(&entry.path).is_ok() {
+                    *held -= entry.bytes;
+                }
+            }
+        }
+        *held += bytes;
+        true
     }
 
     /// [`DiskCache::open`], logging why a cache is refused and going on without it (a cache
@@ -142,7 +205,7 @@ impl DiskCache {
     pub fn with_key(dir: &Path, key: CacheKey) -> io::Result<DiskCache> {
         create_private_dir(dir)?;
         check_private_dir(dir)?;
-        Ok(DiskCache { dir: dir.canonicalize()?, key })
+        Ok(DiskCache { dir: dir.canonicalize()?, key, bound: None })
     }
 
     /// The contents of entry `name`, if it exists, only this user can write it, and it verifies.
@@ -159,7 +222,11 @@ impl DiskCache {
     }
 
     /// Writes entry `name` beside and renames it, so a concurrent reader never sees half a file.
+    /// Not written (and no error) when it is larger than half the cache's bound.
     pub fn write(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        if !self.make_room((TAG_LEN + contents.len()) as u64) {
+            return Ok(());
+        }
         let tag = self.key.tag(name, contents).finalize().into_bytes();
         let partial = self.dir.join(format!(".{}.{name}", std::process::id()));
         let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
@@ -168,6 +235,13 @@ impl DiskCache {
         drop(file);
         fs::rename(&partial, self.dir.join(name))
     }
+}
+
+/// An entry of a cache directory.
+struct Entry {
+    path: PathBuf,
+    bytes: u64,
+    modified: SystemTime,
 }
 
 /// `path` with its existing part resolved (symbolic links, `..`) and the rest appended.
@@ -307,6 +381,28 @@ mod tests {
         assert!(DiskCache::open(&root.join("cache"), &root.join("cache/cache.key")).is_err(), "key in the cache");
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(DiskCache::open(&root.join("cache"), &key).is_err(), "a key others can read");
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_bounded_cache_deletes_its_oldest_entries_to_make_room() {
+        let root = scratch("bounded");
+        let key = root.join("key/cache.key");
+        let entry = |n: u8| vec![n; 1000 - TAG_LEN];
+        let cache = DiskCache::open(&root.join("cache"), &key).unwrap().bounded(4000);
+        for (n, name) in (1..).zip(["a", "b", "c", "d"]) {
+            cache.write(name, &entry(n)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(["a", "b", "c", "d"].iter().all(|name| cache.read(name).is_some()), "4000 bytes fit");
+        cache.write("e", &entry(5)).unwrap();
+        let kept: Vec<_> = ["a", "b", "c", "d", "e"].into_iter().filter(|name| cache.read(name).is_some()).collect();
+        assert_eq!(kept, ["d", "e"], "the oldest went, down to half the bound");
+        cache.write("big", &vec![0; 2001 - TAG_LEN]).unwrap();
+        assert_eq!(cache.read("big"), None, "larger than half the bound: not written");
+        // Another process counting what is there.
+        let again = DiskCache::open(&root.join("cache"), &key).unwrap().bounded(4000);
+        assert_eq!(*again.bound.as_ref().unwrap().held.lock().unwrap(), 2000);
         let _ = fs::remove_dir_all(&root);
     }
 }

@@ -181,8 +181,14 @@ impl Engine {
         let (image, origin) = preload::start_image(&engine, base, &config.libraries, module_cache.as_ref(), &ticker)?;
         let module = module::guest_module(&engine, &image, module_cache.as_ref())?;
         config.check_memory_limits(image.memory_minimum()?)?;
-        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile");
-        let cache = Arc::new(CompileCache::new(config.compile_cache_entries, bytecode_cache, image.identity()));
+        let bytecode_cache = DiskCache::open_or_warn(config.compile_cache_dir.as_deref(), key_file, "compile")
+            .map(|cache| cache.bounded(config.compile_cache_dir_bytes));
+        let cache = Arc::new(CompileCache::new(
+            config.compile_cache_entries,
+            config.compile_cache_bytes,
+            bytecode_cache,
+            image.identity(),
+        ));
         let parts = Parts { config, image, origin, cache };
         // Libraries make the snapshot larger than the part of a slot kept resident. Wasmtime's
         // reset would then release the rest, and every execution would fault the snapshot's
