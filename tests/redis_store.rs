@@ -261,6 +261,7 @@ async fn a_process_killed_mid_step_loses_nothing_once_its_lease_passed() {
         Some(ErrorCode::SuspensionNotFound),
         "still claimed within the lease"
     );
+    assert_eq!(runtime.cancel(&id).await, Ok(false), "nor cancelled: the resume within its lease has it");
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let resumed = runtime.resume(&id, 1, answer(9)).await.expect("resumes");
     let expected = clean_run(9).await;

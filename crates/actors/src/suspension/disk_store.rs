@@ -167,8 +167,13 @@ impl DiskStore {
 
     fn cancel_sync(&self, id: &SuspensionId) -> Result<bool, StoreError> {
         let Some(dir) = self.dir_of(id) else { return Ok(false) };
+        let claims = claims(&dir);
+        let now = unix_millis(SystemTime::now());
+        if claims.iter().any(|claim| claim_lease(claim).is_some_and(|lease| lease > now)) {
+            return Ok(false);
+        }
         let mut sources = vec![dir.join(IMAGE)];
-        sources.extend(claims(&dir));
+        sources.extend(claims);
         for source in sources {
             let size = fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
             match fs::rename(&source, dir.join(USED)) {
@@ -396,8 +401,11 @@ mod tests {
         assert!(matches!(block(store.put(stored("a3", Duration::from_secs(60)))), Err(StoreError::Full(_))));
         let id = SuspensionId("a1".into());
         let claim = block(store.claim(&id, Duration::from_secs(5))).unwrap().unwrap();
+        assert!(!block(store.cancel(&id)).unwrap(), "a resume within its lease has it");
         block(store.release(claim)).unwrap();
-        assert!(block(store.cancel(&id)).unwrap());
+        let lapsed = block(store.claim(&id, Duration::ZERO)).unwrap().unwrap();
+        assert!(block(store.cancel(&id)).unwrap(), "a claim past its lease holds nothing back");
+        assert!(matches!(block(store.commit(lapsed, None)), Err(StoreError::LeaseLost(_))));
         assert!(block(store.claim(&id, Duration::from_secs(5))).unwrap().is_none(), "cancelled");
         assert!(block(store.claim(&SuspensionId("a2".into()), Duration::from_secs(5))).unwrap().is_none(), "expired");
         block(store.purge_expired()).unwrap();

@@ -248,13 +248,14 @@ return 1"
     ))
 });
 
-/// Marks a ready or claimed suspension used; whether there was one.
+/// Marks a ready suspension, or a claimed one whose lease passed, used; whether there was one.
 static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{READ}
 local s = read(KEYS[1], ARGV[1])
 if s ~= nil and s.err then return s end
 if s == nil or s.state == 'used' then return 0 end
+if s.state == 'claimed' and s.lease > now_ms() then return 0 end
 redis.call('HDEL', KEYS[1], 'image', 'token', 'lease', 'expires')
 redis.call('HSET', KEYS[1], 'state', 'used')
 return 1"
