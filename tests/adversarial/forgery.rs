@@ -110,3 +110,22 @@ fn a_real_denial_rethrown_is_still_a_denial_and_a_copy_of_it_is_not() {
     let result = attempt(request("await $ext.kv.nope();", &["ext:kv"]));
     assert_eq!(code(&result), ErrorCode::UnknownExtension);
 }
+
+#[test]
+fn a_real_denial_rethrown_is_reported_as_the_runtime_raised_it() {
+    let expected = "permission denied: requires capability events:emit:secret";
+    for rewrite in [
+        "e.message = 'permission denied: requires capability events:emit:other';",
+        "e.stack = '    at x (handler.js:9:9)\\n';",
+        "Object.defineProperty(e, 'message', { get() { $log('ran'); return 'forged'; } });",
+        "Object.defineProperty(e, 'stack', { value: 'forged' }); e.name = 'TypeError';",
+    ] {
+        let source = format!("let e;\ntry {{ $emit('secret', 1); }} catch (c) {{ e = c; }}\n{rewrite}\nthrow e;");
+        let result = attempt(request(&source, &[]));
+        let error = result.error.as_ref().expect("failed");
+        assert_eq!((error.code, error.message.as_str()), (ErrorCode::PermissionDenied, expected), "{rewrite}");
+        let location = error.location.map(|l| (l.line, l.column));
+        assert_eq!(location, Some((2, 7)), "where it was raised, {rewrite}: {error:?}");
+        assert!(result.records.logs.is_empty(), "no getter of the handler's ran after its end: {rewrite}");
+    }
+}

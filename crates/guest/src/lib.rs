@@ -96,7 +96,7 @@ pub extern "C" fn initialize() {
             options.strict = true;
             let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
-            natives::set_registry(&ctx, api.get("raise")?, api.get("raisedCode")?);
+            natives::set_registry(&ctx, api.get("raise")?, api.get("raisedAs")?);
             let materialize: Function = ctx.eval(MATERIALIZE_BUILTINS)?;
             materialize.call::<_, ()>(())?;
             values::initialize(&ctx)?;
@@ -519,20 +519,26 @@ fn error_info<'js>(thrown: Value<'js>) -> GuestError {
         let string = Coerced::<rquickjs::String>::from_js(&ctx, value).ok()?.0;
         values::text(&ctx, &string).ok()
     };
-    let raised = natives::raised_code(&thrown);
-    let error = match thrown.as_object() {
-        Some(object) => {
+    let error = match (natives::raised(&thrown), thrown.as_object()) {
+        // The runtime's own error, as it raised it.
+        (Some(raised), _) => GuestError {
+            name: "Error".into(),
+            message: raised.message,
+            stack: raised.stack,
+            raised: Some(raised.code),
+            ..GuestError::default()
+        },
+        (None, Some(object)) => {
             let text = |key: &str| object.get::<_, Value>(key).ok().filter(|v| !v.is_undefined()).and_then(string);
             GuestError {
                 name: text("name").unwrap_or_default(),
                 message: text("message").unwrap_or_default(),
                 stack: text("stack"),
                 code: own_string(&ctx, object, "code"),
-                raised,
                 ..GuestError::default()
             }
         }
-        None => {
+        (None, None) => {
             GuestError { message: string(thrown).unwrap_or_else(|| "[unprintable]".into()), ..GuestError::default() }
         }
     };

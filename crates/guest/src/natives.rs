@@ -14,23 +14,31 @@ use crate::values::{from_json, text, to_json};
 thread_local! {
     /// The prelude's `raise(error, code)`, which records an error as raised by the runtime.
     static RAISE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
-    /// The prelude's `raisedCode(value)`: the code a raised error was raised with.
-    static RAISED_CODE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
+    /// The prelude's `raisedAs(value)`: how a raised error was raised.
+    static RAISED_AS: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
 }
 
 /// Keeps the prelude's registry of raised errors; called once at pre-initialization.
-pub fn set_registry<'js>(ctx: &Ctx<'js>, raise: Function<'js>, raised_code: Function<'js>) {
+pub fn set_registry<'js>(ctx: &Ctx<'js>, raise: Function<'js>, raised_as: Function<'js>) {
     RAISE.set(Some(Persistent::save(ctx, raise)));
-    RAISED_CODE.set(Some(Persistent::save(ctx, raised_code)));
+    RAISED_AS.set(Some(Persistent::save(ctx, raised_as)));
 }
 
-/// The code the runtime raised `value` with, if it is an error the runtime raised.
-pub fn raised_code<'js>(value: &Value<'js>) -> Option<String> {
+/// An error the runtime raised, as it was when raised.
+pub struct Raised {
+    pub code: String,
+    pub message: String,
+    pub stack: Option<String>,
+}
+
+/// How the runtime raised `value`, if it is an error the runtime raised.
+pub fn raised<'js>(value: &Value<'js>) -> Option<Raised> {
     if !value.is_object() {
         return None;
     }
-    let raised_code = RAISED_CODE.with_borrow(|f| f.clone())?.restore(value.ctx()).ok()?;
-    raised_code.call::<_, Option<String>>((value.clone(),)).ok().flatten()
+    let raised_as = RAISED_AS.with_borrow(|f| f.clone())?.restore(value.ctx()).ok()?;
+    let raised = raised_as.call::<_, Option<rquickjs::Array>>((value.clone(),)).ok().flatten()?;
+    Some(Raised { code: raised.get(0).ok()?, message: raised.get(1).ok()?, stack: raised.get(2).ok()? })
 }
 
 /// A name the handler gives the runtime (a state key, an event name, a component id, an

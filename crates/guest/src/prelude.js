@@ -15,8 +15,10 @@
   const { get: weakGet, set: weakSet } = WeakMap.prototype;
 
   // The errors the runtime raised (a denial, an unknown extension, a spent output budget),
-  // each with the code it was raised with. Private: the host trusts an uncaught error's code
-  // only when the error is found here, never because of its properties.
+  // each with the code it was raised with and its message and stack as they were then.
+  // Private: the host trusts an uncaught error's code only when the error is found here, never
+  // because of its properties, and reports it with what was recorded (a handler may rewrite
+  // the error's `message` and `stack` before it throws it again).
   const raisedErrors = new WeakMap();
   // Each extension call's promise, with the call it stands for (for the warning when a call the
   // handler never awaited fails).
@@ -209,12 +211,12 @@
     pendingCalls() {
       return pendingCount;
     },
-    // Marks an error the runtime raises with `code`.
+    // Marks an error the runtime raises with `code`, as it is now.
     raise(error, code) {
-      apply(weakSet, raisedErrors, [error, code]);
+      apply(weakSet, raisedErrors, [error, [code, error.message, error.stack]]);
     },
-    // The code a raised error was raised with; undefined for anything else.
-    raisedCode(value) {
+    // `[code, message, stack]` of a raised error when it was raised; undefined for anything else.
+    raisedAs(value) {
       return apply(weakGet, raisedErrors, [value]);
     },
     // The extension call a promise stands for; undefined for any other promise.
