@@ -126,7 +126,11 @@ export declare const MAX_NESTING: 128;
 /** Which native module was loaded: its file, and the Cargo profile it was built with. */
 export declare const binding: { readonly file: string; readonly profile: 'release' | 'debug' };
 
-/** What a native execution gets besides the handler. Values must be JSON data. */
+/**
+ * What a native execution gets besides the handler. Values must be JSON data; an object with a
+ * `toJSON` method (a URL) is what it returns, as in JSON.stringify, but a Date or binary data is
+ * refused as any other value that is not JSON data, naming where it is.
+ */
 export interface ExecutionContext {
   panelId?: string;
   handlerName?: string;
@@ -230,7 +234,13 @@ export interface ExecutionResult {
   metrics: ExecutionMetrics;
 }
 
-/** The outcome of one extension call, for `resumeHandler`: a value or an error, never both (INVALID_ARGUMENT). */
+/**
+ * The outcome of one extension call, for `resumeHandler`: exactly one of a value and an error.
+ * A field is given when the object has it, even as `undefined`: `{ value: undefined }` is a call
+ * that returned nothing (the handler sees `null`). Both, neither (`{}`), an error that is not
+ * `{ message, code? }` (`{ error: null }`, `{ error: undefined }`) or another field is refused
+ * with INVALID_ARGUMENT, and the suspension stays as it was.
+ */
 export type CallResult = { value: JsonValue } | { error: { message: string; code?: string } };
 
 export interface RuntimeStats {
@@ -286,6 +296,11 @@ export declare class NexusRuntime {
   getStats(): Promise<RuntimeStats>;
   getPrometheusMetrics(): Promise<string>;
   inferCapabilities(code: string, options?: PrecompileOptions): Promise<CapabilityInference>;
+  /**
+   * Stops accepting work (later requests reject with SHUTTING_DOWN) and lets running executions
+   * finish within `graceMs`: a number of milliseconds from 0 to 2^31 - 1 (2147483647), default
+   * 5000. Anything else rejects with INVALID_ARGUMENT and shuts nothing down.
+   */
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -303,24 +318,38 @@ export declare class SandboxError extends Error {
   toolName: string | null;
 }
 
-/** `{ name: { method: (...args) => value | Promise<value> } }`. */
+/**
+ * `{ name: { method: (...args) => value | Promise<value> } }`. An extension's methods, the
+ * only ones a handler may call, are its own function-valued properties and, for an instance of
+ * a class, the methods that class itself declares (its direct prototype's own functions, but
+ * `constructor`); nothing inherited from a base class is one (an extension extending
+ * EventEmitter does not expose `emit`), and getters are not read. A call of anything else is
+ * `UNKNOWN_EXTENSION` in the handler.
+ */
 export type Extensions = Record<string, Record<string, (...args: any[]) => unknown>>;
 
+/** Source text, bytecode, or an object of these fields only (another is refused with INVALID_ARGUMENT naming it). */
 export type Handler = string | Buffer | { code: string; language?: Language; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
 
 /**
- * The application's callbacks, each given every record of a step in order. One that throws
- * makes `executeHandler` reject with that error as thrown, once the step's other records are
- * delivered; the execution stops there (its suspension is cancelled).
+ * The application's callbacks, each given every record of a step in order. One that returns a
+ * promise (a thenable) is waited for before the next record is delivered (and before the step's
+ * extension calls start). One that throws, or whose promise rejects, makes `executeHandler`
+ * reject with that error as thrown, once the step's other records are delivered; the execution
+ * stops there (its suspension is cancelled). A callback given that is not a function (nor
+ * `null`/`undefined`) is refused with INVALID_ARGUMENT before anything runs.
  */
 export interface Sinks {
-  onEvent?: (event: HandlerEvent, context: ExecutionContext) => void;
-  onViewCommand?: (command: ViewCommand, context: ExecutionContext) => void;
-  onLog?: (line: LogLine, context: ExecutionContext) => void;
+  onEvent?: ((event: HandlerEvent, context: ExecutionContext) => void | PromiseLike<unknown>) | null;
+  onViewCommand?: ((command: ViewCommand, context: ExecutionContext) => void | PromiseLike<unknown>) | null;
+  onLog?: ((line: LogLine, context: ExecutionContext) => void | PromiseLike<unknown>) | null;
 }
 
+/** The constructor throws a SandboxError INVALID_ARGUMENT naming an option it cannot use. */
 export interface ExecutorOptions extends Sinks {
+  /** A NexusRuntime to share (anything else is refused); without it, one is made from `config`. */
   runtime?: NexusRuntime;
+  /** For a new runtime: not with `runtime`. */
   config?: RuntimeConfig;
   /** `config.preload` (not with `runtime`, which has its libraries already). */
   preload?: PreloadLibrary[];
@@ -353,7 +382,15 @@ export interface HandlerContext extends Sinks {
   language?: Language;
 }
 
-/** The JSON-schema subset `executeTool` checks and coerces arguments against. */
+/**
+ * The JSON-schema subset `executeTool` checks and coerces arguments against. The whole
+ * declaration is checked before the arguments: a field not listed here (a misspelt `require`,
+ * or a keyword this subset does not enforce, such as `minimum` or `format`) is refused with
+ * INVALID_ARGUMENT naming it, as is a `required` parameter missing from `properties` while
+ * `additionalProperties` is false. A parameter of type `object` (the arguments themselves
+ * included) must be a plain object: a Map, a Date or a class instance is refused. `required`
+ * holds for names not in `properties` too.
+ */
 export interface ParameterSchema {
   type?: 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array' | 'null';
   properties?: Record<string, ParameterSchema>;
@@ -362,9 +399,15 @@ export interface ParameterSchema {
   default?: JsonValue;
   items?: ParameterSchema;
   additionalProperties?: boolean;
+  /** Annotations: taken, and check nothing. */
   description?: string;
+  title?: string;
+  examples?: JsonValue[];
+  $comment?: string;
+  $schema?: string;
 }
 
+/** A tool: these fields only (another is refused with INVALID_ARGUMENT naming it). */
 export interface Tool {
   name: string;
   description?: string;
@@ -401,6 +444,7 @@ export declare class WasmSandboxExecutor {
   onMetrics(callback: (report: ExecutionReport) => void): () => void;
   getStats(): Promise<RuntimeStats>;
   getPrometheusMetrics(): Promise<string>;
+  /** As NexusRuntime's (an invalid `graceMs` rejects with a SandboxError INVALID_ARGUMENT). */
   shutdown(graceMs?: number): Promise<void>;
 }
 

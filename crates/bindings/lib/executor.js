@@ -28,11 +28,36 @@ class WasmSandboxExecutor {
     const { NexusRuntime } = require('./native');
     options ??= {};
     checkFields(options, EXECUTOR_OPTIONS, 'options');
-    if (options.runtime && options.preload) {
-      throw new SandboxError('INVALID_ARGUMENT', 'preload is for a new runtime: give it in the config of the runtime passed');
+    checkSinks(options, 'options');
+    const given = (field) => options[field] !== undefined && options[field] !== null;
+    if (given('runtime')) {
+      if (!(options.runtime instanceof NexusRuntime)) {
+        throw new SandboxError('INVALID_ARGUMENT', `options.runtime: expected a NexusRuntime, got ${describe(options.runtime)}`);
+      }
+      for (const field of ['config', 'preload']) {
+        if (!given(field)) continue;
+        throw new SandboxError(
+          'INVALID_ARGUMENT',
+          `options.${field}: is for a new runtime, not with options.runtime (give it to the NexusRuntime passed)`,
+        );
+      }
+      this.runtime = options.runtime;
+    } else {
+      if (given('config') && (typeof options.config !== 'object' || Array.isArray(options.config))) {
+        throw new SandboxError('INVALID_ARGUMENT', `options.config: expected an object of runtime options, got ${describe(options.config)}`);
+      }
+      const config = given('preload') ? { ...options.config, preload: options.preload } : (options.config ?? {});
+      try {
+        this.runtime = new NexusRuntime(config);
+      } catch (error) {
+        // NexusRuntime names its configuration `config`: here it is the option's.
+        if (typeof error?.message === 'string') {
+          const preload = given('preload') ? 'options.preload' : 'options.config.preload';
+          error.message = error.message.replace(/^config\.preload\b/, preload).replace(/^config\b/, 'options.config');
+        }
+        throw SandboxError.fromNative(error);
+      }
     }
-    const config = options.preload ? { ...options.config, preload: options.preload } : (options.config ?? {});
-    this.runtime = options.runtime ?? new NexusRuntime(config);
     this.extensions = options.extensions ?? {};
     this.onEvent = options.onEvent ?? null;
     this.onViewCommand = options.onViewCommand ?? null;
@@ -67,10 +92,11 @@ class WasmSandboxExecutor {
   async executeTool(tool, args, context = {}, timeoutMs = undefined) {
     const toolName = tool?.name ?? null;
     if (typeof toolName !== 'string' || toolName === '') {
-      throw new SandboxError('INVALID_ARGUMENT', 'a tool needs a name');
+      throw new SandboxError('INVALID_ARGUMENT', 'tool.name: a tool needs a name, a non-empty string');
     }
+    checkFields(tool, TOOL_FIELDS, 'tool', toolName);
     const coerced = coerceArguments(toolName, tool.parameters, args);
-    const handler = normalizeHandler(tool.handler ?? tool);
+    const handler = normalizeHandler(tool.handler, 'tool.handler', toolName);
     return this.#run(handler, { handlerName: toolName, ...context, args: coerced }, timeoutMs, toolName);
   }
 
@@ -110,12 +136,21 @@ class WasmSandboxExecutor {
     return this.runtime.getPrometheusMetrics();
   }
 
-  shutdown(graceMs) {
-    return this.runtime.shutdown(graceMs);
+  /**
+   * As NexusRuntime's: `graceMs` (default 5000) is undefined or a number of milliseconds from
+   * 0 to 2^31 - 1, anything else rejects with INVALID_ARGUMENT.
+   */
+  async shutdown(graceMs) {
+    try {
+      return await this.runtime.shutdown(graceMs);
+    } catch (error) {
+      throw SandboxError.fromNative(error);
+    }
   }
 
   async #run(handler, context, positionalTimeoutMs, toolName) {
     checkFields(context, CONTEXT_FIELDS, 'context');
+    checkSinks(context, 'context');
     const extensions = context.extensions ?? this.extensions;
     const state = context.state ?? {};
     if (typeof state !== 'object' || Array.isArray(state)) {
@@ -158,7 +193,8 @@ class WasmSandboxExecutor {
       let wake = null;
       for (;;) {
         accumulate(totals, report, result);
-        const failure = apply(result, state, sinks, native);
+        let failure = apply(result, state, sinks, native);
+        if (failure instanceof Promise) failure = await failure;
         if (failure) {
           // The application's own code threw: the caller gets its error as it was thrown,
           // after every record of this step was applied, and no further step runs.
@@ -265,6 +301,8 @@ class WasmSandboxExecutor {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const SINKS = ['onEvent', 'onViewCommand', 'onLog'];
 const EXECUTOR_OPTIONS = ['runtime', 'config', 'preload', 'extensions', 'timeoutMs', ...SINKS];
+const HANDLER_FIELDS = ['code', 'bytecode', 'language', 'name', 'capabilities'];
+const TOOL_FIELDS = ['name', 'description', 'parameters', 'handler'];
 const CONTEXT_FIELDS = [
   'state',
   'args',
@@ -284,15 +322,26 @@ const CONTEXT_FIELDS = [
  * would otherwise run the handler with none, and `stateSnapshot` (NexusRuntime's copy of the
  * state) would be ignored here.
  */
-function checkFields(object, fields, what) {
-  if (typeof object !== 'object' || Array.isArray(object)) {
-    throw new SandboxError('INVALID_ARGUMENT', `${what}: expected an object, got ${describe(object)}`);
+function checkFields(object, fields, what, toolName = null) {
+  if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+    throw new SandboxError('INVALID_ARGUMENT', `${what}: expected an object, got ${describe(object)}`, { toolName });
   }
   for (const key of Object.keys(object)) {
     if (fields.includes(key)) continue;
     const hint = key === 'stateSnapshot' ? " (the executor takes `state`, the application's object itself)" : '';
     const expected = fields.map((field) => `"${field}"`).join(', ');
-    throw new SandboxError('INVALID_ARGUMENT', `${what}.${key}: unknown field "${key}", expected one of ${expected}${hint}`);
+    const message = `${what}.${key}: unknown field "${key}", expected one of ${expected}${hint}`;
+    throw new SandboxError('INVALID_ARGUMENT', toolName ? `tool ${toolName}: ${message}` : message, { toolName });
+  }
+}
+
+/** A callback that is given must be a function: refused before anything runs. */
+function checkSinks(object, what) {
+  for (const sink of SINKS) {
+    const value = object[sink];
+    if (value !== undefined && value !== null && typeof value !== 'function') {
+      throw new SandboxError('INVALID_ARGUMENT', `${what}.${sink}: expected a function, got ${describe(value)}`);
+    }
   }
 }
 
@@ -317,19 +366,31 @@ function describe(value) {
   return `the ${typeof value} ${String(value)}`;
 }
 
-function normalizeHandler(handler) {
+/**
+ * `{ code | bytecode, ... }` of a handler given as source text, bytecode or such an object, whose
+ * fields are checked as the options' (a misspelt `capabilities` would run it with none, a
+ * misspelt `language` TypeScript as JavaScript).
+ */
+function normalizeHandler(handler, what = 'handler', toolName = null) {
   if (typeof handler === 'string') return { code: handler };
   if (Buffer.isBuffer(handler) || handler instanceof Uint8Array) return { bytecode: handler };
-  if (handler && (typeof handler.code === 'string' || handler.bytecode)) return handler;
+  if (handler && (typeof handler.code === 'string' || handler.bytecode)) {
+    checkFields(handler, HANDLER_FIELDS, what, toolName);
+    return handler;
+  }
   let hint = `, not ${describe(handler)}`;
   if (typeof handler === 'function') hint = ': a function would close over the application (give its body as source text)';
   else if (typeof handler === 'object' && handler !== null) hint = ', and this object has neither a string `code` nor `bytecode`';
-  throw new SandboxError('INVALID_ARGUMENT', `a handler is source text, bytecode, or { code | bytecode }${hint}`);
+  const message = `a handler is source text, bytecode, or { code | bytecode }${hint}`;
+  throw new SandboxError('INVALID_ARGUMENT', what === 'handler' ? message : `tool ${toolName}: ${what}: ${message}`, { toolName });
 }
 
 /**
- * `{ name: [methods] }` of the extension objects' functions: own ones and, for class
- * instances, their classes' methods (never Object.prototype's).
+ * `{ name: [methods] }` of the extension objects' methods: an extension's own function-valued
+ * properties and, for an instance of a class, the methods that class itself declares (the own
+ * properties of the instance's direct prototype, but `constructor`). Nothing inherited from a
+ * base class is a method: an extension extending EventEmitter does not let the handler call
+ * `emit` or `removeAllListeners`. Accessors are not read (a getter is not a method).
  */
 function registryOf(extensions) {
   const registry = {};
@@ -337,15 +398,20 @@ function registryOf(extensions) {
     if (extension === null || (typeof extension !== 'object' && typeof extension !== 'function')) {
       throw new SandboxError('INVALID_ARGUMENT', `extensions.${name}: expected an object of functions, got ${describe(extension)}`);
     }
-    const methods = new Set();
-    for (let o = extension; o && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
-      for (const key of Object.getOwnPropertyNames(o)) {
-        if (key !== 'constructor' && typeof extension[key] === 'function') methods.add(key);
-      }
+    const methods = new Set(functionsOf(extension));
+    const prototype = typeof extension === 'object' ? Object.getPrototypeOf(extension) : null;
+    if (prototype !== null && prototype !== Object.prototype) {
+      for (const key of functionsOf(prototype)) if (key !== 'constructor') methods.add(key);
     }
     registry[name] = [...methods];
   }
   return registry;
+}
+
+/** The own string-keyed data properties of `object` whose value is a function. */
+function functionsOf(object) {
+  const descriptors = Object.getOwnPropertyDescriptors(object);
+  return Object.keys(descriptors).filter((key) => typeof descriptors[key].value === 'function');
 }
 
 /** Calls the extension function; resolves to `{ value }` or `{ error }`, never rejects. */
@@ -380,29 +446,80 @@ class ApplicationFailure {
  * `__proto__` setter of Object.prototype (a handler with `state:write:*` replacing the state
  * object's prototype) or a setter the application defined. Every record is applied even when
  * the application's code throws for one; the first error thrown comes back wrapped in an
- * ApplicationFailure.
+ * ApplicationFailure. A callback that returns a promise (a thenable) is waited for before the
+ * next record is delivered, and its rejection counts as a throw: then this returns a Promise of
+ * the outcome (synchronous callbacks cost no wait).
  */
 function apply(result, state, sinks, context) {
   let failure = null;
-  const attempt = (work) => {
+  for (const mutation of result.stateMutations) {
     try {
-      work();
+      if (mutation.op === 'set') {
+        const property = { value: mutation.value, writable: true, enumerable: true, configurable: true };
+        Object.defineProperty(state, mutation.key, property);
+      } else {
+        delete state[mutation.key];
+      }
     } catch (error) {
       failure ??= new ApplicationFailure(error);
     }
-  };
-  for (const mutation of result.stateMutations) {
-    if (mutation.op === 'set') {
-      const property = { value: mutation.value, writable: true, enumerable: true, configurable: true };
-      attempt(() => Object.defineProperty(state, mutation.key, property));
-    } else {
-      attempt(() => delete state[mutation.key]);
+  }
+  const deliveries = [
+    [sinks.onEvent, result.events],
+    [sinks.onViewCommand, result.viewCommands],
+    [sinks.onLog, result.logs],
+  ];
+  for (let d = 0; d < deliveries.length; d++) {
+    const [sink, records] = deliveries[d];
+    if (!sink) continue;
+    for (let i = 0; i < records.length; i++) {
+      let returned;
+      try {
+        returned = sink(records[i], context);
+        if (!isThenable(returned)) continue;
+      } catch (error) {
+        failure ??= new ApplicationFailure(error);
+        continue;
+      }
+      return deliverRest(returned, deliveries, d, i + 1, failure, context);
     }
   }
-  for (const event of result.events) attempt(() => sinks.onEvent?.(event, context));
-  for (const command of result.viewCommands) attempt(() => sinks.onViewCommand?.(command, context));
-  for (const line of result.logs) attempt(() => sinks.onLog?.(line, context));
   return failure;
+}
+
+/** `apply`'s delivery from record `i` of delivery `d` on, once `pending` (a callback's promise) settles. */
+async function deliverRest(pending, deliveries, d, i, failure, context) {
+  for (;;) {
+    try {
+      await pending;
+    } catch (error) {
+      failure ??= new ApplicationFailure(error);
+    }
+    pending = null;
+    for (; d < deliveries.length && pending === null; d++, i = 0) {
+      const [sink, records] = deliveries[d];
+      if (!sink) continue;
+      for (; i < records.length; i++) {
+        try {
+          const returned = sink(records[i], context);
+          if (isThenable(returned)) {
+            pending = returned;
+            i += 1;
+            break;
+          }
+        } catch (error) {
+          failure ??= new ApplicationFailure(error);
+        }
+      }
+      if (pending !== null) break;
+    }
+    if (pending === null) return failure;
+  }
+}
+
+/** Whether a callback returned a promise, or another object with a `then` method. */
+function isThenable(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof value.then === 'function';
 }
 
 function accumulate(totals, report, result) {

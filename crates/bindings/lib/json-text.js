@@ -11,8 +11,11 @@
 // (own enumerable string keys, `undefined` values left out) that are not Dates, boxed
 // primitives, binary data, Proxies or the built-ins `notJson` names, nested at most 127 deep,
 // and whose every key the copy takes as its own (not `__proto__`, nor a key a setter on
-// Object.prototype intercepts). The copy has no getters, Proxies or toJSON methods, so
-// JSON.stringify reads nothing a second time.
+// Object.prototype intercepts). An object with a `toJSON` method (a URL, a class of the
+// application's) is what that method returns, called once with its key as JSON.stringify
+// calls it (its result's own `toJSON` is not called; `undefined` leaves the property out), as
+// the native walk does; a Date and binary data are refused there instead. The copy has no
+// getters, Proxies or toJSON methods, so JSON.stringify reads nothing a second time.
 const { types } = require('node:util');
 
 // The built-ins it uses, as they are when this module loads (an application replacing one
@@ -24,13 +27,19 @@ const { isArray } = Array;
 const { keys, hasOwn, is, getPrototypeOf } = Object;
 const OBJECT_PROTOTYPE = Object.prototype;
 const { stringify } = JSON;
+const { apply } = Reflect;
 const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
 
 /** As the native converter's MAX_DEPTH; anything as deep goes to the native converter. */
 const MAX_DEPTH = 128;
 const NOT_PLAIN = Symbol('not plain JSON data');
 
-function plain(value, depth) {
+/**
+ * The plain copy of `value`, the property `key` (an index for an array's element) of its
+ * holder; `undefined` when its `toJSON` (honoured when `replace`) returns that. Throws
+ * NOT_PLAIN for anything else.
+ */
+function plain(value, depth, key, replace) {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -40,16 +49,24 @@ function plain(value, depth) {
         return value;
       }
       throw NOT_PLAIN;
-    case 'object':
+    case 'object': {
       if (value === null) return null;
       if (depth >= MAX_DEPTH || isProxy(value) || isDate(value) || isBoxedPrimitive(value)) throw NOT_PLAIN;
       if (isAnyArrayBuffer(value) || isView(value)) throw NOT_PLAIN;
+      if (replace) {
+        const toJSON = value.toJSON;
+        if (typeof toJSON === 'function') {
+          const replaced = apply(toJSON, value, [typeof key === 'number' ? `${key}` : key]);
+          return replaced === undefined ? undefined : plain(replaced, depth, key, false);
+        }
+      }
       if (isArray(value)) {
         const length = value.length;
         const copy = new Array(length);
         for (let i = 0; i < length; i++) {
           const item = value[i];
-          copy[i] = item === undefined ? null : plain(item, depth + 1);
+          const copied = item === undefined ? undefined : plain(item, depth + 1, i, true);
+          copy[i] = copied === undefined ? null : copied;
         }
         return copy;
       } else {
@@ -60,12 +77,15 @@ function plain(value, depth) {
         for (const key of keys(value)) {
           const item = value[key];
           if (item === undefined) continue;
-          copy[key] = plain(item, depth + 1);
+          const copied = plain(item, depth + 1, key, true);
+          if (copied === undefined) continue;
+          copy[key] = copied;
           // A setter (`__proto__`, or one an application put on Object.prototype) took it.
           if (!hasOwn(copy, key)) throw NOT_PLAIN;
         }
         return copy;
       }
+    }
     default:
       // undefined (as a whole value), functions, symbols, BigInts.
       throw NOT_PLAIN;
@@ -90,7 +110,9 @@ function notJson(value) {
 /** The JSON text of `value` when it is plain JSON data, else `undefined`. */
 function jsonText(value) {
   try {
-    return stringify(plain(value, 0));
+    const copied = plain(value, 0, '', true);
+    // A toJSON that returned undefined: the native walk makes that null too.
+    return copied === undefined ? 'null' : stringify(copied);
   } catch {
     // Not plain, or a getter or Proxy trap threw: the native converter reports it.
     return undefined;

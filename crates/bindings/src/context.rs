@@ -202,19 +202,23 @@ impl Context {
     }
 }
 
-/// `resumeHandler`'s result: `{ value }` or `{ error: { message, code? } }`.
+/// `resumeHandler`'s result: exactly one of `{ value }` and `{ error: { message, code? } }`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, expecting = "an object { value } or { error }")]
 pub struct CallResult {
-    /// `None` when the field is absent (a `null` value is `Some(Null)`).
+    /// `None` when the field is absent (a `null` value is `Some(Null)`; so is a `value` the
+    /// caller gave as `undefined`, see [`crate::NexusRuntime::resume_handler`]).
     #[serde(default, deserialize_with = "present")]
     value: Option<Value>,
+    /// `None` when the field is absent; a `null` error is refused, as any other error that is
+    /// not `{ message, code? }`.
+    #[serde(default, deserialize_with = "present")]
     error: Option<CallError>,
 }
 
 /// A field that is there, whatever its value: `null` included.
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,13 +229,16 @@ struct CallError {
 }
 
 impl CallResult {
-    /// The call's outcome; one giving both a value and an error is refused (which did the call
-    /// have?). A missing value is `undefined`, which the handler sees as `null`.
+    /// The call's outcome: exactly one of a value and an error (one giving both, or neither,
+    /// is refused: which did the call have?).
     pub fn into_outcome(self) -> BindingResult<ExtOutcome> {
         match (self.value, self.error) {
             (Some(_), Some(_)) => Err(BindingError::invalid("result: either { value } or { error }, not both")),
-            (_, Some(CallError { message, code })) => Ok(ExtOutcome::Err { code, message }),
-            (value, None) => Ok(ExtOutcome::Ok(value.unwrap_or(Value::Null))),
+            (None, None) => Err(BindingError::invalid(
+                "result: expected { value } or { error: { message, code? } }, got an object with neither",
+            )),
+            (None, Some(CallError { message, code })) => Ok(ExtOutcome::Err { code, message }),
+            (Some(value), None) => Ok(ExtOutcome::Ok(value)),
         }
     }
 }

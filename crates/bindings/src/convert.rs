@@ -4,7 +4,8 @@
 //! BigInt, Date, typed array, non-finite number, a built-in whose data JSON text would drop (a
 //! Map, Set, RegExp, Error, Promise: `lib/json-text.js`'s `notJson`) or a value nested deeper
 //! than [`MAX_DEPTH`] (a cyclic structure, for one) is refused with `INVALID_ARGUMENT` naming
-//! where it is.
+//! where it is. An object with a `toJSON` method (a URL, a class of the application's), but a
+//! Date or binary data, is what that method returns, as in `JSON.stringify` ([`Converter::replaced`]).
 //! `undefined` object properties are left out and `undefined` array elements become `null`,
 //! as `JSON.stringify` does. Plain JSON data comes as JSON text from `lib/json-text.js`; the
 //! rest is walked here through N-API ([`to_json`]). Coming out, an execution result is built by
@@ -37,7 +38,16 @@ pub fn to_json(value: &Unknown, path: &str) -> BindingResult<Value> {
     if let Some(value) = json_text(value).and_then(|text| serde_json::from_str(&text).ok()) {
         return Ok(value);
     }
-    Converter { env: value.value().env, path: path.to_owned() }.convert(value, 0)
+    let mut converter = Converter { env: value.value().env, path: path.to_owned() };
+    let value = converter.replaced(*value, Key::Name(""))?;
+    converter.convert(&value, 0)
+}
+
+/// The key of a value in its holder, which `JSON.stringify` passes to its `toJSON`.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Name(&'a str),
+    Index(u32),
 }
 
 /// Walks a JavaScript value; `path` is where it is (`context.args.list[2]`).
@@ -47,6 +57,41 @@ struct Converter {
 }
 
 impl Converter {
+    /// What `JSON.stringify` writes for `value`, the property `key` of its holder: the result of
+    /// its `toJSON` method, called once on it with `key`, when it is an object that has one and
+    /// is neither a Date nor binary data (refused as they are); `value` itself otherwise. The
+    /// result's own `toJSON` is not called ([`Converter::convert`] calls none).
+    fn replaced<'env>(&self, value: Unknown<'env>, key: Key) -> BindingResult<Unknown<'env>> {
+        if value.get_type().map_err(|e| self.failed(e))? != ValueType::Object {
+            return Ok(value);
+        }
+        // SAFETY: `cast` does not check the type: `get_type` just reported an object.
+        let object: Object = unsafe { value.cast() }.map_err(|e| self.failed(e))?;
+        let is = |test: napi::Result<bool>| test.unwrap_or(false);
+        if is(object.is_date()) || is(object.is_typedarray()) || is(object.is_arraybuffer()) {
+            return Ok(value);
+        }
+        let method: Unknown = object.get_named_property_unchecked("toJSON").map_err(|e| self.failed(e))?;
+        if method.get_type().map_err(|e| self.failed(e))? != ValueType::Function {
+            return Ok(value);
+        }
+        let key = match key {
+            Key::Name(name) => name.to_owned(),
+            Key::Index(index) => index.to_string(),
+        };
+        let env = self.env;
+        // SAFETY: on the JavaScript thread of the live `env` (conversions run inside its N-API
+        // calls); `key` is UTF-8, valid for its length during the call; `value` and `method` are
+        // values of `env` in the current handle scope, and so is the result of the call.
+        unsafe {
+            let key = made(|out| sys::napi_create_string_utf8(env, key.as_ptr().cast(), key.len() as isize, out))
+                .map_err(|e| self.failed(e))?;
+            let result = made(|out| sys::napi_call_function(env, value.raw(), method.raw(), 1, &key, out))
+                .map_err(|e| self.failed_as(e, "its toJSON() threw"))?;
+            Ok(Unknown::from_raw_unchecked(env, result))
+        }
+    }
+
     fn convert(&mut self, value: &Unknown, depth: usize) -> BindingResult<Value> {
         if depth > MAX_DEPTH {
             return Err(self.refuse(format!("nested deeper than {MAX_DEPTH} levels (a cyclic value?)")));
@@ -98,6 +143,7 @@ impl Converter {
             let mark = self.path.len();
             self.path.push_str(&format!("[{index}]"));
             let item: Unknown = array.get_element(index).map_err(|e| self.failed(e))?;
+            let item = self.replaced(item, Key::Index(index))?;
             items.push(self.convert(&item, depth + 1)?);
             self.path.truncate(mark);
         }
@@ -121,6 +167,7 @@ impl Converter {
             self.path.push('.');
             self.path.push_str(&key);
             let item: Unknown = object.get_property(js_key).map_err(|e| self.failed(e))?;
+            let item = self.replaced(item, Key::Name(&key))?;
             if item.get_type().map_err(|e| self.failed(e))? != ValueType::Undefined {
                 let item = self.convert(&item, depth + 1)?;
                 entries.insert(key, item);
@@ -143,6 +190,11 @@ impl Converter {
     /// still pending on the environment: it is taken off and its text reported, so the caller
     /// gets a coded error instead of their own exception.
     fn failed(&self, error: napi::Error) -> BindingError {
+        self.failed_as(error, "reading it threw")
+    }
+
+    /// [`Converter::failed`], saying `what` happened when JavaScript threw.
+    fn failed_as(&self, error: napi::Error, what: &str) -> BindingError {
         use napi::sys;
         let mut pending = false;
         // SAFETY: `env` is the live environment of the call being converted, and this runs on
@@ -158,7 +210,7 @@ impl Converter {
                 // non-null handle), valid in the current handle scope where `thrown` is used.
                 let thrown = unsafe { Unknown::from_raw_unchecked(self.env, exception) };
                 let text = thrown.coerce_to_string().and_then(|s| s.into_utf8()).and_then(|s| s.into_owned());
-                return self.refuse(format!("reading it threw {}", text.unwrap_or_else(|_| "an exception".into())));
+                return self.refuse(format!("{what} {}", text.unwrap_or_else(|_| "an exception".into())));
             }
         }
         self.refuse(error.reason)
@@ -404,7 +456,7 @@ fn made(napi: impl FnOnce(*mut sys::napi_value) -> sys::napi_status) -> napi::Re
 }
 
 /// `n` as JavaScript prints it where Rust would not: `Infinity`, not `inf`.
-fn javascript_number(n: f64) -> String {
+pub(crate) fn javascript_number(n: f64) -> String {
     match n {
         f64::INFINITY => "Infinity".into(),
         f64::NEG_INFINITY => "-Infinity".into(),

@@ -17,7 +17,7 @@ mod loop_spin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Buffer, ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{Buffer, JsObjectValue, Object, ObjectFinalize, Unknown};
 use napi::{Env, JsValue};
 use napi_derive::napi;
 use nexus_actors::Refusal;
@@ -33,6 +33,10 @@ use crate::js_future::Executor;
 
 /// Grace period `shutdown()` gives running executions when called without one.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest grace period `shutdown(graceMs)` takes, in milliseconds: the longest delay a
+/// JavaScript timer takes (about 24.8 days).
+const MAX_SHUTDOWN_GRACE_MS: f64 = 2_147_483_647.0;
 
 /// What a runtime costs besides its small JavaScript object (its threads, the instance pool's
 /// resident memory and its address space reservation, about 1 TiB of the 128 TiB a process
@@ -130,7 +134,14 @@ impl NexusRuntime {
         self.executor.spawn(
             env,
             input.map(|(code, language)| async move {
-                runtime.precompile_as(&code, language).await.map(Buffer::from).map_err(BindingError::from)
+                runtime.precompile_as(&code, language).await.map(Buffer::from).map_err(|error| match error.code {
+                    // The runtime's own words are its actors' (a closed mailbox).
+                    nexus_abi::ErrorCode::ShuttingDown => BindingError::new(
+                        error.code,
+                        "the runtime is shutting down (precompileHandler after shutdown())",
+                    ),
+                    _ => BindingError::from(error),
+                })
             }),
         )
     }
@@ -153,7 +164,7 @@ impl NexusRuntime {
                 _ => None,
             }
             .ok_or_else(|| BindingError::invalid("callId: expected a call id from the suspension"))?;
-            let outcome = parse::<CallResult>(to_json(&result, "result")?, "result")?.into_outcome()?;
+            let outcome = call_result(&result)?.into_outcome()?;
             Ok((id, call_id, outcome))
         })();
         self.executor.spawn(
@@ -209,12 +220,15 @@ impl NexusRuntime {
     /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
     /// and fails parked ones with `SHUTTING_DOWN`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn shutdown<'env>(&self, env: &'env Env, grace_ms: Option<u32>) -> napi::Result<Unknown<'env>> {
+    pub fn shutdown<'env>(&self, env: &'env Env, grace_ms: Option<Unknown>) -> napi::Result<Unknown<'env>> {
         let runtime = self.runtime.clone();
-        let grace = grace_ms.map_or(DEFAULT_SHUTDOWN_GRACE, |ms| Duration::from_millis(ms.into()));
+        let grace = match optional(grace_ms.as_ref()) {
+            Some(value) => grace_period(value),
+            None => Ok(DEFAULT_SHUTDOWN_GRACE),
+        };
         self.executor.spawn(
             env,
-            Ok(async move {
+            grace.map(|grace| async move {
                 runtime.shutdown(grace).await;
                 Ok(())
             }),
@@ -282,6 +296,32 @@ pub fn definitions() -> serde_json::Value {
     serde_json::json!({ "profile": profile, "maxNesting": convert::MAX_DEPTH })
 }
 
+/// `shutdown(graceMs)`'s grace period: a finite number of milliseconds from 0 to
+/// [`MAX_SHUTDOWN_GRACE_MS`] (a fraction is kept).
+fn grace_period(value: &Unknown) -> BindingResult<Duration> {
+    let ms = match value.get_type() {
+        // SAFETY: `cast` does not check the type: `get_type` just reported a number.
+        Ok(napi::ValueType::Number) => unsafe { value.cast::<f64>() }.ok(),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if (0.0..=MAX_SHUTDOWN_GRACE_MS).contains(&ms) => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        _ => {
+            let got = match (ms, to_json(value, "graceMs")) {
+                (Some(ms), _) => format!("the number {}", crate::convert::javascript_number(ms)),
+                (None, Ok(serde_json::Value::String(text))) => format!("the string {text:?}"),
+                (None, Ok(serde_json::Value::Array(_))) => "an array".to_owned(),
+                (None, Ok(serde_json::Value::Object(_))) => "an object".to_owned(),
+                (None, Ok(other)) => other.to_string(),
+                (None, Err(_)) => "a value that is not a number".to_owned(),
+            };
+            Err(BindingError::invalid(format!(
+                "graceMs: expected a number of milliseconds from 0 to {MAX_SHUTDOWN_GRACE_MS}, got {got}"
+            )))
+        }
+    }
+}
+
 /// An argument that was given and is neither `undefined` nor `null`.
 fn optional<'a, 'env>(value: Option<&'a Unknown<'env>>) -> Option<&'a Unknown<'env>> {
     value.filter(|value| !matches!(value.get_type(), Ok(napi::ValueType::Undefined | napi::ValueType::Null)))
@@ -301,6 +341,28 @@ fn request(
         None => None,
     };
     context.into_request(handler, timeout_ms)
+}
+
+/// `resumeHandler`'s result. A field is given when the object has it, even as `undefined`
+/// (which its JSON leaves out): a `value` given as `undefined` is the extension returning
+/// nothing (the handler sees `null`), an `error` given as `undefined` is not an error.
+fn call_result(result: &Unknown) -> BindingResult<CallResult> {
+    let mut json = to_json(result, "result")?;
+    if let serde_json::Value::Object(fields) = &mut json
+        && result.get_type().is_ok_and(|kind| kind == napi::ValueType::Object)
+    {
+        // SAFETY: `cast` does not check the type: `get_type` just reported an object.
+        let object: Object =
+            unsafe { result.cast() }.map_err(|e| BindingError::invalid(format!("result: {}", e.reason)))?;
+        let given = |field: &str| object.has_own_property(field).unwrap_or(false);
+        if !fields.contains_key("error") && given("error") {
+            return Err(BindingError::invalid("result.error: expected an object { message, code? }, got undefined"));
+        }
+        if !fields.contains_key("value") && given("value") {
+            fields.insert("value".to_owned(), serde_json::Value::Null);
+        }
+    }
+    parse(json, "result")
 }
 
 /// A result resolves; a refusal rejects.

@@ -97,6 +97,38 @@ test('an extension may be a class instance: its methods are called on it', async
   assert.equal(counter.total, 15);
 });
 
+test("an extension's methods are its own and its class's, never a base class's (EventEmitter's emit)", async () => {
+  const { EventEmitter } = require('node:events');
+  class Weather extends EventEmitter {
+    constructor() {
+      super();
+      this.unit = 'C';
+      this.own = () => 'own';
+    }
+    async get(city) {
+      return `${city}: 21${this.unit}`;
+    }
+    get accessor() {
+      throw new Error('a getter is not read');
+    }
+  }
+  const weather = new Weather();
+  let heard = 0;
+  weather.on('changed', () => (heard += 1));
+  const attempt = (call) =>
+    executor.executeHandler(`try { return await ${call}; } catch (e) { return e.code + ': ' + e.message; }`, {
+      capabilities: ['ext:weather'],
+      extensions: { weather },
+    });
+  assert.equal(await attempt('$ext.weather.get("Paris")'), 'Paris: 21C');
+  assert.equal(await attempt('$ext.weather.own()'), 'own');
+  for (const inherited of ['emit("changed", 1)', 'removeAllListeners()', 'setMaxListeners(0)', 'on("x", 1)', 'constructor()', 'accessor()', 'hasOwnProperty("x")']) {
+    assert.match(await attempt(`$ext.weather.${inherited}`), /^UNKNOWN_EXTENSION: unknown extension: weather\./, inherited);
+  }
+  assert.equal(heard, 0);
+  assert.equal(weather.listenerCount('changed'), 1);
+});
+
 test('an uncaught extension failure fails the handler with RUNTIME_ERROR', async () => {
   const extensions = { flaky: { call: () => { throw new Error('boom'); } } };
   await assert.rejects(
@@ -285,6 +317,70 @@ test('a callback that throws rejects with its own error, after every record of t
   assert.equal(reports[0].code, null);
 });
 
+test('a callback that returns a promise is waited for, in order, and its rejection rejects as a throw would', async () => {
+  const order = [];
+  const value = await executor.executeHandler('$emit("a", 1); $emit("b", 2); $log("hi"); await $ext.w.get(); $emit("c", 3); return 1', {
+    capabilities: ['events:emit:a', 'events:emit:b', 'events:emit:c', 'ext:w'],
+    extensions: { w: { get: async () => order.push('get') } },
+    onEvent: async (event) => {
+      await delay(event.name === 'a' ? 30 : 0);
+      order.push(event.name);
+    },
+    onLog: (line) => order.push(line.message),
+  });
+  assert.equal(value, 1);
+  assert.deepEqual(order, ['a', 'b', 'hi', 'get', 'c']);
+
+  const mine = new Error('bus down');
+  const delivered = [];
+  let calls = 0;
+  const before = (await executor.getStats()).cancellations;
+  await assert.rejects(
+    executor.executeHandler('$emit("a", 1); $emit("b", 2); $log("hi"); await $ext.w.get(); return 1', {
+      capabilities: ['events:emit:a', 'events:emit:b', 'ext:w'],
+      extensions: { w: { get: async () => (calls += 1) } },
+      onEvent: async (event) => {
+        delivered.push(event.name);
+        if (event.name === 'a') throw mine;
+      },
+      onLog: (line) => delivered.push(line.message),
+    }),
+    (error) => error === mine,
+  );
+  assert.deepEqual(delivered, ['a', 'b', 'hi']);
+  assert.equal(calls, 0, 'no extension call runs after a callback rejected');
+  assert.equal((await executor.getStats()).cancellations, before + 1);
+  // At the end of a handler too (no suspension to cancel); a thenable counts as a promise.
+  await assert.rejects(
+    executor.executeHandler('$log("x"); return 1', {
+      onLog: () => ({ then: (resolve, reject) => setTimeout(() => reject(mine), 5) }),
+    }),
+    (error) => error === mine,
+  );
+});
+
+test('a callback that is not a function is refused before anything runs', async () => {
+  const refused = (field) => (error) =>
+    error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && error.message.startsWith(`${field}: expected a function, got`);
+  assert.throws(() => new WasmSandboxExecutor({ runtime: executor.runtime, onEvent: 'console.log' }), refused('options.onEvent'));
+  assert.throws(() => new WasmSandboxExecutor({ runtime: executor.runtime, onLog: {} }), refused('options.onLog'));
+  const state = {};
+  let charged = 0;
+  await assert.rejects(
+    executor.executeHandler('$state.step = "started"; return await $ext.pay.charge()', {
+      state,
+      capabilities: ['state:write:step', 'ext:pay'],
+      extensions: { pay: { charge: () => (charged += 1) } },
+      onViewCommand: 5,
+    }),
+    refused('context.onViewCommand'),
+  );
+  assert.deepEqual(state, {});
+  assert.equal(charged, 0);
+  // null stands for none, as undefined.
+  assert.equal(await executor.executeHandler('$log("x"); return 2', { onLog: null }), 2);
+});
+
 test('a state object that refuses a mutation rejects with its own error, after the rest of the step is applied', async () => {
   const events = [];
   const state = Object.freeze({ a: 1 });
@@ -358,6 +454,23 @@ test('a misspelt or foreign field of the options or the context is refused, nami
     onLog: () => {},
   });
   assert.deepEqual(value, [1, 2, 3]);
+});
+
+test('the constructor refuses what it cannot use, as a SandboxError naming the option', () => {
+  const refused = (pattern) => (error) => error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && pattern.test(error.message);
+  assert.throws(() => new WasmSandboxExecutor({ runtime: {} }), refused(/^options\.runtime: expected a NexusRuntime, got an object$/));
+  assert.throws(() => new WasmSandboxExecutor({ runtime: 'x' }), refused(/^options\.runtime: expected a NexusRuntime/));
+  assert.throws(
+    () => new WasmSandboxExecutor({ runtime: executor.runtime, config: { poolSize: 1 } }),
+    refused(/^options\.config: is for a new runtime, not with options\.runtime/),
+  );
+  assert.throws(() => new WasmSandboxExecutor({ runtime: executor.runtime, preload: [] }), refused(/^options\.preload: is for a new runtime/));
+  assert.throws(() => new WasmSandboxExecutor({ config: 'x' }), refused(/^options\.config: expected an object of runtime options, got the string "x"$/));
+  assert.throws(() => new WasmSandboxExecutor({ config: { poolSize: 0 } }), refused(/^options\.config: the pool size is 0/));
+  assert.throws(() => new WasmSandboxExecutor({ config: { poolSiz: 1 } }), refused(/^options\.config\.poolSiz: unknown field/));
+  assert.throws(() => new WasmSandboxExecutor({ preload: [{ name: 'a' }] }), refused(/^options\.preload\[0\]: missing field "source"$/));
+  // The runtime given is used as it is.
+  assert.equal(new WasmSandboxExecutor({ runtime: executor.runtime }).runtime, executor.runtime);
 });
 
 test("a refused value in the application's state is named by the executor's field, context.state", async () => {

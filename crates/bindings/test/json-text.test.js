@@ -148,3 +148,56 @@ test('values left to the native converter cross as they did before the fast path
     message: /context\.args\.list\[1\]\.f: a Function is not JSON data/,
   });
 });
+
+test('an object with a toJSON method crosses as what it returns, on the fast path and the native walk alike', async (t) => {
+  const runtime = new NexusRuntime({ poolSize: 1 });
+  t.after(() => runtime.shutdown());
+  class Money {
+    constructor(cents) {
+      this.cents = cents;
+    }
+    toJSON() {
+      return `${this.cents / 100} EUR`;
+    }
+  }
+  class Box {
+    #inside;
+    constructor(inside) {
+      this.#inside = inside;
+    }
+    toJSON() {
+      return this.#inside;
+    }
+  }
+  const keys = [];
+  const value = {
+    url: new URL('https://example.com/a?b=1'),
+    price: new Money(1234),
+    box: new Box({ secret: 42, again: new Money(5) }),
+    list: [{ toJSON: (key) => (keys.push(key), key) }, { toJSON: () => undefined }],
+    gone: { toJSON: () => undefined },
+    once: { toJSON: () => ({ toJSON: 'kept: its own toJSON is not called' }) },
+  };
+  const expected = JSON.parse(JSON.stringify(value));
+  keys.length = 0;
+  assert.equal(jsonText(value), JSON.stringify(value));
+  const fast = (await runtime.executeHandler('return $args', { args: value })).returnValue;
+  assert.deepEqual(fast, expected);
+  // -0 sends the whole value to the native walk, which must agree.
+  const walked = (await runtime.executeHandler('return $args', { args: { ...value, zero: -0 } })).returnValue;
+  assert.deepEqual(walked, { ...expected, zero: 0 });
+  assert.ok(keys.length > 0 && keys.every((key) => key === '0'), 'toJSON gets the key, as from JSON.stringify');
+  // At the top, and in a Proxy (always walked).
+  assert.equal((await runtime.executeHandler('return $args', { args: new Money(250) })).returnValue, '2.5 EUR');
+  assert.equal((await runtime.executeHandler('return $args', { args: new Proxy(new Money(1), {}) })).returnValue, '0.01 EUR');
+  // A Date and binary data stay refused (Buffer has a toJSON), and a toJSON that throws is named.
+  await assert.rejects(runtime.executeHandler('return 1', { args: { d: new Date(0) } }), { code: 'INVALID_ARGUMENT', message: /^context\.args\.d: a Date is not JSON data/ });
+  await assert.rejects(runtime.executeHandler('return 1', { args: { b: Buffer.from('x') } }), { code: 'INVALID_ARGUMENT', message: /^context\.args\.b: binary data is not JSON data/ });
+  const broken = { toJSON() { throw new Error('no JSON for you'); } };
+  await assert.rejects(runtime.executeHandler('return 1', { args: { list: [1, broken] } }), {
+    code: 'INVALID_ARGUMENT',
+    message: 'context.args.list[1]: its toJSON() threw Error: no JSON for you',
+  });
+  // What toJSON returns is refused as any other value that is not JSON data.
+  await assert.rejects(runtime.executeHandler('return 1', { args: { m: { toJSON: () => new Map() } } }), { code: 'INVALID_ARGUMENT', message: /^context\.args\.m: a Map is not JSON data/ });
+});

@@ -268,4 +268,49 @@ test('after shutdown, work is refused with SHUTTING_DOWN', async () => {
   assert.equal((await own.executeHandler('return 1')).returnValue, 1);
   await own.shutdown(100);
   await rejectsWithCode(own.executeHandler('return 1'), 'SHUTTING_DOWN');
+  // In words of this API, not of the runtime's actors ("Mailbox has closed").
+  await rejectsWithCode(own.precompileHandler('return 1'), 'SHUTTING_DOWN', /^the runtime is shutting down \(precompileHandler after shutdown\(\)\)$/);
+});
+
+test('a resume result is exactly one of { value } and { error }: anything else is refused, the suspension left as it was', async () => {
+  const context = { capabilities: ['ext:e'], extensionRegistry: { e: ['m'] } };
+  const code = 'try { return ["value", await $ext.e.m()]; } catch (e) { return ["error", e.message, e.code ?? null]; }';
+  const suspended = await runtime.executeHandler(code, context);
+  const { id } = suspended.suspension;
+  const callId = suspended.suspension.calls[0].callId;
+  const refusals = [
+    [{}, /^result: expected \{ value \} or \{ error: \{ message, code\? \} \}, got an object with neither$/],
+    [{ error: undefined }, /^result\.error: expected an object \{ message, code\? \}, got undefined$/],
+    [{ value: 1, error: undefined }, /^result\.error: expected an object \{ message, code\? \}, got undefined$/],
+    [{ error: null }, /^result\.error: invalid type: null, expected an object \{ message, code\? \}$/],
+    [{ error: 'boom' }, /^result\.error: invalid type: the string "boom", expected an object \{ message, code\? \}$/],
+    [{ error: {} }, /^result\.error: missing field "message"$/],
+    [{ value: undefined, error: { message: 'x' } }, /^result: either \{ value \} or \{ error \}, not both$/],
+    [{ valeu: 1 }, /^result\.valeu: unknown field "valeu"/],
+  ];
+  for (const [result, wording] of refusals) {
+    await rejectsWithCode(runtime.resumeHandler(id, callId, result), 'INVALID_ARGUMENT', wording);
+  }
+  // A value given as undefined is given: the extension returned nothing (the handler sees null).
+  const done = await runtime.resumeHandler(id, callId, { value: undefined });
+  assert.equal(done.status, 'success');
+  assert.deepEqual(done.returnValue, ['value', null]);
+  const again = await runtime.executeHandler(code, context);
+  const failed = await runtime.resumeHandler(again.suspension.id, again.suspension.calls[0].callId, { error: { message: 'no', code: 'E_NO' } });
+  assert.deepEqual(failed.returnValue, ['error', 'no', 'E_NO']);
+});
+
+test('shutdown takes a grace period of 0 to 2^31 - 1 ms, or none: anything else rejects with INVALID_ARGUMENT', async () => {
+  const own = new NexusRuntime({ poolSize: 1 });
+  for (const graceMs of ['soon', {}, -1, 2 ** 32 + 100, 2 ** 31, NaN, Infinity, true, [5]]) {
+    const answer = own.shutdown(graceMs);
+    assert.ok(answer instanceof Promise, `shutdown(${String(graceMs)}) returns a Promise`);
+    await rejectsWithCode(answer, 'INVALID_ARGUMENT', /^graceMs: expected a number of milliseconds from 0 to 2147483647, got /);
+  }
+  assert.equal((await own.executeHandler('return "still serving"')).returnValue, 'still serving');
+  const { WasmSandboxExecutor, SandboxError } = require('..');
+  const executor = new WasmSandboxExecutor({ runtime: own });
+  await assert.rejects(executor.shutdown(-5), (error) => error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && /^graceMs: /.test(error.message));
+  await own.shutdown(0.5);
+  await rejectsWithCode(own.executeHandler('return 1'), 'SHUTTING_DOWN');
 });
