@@ -98,6 +98,49 @@ fn run_answers_extension_calls_and_lists_suspensions_in_order() {
 }
 
 #[test]
+fn the_printed_result_stays_near_the_size_of_what_the_handler_made() {
+    // A call left pending (its argument 400 KB) while 40 others are awaited one by one: each
+    // call is listed once, by the suspension that made it, not by every suspension after.
+    let path = handler(
+        "pending-across-steps.js",
+        "$ext.slow.get('x'.repeat(400000)).catch(() => {});
+         for (let i = 0; i < 40; i++) await $ext.fast.get(i);
+return 'done';",
+    );
+    let output = nexus(&[
+        "run",
+        path.to_str().unwrap(),
+        "--cap",
+        "ext:slow",
+        "--cap",
+        "ext:fast",
+        "--ext",
+        "slow.get=1",
+        "--ext-delay",
+        "slow.get=500",
+        "--ext",
+        "fast.get=2",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.len() < 1_000_000, "{} bytes printed", output.stdout.len());
+    let result = json_out(&output);
+    let listed: usize =
+        result["suspensions"].as_array().unwrap().iter().map(|s| s["calls"].as_array().unwrap().len()).sum();
+    assert_eq!(listed, 41, "every call once");
+
+    // 100 levels of nesting around many leaves: indented, 200 KB printed as ~20 MB.
+    let path = handler(
+        "deep.js",
+        "let v = []; for (let i = 0; i < 100; i++) v = [v];
+return Array.from({ length: 2000 }, () => v);",
+    );
+    let output = nexus(&["run", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.len() < 1_000_000, "{} bytes printed", output.stdout.len());
+    assert_eq!(json_out(&output)["returnValue"].as_array().unwrap().len(), 2000);
+}
+
+#[test]
 fn run_resumes_each_call_as_soon_as_its_delayed_answer_is_there() {
     // The slow call is listed first; resumed in list order, or only once both had answered,
     // its result would arrive first.

@@ -82,9 +82,16 @@ pub fn main() -> ExitCode {
 /// Prints one JSON value on stdout. A reader that stopped reading (`nexus run h.js | head`)
 /// ends the process quietly with 141, the status of a shell tool killed by `SIGPIPE`, not with
 /// a panic; any other write error is reported on stderr (exit 1).
+/// Prints `value` as indented JSON, or on one line when indenting would make it more than
+/// twice as large (deep nesting: 300 KB of a handler's value nested 128 deep indented to 38 MB).
 fn print_json(value: &impl serde::Serialize) {
     use std::io::Write as _;
-    let text = serde_json::to_string_pretty(value).expect("JSON values always serialize");
+    let compact = serde_json::to_string(value).expect("JSON values always serialize");
+    let mut indented = Bounded { written: 0, limit: 2 * compact.len() + (64 << 10) };
+    let text = match serde_json::to_writer_pretty(&mut indented, value) {
+        Ok(()) => serde_json::to_string_pretty(value).expect("JSON values always serialize"),
+        Err(_) => compact,
+    };
     let mut stdout = std::io::stdout().lock();
     if let Err(error) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
@@ -92,5 +99,25 @@ fn print_json(value: &impl serde::Serialize) {
         }
         eprintln!("nexus: writing the result to stdout: {error}");
         std::process::exit(1);
+    }
+}
+
+/// Counts what is written to it, failing past `limit` bytes.
+struct Bounded {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.written += bytes.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("larger than the limit"));
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

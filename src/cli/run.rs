@@ -232,9 +232,12 @@ pub async fn drive(runtime: &Runtime, mut result: ExecutionResult, answers: &Ans
     while let Some(suspension) = result.suspension.take() {
         records.extend(std::mem::take(&mut result.records));
         // Answering one call of several leaves the others pending: that is the same wait, not
-        // a new suspension.
-        if suspension.calls.iter().any(|call| !reported.contains(&call.call_id)) {
-            suspensions.push(json!({ "id": suspension.id, "calls": suspension.calls }));
+        // a new suspension. Each call is listed once, by the suspension that made it (a call
+        // left pending across many steps, listed by each, made the output grow as their
+        // product).
+        let made: Vec<_> = suspension.calls.iter().filter(|call| !reported.contains(&call.call_id)).collect();
+        if !made.is_empty() {
+            suspensions.push(json!({ "id": suspension.id, "calls": made }));
         }
         for call in &suspension.calls {
             if reported.insert(call.call_id) {
