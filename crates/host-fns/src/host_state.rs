@@ -74,8 +74,12 @@ impl HostState {
 
     fn deny(&mut self, kind: Kind, name: &str, operation: &str) -> HostStatus {
         // Denials spend the output budget too: a handler looping on denied accesses must not
-        // grow the host without bound. Charged before the record is built.
-        if self.charge(&[kind.prefix(), name, kind.name(), name, operation], &[]).is_ok() {
+        // grow the host without bound. One past the budget is still recorded, the evidence of
+        // the access: the execution ends with it (the output is exhausted), so there is no
+        // other, and its name was admitted within what was left (see `admit`).
+        let ended_before = self.output_exhausted;
+        let _ = self.charge(&[kind.prefix(), name, kind.name(), name, operation], &[]);
+        if !ended_before {
             self.records.denials.push(Denial::new(kind, name, operation));
         }
         HostStatus::Denied
@@ -235,11 +239,17 @@ impl HostState {
         &self.pending
     }
 
-    /// Marks a pending call settled; false if no such call is pending.
+    /// Marks a pending call settled; false if no such call is pending. The host keeps a call
+    /// only while it is pending: settled, its cost goes back to the output budget (a handler
+    /// awaiting many calls one after another does not spend it).
     pub fn settle_call(&mut self, call_id: u32) -> bool {
-        let before = self.pending.len();
-        self.pending.retain(|call| call.call_id != call_id);
-        self.pending.len() != before
+        let Some(at) = self.pending.iter().position(|call| call.call_id == call_id) else { return false };
+        let call = self.pending.remove(at);
+        if !self.output_exhausted {
+            let args: Vec<&Value> = call.args.iter().collect();
+            self.output_budget += record_cost(&[&call.extension, &call.method], &args);
+        }
+        true
     }
 
     pub fn host_calls(&self) -> u64 {
@@ -433,6 +443,30 @@ mod tests {
         }
         assert!(emitted > 0 && emitted < 4096 / RECORD_OVERHEAD);
         assert!(host.output_exhausted());
+    }
+
+    #[test]
+    fn a_denial_past_the_budget_is_still_recorded_and_ends_the_execution() {
+        let mut host = host(&[], json!({}));
+        host.output_budget = RECORD_OVERHEAD;
+        assert_eq!(host.state_set("secret", json!(1)), Err(HostStatus::Denied));
+        assert!(host.ended(), "past the budget");
+        assert_eq!(host.take_records().denials.len(), 1, "the evidence of the access");
+    }
+
+    #[test]
+    fn a_settled_call_gives_its_cost_back() {
+        let checker = Checker::new(["ext:kv".parse::<Capability>().unwrap()]);
+        let registry: ExtensionRegistry = [("kv".to_owned(), ["get".to_owned()].into())].into();
+        let mut host = HostState::new(Map::new(), checker, registry, 4096);
+        let call = || ExtCall { extension: "kv".into(), method: "get".into(), args: vec![json!("k".repeat(100))] };
+        for _ in 0..1000 {
+            let id = host.ext_call(call()).expect("the budget holds one call at a time");
+            assert!(host.settle_call(id));
+        }
+        assert_eq!(host.output_left(), 4096, "all given back");
+        while host.ext_call(call()).is_ok() {}
+        assert!(host.ended(), "calls kept pending still spend it");
     }
 
     #[test]
