@@ -589,6 +589,40 @@ fn an_outcome_refused_after_others_were_applied_names_the_suspension_left() {
     assert!(refused["error"]["message"].as_str().unwrap().contains(&left), "{refused}");
     assert_eq!(refused["suspension"]["calls"][0]["callId"], 2);
     assert_eq!(refused["stateMutations"][0]["value"], 1, "what call 1's step did is reported");
+    assert_eq!(refused["metrics"]["hostCalls"], 2, "and what it cost: {refused}");
     let done = json_out(&nexus_keyed(&["resume", "--store", store, &left, "--call", "2=2"], KEY));
     assert_eq!((done["status"].as_str(), &done["returnValue"]), (Some("success"), &json!(3)));
+}
+
+#[test]
+fn a_store_that_is_not_there_a_key_inside_its_store_or_an_overflowing_limit_are_usage_errors() {
+    let missing = store_dir("missing");
+    let missing = missing.to_str().unwrap();
+    for args in [vec!["cancel", "--store", missing, "x-0"], vec!["resume", "--store", missing, "x-0", "--call", "1=1"]]
+    {
+        let output = nexus_keyed(&args, KEY);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no such directory"), "{args:?}");
+        assert!(!std::path::Path::new(missing).exists(), "not created: {args:?}");
+    }
+
+    // The key file would be made in the cache directory, here inside the store.
+    let cache = store_dir("cache-home");
+    let store = cache.join("nexus");
+    let output = Command::new(env!("CARGO_BIN_EXE_nexus"))
+        .args(["run", "examples/counter.js", "--store", store.to_str().unwrap(), "--defer", "w.get"])
+        .env_remove("NEXUS_SUSPENSION_KEY")
+        .env("XDG_CACHE_HOME", &cache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is inside the store"), "{output:?}");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let path = handler("one.js", "return 1;");
+    for mb in ["17592186044432", "18446744073709551615"] {
+        let output = nexus(&["run", path.to_str().unwrap(), "--memory-mb", mb]);
+        assert_eq!(output.status.code(), Some(2), "--memory-mb {mb} wrapped around: {output:?}");
+    }
 }

@@ -67,6 +67,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
         return Err(UsageError(format!("call {call_id} is given an outcome twice (--call, --call-error)")));
     }
     let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
+    store::existing(dir)?;
     let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
@@ -78,7 +79,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
                 Ok(step) => step,
                 Err(refusal) => {
                     let left = result.and_then(|result| result.suspension);
-                    return refused_after(printable(Err(refusal)), left, records);
+                    return refused_after(printable(Err(refusal)), left, records, metrics);
                 }
             };
             let suspended = step.suspension.as_ref().map(|suspension| suspension.id.clone());
@@ -105,6 +106,7 @@ fn refused_after(
     mut refused: ExecutionResult,
     left: Option<nexus::Suspension>,
     records: nexus::Records,
+    metrics: nexus::ExecutionMetrics,
 ) -> (ExecutionResult, Vec<serde_json::Value>) {
     let Some(left) = left else { return (refused, Vec::new()) };
     if let Some(error) = refused.error.as_mut() {
@@ -115,10 +117,12 @@ fn refused_after(
     let listed = json!({ "id": left.id, "calls": left.calls });
     refused.suspension = Some(left);
     refused.records = records;
+    refused.metrics = metrics;
     (refused, vec![listed])
 }
 
 pub fn cancel(args: CancelArgs) -> Result<ExitCode, UsageError> {
+    store::existing(&args.store)?;
     let runtime = store::runtime(Some(&args.store), false, Vec::new())?;
     let id = SuspensionId(args.suspension_id.clone());
     let cancelled = store::block_on(&runtime, async { runtime.cancel(&id).await })?;

@@ -170,7 +170,12 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
     let mut request = ExecutionRequest { handler: Handler::source_in(language, source), ..Default::default() };
     request.handler_name = args.handler.display().to_string();
     request.timeout = Duration::from_millis(args.timeout_ms);
-    request.memory_limit = args.memory_mb.map(|mb| mb << 20);
+    request.memory_limit = match args.memory_mb {
+        Some(mb) => Some(mb.checked_mul(1 << 20).ok_or_else(|| {
+            UsageError(format!("--memory-mb {mb}: too large (the largest limit a request may ask for is 256 MiB)"))
+        })?),
+        None => None,
+    };
     if let Some(state) = &args.state {
         request.state_snapshot = input::object(state, "--state")?;
     }

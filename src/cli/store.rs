@@ -26,7 +26,7 @@ pub fn runtime(store: Option<&str>, infer_caps: bool, libraries: Vec<Library>) -
     config.engine.libraries = libraries;
     if let Some(store) = store {
         config.suspension_store = store_config(store);
-        config.suspension_keys = Some(SuspensionKeys::new(&[key()?]).map_err(UsageError)?);
+        config.suspension_keys = Some(SuspensionKeys::new(&[key(store)?]).map_err(UsageError)?);
     }
     Runtime::start(config).map_err(|e| UsageError(format!("starting the runtime: {e:#}")))
 }
@@ -40,6 +40,22 @@ pub fn store_config(store: &str) -> StoreConfig {
     }
 }
 
+/// Refuses a store directory that does not exist (`resume` and `cancel` use one `run` made: a
+/// mistyped path would otherwise be created, empty, and the suspension not found in it).
+pub fn existing(store: &str) -> Result<(), UsageError> {
+    if matches!(store_config(store), StoreConfig::Disk(_)) && !Path::new(store).is_dir() {
+        return Err(UsageError(format!("--store {store}: no such directory (the store `nexus run --store` made)")));
+    }
+    Ok(())
+}
+
+/// `path` made absolute, its existing part resolved (symbolic links, `..`).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let path = std::path::absolute(path).ok()?;
+    let existing = path.ancestors().find(|ancestor| ancestor.exists())?;
+    Some(existing.canonicalize().ok()?.join(path.strip_prefix(existing).ok()?))
+}
+
 /// Runs `work` on the runtime and shuts it down.
 pub fn block_on<T>(runtime: &Runtime, work: impl Future<Output = T>) -> Result<T, UsageError> {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -50,7 +66,8 @@ pub fn block_on<T>(runtime: &Runtime, work: impl Future<Output = T>) -> Result<T
     }))
 }
 
-fn key() -> Result<[u8; 32], UsageError> {
+/// The key of `store`: never one kept inside it.
+fn key(store: &str) -> Result<[u8; 32], UsageError> {
     if let Some(text) = std::env::var_os("NEXUS_SUSPENSION_KEY") {
         let text = text.to_string_lossy();
         return SuspensionKeys::parse_hex(&text).map_err(|e| UsageError(format!("NEXUS_SUSPENSION_KEY: {e}")));
@@ -58,6 +75,17 @@ fn key() -> Result<[u8; 32], UsageError> {
     let file = key_file().ok_or_else(|| {
         UsageError("no suspension key: set NEXUS_SUSPENSION_KEY, or HOME for a key file in the cache directory".into())
     })?;
+    if let StoreConfig::Disk(dir) = store_config(store)
+        && let (Some(file), Some(dir)) = (resolved(&file), resolved(&dir))
+        && file.starts_with(&dir)
+    {
+        return Err(UsageError(format!(
+            "the key file {} is inside the store {}, which it would not protect: use another store \
+             directory, set XDG_CACHE_HOME elsewhere, or set NEXUS_SUSPENSION_KEY",
+            file.display(),
+            dir.display()
+        )));
+    }
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent).map_err(|e| UsageError(format!("creating {}: {e}", parent.display())))?;
     }
