@@ -490,7 +490,13 @@ fn read_bytecode<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Value<'js>, Gue
     let value = unsafe {
         qjs::JS_ReadObject(ctx.as_raw().as_ptr(), body.as_ptr(), body.len() as _, qjs::JS_READ_OBJ_BYTECODE as i32)
     };
-    checked(ctx, value)
+    // Bytecode that does not read (truncated, changed) is a bad request, not a syntax error.
+    checked(ctx, value).map_err(|error| GuestError {
+        name: "TypeError".into(),
+        message: format!("the bytecode is damaged ({}: {}): precompile the handler again", error.name, error.message),
+        raised: Some(nexus_abi::ErrorCode::InvalidArgument.as_str().into()),
+        ..GuestError::default()
+    })
 }
 
 /// Takes ownership of a raw result, turning `JS_EXCEPTION` into the pending exception.
