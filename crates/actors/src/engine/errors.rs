@@ -162,7 +162,11 @@ fn within(location: Location, source: Option<&str>) -> Location {
     let Some(source) = source else { return location };
     let lines = source.lines().count().max(1) as u32;
     if location.line <= lines {
-        return location;
+        // QuickJS counts a column in bytes of UTF-8; people and editors count characters.
+        let line = source.lines().nth(location.line.saturating_sub(1) as usize).unwrap_or_default();
+        let bytes = location.column.saturating_sub(1) as usize;
+        let column = line.char_indices().take_while(|&(at, _)| at < bytes).count() as u32 + 1;
+        return Location { column, ..location };
     }
     let last = source.lines().last().unwrap_or_default();
     Location { line: lines, column: last.chars().count() as u32 + 1 }
@@ -238,6 +242,16 @@ mod tests {
         let first_line = format!("    at handler.js:1:{}\n", HANDLER_PREFIX.len() + 5);
         assert_eq!(handler_location(&first_line), Some(Location { line: 1, column: 5 }));
         assert_eq!(handler_location("    at native\n"), None);
+    }
+
+    #[test]
+    fn columns_count_characters_where_quickjs_counts_bytes() {
+        // `null.x` is at byte column 23 of line 2 (é is two bytes, 😀 four), character column 18.
+        let source = "return 1;\nconst a = \"éé😀\"; null.x;";
+        let failed =
+            from_guest(error("TypeError", "x", Some("    at handler.js:2:23\n")), Some(source), Evidence::default());
+        assert_eq!(failed.location, Some(Location { line: 2, column: 18 }));
+        assert_eq!(failed.stack.as_deref(), Some("    at handler.js:2:18\n"));
     }
 
     #[test]
