@@ -9,7 +9,7 @@
 // What is "plain" here is what the native converter accepts and JSON.stringify writes the same:
 // strings, booleans, null, safe integers (not -0), finite non-integers, arrays, and objects
 // (own enumerable string keys, `undefined` values left out) that are not Dates, boxed
-// primitives, binary data, Proxies or the built-ins `notJson` names, nested at most 127 deep,
+// primitives, binary data, Proxies or the built-ins `notJson` names, nested less than MAX_DEPTH,
 // and whose every key the copy takes as its own (not `__proto__`, nor a key a setter on
 // Object.prototype intercepts). An object with a `toJSON` method (a URL, a class of the
 // application's) is what that method returns, called once with its key as JSON.stringify
@@ -30,8 +30,11 @@ const { stringify } = JSON;
 const { apply } = Reflect;
 const { isSafeInteger, isFinite: isFiniteNumber, isInteger } = Number;
 
-/** As the native converter's MAX_DEPTH; anything as deep goes to the native converter. */
-const MAX_DEPTH = 128;
+/**
+ * As the native converter's WALK_LIMIT + 1 (128 levels of a value below the context and its
+ * stateSnapshot); anything as deep goes to the native converter.
+ */
+const MAX_DEPTH = 130;
 const NOT_PLAIN = Symbol('not plain JSON data');
 
 /**

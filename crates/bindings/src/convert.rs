@@ -29,6 +29,12 @@ use crate::error::{BindingError, BindingResult};
 /// (`lib/json-text.js` has its copy).
 pub use nexus_actors::engine::MAX_NESTING as MAX_DEPTH;
 
+/// The deepest array or object the walk takes: [`MAX_DEPTH`] levels of a request's value
+/// (which the runtime checks exactly, value by value) below the objects that hold it, a
+/// state value being the deepest held (`context.stateSnapshot.key`, its first level at depth 2).
+/// Anything deeper (a cyclic value) is refused here, before the runtime sees it.
+const WALK_LIMIT: usize = MAX_DEPTH + 1;
+
 /// The JSON value `value` holds; `path` names it in errors (`context.args`).
 ///
 /// Plain JSON data comes as JSON text from `lib/json-text.js` (one call into JavaScript, one
@@ -92,10 +98,9 @@ impl Converter {
         }
     }
 
+    /// `value`, at `depth` in what is converted (the top value at 0). Only arrays and objects
+    /// count: a container deeper than [`WALK_LIMIT`] is refused.
     fn convert(&mut self, value: &Unknown, depth: usize) -> BindingResult<Value> {
-        if depth > MAX_DEPTH {
-            return Err(self.refuse(format!("nested deeper than {MAX_DEPTH} levels (a cyclic value?)")));
-        }
         match value.get_type().map_err(|e| self.failed(e))? {
             ValueType::Null | ValueType::Undefined => Ok(Value::Null),
             // SAFETY: `cast` reads the value as the type given without checking it; here and in
@@ -106,6 +111,9 @@ impl Converter {
             // SAFETY: as above, a number.
             ValueType::Number => self.number(unsafe { value.cast::<f64>() }.map_err(|e| self.failed(e))?),
             ValueType::Object => {
+                if depth > WALK_LIMIT {
+                    return Err(self.refuse(format!("nested deeper than {MAX_DEPTH} levels (a cyclic value?)")));
+                }
                 // SAFETY: as above, an object.
                 let object: Object = unsafe { value.cast() }.map_err(|e| self.failed(e))?;
                 let is = |test: napi::Result<bool>| test.unwrap_or(false);

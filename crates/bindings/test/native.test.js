@@ -4,7 +4,7 @@
 // bad input rejected with an Error carrying `code`.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { NexusRuntime } = require('..');
+const { NexusRuntime, MAX_NESTING } = require('..');
 
 const runtime = new NexusRuntime({ poolSize: 16 });
 test.after(() => runtime.shutdown());
@@ -214,6 +214,22 @@ test('compileCacheBytes bounds the bytecode the compile cache holds', async () =
   } finally {
     await small.shutdown();
   }
+});
+
+test('a value may nest MAX_NESTING arrays and objects, whatever holds it, and no more', async () => {
+  const nest = (n, leaf = 1) => { let v = leaf; for (let i = 0; i < n; i++) v = i % 2 ? { a: v } : [v]; return v; };
+  const code = (promise) => promise.then(() => 'ok', (error) => error.code);
+  for (const [n, expected] of [[MAX_NESTING, 'ok'], [MAX_NESTING + 1, 'INVALID_ARGUMENT']]) {
+    for (const context of [{ args: nest(n) }, { scope: nest(n) }, { stateSnapshot: { k: nest(n) } }]) {
+      assert.equal(await code(runtime.executeHandler('return 1', context)), expected, `${n}: ${Object.keys(context)}`);
+    }
+    const suspended = await runtime.executeHandler('return await $ext.e.m()', { capabilities: ['ext:e'], extensionRegistry: { e: ['m'] } });
+    assert.equal(await code(runtime.resumeHandler(suspended.suspension.id, 1, { value: nest(n) })), expected, `${n}: a call's result`);
+    await runtime.cancelSuspension(suspended.suspension.id);
+  }
+  const cyclic = {};
+  cyclic.self = cyclic;
+  await assert.rejects(runtime.executeHandler('return 1', { args: cyclic }), (error) => error.code === 'INVALID_ARGUMENT');
 });
 
 test('numbers the handler makes come out as JavaScript numbers', async () => {
