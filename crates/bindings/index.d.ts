@@ -7,6 +7,13 @@
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/**
+ * What a request takes where JSON data goes: a JsonValue, or an object or array TypeScript
+ * cannot see is JSON data (one typed by an interface or a class). The runtime checks the data
+ * itself and refuses what is not JSON with INVALID_ARGUMENT, naming where it is.
+ */
+export type JsonInput = JsonValue | Record<string, any> | readonly unknown[];
+
 export type ErrorCode =
   | 'SYNTAX_ERROR'
   | 'RUNTIME_ERROR'
@@ -139,9 +146,9 @@ export interface ExecutionContext {
    * `stateMutations`, to apply yourself. (WasmSandboxExecutor takes `state`, the live object,
    * and applies them to it.)
    */
-  stateSnapshot?: Record<string, JsonValue>;
-  args?: JsonValue;
-  scope?: JsonValue;
+  stateSnapshot?: Record<string, any>;
+  args?: JsonInput;
+  scope?: JsonInput;
   /** Capability tokens: `state:read:<key>`, `state:write:<key>`, `events:emit:<name>`, `view:update:<componentId>`, `ext:<name>`. */
   capabilities?: string[];
   /** `{ extension: [methods] }` the handler may call. */
@@ -365,9 +372,9 @@ export interface HandlerContext extends Sinks {
    * whatever the key (`__proto__` included). One it refuses (frozen, a Proxy that throws) makes
    * `executeHandler` reject with its error once the step's other records are applied.
    */
-  state?: Record<string, JsonValue>;
-  args?: JsonValue;
-  scope?: JsonValue;
+  state?: Record<string, any>;
+  args?: JsonInput;
+  scope?: JsonInput;
   capabilities?: string[];
   extensions?: Extensions;
   panelId?: string;

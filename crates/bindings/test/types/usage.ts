@@ -50,6 +50,12 @@ async function executor(): Promise<JsonValue> {
   });
   const legacy: SandboxExecutor = new SandboxExecutor({ runtime: executor.runtime });
   const state: Record<string, JsonValue> = { city: 'Paris' };
+  // State and arguments typed by the application's own interfaces: checked at run time.
+  interface PanelState { city: string; visits: number }
+  interface ForecastArgs { days: number }
+  const typedState: PanelState = { city: 'Paris', visits: 1 };
+  const typedArgs: ForecastArgs = { days: 3 };
+  await executor.executeHandler('return $args.days;', { state: typedState, args: typedArgs });
   try {
     const value = await executor.executeHandler(
       'const w = await $ext.weather.get($state.city); return w.temp;',
@@ -86,7 +92,7 @@ const noStore: SuspensionStore = { prefix: 'app:' };
 const unknownCode: ErrorCode = 'NOT_A_CODE';
 // @ts-expect-error the nesting limit is a fixed number
 const otherLimit: typeof MAX_NESTING = 64;
-// @ts-expect-error state values are JSON data
-new WasmSandboxExecutor().executeHandler('return 1', { state: { when: new Date() } });
+// @ts-expect-error the state is an object (its values, JSON data, are checked at run time)
+new WasmSandboxExecutor().executeHandler('return 1', { state: 'counter' });
 
 export { native, executor, unknownCode, otherLimit, local, sharing, noStore };
