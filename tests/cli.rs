@@ -626,3 +626,22 @@ fn a_store_that_is_not_there_a_key_inside_its_store_or_an_overflowing_limit_are_
         assert_eq!(output.status.code(), Some(2), "--memory-mb {mb} wrapped around: {output:?}");
     }
 }
+
+#[test]
+fn a_resume_without_the_libraries_its_run_preloaded_says_to_preload_them() {
+    let library = handler("greet-lib.js", "var greet = function (name) { return 'hi ' + name; };");
+    let path = handler("greets.js", "const name = await $ext.kv.get('name');\nreturn greet(name);");
+    let store = store_dir("preload-mismatch");
+    let store = store.to_str().unwrap();
+    let (library, path) = (library.to_str().unwrap(), path.to_str().unwrap());
+    let run = ["run", path, "--store", store, "--defer", "kv.get", "--cap", "ext:kv", "--preload", library];
+    let ran = json_out(&nexus_keyed(&run, KEY));
+    let id = ran["suspension"]["id"].as_str().expect("suspended").to_owned();
+    let refused = nexus_keyed(&["resume", "--store", store, &id, "--call", "1=\"ada\""], KEY);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = json_out(&refused)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("nexus resume --preload"), "{message}");
+    let done =
+        json_out(&nexus_keyed(&["resume", "--store", store, &id, "--call", "1=\"ada\"", "--preload", library], KEY));
+    assert_eq!(done["returnValue"], "hi ada", "{done}");
+}

@@ -158,9 +158,10 @@ impl Suspensions {
                 let message = match unavailable {
                     Some(Err(message)) => message,
                     _ => format!(
-                        "suspension {id} was made on the guest image {} (SHA-256 prefix), which this runtime does not \
-                         have: give it that guest among its previous images (RuntimeConfig::previous_guests), or \
-                         resume it on a node that runs it",
+                        "suspension {id} was made on the image {} (SHA-256 prefix of its guest and preloaded \
+                         libraries), which this runtime does not have: preload the same libraries in the same order \
+                         (`nexus resume --preload`), give it that guest among its previous images \
+                         (RuntimeConfig::previous_guests), or resume it on a node that runs it",
                         hex(&identity)
                     ),
                 };
