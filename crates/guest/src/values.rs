@@ -238,10 +238,12 @@ impl<'js> Walk<'_, 'js> {
         } else if class == classes.big_int {
             return Err(Exception::throw_type(self.ctx, "BigInt are forbidden in JSON.stringify"));
         } else if class == classes.raw_json {
-            // A frozen object whose `rawJSON` is the JSON text of a primitive.
+            // A frozen object whose `rawJSON` is the JSON text of a primitive: it crosses as the
+            // value that text reads as, under the rules of every other value (`-0` as `0`, a
+            // number past the doubles as `null`, a lone surrogate as U+FFFD).
             let text: rquickjs::String = value.get::<Object>()?.get("rawJSON")?;
             let text = string_to_json(self.ctx, &text)?;
-            return serde_json::from_str(&text).map(Some).map_err(|e| not_serializable(self.ctx, e));
+            return self.serialize(self.ctx.json_parse(text)?);
         }
         // SAFETY: an object's value holds the pointer to its `JSObject`, only compared here.
         let pointer = unsafe { qjs::JS_VALUE_GET_PTR(raw) }.cast::<qjs::JSObject>();
