@@ -142,7 +142,13 @@ pub const NO_DECORATORS: &str = "decorators are not handler code: QuickJS does n
 /// `import` or `export`, a decorator): where it starts, and the message of the syntax error
 /// it is.
 pub fn not_handler_code(statements: &[Statement<'_>]) -> Option<(u32, String)> {
-    if let Some(statement) = statements.iter().find(|statement| statement.is_module_declaration()) {
+    // `import fs = require('fs')` (TypeScript) is an import too.
+    let imports = |statement: &Statement<'_>| {
+        statement.is_module_declaration()
+            || matches!(statement, Statement::TSImportEqualsDeclaration(declaration)
+                if matches!(declaration.module_reference, oxc_ast::ast::TSModuleReference::ExternalModuleReference(_)))
+    };
+    if let Some(statement) = statements.iter().find(|statement| imports(statement)) {
         return Some((statement.span().start, format!("an import or export statement ({NOT_A_MODULE})")));
     }
     let mut decorator = FirstDecorator(None);

@@ -15,10 +15,12 @@
 //! assert_eq!(stripped.map.original(line, 1).unwrap().line, 2);
 //! ```
 
+mod enums;
 mod inference;
 mod source_map;
 mod strip;
 
+pub use enums::MAX_ENUM_TEXT;
 pub use inference::infer_capabilities;
 pub use source_map::{Position, SourceMap};
 pub use strip::{MAX_SOURCE_BYTES, Stripped, SyntaxError, TRANSFORMER, strip_types};

@@ -84,6 +84,15 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
     if let Some((start, message)) = nexus_host_fns::inference::not_handler_code(statements) {
         return Err(locate(start).error(message));
     }
+    if let Some((start, bytes)) = crate::enums::too_large(&program) {
+        let message = format!(
+            "its enums would be written out as up to {bytes} bytes of JavaScript, more than the {} allowed \
+             (members built from others are folded to their values, and each use of a const enum's is replaced \
+             by its value)",
+            crate::MAX_ENUM_TEXT
+        );
+        return Err(locate(start).error(message));
+    }
     let semantic = SemanticBuilder::new_compiler().with_enum_eval(true).build(&program);
     if let Some(error) = semantic.diagnostics.first() {
         return Err(locate(offset(error)).error(error.message.to_string()));
@@ -185,6 +194,32 @@ mod tests {
         let source = format!("{}{}return 1;", "{".repeat(depth), "}".repeat(depth));
         let stripped = strip_types(&source).unwrap();
         assert!(stripped.code.len() < 4 * source.len(), "{} bytes from {}", stripped.code.len(), source.len());
+    }
+
+    #[test]
+    fn enums_that_would_fold_to_more_text_than_allowed_are_refused_before_they_are_folded() {
+        // Each member doubles the last: 30 members under 600 bytes would fold to 8 GB.
+        let members: Vec<String> = (1..30).map(|n| format!("M{n} = M{} + M{}", n - 1, n - 1)).collect();
+        let source = format!("enum E {{ M0 = 'xxxxxxxx', {} }}\nreturn E.M29.length;", members.join(", "));
+        let started = std::time::Instant::now();
+        let error = strip_types(&source).unwrap_err();
+        assert!(error.message.contains("enums would be written out"), "{error}");
+        assert_eq!(error.line, 1, "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        // A const enum's value is written at every use.
+        let value = "x".repeat(100_000);
+        let source = format!("const enum C {{ Big = '{value}' }}\nreturn [{}].length;", vec!["C.Big"; 20].join(", "));
+        assert!(strip_types(&source).is_err());
+        // Ordinary enums and uses are far within it.
+        let stripped = strip_types("enum F { A = 'a', B = A + 'b', C = 1 << 2 }\nreturn [F.A, F.B, F.C, F['B']];");
+        assert!(stripped.is_ok(), "{stripped:?}");
+    }
+
+    #[test]
+    fn an_import_equals_require_is_an_import() {
+        let error = strip_types("const a = 1;\nimport fs = require('fs');\nreturn a;").unwrap_err();
+        assert!(error.message.contains("import"), "{error}");
+        assert_eq!(error.line, 2, "{error}");
     }
 
     #[test]
