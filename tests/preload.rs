@@ -290,3 +290,30 @@ fn a_runtime_whose_library_throws_does_not_start_and_says_which() {
     assert_eq!((error.library.as_str(), error.line), ("platform/sdk.js", Some(2)), "{error:?}");
     assert!(refused.to_string().contains("no config"), "{refused}");
 }
+
+/// A library that hardens the built-ins (a frozen `Error.prototype`, a read-only `code` on
+/// `Object.prototype`) changes nothing in the errors the runtime raises: a denial is still
+/// `PERMISSION_DENIED`, and an extension's error still carries its code into the handler.
+#[test]
+fn errors_the_runtime_raises_survive_a_library_that_freezes_the_built_ins() {
+    let hardening = "Object.freeze(Error.prototype);\n\
+                     Object.defineProperty(Object.prototype, 'code', { value: 'frozen', writable: false });";
+    let engine = Engine::with_slots(config(vec![Library::new("harden.js", hardening)]), 4).expect("starts");
+    let denied = engine.execute(ExecutionRequest::source("$state.secret = 1;")).result;
+    let error = denied.error.expect("denied");
+    assert_eq!(error.code, nexus::ErrorCode::PermissionDenied, "{error:?}");
+    assert_eq!(error.message, "permission denied: requires capability state:write:secret");
+
+    let mut request =
+        ExecutionRequest::source("try { await $ext.pay.charge(1); } catch (e) { return [e.message, e.code]; }");
+    request.capabilities = vec!["ext:pay".parse().unwrap()];
+    request.extension_registry.insert("pay".into(), ["charge".to_owned()].into());
+    let outcome = engine.execute(request);
+    let parked = outcome.parked.expect("suspended");
+    let failure = ExtOutcome::Err { code: Some("DECLINED".into()), message: "card declined".into() };
+    let resumed = engine.resume(parked, 1, failure).unwrap_or_else(|refused| panic!("{:?}", refused.error)).result;
+    let error = resumed.error.as_ref().map(|e| e.message.clone());
+    assert_eq!(resumed.status, Status::Success, "{error:?}");
+    assert_eq!(resumed.return_value[0], json!("card declined"));
+    assert_eq!(resumed.return_value[1], json!("DECLINED"));
+}

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 
 use nexus_abi::{ErrorCode, ExtCall, HostStatus, Value as Json, ViewCommandCall, encode};
+use rquickjs::object::Property;
 use rquickjs::{Ctx, Exception, FromJs, Function, Object, Persistent, Value, prelude::Coerced};
 
 use crate::host::{self, Answer};
@@ -99,8 +100,15 @@ pub fn host_object<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
 /// `code` (a handler's own error with the same `code` is a `RUNTIME_ERROR`).
 pub fn throw_code(ctx: &Ctx<'_>, code: ErrorCode, message: &str) -> rquickjs::Error {
     let raised = (|| {
-        let error = Exception::from_message(ctx.clone(), message)?;
-        error.as_object().set("code", code.as_str())?;
+        // Own properties defined, not assigned: a library may have frozen `Error.prototype`
+        // (its `message` read-only) or put a read-only `code` on `Object.prototype`, and an
+        // assignment would then throw instead of the runtime's error.
+        // SAFETY: a new error object of this live context, owned by the value made of it.
+        let error = unsafe { Value::from_raw(ctx.clone(), rquickjs::qjs::JS_NewError(ctx.as_raw().as_ptr())) };
+        let error = error.into_object().ok_or(rquickjs::Error::Exception)?;
+        error.prop("message", Property::from(message).writable().configurable())?;
+        error.prop("code", Property::from(code.as_str()).writable().enumerable().configurable())?;
+        let error = Exception::from_object(error).ok_or(rquickjs::Error::Exception)?;
         if let Some(raise) = RAISE.with_borrow(|raise| raise.clone()) {
             raise.restore(ctx)?.call::<_, ()>((error.clone(), code.as_str()))?;
         }

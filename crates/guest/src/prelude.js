@@ -202,7 +202,10 @@
         settle[0](value);
       } else {
         const error = new ErrorCtor(message);
-        if (code !== undefined && code !== null) error.code = code;
+        // Defined, not assigned: a library may have made `code` read-only on a prototype.
+        if (code !== undefined && code !== null) {
+          defineProperty(error, 'code', { value: code, writable: true, enumerable: true, configurable: true });
+        }
         settle[1](error);
       }
       return true;
