@@ -736,8 +736,13 @@ impl<'a> Visit<'a> for Inferrer<'a, '_> {
     }
 
     fn visit_unary_expression(&mut self, unary: &UnaryExpression<'a>) {
+        // `delete $state?.k` deletes through a chain.
+        let member = match &unary.argument {
+            Expression::ChainExpression(chain) => chain.expression.as_member_expression(),
+            argument => argument.as_member_expression(),
+        };
         if unary.operator == UnaryOperator::Delete
-            && let Some(member) = unary.argument.as_member_expression()
+            && let Some(member) = member
             && let Some((Api::State, property)) = self.api_member(member)
         {
             // Deleting a key is writing it; its old value is not read.
@@ -912,6 +917,7 @@ mod tests {
     #[test]
     fn delete_writes_only() {
         assert_clean("delete $state.a; delete $state['b'];", &["state:write:a", "state:write:b"]);
+        assert_clean("delete $state?.z;", &["state:write:z"]);
     }
 
     #[test]
