@@ -540,7 +540,7 @@ function accumulate(totals, report, result) {
 async function inferCapabilities(code, options) {
   const { inferCapabilities: infer } = require('./native');
   try {
-    return infer(code, options);
+    return await infer(code, options);
   } catch (error) {
     throw SandboxError.fromNative(error);
   }

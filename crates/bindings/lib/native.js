@@ -60,7 +60,7 @@ const NexusRuntime = new Proxy(native.NexusRuntime, {
 
 module.exports = {
   NexusRuntime,
-  /** Synchronous; the JavaScript layer's `inferCapabilities` returns it as a Promise. */
+  /** A Promise, the inference made on a libuv worker thread (the JavaScript layer wraps its errors). */
   inferCapabilities: native.inferCapabilities,
   /** Which native module was loaded: its file, and the Cargo profile it was built with. */
   binding: Object.freeze({ file, profile: definitions.profile }),

@@ -257,6 +257,17 @@ impl<T: Serialize> ToNapiValue for Js<T> {
     }
 }
 
+/// What a libuv task's promise resolves to (see `Infer` in `lib.rs`): an object.
+impl<T> napi::bindgen_prelude::TypeName for Js<T> {
+    fn type_name() -> &'static str {
+        "Object"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
 /// The keys of a result object, in the order serde gives them (`ExecutionResult`, its records
 /// flattened), then those of its `metrics` (`ExecutionMetrics`); a test holds them to serde's.
 const RESULT_KEYS: [&str; 9] =

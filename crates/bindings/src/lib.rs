@@ -213,8 +213,7 @@ impl NexusRuntime {
         code: Unknown,
         options: Option<Unknown>,
     ) -> napi::Result<Unknown<'env>> {
-        let input = source_and_language(&code, options.as_ref());
-        self.executor.spawn(env, input.map(|(code, language)| async move { infer(&code, language) }))
+        inferred_off_the_loop(env, &code, options.as_ref())
     }
 
     /// Stops accepting work, lets running executions finish within `graceMs` (default 5000),
@@ -255,17 +254,56 @@ pub fn use_json_text(env: Env, json_text: Unknown, not_json: Unknown) -> napi::R
     convert::use_json_text(env.raw(), json_text.raw(), not_json.raw())
 }
 
-/// `inferCapabilities(code, options)` of the module, which needs no runtime: the same as the method,
-/// synchronously (the JavaScript layer returns it as a Promise, as the method does).
-#[napi(js_name = "inferCapabilities", ts_return_type = "CapabilityInference")]
-pub fn infer_capabilities_now(
-    env: Env,
+/// `inferCapabilities(code, options)` of the module, which needs no runtime: the same as the method.
+#[napi(js_name = "inferCapabilities", ts_return_type = "Promise<CapabilityInference>")]
+pub fn infer_capabilities_module<'env>(
+    env: &'env Env,
     code: Unknown,
     options: Option<Unknown>,
-) -> napi::Result<Js<nexus_host_fns::Inference>> {
-    source_and_language(&code, options.as_ref())
-        .and_then(|(code, language)| infer(&code, language))
-        .map_err(|e| e.into_napi(&env))
+) -> napi::Result<Unknown<'env>> {
+    inferred_off_the_loop(env, &code, options.as_ref())
+}
+
+/// A promise of the inference of `code`, made on a libuv worker thread: parsing a large source
+/// (or stripping a TypeScript one) takes a while, and the event loop must not wait for it.
+fn inferred_off_the_loop<'env>(
+    env: &'env Env,
+    code: &Unknown,
+    options: Option<&Unknown>,
+) -> napi::Result<Unknown<'env>> {
+    // Bad arguments reject too, as every method's do.
+    let task = env.spawn(Infer { input: Some(source_and_language(code, options)), failed: None })?;
+    let promise = task.promise_object();
+    // SAFETY: the promise is a live value of `env`, in the current handle scope.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), promise.raw()) })
+}
+
+/// Capability inference as a libuv task; a refusal keeps its code and location for `reject`.
+struct Infer {
+    input: Option<BindingResult<(String, Language)>>,
+    failed: Option<BindingError>,
+}
+
+impl napi::Task for Infer {
+    type Output = nexus_host_fns::Inference;
+    type JsValue = Js<nexus_host_fns::Inference>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let input = self.input.take().expect("a task is computed once");
+        input.and_then(|(code, language)| infer(&code, language)).map(|Js(inference)| inference).map_err(|error| {
+            let reason = error.message.clone();
+            self.failed = Some(error);
+            napi::Error::from_reason(reason)
+        })
+    }
+
+    fn resolve(&mut self, _: Env, inference: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(Js(inference))
+    }
+
+    fn reject(&mut self, env: Env, error: napi::Error) -> napi::Result<Self::JsValue> {
+        Err(self.failed.take().map_or(error, |failed| failed.into_napi(&env)))
+    }
 }
 
 /// The source and language of `precompileHandler(code, options)` and

@@ -606,5 +606,21 @@ test('inferCapabilities is a module-level function (no runtime), a method of bot
     return true;
   });
   await assert.rejects(inferCapabilities(42), { code: 'INVALID_ARGUMENT' });
+  await assert.rejects(executor.runtime.inferCapabilities(42), { code: 'INVALID_ARGUMENT' });
   assert.equal(typeof NexusRuntime.prototype.inferCapabilities, 'function');
+});
+
+test('inferCapabilities works off the event loop: timers run while a large source is parsed', async () => {
+  const source = `let n = 0;\n${'n += $state.count ?? 1;\n'.repeat(40_000)}return n;`;
+  for (const infer of [inferCapabilities, (code) => executor.runtime.inferCapabilities(code)]) {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = process.hrtime.bigint();
+    const inference = await infer(source);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    clearInterval(timer);
+    assert.deepEqual(inference.capabilities, ['state:read:count']);
+    // A loop blocked for the whole parse would have run no timer at all.
+    if (ms > 20) assert.ok(ticks > 0, `no timer ran in ${ms.toFixed(1)} ms of inference`);
+  }
 });
