@@ -317,3 +317,17 @@ fn nexus_check_infers_from_typescript_with_typescript_locations() {
     assert_eq!(result["error"]["location"]["line"], 2);
     assert_eq!(result["error"]["snippet"], "const a: A = ;");
 }
+
+#[test]
+fn columns_count_characters_after_text_beyond_ascii_on_the_same_line() {
+    // `q.abc` is character 18 of line 2 in both; the emoji are two UTF-16 units each, eight bytes
+    // in all, and é two bytes.
+    for (source, column) in [
+        ("const q: any = null;\nconst t = \"😀😀\" + q.abc;", 18),
+        ("const q: any = null;\nconst t = \"ééé\" + q.abc;", 19),
+    ] {
+        let result = common::execute(typescript(source, &[], Value::Null)).result;
+        let location = error(&result).location.map(|l| (l.line, l.column));
+        assert_eq!(location, Some((2, column)), "{source}: {:?}", result.error);
+    }
+}

@@ -104,7 +104,7 @@ impl Engine {
         let output = instance.call::<_, CompileOutput>(EntryPoint::Compile, &CompileInput { source: source.into() });
         drop(watch);
         let authored = |error| match map {
-            Some(map) => typescript::in_typescript(error, map),
+            Some(map) => typescript::in_typescript(error, map, Some(source)),
             None => error,
         };
         match output {

@@ -72,13 +72,16 @@ pub fn from_guest(error: GuestError, authored: Option<&Authored>, evidence: Evid
         None => errors::from_guest(error, None, evidence),
         Some(Authored::JavaScript(source)) => errors::from_guest(error, Some(source), evidence),
         Some(Authored::TypeScript(source)) => match nexus_typescript::strip_types(source) {
-            Ok(stripped) => in_typescript(errors::from_guest(error, Some(&stripped.code), evidence), &stripped.map),
+            Ok(stripped) => {
+                let error = errors::from_guest(error, Some(&stripped.code), evidence);
+                in_typescript(error, &stripped.map, Some(&stripped.code))
+            }
             // It was stripped before it could run; a source that no longer strips is not the
             // one that ran.
             Err(_) => unmapped(errors::from_guest(error, None, evidence)),
         },
         Some(Authored::Mapped(json)) => match SourceMap::from_json(json) {
-            Ok(map) => in_typescript(errors::from_guest(error, None, evidence), &map),
+            Ok(map) => in_typescript(errors::from_guest(error, None, evidence), &map, None),
             Err(_) => unmapped(errors::from_guest(error, None, evidence)),
         },
     }
@@ -87,10 +90,21 @@ pub fn from_guest(error: GuestError, authored: Option<&Authored>, evidence: Evid
 /// Puts an error described in the JavaScript's coordinates into the TypeScript's: its
 /// location, its snippet (a TypeScript line) and every frame of its stack in the handler's
 /// file (renamed `handler.ts`). A location the map says nothing about is dropped rather than
-/// given in the wrong coordinates.
-pub fn in_typescript(mut error: ExecutionError, map: &SourceMap) -> ExecutionError {
+/// given in the wrong coordinates. With the JavaScript `code`, the error's columns are in its
+/// characters, and are looked up in the map in UTF-16 units, as source maps count; without
+/// it (precompiled TypeScript), they are QuickJS's, UTF-8 bytes, looked up as they are.
+pub fn in_typescript(mut error: ExecutionError, map: &SourceMap, code: Option<&str>) -> ExecutionError {
+    let units =
+        |location: Location| match code.and_then(|code| code.lines().nth(location.line.saturating_sub(1) as usize)) {
+            Some(line) => {
+                let before = line.chars().take(location.column.saturating_sub(1) as usize);
+                before.map(char::len_utf16).sum::<usize>() as u32 + 1
+            }
+            None => location.column,
+        };
     let original = |location: Location| {
-        map.original(location.line, location.column).map(|p| Location { line: p.line, column: p.column })
+        let column = units(location);
+        map.original(location.line, column).map(|p| Location { line: p.line, column: p.column })
     };
     error.location = error.location.and_then(original);
     error.snippet = error.location.and_then(|location| errors::snippet(map.source(), location));
@@ -143,7 +157,7 @@ mod tests {
         let mut error = ExecutionError::new(ErrorCode::RuntimeError, "Error: x");
         error.location = Some(Location { line: line as u32, column: 1 });
         error.stack = Some(format!("    at f (prelude.js:10:3)\n    at <anonymous> ({HANDLER_FILE}:{line}:1)\n"));
-        let error = in_typescript(error, &stripped.map);
+        let error = in_typescript(error, &stripped.map, Some(&stripped.code));
         assert_eq!(error.location, Some(Location { line: 3, column: 1 }));
         assert_eq!(error.snippet.as_deref(), Some("throw new Error('x');"));
         assert_eq!(error.stack.as_deref(), Some("    at f (prelude.js:10:3)\n    at <anonymous> (handler.ts:3:1)\n"));
