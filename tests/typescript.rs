@@ -331,3 +331,13 @@ fn columns_count_characters_after_text_beyond_ascii_on_the_same_line() {
         assert_eq!(location, Some((2, column)), "{source}: {:?}", result.error);
     }
 }
+
+#[test]
+fn typescript_whose_javascript_is_over_the_limit_says_so() {
+    // 800 KB of TypeScript; printed back with a space after each comma, 1.2 MB.
+    let source = format!("const a = [{}0];\nreturn a.length;", "1,".repeat(400_000));
+    let result = common::execute(typescript(&source, &[], Value::Null)).result;
+    let error = error(&result);
+    assert_eq!(error.code, ErrorCode::InvalidArgument);
+    assert!(error.message.contains("bytes of JavaScript once its types are stripped"), "{}", error.message);
+}

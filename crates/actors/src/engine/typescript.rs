@@ -34,9 +34,22 @@ pub fn strip(source: &str) -> Result<nexus_typescript::Stripped, ExecutionError>
         let error = nexus_host_fns::InferenceError::TooLarge { bytes: source.len() };
         return Err(ExecutionError::new(ErrorCode::InvalidArgument, error.to_string()));
     }
-    nexus_typescript::strip_types(source).map_err(|error| {
+    let stripped = nexus_typescript::strip_types(source).map_err(|error| {
         errors::syntax_error(source, format!("SyntaxError: {}", error.message), error.line, error.column)
-    })
+    })?;
+    // Stripping adds a little (a space after each comma, enums' values): its JavaScript is
+    // held to the same limit, and the refusal says which text passed it.
+    if stripped.code.len() > nexus_typescript::MAX_SOURCE_BYTES {
+        let message = format!(
+            "the handler is {} bytes of TypeScript and {} bytes of JavaScript once its types are stripped; \
+             at most {} are accepted",
+            source.len(),
+            stripped.code.len(),
+            nexus_typescript::MAX_SOURCE_BYTES
+        );
+        return Err(ExecutionError::new(ErrorCode::InvalidArgument, message));
+    }
+    Ok(stripped)
 }
 
 /// Precompiled TypeScript: the source map and the bytecode in one buffer.
