@@ -645,3 +645,17 @@ fn a_resume_without_the_libraries_its_run_preloaded_says_to_preload_them() {
         json_out(&nexus_keyed(&["resume", "--store", store, &id, "--call", "1=\"ada\"", "--preload", library], KEY));
     assert_eq!(done["returnValue"], "hi ada", "{done}");
 }
+
+#[test]
+fn a_snapshot_larger_than_the_default_memory_limit_runs_with_memory_mb() {
+    // The library's garbage grows the snapshot's memory past the default 64 MiB limit.
+    let library = handler("grows.js", "var junk = []; for (let i = 0; i < 1e6; i++) junk.push({ i }); junk = null;");
+    let path = handler("small.js", "return 1;");
+    let (library, path) = (library.to_str().unwrap(), path.to_str().unwrap());
+    let refused = nexus(&["run", path, "--preload", library]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--memory-mb"), "{refused:?}");
+    let ran = nexus(&["run", path, "--preload", library, "--memory-mb", "200"]);
+    assert_eq!(ran.status.code(), Some(0), "{}", String::from_utf8_lossy(&ran.stderr));
+    assert_eq!(json_out(&ran)["returnValue"], 1);
+}

@@ -68,7 +68,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
     }
     let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
     store::existing(dir)?;
-    let runtime = store::runtime(Some(dir), false, args.preload.libraries()?)?;
+    let runtime = store::runtime(Some(dir), false, args.preload.libraries()?, None)?;
     let mut id = SuspensionId(args.suspension_id.clone());
     let (result, suspensions) = store::block_on(&runtime, async {
         let mut records = nexus::Records::default();
@@ -123,7 +123,7 @@ fn refused_after(
 
 pub fn cancel(args: CancelArgs) -> Result<ExitCode, UsageError> {
     store::existing(&args.store)?;
-    let runtime = store::runtime(Some(&args.store), false, Vec::new())?;
+    let runtime = store::runtime(Some(&args.store), false, Vec::new(), None)?;
     let id = SuspensionId(args.suspension_id.clone());
     let cancelled = store::block_on(&runtime, async { runtime.cancel(&id).await })?;
     match cancelled {

@@ -197,7 +197,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, UsageError> {
         request.extension_registry.entry(name.clone()).or_default().insert(method.clone());
     }
 
-    let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps, args.preload.libraries()?)?;
+    let libraries = args.preload.libraries()?;
+    let runtime = store::runtime(args.store.store.as_deref(), args.infer_caps, libraries, request.memory_limit)?;
     let (result, suspensions) = store::block_on(&runtime, async {
         let first = printable(runtime.execute(request).await);
         drive(&runtime, first, &answers).await

@@ -16,14 +16,23 @@ use super::UsageError;
 
 /// A runtime for one execution at a time whose suspensions go to `store` (Redis when it is a
 /// `redis://` or `rediss://` URL, a directory otherwise), starting from a snapshot with
-/// `libraries`.
-pub fn runtime(store: Option<&str>, infer_caps: bool, libraries: Vec<Library>) -> Result<Runtime, UsageError> {
+/// `libraries`; a `memory_limit` (`--memory-mb`) above the usual default is also its default
+/// (libraries may make the snapshot larger than the usual default).
+pub fn runtime(
+    store: Option<&str>,
+    infer_caps: bool,
+    libraries: Vec<Library>,
+    memory_limit: Option<u64>,
+) -> Result<Runtime, UsageError> {
     // One execution at a time: a small pool on one worker thread.
     let mut config = RuntimeConfig::default();
     config.pool_size = 2;
     config.workers = 1;
     config.engine.infer_missing_capabilities = infer_caps;
     config.engine.libraries = libraries;
+    if let Some(limit) = memory_limit.filter(|&limit| limit > config.engine.default_memory_limit) {
+        config.engine.default_memory_limit = limit;
+    }
     if let Some(store) = store {
         config.suspension_store = store_config(store);
         config.suspension_keys = Some(SuspensionKeys::new(&[key(store)?]).map_err(UsageError)?);

@@ -161,7 +161,8 @@ impl EngineConfig {
         }
         Err(ConfigError(format!(
             "the default memory limit, {default} bytes, is outside {snapshot_bytes} to {max} bytes (at least the \
-             snapshot's own memory, at most the largest memory limit)"
+             snapshot's own memory, its preloaded libraries included, at most the largest memory limit): set \
+             EngineConfig::default_memory_limit (Node defaultMemoryLimit, CLI --memory-mb) within it"
         )))
     }
 }
