@@ -86,7 +86,7 @@ fn strip_on_this_thread(source: &str) -> Result<Stripped, SyntaxError> {
     }
     if let Some((start, bytes)) = crate::enums::too_large(&program) {
         let message = format!(
-            "its enums would be written out as up to {bytes} bytes of JavaScript, more than the {} allowed \
+            "the handler's enums would be written out as up to {bytes} bytes of JavaScript, more than the {} allowed \
              (members built from others are folded to their values, and each use of a const enum's is replaced \
              by its value)",
             crate::MAX_ENUM_TEXT
