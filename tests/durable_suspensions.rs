@@ -340,3 +340,20 @@ async fn a_refused_resume_handed_a_hibernating_suspension_leaves_it_to_the_next(
     assert_eq!(done.return_value["v"], json!("value 3"), "{done:?}");
     assert_eq!(busy.await.unwrap().expect("runs").status, Status::Success);
 }
+
+/// Requests that queue while every actor runs (none parked to hibernate yet) take the actors as
+/// soon as they park their suspensions, not `hibernate_after` later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_queued_while_every_actor_runs_gets_one_when_they_park() {
+    let mut config = RuntimeConfig::default();
+    config.pool_size = 2;
+    config.hibernate_after = Duration::from_secs(30);
+    let runtime = Runtime::start(config).unwrap();
+    let started = std::time::Instant::now();
+    let results = futures::future::join_all((0..6).map(|n| runtime.execute(request(n)))).await;
+    for result in &results {
+        assert_eq!(result.as_ref().map(|r| r.status).ok(), Some(Status::Suspended), "{result:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(runtime.stats().await.hibernations >= 4, "{:?}", runtime.stats().await);
+}

@@ -361,7 +361,13 @@ impl Pool {
         if let Some(suspension) = result.suspension.as_mut() {
             suspension.id = id.clone();
         }
-        self.hibernate_later(id);
+        if state.queue.is_empty() {
+            self.hibernate_later(id);
+        } else {
+            // A request waits for an actor: this one hibernates its suspension now to take it
+            // (the requests that queued while every actor ran found none parked to hibernate).
+            self.hibernate_now(state, id);
+        }
     }
 
     /// Hibernates the live suspension `id` after [`crate::RuntimeConfig::hibernate_after`],
@@ -382,7 +388,11 @@ impl Pool {
             Some(entry @ Live::Resuming { .. }) if accepting => {
                 let Live::Resuming { deadline } = *entry else { unreachable!("matched above") };
                 *entry = Live::Parked { actor, deadline };
-                self.hibernate_later(id.clone());
+                if state.queue.is_empty() {
+                    self.hibernate_later(id.clone());
+                } else {
+                    self.hibernate_now(state, id.clone());
+                }
             }
             _ => {
                 state.live.remove(id);
@@ -405,7 +415,13 @@ impl Pool {
     /// All actors are busy: one holding a live suspension hibernates it, and is then free for
     /// queued work.
     pub(crate) fn hibernate_one(self: &Arc<Self>, state: &mut PoolState) {
-        let Some(id) = state.live.first_where(|live| matches!(live, Live::Parked { .. })) else { return };
+        if let Some(id) = state.live.first_where(|live| matches!(live, Live::Parked { .. })) {
+            self.hibernate_now(state, id);
+        }
+    }
+
+    /// Hibernates the live suspension `id` now, if it is parked; its actor is then free.
+    fn hibernate_now(self: &Arc<Self>, state: &mut PoolState, id: SuspensionId) {
         if let Some((actor, deadline)) = take_for_hibernation(&mut state.live, &id) {
             let pool = self.clone();
             self.supervisor_thread.spawn(async move { pool.hibernate_taken(id, actor, deadline).await });
