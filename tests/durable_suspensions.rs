@@ -357,3 +357,70 @@ async fn a_request_queued_while_every_actor_runs_gets_one_when_they_park() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(runtime.stats().await.hibernations >= 4, "{:?}", runtime.stats().await);
 }
+
+/// A disk store whose commits of a step that suspended again fail, as a store that is full or
+/// unreachable at that moment would.
+struct RefusingNext(nexus::DiskStore);
+
+impl nexus::SuspensionStore for RefusingNext {
+    fn durable(&self) -> bool {
+        true
+    }
+    fn put(&self, image: nexus_actors::suspension::Stored) -> nexus_actors::suspension::store::StoreFuture<'_, ()> {
+        self.0.put(image)
+    }
+    fn claim(
+        &self,
+        id: &SuspensionId,
+        lease: Duration,
+    ) -> nexus_actors::suspension::store::StoreFuture<'_, Option<nexus_actors::suspension::Claim>> {
+        self.0.claim(id, lease)
+    }
+    fn release(&self, claim: nexus_actors::suspension::Claim) -> nexus_actors::suspension::store::StoreFuture<'_, ()> {
+        self.0.release(claim)
+    }
+    fn commit(
+        &self,
+        claim: nexus_actors::suspension::Claim,
+        next: Option<nexus_actors::suspension::Stored>,
+    ) -> nexus_actors::suspension::store::StoreFuture<'_, ()> {
+        match next {
+            Some(_) => Box::pin(async { Err(nexus::StoreError::Unavailable("the store is full".into())) }),
+            None => self.0.commit(claim, None),
+        }
+    }
+    fn cancel(&self, id: &SuspensionId) -> nexus_actors::suspension::store::StoreFuture<'_, bool> {
+        self.0.cancel(id)
+    }
+    fn purge_expired(&self) -> nexus_actors::suspension::store::StoreFuture<'_, ()> {
+        self.0.purge_expired()
+    }
+    fn usage(&self) -> nexus::StoreUsage {
+        self.0.usage()
+    }
+}
+
+/// A resume whose step ran, and whose commit then failed, still used its suspension: once its
+/// lease passed, the same id does not run the step a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_commit_failed_is_not_run_again_after_its_lease() {
+    let dir = temp_dir("commit-fails");
+    let store = nexus::DiskStore::open(&dir, nexus::StoreLimits::default()).unwrap();
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Custom(std::sync::Arc::new(RefusingNext(store)));
+    config.suspension_keys = Some(keys());
+    config.claim_lease = Duration::from_millis(200);
+    let runtime = Runtime::start(config).unwrap();
+    let mut twice =
+        ExecutionRequest::source("const a = await $ext.kv.get(1);\n$emit('charged', a);\nreturn await $ext.kv.get(2);");
+    twice.capabilities = vec!["ext:kv".parse().unwrap(), "events:emit:charged".parse().unwrap()];
+    twice.extension_registry.insert("kv".into(), ["get".to_owned()].into());
+    let id = runtime.execute(twice).await.expect("runs").suspension.expect("suspended").id;
+    let failed = runtime.resume(&id, 1, answer(1)).await.expect("the step ran");
+    assert_eq!(failed.error.as_ref().map(|e| e.code), Some(ErrorCode::StoreUnavailable), "{failed:?}");
+    assert_eq!(failed.records.events.len(), 1, "its records are reported");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = runtime.resume(&id, 1, answer(1)).await;
+    assert_eq!(refusal_code(&again), Some(ErrorCode::SuspensionNotFound), "ran twice: {again:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

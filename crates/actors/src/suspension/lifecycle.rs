@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use super::live::{Live, take_for_hibernation};
 use super::open_claimed;
 use super::seal::sealed_for;
-use super::store::{Claim, Stored, SuspensionStore, store_failed};
+use super::store::{Claim, StoreError, Stored, SuspensionStore, store_failed};
 use crate::admission::Arrival;
 use crate::engine::image::SuspensionImage;
 use crate::engine::{ExecutionError, ExecutionResult, Status, SuspensionId};
@@ -311,13 +311,30 @@ impl Pool {
                 Some(Ok(image)) => {
                     let next = Stored { id: id.clone(), image, expires_at };
                     let written = match claim {
-                        Some(claim) => store.commit(claim, Some(next)).await,
+                        Some(claim) => {
+                            let used = claim.clone();
+                            let written = store.commit(claim, Some(next)).await;
+                            if written.is_err() {
+                                self.mark_used(used);
+                            }
+                            written
+                        }
                         None => store.put(next).await,
                     };
                     written.map_err(store_failed)
                 }
-                Some(Err(error)) => Err(error),
-                None => return Ended::kept(self.book_step(actor, None, Leftover::Nothing)),
+                Some(Err(error)) => {
+                    if let Some(claim) = claim {
+                        self.mark_used(claim);
+                    }
+                    Err(error)
+                }
+                None => {
+                    if let Some(claim) = claim {
+                        self.mark_used(claim);
+                    }
+                    return Ended::kept(self.book_step(actor, None, Leftover::Nothing));
+                }
             };
             let unkept = written.is_err();
             match written {
@@ -327,8 +344,9 @@ impl Pool {
             return Ended { result: self.book_step(actor, Some(result), Leftover::Nothing), unkept };
         }
         if let Some(claim) = claim
-            && let Err(error) = store.commit(claim, None).await
+            && let Err(error) = store.commit(claim.clone(), None).await
         {
+            self.mark_used(claim);
             result.fail_keeping_records(store_failed(error));
             let leftover = if suspended { Leftover::Unkeepable } else { Leftover::Nothing };
             return Ended { result: self.book_step(actor, Some(result), leftover), unkept: suspended };
@@ -347,6 +365,28 @@ impl Pool {
             return Ended::kept(self.book_step(actor, Some(result), Leftover::NewSuspension));
         }
         Ended::kept(self.book_step(actor, Some(result), Leftover::Nothing))
+    }
+
+    /// The step of a resume that used `claim` ran, but its commit failed (the store
+    /// unreachable, or refusing the next image): the suspension it used is still marked used,
+    /// retried in the background while its lease holds, so that no other resume (after the
+    /// lease) runs the step again.
+    fn mark_used(self: &Arc<Self>, claim: Claim) {
+        let store = self.suspensions.store.clone();
+        let until = Instant::now() + self.config.claim_lease;
+        self.supervisor_thread.spawn(async move {
+            loop {
+                match store.commit(claim.clone(), None).await {
+                    // Done, or no longer ours to mark.
+                    Ok(()) | Err(StoreError::LeaseLost(_)) => return,
+                    Err(error) if Instant::now() >= until => {
+                        tracing::warn!(suspension = %claim.id, "a resumed suspension could not be marked used: {error}");
+                        return;
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
+        });
     }
 
     /// Parks the suspended execution `actor` holds, live, and names it in `result`; it is

@@ -69,7 +69,7 @@ pub struct Stored {
 }
 
 /// A claimed image, until its claim ends.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Claim {
     pub id: SuspensionId,
     pub image: Vec<u8>,
