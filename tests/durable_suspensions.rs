@@ -424,3 +424,20 @@ async fn a_step_whose_commit_failed_is_not_run_again_after_its_lease() {
     assert_eq!(refusal_code(&again), Some(ErrorCode::SuspensionNotFound), "ran twice: {again:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A runtime with other keys can neither resume nor cancel a stored suspension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_with_other_keys_cannot_cancel_a_suspension() {
+    let dir = temp_dir("other-keys-cancel");
+    let ours = disk_runtime(&dir);
+    let id = ours.execute(request(4)).await.expect("runs").suspension.expect("suspended").id;
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(dir.clone());
+    config.suspension_keys = Some(SuspensionKeys::new(&[[8; 32]]).unwrap());
+    let theirs = Runtime::start(config).unwrap();
+    let refused = theirs.cancel(&id).await;
+    assert_eq!(refused.as_ref().map_err(|e| e.code), Err(ErrorCode::InvalidArgument), "{refused:?}");
+    let done = ours.resume(&id, 1, answer(4)).await.expect("still there");
+    assert_eq!(done.status, Status::Success, "{done:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -564,11 +564,25 @@ impl Pool {
             };
             let _ = wait.await;
         }
-        let cancelled = self.suspensions.store.cancel(id).await.map_err(store_failed)?;
-        if cancelled {
-            self.suspensions.metrics.cancelled();
+        // Only a runtime that can open a stored suspension may drop it, as only one that can
+        // open it may resume it: another key (another tenant's runtime on the same store, a
+        // rotation half done) is refused. A suspension a resume holds is not cancelled.
+        let store = self.suspensions.store.clone();
+        let Some(claim) = store.claim(id, self.config.claim_lease).await.map_err(store_failed)? else {
+            return Ok(false);
+        };
+        let sealer = match sealed_for(&claim.image) {
+            Some(identity) => self.suspensions.sealer.with_identity(identity),
+            None => self.suspensions.sealer.clone(),
+        };
+        if let Err(message) = sealer.open(&claim.image, id) {
+            let _ = store.release(claim).await;
+            let message = format!("suspension {id} was refused: {message}");
+            return Err(ExecutionError::new(ErrorCode::InvalidArgument, message));
         }
-        Ok(cancelled)
+        store.commit(claim, None).await.map_err(store_failed)?;
+        self.suspensions.metrics.cancelled();
+        Ok(true)
     }
 
     /// Drops the live suspensions whose deadline passed and has the store delete what expired.
