@@ -431,6 +431,7 @@ async fn a_runtime_with_other_keys_cannot_cancel_a_suspension() {
     let dir = temp_dir("other-keys-cancel");
     let ours = disk_runtime(&dir);
     let id = ours.execute(request(4)).await.expect("runs").suspension.expect("suspended").id;
+    assert_eq!(ours.stats().await.hibernations, 1, "written to the store: a hibernation");
     let mut config = RuntimeConfig::default();
     config.suspension_store = StoreConfig::Disk(dir.clone());
     config.suspension_keys = Some(SuspensionKeys::new(&[[8; 32]]).unwrap());

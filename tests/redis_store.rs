@@ -330,6 +330,16 @@ async fn a_foreign_or_tampered_value_under_a_suspension_key_is_refused() {
     let () = connection.hset(key(&foreign).replace("0123", "4567"), "state", "ready").unwrap();
     let message = refused(runtime.resume(&SuspensionId("4567abcd".into()), 1, answer(1)).await, "another hash");
     assert!(message.contains("not a Nexus suspension"), "{message}");
+    // Claimed, but with no lease: not ours either (it made the script fail on a nil).
+    let claimed = key(&foreign).replace("0123", "89ab");
+    let () = redis::cmd("HSET")
+        .arg(&claimed)
+        .arg(&["kind", "nexus-suspension/1", "state", "claimed", "image", "x", "token", "1"])
+        .query(&mut connection)
+        .unwrap();
+    let message =
+        refused(runtime.resume(&SuspensionId("89ababcd".into()), 1, answer(1)).await, "a claim without a lease");
+    assert!(message.contains("not a Nexus suspension"), "{message}");
 
     let id = runtime.execute(request(2, 0)).await.expect("runs").suspension.expect("suspended").id;
     let mut image: Vec<u8> = connection.hget(key(&id), "image").unwrap();

@@ -307,6 +307,7 @@ impl Pool {
         if suspended && store.durable() {
             let id = SuspensionId::random();
             let expires_at = SystemTime::now() + self.config.suspension_timeout;
+            let hibernating = Instant::now();
             let written = match self.hibernate_on(&actor, &id, expires_at).await {
                 Some(Ok(image)) => {
                     let next = Stored { id: id.clone(), image, expires_at };
@@ -338,7 +339,10 @@ impl Pool {
             };
             let unkept = written.is_err();
             match written {
-                Ok(()) => result.suspension.as_mut().expect("a suspended result has its suspension").id = id,
+                Ok(()) => {
+                    self.suspensions.metrics.hibernated(hibernating.elapsed());
+                    result.suspension.as_mut().expect("a suspended result has its suspension").id = id;
+                }
                 Err(error) => result.fail_keeping_records(error),
             }
             return Ended { result: self.book_step(actor, Some(result), Leftover::Nothing), unkept };

@@ -189,7 +189,8 @@ local function read(key, kind)
   if t ~= 'hash' then return redis.error_reply('NEXUS_FOREIGN the key holds a Redis ' .. t) end
   local f = redis.call('HMGET', key, 'kind', 'state', 'image', 'token', 'lease', 'expires')
   local state = f[2]
-  if f[1] ~= kind or not (state == 'used' or ((state == 'ready' or state == 'claimed') and f[3])) then
+  local claimed = state == 'claimed' and f[3] and f[4] and tonumber(f[5])
+  if f[1] ~= kind or not (state == 'used' or (state == 'ready' and f[3]) or claimed) then
     return redis.error_reply('NEXUS_FOREIGN the key holds a hash that is not a Nexus suspension')
   end
   return {state = state, image = f[3], token = f[4], lease = tonumber(f[5]), expires = tonumber(f[6])}
@@ -410,8 +411,8 @@ async fn put(connection: &mut ConnectionManager, key: Option<String>, stored: &S
 
 fn lease_lost(id: &SuspensionId) -> StoreError {
     StoreError::LeaseLost(format!(
-        "the claim on suspension {id} ended before its step did (its lease passed and another resume claimed it): \
-         this step's result is void"
+        "the claim on suspension {id} ended before its step did (its lease passed and another resume claimed it, \
+         or the suspension is gone from Redis: flushed, evicted): this step's result is void"
     ))
 }
 
