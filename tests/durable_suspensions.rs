@@ -442,3 +442,18 @@ async fn a_runtime_with_other_keys_cannot_cancel_a_suspension() {
     assert_eq!(done.status, Status::Success, "{done:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A store directory another user could write (to delete or replace suspensions) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_dir("shared-store");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(dir.clone());
+    config.suspension_keys = Some(keys());
+    let refused = Runtime::start(config).err().expect("refused");
+    assert!(format!("{refused}").contains("another user can write this directory"), "{refused}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -258,7 +258,7 @@ fn refused(path: &Path, why: &str) -> io::Error {
 
 /// Creates `dir` and what is missing above it, private to this user, but only below a
 /// directory another user cannot write (nothing is made where it would be refused).
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     match dir.ancestors().find(|ancestor| ancestor.exists()) {
         Some(existing) if existing == dir => check_private_dir(dir)?,
         Some(existing) => check_above(&existing.canonicalize()?)?,
@@ -282,11 +282,11 @@ fn private(metadata: &fs::Metadata, forbidden: u32) -> bool {
 /// Refuses `dir` if it, or a directory above it, can be written by another user. A directory
 /// with the sticky bit (`/tmp`) may be writable by all above the cache: others cannot rename or
 /// remove what they do not own in it.
-fn check_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn check_private_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.canonicalize()?;
     let metadata = fs::metadata(&dir)?;
     if !private(&metadata, 0o022) {
-        return Err(refused(&dir, "another user can write this cache directory"));
+        return Err(refused(&dir, "another user can write this directory"));
     }
     match dir.parent() {
         Some(parent) => check_above(parent),
@@ -301,7 +301,7 @@ fn check_above(dir: &Path) -> io::Result<()> {
         let metadata = fs::metadata(ancestor)?;
         let sticky = metadata.permissions().mode() & 0o1000 != 0;
         if !sticky && !private(&metadata, 0o022) {
-            return Err(refused(ancestor, "another user can write a directory above the cache"));
+            return Err(refused(ancestor, "another user can write a directory above it"));
         }
     }
     Ok(())

@@ -21,7 +21,7 @@
 mod compile;
 mod compile_cache;
 mod config;
-mod disk_cache;
+pub(crate) mod disk_cache;
 mod errors;
 mod hibernation;
 pub mod image;

@@ -28,6 +28,7 @@ use super::store::{
     Claim, StoreError, StoreFuture, StoreLimits, StoreUsage, Stored, SuspensionStore, check_room, token,
 };
 use crate::engine::SuspensionId;
+use crate::engine::disk_cache::{check_private_dir, create_private_dir};
 
 const IMAGE: &str = "image";
 const USED: &str = "used";
@@ -45,7 +46,10 @@ impl DiskStore {
     /// Opens (creating it if needed) the store in `dir`, counting what it holds.
     pub fn open(dir: impl Into<PathBuf>, limits: StoreLimits) -> io::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        // As the caches' directories: another user who could write it could delete or replace
+        // suspensions (never forge one: images are sealed).
+        create_private_dir(&dir)?;
+        check_private_dir(&dir)?;
         let mut usage = StoreUsage::default();
         for entry in fs::read_dir(&dir)? {
             let image = entry?.path().join(IMAGE);
