@@ -452,6 +452,9 @@ class ApplicationFailure {
  */
 function apply(result, state, sinks, context) {
   let failure = null;
+  const failed = (error) => {
+    failure ??= new ApplicationFailure(error);
+  };
   for (const mutation of result.stateMutations) {
     try {
       if (mutation.op === 'set') {
@@ -461,7 +464,7 @@ function apply(result, state, sinks, context) {
         delete state[mutation.key];
       }
     } catch (error) {
-      failure ??= new ApplicationFailure(error);
+      failed(error);
     }
   }
   const deliveries = [
@@ -469,52 +472,42 @@ function apply(result, state, sinks, context) {
     [sinks.onViewCommand, result.viewCommands],
     [sinks.onLog, result.logs],
   ];
-  for (let d = 0; d < deliveries.length; d++) {
-    const [sink, records] = deliveries[d];
-    if (!sink) continue;
-    for (let i = 0; i < records.length; i++) {
-      let returned;
-      try {
-        returned = sink(records[i], context);
-        if (!isThenable(returned)) continue;
-      } catch (error) {
-        failure ??= new ApplicationFailure(error);
-        continue;
-      }
-      return deliverRest(returned, deliveries, d, i + 1, failure, context);
-    }
-  }
-  return failure;
+  const next = deliverFrom(deliveries, { d: 0, i: 0 }, context, failed);
+  return next === null ? failure : deliverRest(next, deliveries, context, failed, () => failure);
 }
 
-/** `apply`'s delivery from record `i` of delivery `d` on, once `pending` (a callback's promise) settles. */
-async function deliverRest(pending, deliveries, d, i, failure, context) {
-  for (;;) {
-    try {
-      await pending;
-    } catch (error) {
-      failure ??= new ApplicationFailure(error);
-    }
-    pending = null;
-    for (; d < deliveries.length && pending === null; d++, i = 0) {
-      const [sink, records] = deliveries[d];
-      if (!sink) continue;
-      for (; i < records.length; i++) {
-        try {
-          const returned = sink(records[i], context);
-          if (isThenable(returned)) {
-            pending = returned;
-            i += 1;
-            break;
-          }
-        } catch (error) {
-          failure ??= new ApplicationFailure(error);
-        }
+/**
+ * Delivers the records from record `at.i` of delivery `at.d` on, until a callback returns a
+ * promise: then `{ pending, d, i }`, where to go on from once it settles; `null` when all are
+ * delivered.
+ */
+function deliverFrom(deliveries, at, context, failed) {
+  for (let d = at.d, i = at.i; d < deliveries.length; d++, i = 0) {
+    const [sink, records] = deliveries[d];
+    if (!sink) continue;
+    for (; i < records.length; i++) {
+      try {
+        const returned = sink(records[i], context);
+        if (isThenable(returned)) return { pending: returned, d, i: i + 1 };
+      } catch (error) {
+        failed(error);
       }
-      if (pending !== null) break;
     }
-    if (pending === null) return failure;
   }
+  return null;
+}
+
+/** `apply`'s delivery once a callback returned a promise: each is waited for, in order. */
+async function deliverRest(next, deliveries, context, failed, failure) {
+  while (next !== null) {
+    try {
+      await next.pending;
+    } catch (error) {
+      failed(error);
+    }
+    next = deliverFrom(deliveries, next, context, failed);
+  }
+  return failure();
 }
 
 /** Whether a callback returned a promise, or another object with a `then` method. */
