@@ -129,3 +129,31 @@ fn a_real_denial_rethrown_is_reported_as_the_runtime_raised_it() {
         assert!(result.records.logs.is_empty(), "no getter of the handler's ran after its end: {rewrite}");
     }
 }
+
+#[test]
+fn a_handlers_stack_formatting_does_not_shape_or_enter_a_denial_the_runtime_raises() {
+    let expected = "permission denied: requires capability events:emit:secret";
+    for setup in [
+        "Error.prepareStackTrace = () => '    at innocent (handler.js:5:3)\\n';",
+        "Error.prepareStackTrace = () => 42;",
+        "Error.prepareStackTrace = (e) => { Object.preventExtensions(e); return ''; };",
+        "Error.prepareStackTrace = () => { $log('ran'); return ''; };",
+        "Error.stackTraceLimit = 0;",
+        "Error.stackTraceLimit = { valueOf() { $log('ran'); return 0; } };",
+        "Object.defineProperty(Error, 'prepareStackTrace', { value: () => 'forged' });",
+    ] {
+        let source = format!("{setup}\n$emit('secret', 1);\nreturn 1;\n// line 4");
+        let result = attempt(request(&source, &[]));
+        let error = result.error.as_ref().expect("failed");
+        assert_eq!((error.code, error.message.as_str()), (ErrorCode::PermissionDenied, expected), "{setup}: {error:?}");
+        let location = error.location.map(|l| (l.line, l.column));
+        assert_eq!(location, Some((2, 1)), "where it was raised, {setup}: {error:?}");
+        assert!(result.records.logs.is_empty(), "none of the handler's code ran inside the raising: {setup}");
+    }
+    // The handler's own errors still use what it set, and what it set is still in place.
+    let own = attempt(request(
+        "Error.prepareStackTrace = () => 'mine';\ntry { $emit('secret', 1); } catch {}\nreturn [new Error('x').stack, typeof Error.prepareStackTrace];",
+        &[],
+    ));
+    assert_eq!(own.return_value, serde_json::json!(["mine", "function"]));
+}

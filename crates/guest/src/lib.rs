@@ -96,7 +96,7 @@ pub extern "C" fn initialize() {
             options.strict = true;
             let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
             let api: Object = prelude.call((natives::host_object(&ctx)?,))?;
-            natives::set_registry(&ctx, api.get("raise")?, api.get("raisedAs")?);
+            natives::set_registry(&ctx, &api)?;
             let materialize: Function = ctx.eval(MATERIALIZE_BUILTINS)?;
             materialize.call::<_, ()>(())?;
             values::initialize(&ctx)?;

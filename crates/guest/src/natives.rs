@@ -17,12 +17,32 @@ thread_local! {
     static RAISE: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
     /// The prelude's `raisedAs(value)`: how a raised error was raised.
     static RAISED_AS: RefCell<Option<Persistent<Function<'static>>>> = const { RefCell::new(None) };
+    /// The prelude's `engineStacks()` and `restoreStacks(saved)`, around the making of an error
+    /// the runtime raises.
+    static STACKS: RefCell<Option<[Persistent<Function<'static>>; 2]>> = const { RefCell::new(None) };
 }
 
 /// Keeps the prelude's registry of raised errors; called once at pre-initialization.
-pub fn set_registry<'js>(ctx: &Ctx<'js>, raise: Function<'js>, raised_as: Function<'js>) {
-    RAISE.set(Some(Persistent::save(ctx, raise)));
-    RAISED_AS.set(Some(Persistent::save(ctx, raised_as)));
+pub fn set_registry<'js>(ctx: &Ctx<'js>, api: &Object<'js>) -> rquickjs::Result<()> {
+    let function = |name: &str| api.get::<_, Function>(name).map(|f| Persistent::save(ctx, f));
+    RAISE.set(Some(function("raise")?));
+    RAISED_AS.set(Some(function("raisedAs")?));
+    let stacks = [function("engineStacks")?, function("restoreStacks")?];
+    STACKS.set(Some(stacks));
+    Ok(())
+}
+
+/// A new `Error` made with the engine's own stack formatting: a handler's
+/// `Error.prepareStackTrace` (code of its own, run inside the raising) and
+/// `Error.stackTraceLimit` are set aside while it is made, and put back after.
+fn new_runtime_error<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    let [engine, restore] =
+        STACKS.with_borrow(|stacks| stacks.clone()).ok_or_else(|| Exception::throw_internal(ctx, "guest not initialized"))?;
+    let saved: Value = engine.restore(ctx)?.call(())?;
+    // SAFETY: a new error object of this live context, owned by the value made of it.
+    let error = unsafe { Value::from_raw(ctx.clone(), rquickjs::qjs::JS_NewError(ctx.as_raw().as_ptr())) };
+    restore.restore(ctx)?.call::<_, ()>((saved,))?;
+    error.into_object().ok_or(rquickjs::Error::Exception)
 }
 
 /// An error the runtime raised, as it was when raised.
@@ -103,9 +123,7 @@ pub fn throw_code(ctx: &Ctx<'_>, code: ErrorCode, message: &str) -> rquickjs::Er
         // Own properties defined, not assigned: a library may have frozen `Error.prototype`
         // (its `message` read-only) or put a read-only `code` on `Object.prototype`, and an
         // assignment would then throw instead of the runtime's error.
-        // SAFETY: a new error object of this live context, owned by the value made of it.
-        let error = unsafe { Value::from_raw(ctx.clone(), rquickjs::qjs::JS_NewError(ctx.as_raw().as_ptr())) };
-        let error = error.into_object().ok_or(rquickjs::Error::Exception)?;
+        let error = new_runtime_error(ctx)?;
         error.prop("message", Property::from(message).writable().configurable())?;
         error.prop("code", Property::from(code.as_str()).writable().enumerable().configurable())?;
         let error = Exception::from_object(error).ok_or(rquickjs::Error::Exception)?;

@@ -24,6 +24,16 @@
   // handler never awaited fails).
   const callPromises = new WeakMap();
 
+  // The engine's own accessors of `Error.prepareStackTrace` and `Error.stackTraceLimit` (they
+  // set what the engine uses, whatever property a handler puts in their place later): an error
+  // the runtime raises is made without the handler's, or its code would run inside the raising
+  // and could rewrite the stack the error is reported with, or break the raising.
+  const stackAccessors = ['prepareStackTrace', 'stackTraceLimit'].map((key) => {
+    const { get, set } = Object.getOwnPropertyDescriptor(ErrorCtor, key);
+    return [get, set];
+  });
+  const ENGINE_STACK = [undefined, 10];
+
   // Call sites (through `Error.prepareStackTrace`) must not hand out the functions on the
   // stack: they would give handler code the prelude's own functions and the `$state` proxy's
   // handlers. `getFunction` is the only way to them; it goes, before any handler runs.
@@ -217,6 +227,19 @@
     // Marks an error the runtime raises with `code`, as it is now.
     raise(error, code) {
       apply(weakSet, raisedErrors, [error, [code, error.message, error.stack]]);
+    },
+    // Sets the engine's stack formatting for an error the runtime is about to make; returns
+    // what the handler had set, for `restoreStacks`.
+    engineStacks() {
+      const saved = [];
+      for (let i = 0; i < stackAccessors.length; i++) {
+        saved[i] = apply(stackAccessors[i][0], ErrorCtor, []);
+        apply(stackAccessors[i][1], ErrorCtor, [ENGINE_STACK[i]]);
+      }
+      return saved;
+    },
+    restoreStacks(saved) {
+      for (let i = 0; i < stackAccessors.length; i++) apply(stackAccessors[i][1], ErrorCtor, [saved[i]]);
     },
     // `[code, message, stack]` of a raised error when it was raised; undefined for anything else.
     raisedAs(value) {
