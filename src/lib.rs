@@ -25,8 +25,8 @@ pub use nexus_actors::config::RuntimeConfig;
 pub use nexus_actors::engine::image;
 pub use nexus_actors::engine::{
     Engine, EngineConfig, ExecutionError, ExecutionMetrics, ExecutionRequest, ExecutionResult, GuestImage, Handler,
-    ImageOrigin, Language, Library, LibrarySlotReset, Location, MAX_NESTING, Outcome, ParkedExecution, PreloadError,
-    ResumeRefused, SlotReset, SpentInstance, Status, Suspension, SuspensionId, image_identity,
+    ImageOrigin, Language, Library, LibrarySlotReset, Location, MAX_NESTING, MAX_WASM_STACK, Outcome, ParkedExecution,
+    PreloadError, ResumeRefused, SlotReset, SpentInstance, Status, Suspension, SuspensionId, image_identity,
 };
 pub use nexus_actors::metrics::{PoolGauges, Stats};
 pub use nexus_actors::runtime::{ExtensionHost, Runtime};

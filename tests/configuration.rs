@@ -65,8 +65,42 @@ fn a_configuration_that_cannot_serve_is_refused_at_start_naming_why() {
 
     // More slots than the address space holds.
     let mut config = RuntimeConfig::default();
-    config.pool_size = 10_000_000;
+    config.pool_size = 1_000_000;
     let message = config_error(config);
-    assert!(message.starts_with("configuring wasmtime for 100000"), "{message}");
+    assert!(message.starts_with("configuring wasmtime for 1000"), "{message}");
     assert!(message.contains("fewer instances or a smaller largest memory limit need less"), "{message}");
+}
+
+#[test]
+fn settings_that_would_abort_the_process_or_break_single_use_are_refused_at_start() {
+    let refused = |change: &dyn Fn(&mut RuntimeConfig), expected: &str| {
+        let mut config = RuntimeConfig::default();
+        change(&mut config);
+        let message = config_error(config);
+        assert!(message.contains(expected), "{expected}: {message}");
+    };
+    // A pool whose slot count would overflow.
+    refused(&|c| c.pool_size = usize::MAX, "the pool size, 18446744073709551615, is above 1048576");
+    // A wasm stack as large as the thread's: a handler recursing to it overflowed the thread and
+    // aborted the process (2 MiB did).
+    refused(&|c| c.engine.max_wasm_stack = 2 << 20, "max_wasm_stack, 2097152 bytes, is above 1572864 bytes");
+    refused(&|c| c.engine.max_wasm_stack = 0, "max_wasm_stack is 0");
+    // A zero lease let two resumes of one stored suspension both run its step.
+    refused(&|c| c.claim_lease = Duration::ZERO, "claim_lease is 0: two resumes");
+    refused(&|c| c.suspension_timeout = Duration::ZERO, "suspension_timeout is 0");
+    // Durations that overflowed the clock at the first suspension or resume (a panic).
+    refused(&|c| c.suspension_timeout = Duration::MAX, "suspension_timeout is");
+    refused(&|c| c.claim_lease = Duration::MAX, "claim_lease is");
+    refused(&|c| c.hibernate_after = Duration::MAX, "hibernate_after is");
+    refused(&|c| c.spin_before_park = Duration::MAX, "spin_before_park is");
+}
+
+#[tokio::test]
+async fn the_largest_wasm_stack_allowed_ends_deep_recursion_as_stack_overflow() {
+    let mut config = RuntimeConfig::default();
+    config.engine.max_wasm_stack = nexus::MAX_WASM_STACK;
+    let runtime = Runtime::start(config).expect("starts");
+    let result = runtime.execute(ExecutionRequest::source("function f(n) { return f(n + 1) + 1; } return f(0);")).await;
+    assert_eq!(result.expect("not refused").error.map(|e| e.code), Some(ErrorCode::StackOverflow));
+    runtime.shutdown(Duration::from_secs(1)).await;
 }

@@ -92,6 +92,10 @@ pub struct RuntimeConfig {
     pub engine: EngineConfig,
 }
 
+/// The largest pool a runtime starts ([`RuntimeConfig::check`]); the address space of a pool's
+/// memory slots runs out well before (about 16,000 slots of the default largest memory limit).
+pub const MAX_POOL_SIZE: usize = 1 << 20;
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
@@ -113,7 +117,44 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// The longest duration a setting takes ([`RuntimeConfig::check`]): a suspension kept a year is
+/// already more than any store should hold, and a deadline past it would overflow the clock.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 impl RuntimeConfig {
+    /// Refuses settings that cannot work (the runtime's start reports it as
+    /// [`crate::StartError::Config`]): a pool of no instances or more than [`MAX_POOL_SIZE`], a
+    /// suspension expiry or claim lease of zero (every suspension expired as it is made; two
+    /// resumes of one suspension both running its step), and any duration past
+    /// [`LONGEST_DURATION`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.pool_size == 0 {
+            return Err("the pool size is 0: a runtime needs at least one instance".into());
+        }
+        if self.pool_size > MAX_POOL_SIZE {
+            return Err(format!(
+                "the pool size, {}, is above {MAX_POOL_SIZE}: each instance reserves its memory slot's address \
+                 space, and no machine holds that many",
+                self.pool_size
+            ));
+        }
+        let durations = [
+            ("suspension_timeout", self.suspension_timeout, "every suspension would expire as it is made"),
+            ("claim_lease", self.claim_lease, "two resumes of one suspension could both run its step"),
+            ("hibernate_after", self.hibernate_after, ""),
+            ("spin_before_park", self.spin_before_park, ""),
+        ];
+        for (name, duration, if_zero) in durations {
+            if duration.is_zero() && !if_zero.is_empty() {
+                return Err(format!("{name} is 0: {if_zero}"));
+            }
+            if duration > LONGEST_DURATION {
+                return Err(format!("{name} is {duration:?}, above the longest a setting takes, {LONGEST_DURATION:?}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Precompilations that may run at once, each in an instance of its own. The engine's instance
     /// budget sets this many slots aside beside the pool's (see `Runtime::start`), so precompiling
     /// never takes a slot an execution was counted on.

@@ -79,9 +79,7 @@ impl Runtime {
     /// Starts the runtime: in the current actix system when called inside one, otherwise in a
     /// system of its own on a background thread (so a plain tokio service can use it).
     pub fn start(config: RuntimeConfig) -> Result<Runtime, StartError> {
-        if config.pool_size == 0 {
-            return Err(StartError::Config("the pool size is 0: a runtime needs at least one instance".into()));
-        }
+        config.check().map_err(StartError::Config)?;
         let guest = match &config.guest {
             Some(file) => GuestImage::load(file).map_err(|e| StartError::Config(e.to_string()))?,
             None => GuestImage::committed(),

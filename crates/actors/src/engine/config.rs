@@ -31,8 +31,8 @@ pub struct EngineConfig {
     pub max_memory_limit: u64,
     /// Native stack wasm may use (wasmtime `max_wasm_stack`): it bounds handler recursion
     /// (about 1,000 nested JavaScript calls per MiB), ending deeper recursion as
-    /// `STACK_OVERFLOW`. It must stay below the stack of the threads that call into the
-    /// engine (2 MiB for Rust's spawned threads). Default 1 MiB.
+    /// `STACK_OVERFLOW`. At most [`MAX_WASM_STACK`] (1.5 MiB; the threads that call into the
+    /// engine have 2 MiB). Default 1 MiB.
     pub max_wasm_stack: usize,
     /// Linear memory all executions together may grow by beyond the snapshot's, running or
     /// suspended live (a hibernated one holds none): each request's memory limit bounds one
@@ -145,7 +145,26 @@ pub enum LibrarySlotReset {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// The largest `max_wasm_stack` ([`EngineConfig::max_wasm_stack`]): three quarters of the 2 MiB
+/// stack of the threads that run executions, the rest left to the host's own frames (wasmtime's,
+/// the host functions' and what they parse) that a handler recursing to its limit calls.
+pub const MAX_WASM_STACK: usize = 3 << 19;
+
 impl EngineConfig {
+    /// Checks the wasm stack: more than [`MAX_WASM_STACK`] would let a handler recursing to its
+    /// limit overflow its thread's stack, which aborts the process rather than failing the
+    /// execution; none would run nothing.
+    pub(super) fn check_stack(&self) -> Result<(), ConfigError> {
+        match self.max_wasm_stack {
+            0 => Err(ConfigError("max_wasm_stack is 0: no handler could run".into())),
+            stack if stack > MAX_WASM_STACK => Err(ConfigError(format!(
+                "max_wasm_stack, {stack} bytes, is above {MAX_WASM_STACK} bytes: the threads that run executions have \
+                 2 MiB of stack, and the host's own frames need the rest"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the memory limits against the snapshot's own memory (`snapshot_bytes`): the
     /// largest limit must hold it, and the default limit lie between it and the largest.
     pub(super) fn check_memory_limits(&self, snapshot_bytes: u64) -> Result<(), ConfigError> {

@@ -49,7 +49,7 @@ use wasmtime::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
-pub use config::{ConfigError, EngineConfig, LibrarySlotReset};
+pub use config::{ConfigError, EngineConfig, LibrarySlotReset, MAX_WASM_STACK};
 pub use library::{Library, PreloadError};
 pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, start_identity};
@@ -171,6 +171,7 @@ impl Engine {
     /// suspensions of the previous one on it), with the configured libraries preloaded on it,
     /// and room for `slots` instances alive at once.
     pub fn with_image(config: EngineConfig, base: &GuestImage, slots: u32) -> Result<Self> {
+        config.check_stack()?;
         // Checked again once libraries have made the snapshot's memory larger.
         config.check_memory_limits(base.memory_minimum()?)?;
         let engine = wasmtime_engine(&config, slots, config.memory_keep_resident, Enabled::Auto)?;
