@@ -202,3 +202,26 @@ fn a_denial_made_before_a_hibernation_is_still_the_evidence_for_permission_denie
     assert_eq!(hibernated.error.as_ref().map(|e| e.code), Some(ErrorCode::PermissionDenied), "{hibernated:?}");
     assert_eq!(hibernated.error.map(|e| e.code), live.error.map(|e| e.code));
 }
+
+#[test]
+fn hibernating_and_restoring_are_charged_to_the_time_the_execution_has_left() {
+    // A handler holding 16 MiB written across its suspensions: each hibernation and restore of
+    // it works through all of it, for the handler, so it is the handler's time (a loop of such
+    // suspensions took ~250 ms of the host per cycle, none of it counted against its limit).
+    let engine = common::engine();
+    let outcome = engine.execute(extension_request(
+        "const keep = new Uint8Array(16 << 20); for (let i = 0; i < keep.length; i += 4096) keep[i] = i & 255;\n\
+         for (;;) await $ext.kv.get('a');",
+    ));
+    let id = outcome.result.suspension.unwrap().id;
+    let (first, _) = engine.hibernate(outcome.parked.unwrap()).unwrap();
+    let left = first.time_left;
+    let (second, _) = engine.hibernate(engine.restore(first, id.clone()).unwrap()).unwrap();
+    assert!(second.time_left < left, "nothing charged: {:?} then {:?}", left, second.time_left);
+    // Once nothing is left, the next step ends as TIMEOUT.
+    let mut spent = second;
+    spent.time_left = Duration::ZERO;
+    let parked = engine.restore(spent, id).unwrap();
+    let done = engine.resume(parked, 1, ExtOutcome::Ok(json!(0))).ok().unwrap().result;
+    assert_eq!(done.error.map(|e| e.code), Some(ErrorCode::Timeout));
+}

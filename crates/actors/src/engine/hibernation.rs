@@ -1,6 +1,8 @@
 //! Suspended executions as data: a parked execution turned into a [`SuspensionImage`], and an
 //! image made a parked execution again in a fresh instance.
 
+use std::time::Instant;
+
 use nexus_abi::ErrorCode;
 use wasmtime::Result;
 
@@ -12,7 +14,12 @@ use super::{Engine, ExecutionError, ParkedExecution, SpentInstance, SuspensionId
 impl Engine {
     /// Turns a parked execution into data. Its instance comes back spent: dropping it resets and
     /// frees its pooled slot, which the caller can do after delivering the image.
+    ///
+    /// The time it takes is the execution's: it is taken from the running time the execution
+    /// has left (as a restore's is), so that a handler holding a large memory across many
+    /// suspensions cannot make the host work for it past its time limit.
     pub fn hibernate(&self, parked: ParkedExecution) -> Result<(SuspensionImage, SpentInstance)> {
+        let started = Instant::now();
         let ParkedExecution { mut instance, source, time_left, .. } = parked;
         let globals = self
             .globals
@@ -47,7 +54,7 @@ impl Engine {
             denied: data.denied,
             unknown_extension: data.unknown_extension,
             source,
-            time_left,
+            time_left: time_left.saturating_sub(started.elapsed()),
         };
         Ok((image, SpentInstance { _instance: instance }))
     }
@@ -55,7 +62,9 @@ impl Engine {
     /// Makes a parked execution of a suspension image again, in a fresh instance: the snapshot
     /// with the image's pages written back, its globals and its memory limit. The image must
     /// come from a sealed suspension of this engine's snapshot (see [`Engine::image_identity`]).
+    /// The time it takes is taken from the running time the execution has left.
     pub fn restore(&self, image: SuspensionImage, id: SuspensionId) -> Result<ParkedExecution, ExecutionError> {
+        let started = Instant::now();
         let internal = |e: wasmtime::Error| ExecutionError::new(ErrorCode::Internal, format!("restoring {id}: {e:#}"));
         if image.version != IMAGE_VERSION {
             return Err(internal(wasmtime::format_err!("image version {} is not {IMAGE_VERSION}", image.version)));
@@ -84,6 +93,7 @@ impl Engine {
             status = tracing::field::Empty,
             code = tracing::field::Empty,
         );
-        Ok(ParkedExecution { instance: Box::new(instance), source: image.source, time_left: image.time_left, span })
+        let time_left = image.time_left.saturating_sub(started.elapsed());
+        Ok(ParkedExecution { instance: Box::new(instance), source: image.source, time_left, span })
     }
 }
