@@ -522,7 +522,9 @@ function accumulate(totals, report, result) {
   totals.hostCalls += m.hostCalls;
   totals.memoryBytes = Math.max(totals.memoryBytes, m.memoryBytes);
   totals.cacheHit ||= m.cacheHit;
-  report.denials.push(...result.denials);
+  // One at a time: spread as arguments, a step's denials (over 100,000 fit its output budget)
+  // would exceed the engine's argument limit.
+  for (const denial of result.denials) report.denials.push(denial);
 }
 
 /**

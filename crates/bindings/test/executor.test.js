@@ -624,3 +624,18 @@ test('inferCapabilities works off the event loop: timers run while a large sourc
     if (ms > 20) assert.ok(ticks > 0, `no timer ran in ${ms.toFixed(1)} ms of inference`);
   }
 });
+
+test('a step with more denials than fit in a call argument list is reported, not an INTERNAL failure', async () => {
+  // 32 MiB of output budget holds ~220,000 denials: spread into one push, they overflowed
+  // the engine's argument limit and the executor failed INTERNAL, its mutations unapplied.
+  const runtime = new NexusRuntime({ outputLimit: 32 * 2 ** 20 });
+  const own = new WasmSandboxExecutor({ runtime });
+  const state = {};
+  const code = "$state.before = 1; for (;;) { try { $ext[''].x(); } catch (e) {} }";
+  const error = await own.executeHandler(code, { state, capabilities: ['state:write:before'] }, 20000).then(
+    () => assert.fail('resolved'),
+    (e) => e,
+  );
+  assert.equal(error.code, 'MEMORY_LIMIT', String(error.message));
+  await runtime.shutdown();
+});
