@@ -36,8 +36,9 @@ pub fn set_registry<'js>(ctx: &Ctx<'js>, api: &Object<'js>) -> rquickjs::Result<
 /// `Error.prepareStackTrace` (code of its own, run inside the raising) and
 /// `Error.stackTraceLimit` are set aside while it is made, and put back after.
 fn new_runtime_error<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
-    let [engine, restore] =
-        STACKS.with_borrow(|stacks| stacks.clone()).ok_or_else(|| Exception::throw_internal(ctx, "guest not initialized"))?;
+    let [engine, restore] = STACKS
+        .with_borrow(|stacks| stacks.clone())
+        .ok_or_else(|| Exception::throw_internal(ctx, "guest not initialized"))?;
     let saved: Value = engine.restore(ctx)?.call(())?;
     // SAFETY: a new error object of this live context, owned by the value made of it.
     let error = unsafe { Value::from_raw(ctx.clone(), rquickjs::qjs::JS_NewError(ctx.as_raw().as_ptr())) };
