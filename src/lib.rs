@@ -37,7 +37,7 @@ pub use nexus_actors::suspension::{
     SuspensionKeys, SuspensionStore,
 };
 /// At most this many extension calls may be pending at once in one execution.
-pub use nexus_host_fns::host_state::MAX_PENDING_CALLS;
+pub use nexus_host_fns::host_state::{LISTED_PER_OUTPUT_LIMIT, MAX_PENDING_CALLS};
 pub use nexus_host_fns::records::{Denial, Event, LogLevel, LogLine, PendingCall, Records, StateMutation, ViewCommand};
 pub use nexus_host_fns::{
     Capability, CapabilityError, ExtensionRegistry, Inference, InferenceError, Kind, Warning, infer_capabilities,

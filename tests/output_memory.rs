@@ -223,3 +223,39 @@ fn a_denied_access_with_a_large_value_is_a_denial_not_the_output_limit() {
     let measured = assert_bounded("$state.mine = 'x'.repeat(4 << 20)", &["state:write:mine"]);
     assert_eq!(measured.code, Some(ErrorCode::MemoryLimit));
 }
+
+/// Resumes every call of a `Promise.all` over `calls` calls each given an argument of `size`
+/// bytes, one call per step, as an application settling them one at a time does: the steps
+/// taken, and how the last one ended.
+fn settle_one_at_a_time(calls: usize, size: usize) -> (usize, nexus::ExecutionResult) {
+    let source = format!(
+        "const arg = 'x'.repeat({size});\n\
+         const all = await Promise.all(Array.from({{ length: {calls} }}, () => $ext.big.get(arg)));\n\
+         return all.length;"
+    );
+    let mut request = ExecutionRequest::source(&source);
+    request.capabilities = vec!["ext:big".parse().unwrap()];
+    request.extension_registry.insert("big".into(), ["get".to_owned()].into());
+    let mut outcome = engine().execute(request);
+    let mut steps = 1;
+    while let Some(parked) = outcome.parked.take() {
+        let call = outcome.result.suspension.as_ref().unwrap().calls[0].call_id;
+        outcome = engine().resume(parked, call, nexus::ExtOutcome::Ok(serde_json::json!(0))).ok().unwrap();
+        steps += 1;
+    }
+    (steps, outcome.result)
+}
+
+#[test]
+fn suspended_results_listing_large_pending_calls_again_and_again_end_the_execution() {
+    // 60 calls of 16 KB fit the output limit (1 MiB) at once; each result lists those still
+    // pending, 60 + 59 + ... of them: ~29 MB in all, past 16 times the output limit.
+    let (steps, result) = settle_one_at_a_time(60, 16 << 10);
+    let error = result.error.expect("ended");
+    assert_eq!(error.code, ErrorCode::MemoryLimit, "{error:?}");
+    assert!(error.message.contains("suspended results listed more than 16777216 bytes"), "{}", error.message);
+    assert!((20..40).contains(&steps), "ended after {steps} steps");
+    // The same calls with small arguments list little: the execution ends as it should.
+    let (steps, result) = settle_one_at_a_time(60, 16);
+    assert_eq!((steps, result.return_value), (61, serde_json::json!(60)));
+}

@@ -26,6 +26,15 @@ pub type HostResult<T> = Result<T, HostStatus>;
 /// bound keeps that below what the handler's own time limit allows it to cost otherwise.
 pub const MAX_PENDING_CALLS: usize = 1_000;
 
+/// The suspended results of one execution may list, in all, this many times its output limit of
+/// pending calls (each at its [cost](record_cost)); past it the execution ends as `MEMORY_LIMIT`.
+/// [`MAX_PENDING_CALLS`] bounds how many calls are listed, not how large they are: 1,000 calls of
+/// 15 KB each pending together fit the output limit, and listing them again in each of the
+/// 1,000 results that settle them made the application convert ~8 GB (33 s of a Node process,
+/// for a handler with a 1 s limit). 1,000 small calls list ~115 MB in all, within the default
+/// 256 MiB.
+pub const LISTED_PER_OUTPUT_LIMIT: usize = 16;
+
 /// Per-execution host state, owned by the execution's wasmtime `Store`. It serializes whole,
 /// so a suspended execution can be kept as data (a suspension image) and restored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,6 +53,9 @@ pub struct HostState {
     /// failed. Never true in a suspended execution (it ends), so never in an image.
     #[serde(skip)]
     too_many_pending: bool,
+    /// Bytes of pending calls the execution's suspended results have listed so far.
+    #[serde(default)]
+    listed: usize,
     host_calls: u64,
     /// The data of the last answer, until the guest copies it out.
     #[serde(with = "serde_bytes")]
@@ -66,6 +78,7 @@ impl HostState {
             output_budget,
             output_exhausted: false,
             too_many_pending: false,
+            listed: 0,
             host_calls: 0,
             reply: Vec::new(),
             guest_output: String::new(),
@@ -246,10 +259,18 @@ impl HostState {
         let Some(at) = self.pending.iter().position(|call| call.call_id == call_id) else { return false };
         let call = self.pending.remove(at);
         if !self.output_exhausted {
-            let args: Vec<&Value> = call.args.iter().collect();
-            self.output_budget += record_cost(&[&call.extension, &call.method], &args);
+            self.output_budget += call_cost(&call);
         }
         true
+    }
+
+    /// Counts the pending calls a suspended result is about to list against what the
+    /// execution's suspended results may list in all (`limit` bytes, see
+    /// [`LISTED_PER_OUTPUT_LIMIT`]); false once past it.
+    pub fn list_pending(&mut self, limit: usize) -> bool {
+        let bytes: usize = self.pending.iter().map(call_cost).sum();
+        self.listed = self.listed.saturating_add(bytes);
+        self.listed <= limit
     }
 
     pub fn host_calls(&self) -> u64 {
@@ -335,6 +356,12 @@ const MEMBER_OVERHEAD: usize = size_of::<String>() + 16;
 /// [`RECORD_OVERHEAD`], the JSON text of each string and value (escapes included), and the
 /// in-memory overhead of every value. At least what the record occupies in the host's memory
 /// and what it adds to the result's JSON.
+/// What keeping a pending call costs (what making it charged).
+fn call_cost(call: &PendingCall) -> usize {
+    let args: Vec<&Value> = call.args.iter().collect();
+    record_cost(&[&call.extension, &call.method], &args)
+}
+
 pub fn record_cost(texts: &[&str], values: &[&Value]) -> usize {
     let texts: usize = texts.iter().map(|text| text_cost(text)).sum();
     RECORD_OVERHEAD + texts + values.iter().map(|value| value_cost(value)).sum::<usize>()

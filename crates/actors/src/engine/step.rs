@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use nexus_abi::{ErrorCode, RunOutput, RunReport};
-use nexus_host_fns::host_state::MAX_PENDING_CALLS;
+use nexus_host_fns::host_state::{LISTED_PER_OUTPUT_LIMIT, MAX_PENDING_CALLS};
 use serde_json::Value;
 
 use super::errors::{self, Evidence};
@@ -46,6 +46,9 @@ impl Engine {
             step.instance.store.data_mut().host.charge_result(&report.output);
         }
         step.time_left = step.time_left.saturating_sub(running.elapsed());
+        let listing = self.config.output_limit.saturating_mul(LISTED_PER_OUTPUT_LIMIT);
+        let listed_too_much = matches!(&report, Ok(report) if matches!(report.output, RunOutput::Pending))
+            && !step.instance.store.data_mut().host.list_pending(listing);
 
         let data = step.instance.store.data_mut();
         let records = data.host.take_records();
@@ -78,6 +81,13 @@ impl Engine {
                 format!(
                     "the handler made more than {MAX_PENDING_CALLS} extension calls pending at once (the limit): \
                      batch many items into fewer calls"
+                ),
+            )),
+            Ok(RunOutput::Pending) if listed_too_much => Err(ExecutionError::new(
+                ErrorCode::MemoryLimit,
+                format!(
+                    "the handler's suspended results listed more than {listing} bytes of pending extension calls in \
+                     all (each lists every call still pending): batch many items, or large arguments, into fewer calls"
                 ),
             )),
             Ok(output) => Ok(output),
