@@ -605,20 +605,26 @@ fn a_store_that_is_not_there_a_key_inside_its_store_or_an_overflowing_limit_are_
         assert!(String::from_utf8_lossy(&output.stderr).contains("no such directory"), "{args:?}");
         assert!(!std::path::Path::new(missing).exists(), "not created: {args:?}");
     }
+    // A store path naming a file says so.
+    let file = handler("not-a-store.txt", "text");
+    let output = nexus_keyed(&["resume", "--store", file.to_str().unwrap(), "x-0", "--call", "1=1"], KEY);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a directory"), "{output:?}");
 
-    // The key file would be made in the cache directory, here inside the store.
-    let cache = store_dir("cache-home");
-    let store = cache.join("nexus");
+    // The key file would be made in the data directory, here inside the store.
+    let data = store_dir("data-home");
+    let store = data.join("nexus");
     let output = Command::new(env!("CARGO_BIN_EXE_nexus"))
         .args(["run", "examples/counter.js", "--store", store.to_str().unwrap(), "--defer", "w.get"])
         .env_remove("NEXUS_SUSPENSION_KEY")
-        .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_DATA_HOME", &data)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is inside the store"), "{output:?}");
-    let _ = std::fs::remove_dir_all(&cache);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is inside the store") && stderr.contains("suspension.key is"), "{output:?}");
+    let _ = std::fs::remove_dir_all(&data);
 
     let path = handler("one.js", "return 1;");
     for mb in ["17592186044432", "18446744073709551615"] {
@@ -658,4 +664,36 @@ fn a_snapshot_larger_than_the_default_memory_limit_runs_with_memory_mb() {
     let ran = nexus(&["run", path, "--preload", library, "--memory-mb", "200"]);
     assert_eq!(ran.status.code(), Some(0), "{}", String::from_utf8_lossy(&ran.stderr));
     assert_eq!(json_out(&ran)["returnValue"], 1);
+}
+
+#[test]
+fn the_key_file_is_kept_out_of_the_cache_directory_so_clearing_the_cache_loses_no_suspension() {
+    let home = store_dir("key-home");
+    let (cache, data) = (home.join("cache"), home.join("data"));
+    let store = home.join("store");
+    let store = store.to_str().unwrap();
+    let nexus_at = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nexus"))
+            .args(args)
+            .env_remove("NEXUS_SUSPENSION_KEY")
+            .env("XDG_CACHE_HOME", &cache)
+            .env("XDG_DATA_HOME", &data)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    // A key file an earlier version left in the cache directory is carried over.
+    let legacy = "ab".repeat(32);
+    std::fs::create_dir_all(cache.join("nexus")).unwrap();
+    std::fs::write(cache.join("nexus/suspension.key"), &legacy).unwrap();
+    let path = handler("keyed.js", "return await $ext.kv.get('k');");
+    let ran =
+        json_out(&nexus_at(&["run", path.to_str().unwrap(), "--store", store, "--defer", "kv.get", "--cap", "ext:kv"]));
+    let id = ran["suspension"]["id"].as_str().expect("suspended").to_owned();
+    assert_eq!(std::fs::read_to_string(data.join("nexus/suspension.key")).unwrap(), legacy);
+    // The cache is cleared: the suspension still opens.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let done = json_out(&nexus_at(&["resume", "--store", store, &id, "--call", "1=7"]));
+    assert_eq!(done["returnValue"], 7, "{done}");
+    let _ = std::fs::remove_dir_all(&home);
 }

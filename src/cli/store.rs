@@ -2,8 +2,10 @@
 //! or Redis), and its key.
 //!
 //! The key comes from `NEXUS_SUSPENSION_KEY` (64 hexadecimal characters), or else from a key
-//! file in the user's cache directory (`nexus/suspension.key`), created once with `O_EXCL` and
+//! file in the user's data directory (`nexus/suspension.key`), created once with `O_EXCL` and
 //! mode 0600: never inside the store it protects, so whoever can read the store cannot open it.
+//! Not in the cache directory, which may be cleared at any time: every suspension stored with
+//! the key would be lost with it. A key file an earlier version made there is moved over.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -53,7 +55,8 @@ pub fn store_config(store: &str) -> StoreConfig {
 /// mistyped path would otherwise be created, empty, and the suspension not found in it).
 pub fn existing(store: &str) -> Result<(), UsageError> {
     if matches!(store_config(store), StoreConfig::Disk(_)) && !Path::new(store).is_dir() {
-        return Err(UsageError(format!("--store {store}: no such directory (the store `nexus run --store` made)")));
+        let what = if Path::new(store).exists() { "not a directory" } else { "no such directory" };
+        return Err(UsageError(format!("--store {store}: {what} (the store `nexus run --store` made)")));
     }
     Ok(())
 }
@@ -62,7 +65,10 @@ pub fn existing(store: &str) -> Result<(), UsageError> {
 fn resolved(path: &Path) -> Option<PathBuf> {
     let path = std::path::absolute(path).ok()?;
     let existing = path.ancestors().find(|ancestor| ancestor.exists())?;
-    Some(existing.canonicalize().ok()?.join(path.strip_prefix(existing).ok()?))
+    let rest = path.strip_prefix(existing).ok()?;
+    let existing = existing.canonicalize().ok()?;
+    // Joining an empty rest would end the path with a separator.
+    Some(if rest.as_os_str().is_empty() { existing } else { existing.join(rest) })
 }
 
 /// Runs `work` on the runtime and shuts it down.
@@ -82,7 +88,7 @@ fn key(store: &str) -> Result<[u8; 32], UsageError> {
         return SuspensionKeys::parse_hex(&text).map_err(|e| UsageError(format!("NEXUS_SUSPENSION_KEY: {e}")));
     }
     let file = key_file().ok_or_else(|| {
-        UsageError("no suspension key: set NEXUS_SUSPENSION_KEY, or HOME for a key file in the cache directory".into())
+        UsageError("no suspension key: set NEXUS_SUSPENSION_KEY, or HOME for a key file in the data directory".into())
     })?;
     if let StoreConfig::Disk(dir) = store_config(store)
         && let (Some(file), Some(dir)) = (resolved(&file), resolved(&dir))
@@ -90,7 +96,7 @@ fn key(store: &str) -> Result<[u8; 32], UsageError> {
     {
         return Err(UsageError(format!(
             "the key file {} is inside the store {}, which it would not protect: use another store \
-             directory, set XDG_CACHE_HOME elsewhere, or set NEXUS_SUSPENSION_KEY",
+             directory, set XDG_DATA_HOME elsewhere, or set NEXUS_SUSPENSION_KEY",
             file.display(),
             dir.display()
         )));
@@ -99,7 +105,10 @@ fn key(store: &str) -> Result<[u8; 32], UsageError> {
         std::fs::create_dir_all(parent).map_err(|e| UsageError(format!("creating {}: {e}", parent.display())))?;
     }
     let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| UsageError(format!("host randomness: {e}")))?;
+    match legacy_key_file().filter(|legacy| legacy.is_file() && !file.exists()) {
+        Some(legacy) => key = read_key(&legacy)?,
+        None => getrandom::fill(&mut key).map_err(|e| UsageError(format!("host randomness: {e}")))?,
+    }
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file) {
         Ok(mut created) => {
@@ -124,10 +133,20 @@ fn read_key(file: &Path) -> Result<[u8; 32], UsageError> {
     SuspensionKeys::parse_hex(&last).map_err(|e| UsageError(format!("the key file {}: {e}", file.display())))
 }
 
+/// `$XDG_DATA_HOME/nexus/suspension.key`, or `~/.local/share/nexus/suspension.key`.
 fn key_file() -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME") {
+    user_file("XDG_DATA_HOME", ".local/share")
+}
+
+/// Where earlier versions kept the key file: the cache directory.
+fn legacy_key_file() -> Option<PathBuf> {
+    user_file("XDG_CACHE_HOME", ".cache")
+}
+
+fn user_file(variable: &str, under_home: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os(variable) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(under_home),
     };
     Some(base.join("nexus").join("suspension.key"))
 }
