@@ -457,3 +457,17 @@ async fn a_store_directory_others_can_write_is_refused() {
     assert!(format!("{refused}").contains("another user can write this directory"), "{refused}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A store path that names a file is refused saying so (it said "File exists").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_path_that_is_a_file_is_refused_as_not_a_directory() {
+    let file = temp_dir("store-file");
+    std::fs::write(&file, "not a store").unwrap();
+    let mut config = RuntimeConfig::default();
+    config.suspension_store = StoreConfig::Disk(file.clone());
+    config.suspension_keys = Some(keys());
+    let refused = Runtime::start(config).err().expect("refused");
+    assert!(format!("{refused}").contains("is not a directory"), "{refused}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a store", "the file is left as it was");
+    let _ = std::fs::remove_file(file);
+}

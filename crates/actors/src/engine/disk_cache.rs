@@ -285,6 +285,9 @@ fn private(metadata: &fs::Metadata, forbidden: u32) -> bool {
 pub(crate) fn check_private_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.canonicalize()?;
     let metadata = fs::metadata(&dir)?;
+    if !metadata.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::NotADirectory, format!("{} is not a directory", dir.display())));
+    }
     if !private(&metadata, 0o022) {
         return Err(refused(&dir, "another user can write this directory"));
     }
