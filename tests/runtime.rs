@@ -291,6 +291,8 @@ async fn shutdown_answers_running_queued_and_parked_work() {
     let late = runtime.resume(&parked, 1, ExtOutcome::Ok(json!(1))).await;
     assert_eq!(late.unwrap_err().code, ErrorCode::ShuttingDown);
     assert_eq!(runtime.execute(adding(1)).await.unwrap_err().code, ErrorCode::ShuttingDown);
+    let precompiled = runtime.precompile("return 1").await.unwrap_err();
+    assert_eq!((precompiled.code, precompiled.message.as_str()), (ErrorCode::ShuttingDown, "the runtime is shut down"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,7 +182,7 @@ impl Runtime {
     pub async fn precompile_as(&self, source: &str, language: Language) -> Result<Vec<u8>, ExecutionError> {
         self.ask(Precompile(source.to_owned(), language))
             .await
-            .unwrap_or_else(|e| Err(ExecutionError::new(ErrorCode::ShuttingDown, e.to_string())))
+            .unwrap_or_else(|_| Err(ExecutionError::new(ErrorCode::ShuttingDown, "the runtime is shut down")))
     }
 
     /// Static capability inference (see [`nexus_host_fns::infer_capabilities`]).
@@ -199,11 +199,12 @@ impl Runtime {
         }
     }
 
+    /// The runtime's counters and the pool's gauges (`stats.pool`). After shutdown, all zero.
     pub async fn stats(&self) -> Stats {
         self.ask(GetStats).await.unwrap_or_default()
     }
 
-    /// The metrics in the Prometheus text format.
+    /// The metrics in the Prometheus text format. After shutdown, an empty string.
     pub async fn prometheus(&self) -> String {
         self.ask(RenderPrometheus).await.unwrap_or_default()
     }
