@@ -405,6 +405,25 @@ async fn run_to_completion_drives_three_sequential_extension_calls() {
     assert!(result.metrics.compile_time_us > 0 && result.metrics.execution_time_us >= result.metrics.compile_time_us);
 }
 
+/// A run whose extension call outlives its suspension ends as an error that still carries what
+/// the steps before it recorded (the mutation happened: the application must apply it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_to_completion_past_a_suspensions_expiry_keeps_the_records_of_the_steps_that_ran() {
+    let mut expiring = config(4, 10);
+    expiring.suspension_timeout = Duration::from_millis(50);
+    let runtime = Runtime::start(expiring).unwrap();
+    let mut request = ExecutionRequest::source(
+        "$state.before = 1;
+return await $ext.slow.call();",
+    );
+    request.capabilities = vec!["ext:slow".parse().unwrap(), "state:write:before".parse().unwrap()];
+    request.extension_registry.insert("slow".into(), ["call".to_owned()].into());
+    let result = runtime.run_to_completion(request, &SlowAndFast::default()).await.expect("the request ran");
+    assert_eq!(result.status, Status::Error);
+    assert_eq!(result.error.map(|e| e.code), Some(ErrorCode::SuspensionNotFound));
+    assert_eq!(result.records.state_mutations.len(), 1, "{:?}", result.records);
+}
+
 /// Answers `slow.call` after 200 ms and `fast.call` after 10 ms, counting the calls performed.
 #[derive(Default)]
 struct SlowAndFast {

@@ -224,9 +224,12 @@ impl Runtime {
     /// whatever the order of the list. The calls in flight go on while a resume runs; a call is
     /// performed once, however many suspensions list it. The result carries the records of the
     /// whole run, in order, and its metrics (see [`crate::engine::ExecutionMetrics::add_step`]).
-    /// A refusal of the request or of any resume ends the run with it. A call of `host` that
-    /// never completes holds the run (its suspension expires meanwhile): bound the calls that
-    /// may hang with a timeout of their own.
+    /// A refusal of the request ends the run with it. A refusal of a resume (its suspension
+    /// expired while a call ran longer than `suspension_timeout`, or the runtime shut down)
+    /// ends it as an error result with the refusal's code and message, carrying the records of
+    /// the steps that ran (their state mutations happened). A call of `host` that never
+    /// completes holds the run (its suspension expires meanwhile): bound the calls that may
+    /// hang with a timeout of their own.
     pub async fn run_to_completion(
         &self,
         request: ExecutionRequest,
@@ -259,7 +262,10 @@ impl Runtime {
                 break;
             };
             let resume = self.resume(&suspension.id, call_id, outcome);
-            result = while_calls_run(resume, &mut in_flight, &mut settled).await?;
+            result = match while_calls_run(resume, &mut in_flight, &mut settled).await {
+                Ok(result) => result,
+                Err(refusal) => ExecutionResult::failed(ExecutionError::new(refusal.code, refusal.message)),
+            };
             metrics.add_step(&result.metrics);
         }
         records.extend(std::mem::take(&mut result.records));
