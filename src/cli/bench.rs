@@ -40,7 +40,7 @@ pub struct BenchArgs {
     #[arg(long, num_args = 0.., value_name = "PART", value_parser = clap::builder::PossibleValuesParser::new(super::bench_suspensions::PARTS))]
     suspensions: Option<Vec<String>>,
     /// With --suspensions: also measure this store (a redis:// URL, or a directory).
-    #[arg(long, value_name = "redis://HOST:PORT/DB", requires = "suspensions")]
+    #[arg(long, value_name = "DIR|redis://HOST:PORT/DB", requires = "suspensions")]
     store: Option<String>,
     /// Instead of the workloads: a TypeScript handler's first, cached and precompiled
     /// executions against the same handler in JavaScript.

@@ -29,8 +29,13 @@ pub struct ResumeArgs {
     /// Answers later calls to NAME.METHOD only after MS milliseconds.
     #[arg(long = "ext-delay", value_name = "NAME.METHOD=MS")]
     ext_delay: Vec<String>,
-    #[command(flatten)]
-    store: StoreArgs,
+    /// The store the suspension is in (as `run --store` named it): a directory, or a redis:// URL.
+    #[arg(long, value_name = "DIR|redis://HOST:PORT/DB")]
+    store: String,
+    /// Registers NAME.METHOD and leaves its later calls pending (repeatable): when only such
+    /// calls are pending, the execution stays in the store, under a new id.
+    #[arg(long = "defer", value_name = "NAME.METHOD")]
+    defer: Vec<String>,
     /// The libraries the suspension's run preloaded (the same files, in the same order).
     #[command(flatten)]
     preload: PreloadArgs,
@@ -38,6 +43,7 @@ pub struct ResumeArgs {
 
 #[derive(clap::Args)]
 pub struct CancelArgs {
+    /// The suspension, as `run` or `resume` printed it (`suspension.id`).
     suspension_id: String,
     /// The store the suspension is in: a directory, or a redis:// URL.
     #[arg(long, value_name = "DIR|redis://HOST:PORT/DB")]
@@ -45,11 +51,7 @@ pub struct CancelArgs {
 }
 
 pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
-    let Some(dir) = args.store.store.as_deref() else {
-        return Err(UsageError(
-            "resume needs --store DIR (or a redis:// URL): the store the suspension was left in".into(),
-        ));
-    };
+    let dir = args.store.as_str();
     let mut outcomes = Vec::new();
     for spec in &args.calls {
         let (call_id, value) = call_spec(spec, "--call")?;
@@ -66,7 +68,8 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode, UsageError> {
     if let Some((call_id, _)) = outcomes.iter().find(|(call_id, _)| !given.insert(*call_id)) {
         return Err(UsageError(format!("call {call_id} is given an outcome twice (--call, --call-error)")));
     }
-    let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &args.store)?;
+    let store = StoreArgs { store: Some(args.store.clone()), defer: args.defer.clone() };
+    let answers = Answers::parse(&args.ext, &args.ext_error, &args.ext_delay, &store)?;
     store::existing(dir)?;
     let runtime = store::runtime(Some(dir), false, args.preload.libraries()?, None)?;
     let mut id = SuspensionId(args.suspension_id.clone());
