@@ -60,7 +60,7 @@ pub struct RuntimeConfig {
     /// (about a third of a trivial execution) to its caller's thread, which does it while its
     /// next request runs, rather than to the instance actor, after which that next request,
     /// going to the same actor, waits for it. Turn it off when the caller's thread has better
-    /// to do than wait: the Node binding does, for its event loop. Default on.
+    /// to do than wait (a Node event loop with other work: `callerResets`). Default on.
     pub caller_resets: bool,
     /// A suspended execution stays live (its instance kept, for the fastest resume) this long,
     /// or until the pool needs its instance actor; then it is hibernated into the suspension
