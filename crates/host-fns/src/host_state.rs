@@ -53,6 +53,9 @@ pub struct HostState {
     /// failed. Never true in a suspended execution (it ends), so never in an image.
     #[serde(skip)]
     too_many_pending: bool,
+    /// What the calls in `pending` cost, together (see [`HostState::list_pending`]).
+    #[serde(default)]
+    pending_bytes: usize,
     /// Bytes of pending calls the execution's suspended results have listed so far.
     #[serde(default)]
     listed: usize,
@@ -78,6 +81,7 @@ impl HostState {
             output_budget,
             output_exhausted: false,
             too_many_pending: false,
+            pending_bytes: 0,
             listed: 0,
             host_calls: 0,
             reply: Vec::new(),
@@ -112,7 +116,8 @@ impl HostState {
     /// Spends the [cost](record_cost) of a record made of `texts` and `values`. Once the budget
     /// is spent, or when the strings alone exceed what is left, refuses it without measuring it:
     /// a handler looping on large refused records costs the host no more than small ones.
-    fn charge(&mut self, texts: &[&str], values: &[&Value]) -> HostResult<()> {
+    /// What it spent.
+    fn charge(&mut self, texts: &[&str], values: &[&Value]) -> HostResult<usize> {
         let at_least = RECORD_OVERHEAD + texts.iter().map(|text| text.len()).sum::<usize>();
         if self.output_exhausted || at_least > self.output_budget {
             self.output_exhausted = true;
@@ -121,11 +126,11 @@ impl HostState {
         self.spend(record_cost(texts, values))
     }
 
-    fn spend(&mut self, bytes: usize) -> HostResult<()> {
+    fn spend(&mut self, bytes: usize) -> HostResult<usize> {
         match self.output_budget.checked_sub(bytes) {
             Some(left) => {
                 self.output_budget = left;
-                Ok(())
+                Ok(bytes)
             }
             None => {
                 self.output_exhausted = true;
@@ -217,7 +222,8 @@ impl HostState {
             return Err(HostStatus::OutputLimit);
         }
         let args: Vec<&Value> = call.args.iter().collect();
-        self.charge(&[&call.extension, &call.method], &args)?;
+        let cost = self.charge(&[&call.extension, &call.method], &args)?;
+        self.pending_bytes += cost;
         let call_id = self.next_call_id;
         self.next_call_id += 1;
         self.pending.push(PendingCall { call_id, extension: call.extension, method: call.method, args: call.args });
@@ -258,8 +264,10 @@ impl HostState {
     pub fn settle_call(&mut self, call_id: u32) -> bool {
         let Some(at) = self.pending.iter().position(|call| call.call_id == call_id) else { return false };
         let call = self.pending.remove(at);
+        let cost = call_cost(&call);
+        self.pending_bytes = self.pending_bytes.saturating_sub(cost);
         if !self.output_exhausted {
-            self.output_budget += call_cost(&call);
+            self.output_budget += cost;
         }
         true
     }
@@ -268,8 +276,7 @@ impl HostState {
     /// execution's suspended results may list in all (`limit` bytes, see
     /// [`LISTED_PER_OUTPUT_LIMIT`]); false once past it.
     pub fn list_pending(&mut self, limit: usize) -> bool {
-        let bytes: usize = self.pending.iter().map(call_cost).sum();
-        self.listed = self.listed.saturating_add(bytes);
+        self.listed = self.listed.saturating_add(self.pending_bytes);
         self.listed <= limit
     }
 
@@ -329,7 +336,7 @@ impl HostState {
                 let code = error.code.as_deref().unwrap_or_default();
                 self.charge(&[&error.name, &error.message, stack, code], &[])
             }
-            RunOutput::Returned(None) | RunOutput::Pending => Ok(()),
+            RunOutput::Returned(None) | RunOutput::Pending => Ok(0),
         };
     }
 

@@ -39,9 +39,16 @@ impl Engine {
         // The host state counts the execution's calls across its steps; the result gives this
         // step's (as its time is this step's), so sums over steps count every call once.
         let calls_before = step.instance.store.data().host.host_calls();
-        let watch = self.watch(&mut step.instance, step.time_left);
-        let report = step.instance.call::<_, RunReport>(entry, input);
-        drop(watch);
+        let report = if step.time_left.is_zero() {
+            // Nothing left (compiling, or hibernating and restoring, took it): not run at all,
+            // rather than until the ticker's next increment, however far that is.
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            let watch = self.watch(&mut step.instance, step.time_left);
+            let report = step.instance.call::<_, RunReport>(entry, input);
+            drop(watch);
+            report
+        };
         if let Ok(report) = &report {
             step.instance.store.data_mut().host.charge_result(&report.output);
         }
