@@ -157,3 +157,17 @@ fn a_handlers_stack_formatting_does_not_shape_or_enter_a_denial_the_runtime_rais
     ));
     assert_eq!(own.return_value, serde_json::json!(["mine", "function"]));
 }
+
+#[test]
+fn source_past_the_compilers_limits_is_a_syntax_error_not_an_internal_one() {
+    // QuickJS raises an InternalError for these while compiling: the handler cannot make its
+    // result INTERNAL, which is kept for the sandbox's own failures.
+    let nested =
+        format!("for (const {{ a = {}1{}, ...rest }} of []) {{}}\nreturn 1;", "[".repeat(255), "]".repeat(255));
+    let arguments = format!("return Math.max({});", vec!["1"; 65_534].join(","));
+    for source in [nested, arguments] {
+        let result = attempt(request(&source, &[]));
+        let error = result.error.as_ref().expect("failed");
+        assert_eq!(error.code, ErrorCode::SyntaxError, "{error:?}");
+    }
+}

@@ -63,8 +63,10 @@ fn classify(error: &GuestError, evidence: Evidence) -> ErrorCode {
     } else if error.at_load {
         match error.name.as_str() {
             _ if raised(ErrorCode::InvalidArgument) => ErrorCode::InvalidArgument,
-            "SyntaxError" => ErrorCode::SyntaxError,
-            "InternalError" => ErrorCode::Internal,
+            // QuickJS's compiler raises an `InternalError` for source past its own limits
+            // (256 nested patterns before a rest element, 65,534 arguments): source that does
+            // not compile, whatever the handler's author meant, not a failure of the sandbox.
+            "SyntaxError" | "InternalError" => ErrorCode::SyntaxError,
             _ => ErrorCode::RuntimeError,
         }
     } else if raised(ErrorCode::PermissionDenied) && evidence.denied {
@@ -347,6 +349,9 @@ mod tests {
         assert_eq!(classify(&syntax, none), ErrorCode::SyntaxError);
         let internal = GuestError { internal: true, ..error("InternalError", "malformed input", None) };
         assert_eq!(classify(&internal, none), ErrorCode::Internal);
+        let past_the_compilers_limits =
+            GuestError { at_load: true, ..error("InternalError", "unexpected ellipsis token", None) };
+        assert_eq!(classify(&past_the_compilers_limits, none), ErrorCode::SyntaxError);
     }
 
     #[test]
