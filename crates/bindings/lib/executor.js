@@ -12,6 +12,11 @@ const { SandboxError } = require('./errors');
 const { coerceArguments } = require('./tool-arguments');
 
 class WasmSandboxExecutor {
+  /** Whether `shutdown` was called: no more waits for extension calls. */
+  #shutDown = false;
+  /** Ends each execution's wait for its extension calls (see `shutdown`). */
+  #waiting = new Set();
+
   /**
    * @param {object} [options]
    * @param {object} [options.runtime] a NexusRuntime to use (default: a new one with `config`)
@@ -145,6 +150,11 @@ class WasmSandboxExecutor {
       return await this.runtime.shutdown(graceMs);
     } catch (error) {
       throw SandboxError.fromNative(error);
+    } finally {
+      // Executions waiting on extension calls end now, rather than when their suspension
+      // would expire (their timers would also keep the process alive until then).
+      this.#shutDown = true;
+      for (const stop of this.#waiting) stop();
     }
   }
 
@@ -239,16 +249,22 @@ class WasmSandboxExecutor {
    */
   async #settlement(suspension, listen) {
     const ms = this.runtime.suspensionTimeoutMs;
-    // setTimeout takes at most 2^31 - 1 ms; beyond it the suspension outlives any wait.
-    if (typeof ms !== 'number' || !(ms <= MAX_TIMER_MS)) return new Promise(listen);
     let timer;
+    let stop;
     try {
       return await new Promise((resolve, reject) => {
         listen(resolve);
-        timer = setTimeout(() => reject(this.#expired(suspension, ms)), ms);
+        stop = () => reject(new SandboxError('SHUTTING_DOWN', 'the executor was shut down while the handler waited for its extension calls'));
+        if (this.#shutDown) return stop();
+        this.#waiting.add(stop);
+        // setTimeout takes at most 2^31 - 1 ms; beyond it the suspension outlives any wait.
+        if (typeof ms === 'number' && ms <= MAX_TIMER_MS) {
+          timer = setTimeout(() => reject(this.#expired(suspension, ms)), ms);
+        }
       });
     } finally {
       clearTimeout(timer);
+      this.#waiting.delete(stop);
     }
   }
 
@@ -265,13 +281,32 @@ class WasmSandboxExecutor {
   /** Resumes; an outcome the runtime cannot take (not JSON data) rejects the call instead. */
   async #resume(id, callId, outcome, toolName) {
     try {
-      return await this.runtime.resumeHandler(id, callId, outcome);
+      return await this.#resumeWhenServed(id, callId, outcome);
     } catch (error) {
       if (error?.code !== 'INVALID_ARGUMENT' || outcome.error) throw SandboxError.fromNative(error, toolName);
       const refused = { error: { code: 'INVALID_ARGUMENT', message: `the extension's value: ${error.message}` } };
-      return this.runtime.resumeHandler(id, callId, refused).catch((e) => {
+      return this.#resumeWhenServed(id, callId, refused).catch((e) => {
         throw SandboxError.fromNative(e, toolName);
       });
+    }
+  }
+
+  /**
+   * Resumes, sending the resume again while the runtime refuses it as `OVERLOADED` (its queue
+   * full): nothing ran and the suspension is intact, but its calls were performed, so the
+   * caller could not send the whole execution again without performing them twice. Waits
+   * 1 ms, doubling up to 50 ms, for at most the suspension's timeout.
+   */
+  async #resumeWhenServed(id, callId, outcome) {
+    const limit = Math.min(this.runtime.suspensionTimeoutMs ?? MAX_TIMER_MS, MAX_TIMER_MS);
+    for (let wait = 1, waited = 0; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        return await this.runtime.resumeHandler(id, callId, outcome);
+      } catch (error) {
+        if (error?.code !== 'OVERLOADED' || waited >= limit || this.#shutDown) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      waited += wait;
     }
   }
 
@@ -420,13 +455,29 @@ function perform(extensions, call) {
     .then(() => extensions[call.extension][call.method](...call.args))
     .then(
       (value) => ({ value }),
-      (error) => ({
-        error: {
-          message: String(error?.message ?? error),
-          ...(typeof error?.code === 'string' ? { code: error.code } : {}),
-        },
-      }),
+      (error) => ({ error: describeThrown(error) }),
     );
+}
+
+/**
+ * `{ message, code? }` of what an extension function threw or rejected with. Reading it may
+ * throw (an object without a prototype has no string form, a getter may throw): the call then
+ * still rejects inside the handler, with a message saying so.
+ */
+function describeThrown(error) {
+  let message;
+  let code;
+  try {
+    message = String(error?.message ?? error);
+  } catch {
+    message = 'the extension threw a value that has no string form';
+  }
+  try {
+    code = error?.code;
+  } catch {
+    code = undefined;
+  }
+  return { message, ...(typeof code === 'string' ? { code } : {}) };
 }
 
 /**

@@ -639,3 +639,59 @@ test('a step with more denials than fit in a call argument list is reported, not
   assert.equal(error.code, 'MEMORY_LIMIT', String(error.message));
   await runtime.shutdown();
 });
+
+test('an extension that throws a value with no string form still rejects inside the handler', async () => {
+  const own = new WasmSandboxExecutor({
+    extensions: {
+      odd: {
+        bare: () => {
+          throw Object.create(null);
+        },
+        getter: () => {
+          throw Object.defineProperty(new Error(), 'message', { get() { throw new Error('no'); } });
+        },
+      },
+    },
+  });
+  for (const method of ['bare', 'getter']) {
+    const code = `try { await $ext.odd.${method}(); return 'resolved'; } catch (e) { return e.message; }`;
+    const message = await own.executeHandler(code, { capabilities: ['ext:odd'] });
+    assert.equal(message, 'the extension threw a value that has no string form', method);
+  }
+  await own.shutdown();
+});
+
+test('a resume refused while the queue is full is sent again: every call is performed once and every handler ends', async () => {
+  let release;
+  const gate = new Promise((resolve) => (release = resolve));
+  let performed = 0;
+  const own = new WasmSandboxExecutor({
+    config: { poolSize: 1, queueBound: 2 },
+    extensions: { pay: { charge: async (x) => { await gate; performed++; return x; } } },
+  });
+  const runs = [];
+  for (let i = 0; i < 12; i++) {
+    const code = 'const v = await $ext.pay.charge($args.i); $state.charged = v; return v';
+    runs.push(own.executeHandler(code, { state: {}, args: { i }, capabilities: ['ext:pay', 'state:write:charged'] }));
+    // Each suspends (and hibernates) before the next arrives: the queue never refuses a start.
+    await delay(15);
+  }
+  release();
+  const values = await Promise.all(runs);
+  assert.deepEqual(values, [...Array(12).keys()]);
+  assert.equal(performed, 12, 'each call once');
+  await own.shutdown();
+});
+
+test("shutdown ends an execution waiting on its extension calls with SHUTTING_DOWN, not its suspension's expiry", async () => {
+  const own = new WasmSandboxExecutor({
+    config: { suspensionTimeoutMs: 60000 },
+    extensions: { api: { fetch: () => new Promise(() => {}) } },
+  });
+  const started = Date.now();
+  const waiting = own.executeHandler('return await $ext.api.fetch()', { capabilities: ['ext:api'] });
+  await delay(50);
+  await own.shutdown(0);
+  await assert.rejects(waiting, { code: 'SHUTTING_DOWN' });
+  assert.ok(Date.now() - started < 5000, 'at once');
+});
