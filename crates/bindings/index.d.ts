@@ -249,7 +249,7 @@ export interface ExecutionResult {
  * `{ message, code? }` (`{ error: null }`, `{ error: undefined }`) or another field is refused
  * with INVALID_ARGUMENT, and the suspension stays as it was.
  */
-export type CallResult = { value: JsonValue } | { error: { message: string; code?: string } };
+export type CallResult = { value: JsonValue | undefined } | { error: { message: string; code?: string } };
 
 export interface RuntimeStats {
   executions: Record<string, number>;
@@ -314,6 +314,18 @@ export declare class NexusRuntime {
 
 /** A handler that failed, or a request the runtime refused. */
 export declare class SandboxError extends Error {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: {
+      location?: Location | null;
+      snippet?: string | null;
+      handlerStack?: string | null;
+      handlerCode?: string | null;
+      toolName?: string | null;
+      cause?: unknown;
+    },
+  );
   readonly name: 'SandboxError';
   code: ErrorCode;
   location: Location | null;
@@ -334,10 +346,10 @@ export declare class SandboxError extends Error {
  * EventEmitter does not expose `emit`), and getters are not read. A call of anything else is
  * `UNKNOWN_EXTENSION` in the handler.
  */
-export type Extensions = Record<string, Record<string, (...args: any[]) => unknown>>;
+export type Extensions = Record<string, object>;
 
 /** Source text, bytecode, or an object of these fields only (another is refused with INVALID_ARGUMENT naming it). */
-export type Handler = string | Buffer | { code: string; language?: Language; name?: string; capabilities?: string[] } | { bytecode: Buffer; name?: string; capabilities?: string[] };
+export type Handler = string | Uint8Array | { code: string; language?: Language; name?: string; capabilities?: string[] } | { bytecode: Uint8Array; name?: string; capabilities?: string[] };
 
 /**
  * The application's callbacks, each given every record of a step in order. One that returns a

@@ -87,6 +87,23 @@ const sharing = new NexusRuntime({ suspensionStore: shared, suspensionKeys: [Buf
 // @ts-expect-error a store is a directory or a Redis, not a prefix alone
 const noStore: SuspensionStore = { prefix: 'app:' };
 
+// Documented usage the types must allow: an extension that is a class instance, a call that
+// returned nothing, bytecode as a plain Uint8Array, and SandboxError's own constructor.
+class Weather {
+  async get(city: string) {
+    return { city, temp: 21 };
+  }
+}
+const withClass = new WasmSandboxExecutor({ extensions: { weather: new Weather() } });
+async function documented(runtime: NexusRuntime, id: string, bytes: Uint8Array): Promise<void> {
+  await runtime.resumeHandler(id, 1, { value: undefined });
+  await withClass.executeHandler(bytes);
+  await withClass.executeHandler({ bytecode: bytes });
+}
+const made = new SandboxError('INVALID_ARGUMENT', 'made by the application', { handlerCode: 'MINE' });
+// @ts-expect-error the constructor takes a code first
+new SandboxError('just a message');
+
 // What the types refuse.
 // @ts-expect-error not an error code
 const unknownCode: ErrorCode = 'NOT_A_CODE';
@@ -95,4 +112,4 @@ const otherLimit: typeof MAX_NESTING = 64;
 // @ts-expect-error the state is an object (its values, JSON data, are checked at run time)
 new WasmSandboxExecutor().executeHandler('return 1', { state: 'counter' });
 
-export { native, executor, unknownCode, otherLimit, local, sharing, noStore };
+export { native, executor, unknownCode, otherLimit, local, sharing, noStore, documented, made };
