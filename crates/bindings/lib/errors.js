@@ -44,6 +44,7 @@ class SandboxError extends Error {
     const code = typeof error?.code === 'string' ? error.code : 'INTERNAL';
     return new SandboxError(code, error?.message ?? String(error), {
       location: error?.location ?? null,
+      snippet: error?.snippet ?? null,
       toolName,
       cause: error,
     });

@@ -13,18 +13,21 @@ pub struct BindingError {
     pub code: ErrorCode,
     pub message: String,
     pub location: Option<Location>,
+    /// The source line at `location`.
+    pub snippet: Option<String>,
 }
 
 impl BindingError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        BindingError { code, message: message.into(), location: None }
+        BindingError { code, message: message.into(), location: None, snippet: None }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
         BindingError::new(ErrorCode::InvalidArgument, message)
     }
 
-    /// Builds the JavaScript `Error`: `message`, `code` and, for syntax errors, `location`.
+    /// Builds the JavaScript `Error`: `message`, `code` and, for syntax errors, `location` and
+    /// `snippet`.
     pub fn into_js<'env>(self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         let error = JsError::from(napi::Error::new(self.code.as_str(), self.message)).into_unknown(*env);
         if let Some(Location { line, column }) = self.location {
@@ -35,6 +38,9 @@ impl BindingError {
             location.set_named_property("line", line)?;
             location.set_named_property("column", column)?;
             object.set_named_property("location", location)?;
+            if let Some(snippet) = self.snippet {
+                object.set_named_property("snippet", snippet)?;
+            }
         }
         Ok(error)
     }
@@ -51,7 +57,7 @@ impl BindingError {
 
 impl From<ExecutionError> for BindingError {
     fn from(error: ExecutionError) -> Self {
-        BindingError { code: error.code, message: error.message, location: error.location }
+        BindingError { code: error.code, message: error.message, location: error.location, snippet: error.snippet }
     }
 }
 

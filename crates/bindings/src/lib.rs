@@ -320,7 +320,9 @@ fn source_and_language(code: &Unknown, options: Option<&Unknown>) -> BindingResu
 fn infer(code: &str, language: Language) -> BindingResult<Js<nexus_host_fns::Inference>> {
     Runtime::infer_capabilities_in(code, language).map(Js).map_err(|error| match error {
         InferenceError::Syntax { message, line, column } => {
-            BindingError { code: nexus_abi::ErrorCode::SyntaxError, message, location: Some(Location { line, column }) }
+            let location = Location { line, column };
+            let snippet = nexus_actors::engine::snippet(code, location);
+            BindingError { code: nexus_abi::ErrorCode::SyntaxError, message, location: Some(location), snippet }
         }
         InferenceError::TooLarge { .. } => BindingError::invalid(error.to_string()),
     })

@@ -254,6 +254,22 @@ test('inferCapabilities lists the tokens, and locates syntax errors', async () =
   });
 });
 
+test('a syntax error from precompileHandler or inferCapabilities has its snippet, as one from executeHandler', async () => {
+  const source = 'const a = 1;\nconst b = (;\nreturn a';
+  for (const [what, attempt] of [
+    ['precompileHandler', () => runtime.precompileHandler(source)],
+    ['inferCapabilities', () => runtime.inferCapabilities(source)],
+    ['precompileHandler, TypeScript', () => runtime.precompileHandler('const a: number = 1;\nconst b = (;', { language: 'typescript' })],
+  ]) {
+    await assert.rejects(attempt(), (error) => {
+      assert.equal(error.code, 'SYNTAX_ERROR', what);
+      assert.equal(error.location.line, 2, what);
+      assert.equal(error.snippet, 'const b = (;', what);
+      return true;
+    });
+  }
+});
+
 test('getStats and getPrometheusMetrics report executions', async () => {
   await runtime.executeHandler('return 1');
   const stats = await runtime.getStats();

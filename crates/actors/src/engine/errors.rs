@@ -181,7 +181,7 @@ pub const SNIPPET_CHARS: usize = 200;
 /// The source line at `location`, trailing spaces trimmed; a line longer than
 /// [`SNIPPET_CHARS`] is cut to that many characters around the column, with `…` where it
 /// was cut.
-pub(super) fn snippet(source: &str, location: Location) -> Option<String> {
+pub fn snippet(source: &str, location: Location) -> Option<String> {
     let line = source.lines().nth(location.line.checked_sub(1)? as usize)?.trim_end();
     let length = line.chars().count();
     if length <= SNIPPET_CHARS {

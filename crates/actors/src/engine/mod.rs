@@ -50,6 +50,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Enabled, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig};
 
 pub use config::{ConfigError, EngineConfig, LibrarySlotReset, MAX_WASM_STACK};
+pub use errors::snippet;
 pub use library::{Library, PreloadError};
 pub use module::{GUEST_WASM, GuestImage, image_identity};
 pub use preload::{ImageOrigin, start_identity};
