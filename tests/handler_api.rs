@@ -363,3 +363,19 @@ fn return_values_round_trip_as_json() {
     let cyclic = run("const o = {}; o.self = o; return o;", &[], json!({}));
     assert_eq!(error_code(&cyclic), ErrorCode::RuntimeError);
 }
+
+#[test]
+fn a_state_define_the_proxy_cannot_keep_throws_and_writes_nothing() {
+    // A non-configurable property: the engine would throw after the trap, which used to have
+    // written it already (the handler saw a failure, the host a mutation).
+    let result = run(
+        "let threw = false;\n\
+         try { Object.defineProperty($state, 'flag', { value: true, configurable: false }); } catch (e) { threw = e.name; }\n\
+         Object.defineProperty($state, 'other', { value: 2, configurable: true });\n\
+         return threw;",
+        &["state:write:flag", "state:write:other"],
+        json!({}),
+    );
+    assert_eq!(result.return_value, json!("TypeError"), "{:?}", result.error);
+    assert_eq!(result.records.state_mutations, vec![StateMutation::Set { key: "other".into(), value: json!(2) }]);
+}

@@ -48,3 +48,26 @@ fn in_a_name_it_is_a_type_error() {
         assert!(result.records.events.is_empty() && result.records.view_commands.is_empty(), "{use_of_name}");
     }
 }
+
+#[test]
+fn keys_that_differ_only_in_lone_surrogates_are_a_type_error_not_a_lost_member() {
+    // Both become U+FFFD: one value would silently replace the other.
+    let returned = attempt(request("return { '\\ufffd': 'real', '\\ud800': 'forged' };", &[]));
+    let error = returned.error.as_ref().expect("failed");
+    assert_eq!(error.code, ErrorCode::RuntimeError);
+    assert!(error.message.contains("two keys of an object"), "{error:?}");
+    for use_of_value in [
+        "$emit('e', { '\\ud800': 1, '\\udc00': 2 }); return 1;",
+        "$state.k = { a: { '\\ud800': 1, '\\udc00': 2 } }; return 1;",
+    ] {
+        let source = format!("try {{ {use_of_value} }} catch (e) {{ return [e.name, e.message]; }}");
+        let result = attempt(request(&source, &["events:emit:e", "state:write:k"]));
+        let value = success(&result);
+        assert_eq!(value[0], json!("TypeError"), "{use_of_value}: {value}");
+        assert!(value[1].as_str().unwrap().contains("two keys of an object"), "{use_of_value}: {value}");
+        assert!(result.records.events.is_empty() && result.records.state_mutations.is_empty(), "{use_of_value}");
+    }
+    // One such key alone still becomes U+FFFD.
+    let result = attempt(request("return { '\\ud800': 1, b: 2 };", &[]));
+    assert_eq!(success(&result), &json!({"\u{fffd}": 1, "b": 2}));
+}

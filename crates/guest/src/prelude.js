@@ -88,7 +88,9 @@
       return value === undefined ? undefined : { value, writable: true, enumerable: true, configurable: true };
     },
     defineProperty(_, key, descriptor) {
-      if (typeof key !== 'string' || !('value' in descriptor)) return false;
+      // A non-configurable property is one the proxy could never report (the engine would
+      // throw after the trap): refused before anything is written.
+      if (typeof key !== 'string' || !('value' in descriptor) || descriptor.configurable === false) return false;
       host.stateSet(key, descriptor.value);
       return true;
     },

@@ -297,8 +297,16 @@ impl<'js> Walk<'_, 'js> {
             let member = self.owned(unsafe { qjs::JS_GetProperty(self.raw(), object.as_raw(), atom) })?;
             if let Some(member) = self.property(member, Key::Name(atom))? {
                 let name = self.key(Key::Name(atom))?;
-                let name = name.as_string().map(|name| string_to_json(self.ctx, name)).transpose()?;
-                members.insert(name.unwrap_or_default(), member);
+                let name = name.as_string().map(|name| string_to_json(self.ctx, name)).transpose()?.unwrap_or_default();
+                if members.contains_key(&name) {
+                    // Two keys that differ in lone surrogates only, both now U+FFFD.
+                    let message = format!(
+                        "value is not serializable: two keys of an object become {name:?} once their lone surrogates \
+                         are replaced with U+FFFD (one would be lost)"
+                    );
+                    return Err(Exception::throw_type(self.ctx, &message));
+                }
+                members.insert(name, member);
             }
         }
         Ok(Json::Object(members))
