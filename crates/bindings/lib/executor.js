@@ -123,7 +123,9 @@ class WasmSandboxExecutor {
    * memoryBytes, cacheHit, suspensions, denials }`; returns a function that unsubscribes.
    */
   onMetrics(callback) {
-    if (typeof callback !== 'function') throw new TypeError('onMetrics needs a function');
+    if (typeof callback !== 'function') {
+      throw new SandboxError('INVALID_ARGUMENT', `onMetrics: expected a function, got ${describe(callback)}`);
+    }
     this.metricsListeners.add(callback);
     return () => this.metricsListeners.delete(callback);
   }

@@ -460,6 +460,7 @@ test('the constructor refuses what it cannot use, as a SandboxError naming the o
   const refused = (pattern) => (error) => error instanceof SandboxError && error.code === 'INVALID_ARGUMENT' && pattern.test(error.message);
   assert.throws(() => new WasmSandboxExecutor({ runtime: {} }), refused(/^options\.runtime: expected a NexusRuntime, got an object$/));
   assert.throws(() => new WasmSandboxExecutor({ runtime: 'x' }), refused(/^options\.runtime: expected a NexusRuntime/));
+  assert.throws(() => executor.onMetrics(5), refused(/^onMetrics: expected a function, got the number 5$/));
   assert.throws(
     () => new WasmSandboxExecutor({ runtime: executor.runtime, config: { poolSize: 1 } }),
     refused(/^options\.config: is for a new runtime, not with options\.runtime/),

@@ -134,7 +134,9 @@ test('bad input rejects with an Error carrying code', async () => {
     [{ defaultMemoryLimit: 1 }, /^config: the default memory limit, 1 bytes, is outside \d+ to 268435456 bytes/],
     [{ defaultMemoryLimit: 64 << 20, maxMemoryLimit: 32 << 20 }, /^config: the default memory limit, 67108864 bytes, is outside/],
     [{ defaultMemoryLimit: 1, maxMemoryLimit: 1 }, /^config: the largest memory limit, 1 bytes, is below the snapshot's own memory, \d+ bytes/],
-    [{ poolSize: 10_000_000 }, /^config: configuring wasmtime for \d+ memory slots of 268435456 bytes each: .*fewer instances or a smaller largest memory limit need less\)$/],
+    [{ poolSize: 1_000_000 }, /^config: configuring wasmtime for \d+ memory slots of 268435456 bytes each: .*fewer instances or a smaller largest memory limit need less\)$/],
+    [{ poolSize: 10_000_000 }, /^config: the pool size, 10000000, is above 1048576/],
+    [{ suspensionTimeoutMs: 0 }, /^config: suspension_timeout is 0: every suspension would expire as it is made$/],
   ];
   for (const [config, wording] of unusable) {
     assert.throws(() => new NexusRuntime(config), (error) => error.code === 'INVALID_ARGUMENT' && wording.test(error.message));
