@@ -171,3 +171,22 @@ fn source_past_the_compilers_limits_is_a_syntax_error_not_an_internal_one() {
         assert_eq!(error.code, ErrorCode::SyntaxError, "{error:?}");
     }
 }
+
+#[test]
+fn a_function_named_like_a_stack_frame_does_not_move_a_denial() {
+    for name in ["x (handler.js:2:4)\\n    at y", "x (handler.js:2:4)", "x\\u2028    at y (handler.js:2:4)"] {
+        let source = format!(
+            "const f = {{ ['{name}']() {{ return $state.secret; }} }}['{name}'];\n\
+             // line 2\n\
+             return f();"
+        );
+        let result = attempt(request(&source, &[]));
+        let error = result.error.as_ref().expect("failed");
+        assert_eq!(error.code, ErrorCode::PermissionDenied, "{name}: {error:?}");
+        let location = error.location.map(|l| (l.line, l.column));
+        // `$state` on line 1, after the name as the source spells it.
+        assert_eq!(location, Some((1, 29 + name.len() as u32)), "{name}: {error:?}");
+        let stack = error.stack.as_deref().unwrap_or_default();
+        assert_eq!(stack.lines().count(), 2, "one line per frame: {stack:?}");
+    }
+}

@@ -32,20 +32,55 @@
     const { get, set } = Object.getOwnPropertyDescriptor(ErrorCtor, key);
     return [get, set];
   });
-  const ENGINE_STACK = [undefined, 10];
 
   // Call sites (through `Error.prepareStackTrace`) must not hand out the functions on the
   // stack: they would give handler code the prelude's own functions and the `$state` proxy's
-  // handlers. `getFunction` is the only way to them; it goes, before any handler runs.
+  // handlers. `getFunction` is the only way to them; it goes, before any handler runs. The
+  // methods the runtime's own stacks are written with are kept (a handler may replace them).
+  let siteMethods = null;
   {
     const prepare = ErrorCtor.prepareStackTrace;
     ErrorCtor.prepareStackTrace = (_, sites) => sites;
     const sites = new ErrorCtor().stack;
     ErrorCtor.prepareStackTrace = prepare;
     if (typeof sites === 'object' && sites !== null && sites.length > 0) {
-      delete Object.getPrototypeOf(sites[0]).getFunction;
+      const site = Object.getPrototypeOf(sites[0]);
+      siteMethods = [site.getFunctionName, site.isNative, site.getFileName, site.getLineNumber, site.getColumnNumber];
+      delete site.getFunction;
     }
   }
+
+  // A function's name as a stack frame shows it: on one line. A handler may name a function
+  // `x (handler.js:2:4)\n    at y`, which the engine's own format would print as a frame of
+  // its choosing. Indexing and `+` only: no method a handler can replace.
+  function oneLine(name) {
+    let line = '';
+    for (let i = 0; i < name.length; i++) {
+      const c = name[i];
+      line += c === '\n' || c === '\r' || c === '\u2028' || c === '\u2029' ? ' ' : c;
+    }
+    return line;
+  }
+
+  // The stack of an error the runtime raises, in the engine's own format
+  // (`    at NAME (FILE:LINE:COLUMN)`), each function's name on one line.
+  function engineStack(_, sites) {
+    const [name, isNative, file, line, column] = siteMethods;
+    let stack = '';
+    for (let i = 0; i < sites.length; i++) {
+      const site = sites[i];
+      const named = apply(name, site, []);
+      stack += '    at ' + (typeof named === 'string' && named !== '' ? oneLine(named) : '<anonymous>');
+      if (apply(isNative, site, [])) {
+        stack += ' (native)\n';
+        continue;
+      }
+      const at = apply(line, site, []);
+      stack += ' (' + apply(file, site, []) + (at === -1 ? '' : ':' + at + ':' + apply(column, site, [])) + ')\n';
+    }
+    return stack;
+  }
+  const ENGINE_STACK = [siteMethods === null ? undefined : engineStack, 10];
 
   // Lookups the engine makes on its own, on any object it is handed (`await`, a returned value,
   // `JSON.stringify`): on the API objects they find nothing and reach no host function.

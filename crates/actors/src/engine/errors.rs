@@ -132,10 +132,15 @@ fn in_handler(stack: &str, source: Option<&str>) -> String {
 
 /// Where a stack frame names `file` as its file (`    at f (FILE:3:7)` or `    at FILE:3:7`),
 /// not a file whose name merely ends with it (a library may be named `lib/my-handler.js`): the
-/// offset of the name.
+/// offset of the name. The frame's last such place: the function's name comes before it, and a
+/// handler may name a function `x (handler.js:1:1)`.
 pub(super) fn file_in_frame(frame: &str, file: &str) -> Option<usize> {
     let named = format!("{file}:");
-    frame.match_indices(&named).map(|(at, _)| at).find(|&at| frame[..at].ends_with('(') || frame[..at].ends_with("at "))
+    let (at, _) =
+        frame.rmatch_indices(&named).find(|&(at, _)| frame[..at].ends_with('(') || frame[..at].ends_with("at "))?;
+    // Only where its position (and `)`) ends the frame: before, it is part of a name.
+    let rest = frame[at + named.len()..].trim_start_matches(|c: char| c.is_ascii_digit() || c == ':');
+    matches!(rest.trim_end(), "" | ")").then_some(at)
 }
 
 /// Where a stack frame names the handler's file: the byte range of `handler.js:LINE:COLUMN`
@@ -282,6 +287,25 @@ mod tests {
         let failed =
             from_guest(error("Error", "x", Some("    at start (prelude.js:1:1)\n")), None, Evidence::default());
         assert_eq!(failed.stack, None);
+    }
+
+    #[test]
+    fn a_function_named_like_a_frame_is_not_the_frames_position() {
+        // The name comes first: the frame's own position is the last, and ends the frame.
+        let stack = "    at x (handler.js:2:4) (handler.js:3:16)
+    at f (prelude.js:1:1) (handler.js:5:2)
+";
+        assert_eq!(handler_location(stack), Some(Location { line: 3, column: 16 }));
+        let failed = from_guest(error("Error", "x", Some(stack)), None, Evidence::default());
+        assert_eq!(failed.stack.as_deref(), Some(stack), "no frame is taken for the prelude's");
+        assert_eq!(
+            handler_location(
+                "    at f (lib (1).js:2:3)
+    at g (handler.js:4:1)
+"
+            ),
+            Some(Location { line: 4, column: 1 })
+        );
     }
 
     #[test]
